@@ -1,0 +1,51 @@
+#include "transport/transport.h"
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+
+namespace procpool {
+namespace {
+
+struct Registry {
+  absl::Mutex mu;
+  std::map<std::string, Transport*, std::less<>> transports ABSL_GUARDED_BY(mu);
+};
+
+Registry& GetRegistry() {
+  static Registry* registry = new Registry;
+  return *registry;
+}
+
+}  // namespace
+
+void RegisterTransport(Transport* transport) {
+  Registry& r = GetRegistry();
+  absl::MutexLock lock(&r.mu);
+  r.transports[std::string(transport->name())] = transport;
+}
+
+absl::StatusOr<Transport*> GetTransport(absl::string_view name) {
+  Registry& r = GetRegistry();
+  {
+    absl::MutexLock lock(&r.mu);
+    auto it = r.transports.find(std::string(name));
+    if (it != r.transports.end()) return it->second;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown transport \"", name, "\"; known transports: ",
+                   absl::StrJoin(KnownTransports(), ", "),
+                   " (set Options::transport or --procpool_transport)"));
+}
+
+std::vector<std::string> KnownTransports() {
+  Registry& r = GetRegistry();
+  absl::MutexLock lock(&r.mu);
+  std::vector<std::string> names;
+  for (const auto& [name, unused] : r.transports) names.push_back(name);
+  return names;
+}
+
+}  // namespace procpool

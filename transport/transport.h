@@ -1,0 +1,133 @@
+// The seam between the parent and its workers: a message channel.
+//
+// A Channel carries whole frames (byte strings) in both directions between the
+// parent and one worker process. Every transport ("shm", "unix", "capnp")
+// implements Channel and Transport in a package of its own and registers its
+// Transport under its name; the executor picks one by name.
+//
+// Two ways of driving a channel:
+//   * The parent's manager thread drives it without ever blocking: Send()
+//     queues a frame and writes what it can, Pump() does whatever I/O is
+//     possible and hands out complete incoming frames, and PollFd() /
+//     PollEvents() say what to wait for with epoll alongside other events.
+//     The manager must never block on a worker: a worker that writes a large
+//     result while the parent writes it a large call would otherwise deadlock.
+//   * A worker is single-threaded and uses SendBlocking()/ReceiveBlocking().
+//
+// Thread safety: a Channel is used by one thread at a time (the manager, or the
+// worker's only thread). A Transport is thread-safe.
+//
+// Errors: a peer that died or closed its end is kUnavailable; bytes that are
+// not a valid frame (bad magic, impossible length) are kDataLoss. After an
+// error the channel is unusable, but frames completed before it are still
+// delivered by Pump() first. No call crashes or hangs on bad input.
+//
+// Example (parent):
+//   ASSIGN_OR_RETURN(Transport* t, GetTransport("unix"));
+//   ASSIGN_OR_RETURN(ChannelPair pair, t->CreatePair());
+//   ... start the child with pair.child (its descriptors are inherited or
+//       passed with SCM_RIGHTS); in the child:
+//   ASSIGN_OR_RETURN(auto channel, t->OpenChild(endpoint));
+#ifndef PROCPOOL_TRANSPORT_TRANSPORT_H_
+#define PROCPOOL_TRANSPORT_TRANSPORT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace procpool {
+
+class Channel {
+ public:
+  virtual ~Channel() = default;
+
+  // Non-blocking side (the parent's manager thread).
+
+  // Queues `frame` for the peer and writes as much as possible at once; what
+  // is left is written by later Pump() calls. Never blocks.
+  virtual absl::Status Send(std::string frame) = 0;
+
+  // Does all I/O possible without blocking: flushes queued output and appends
+  // every complete incoming frame to `*frames`, in order. Returns an error
+  // once the channel is unusable (frames completed before the error are still
+  // appended by this call).
+  virtual absl::Status Pump(std::vector<std::string>* frames) = 0;
+
+  // The descriptor to wait on for readability: it becomes readable whenever
+  // Pump() may make progress (input arrived, the peer hung up, or output space
+  // became free). Owned by the channel.
+  virtual int PollFd() const = 0;
+
+  // The epoll events to wait for on PollFd() now: EPOLLIN always, plus
+  // EPOLLOUT for socket transports while queued output remains. Re-read after
+  // every Send()/Pump().
+  virtual uint32_t PollEvents() const = 0;
+
+  // Blocking side (a worker).
+
+  // Sends `frame` and returns once it is fully handed to the transport.
+  virtual absl::Status SendBlocking(absl::string_view frame) = 0;
+
+  // Blocks until the next frame arrives. A clean close by the peer before any
+  // byte of a frame is kUnavailable.
+  virtual absl::StatusOr<std::string> ReceiveBlocking() = 0;
+};
+
+// What a child process needs to open its end of a channel: descriptors it
+// inherits (or receives with SCM_RIGHTS, where their numbers change) and a
+// transport-specific string. `fds` are owned by whoever holds the endpoint;
+// the parent closes its copies once the child has them.
+struct ChildEndpoint {
+  std::vector<int> fds;
+  std::string spec;
+};
+
+struct ChannelPair {
+  std::unique_ptr<Channel> parent;
+  ChildEndpoint child;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  // The registered name: "shm", "unix", "capnp".
+  virtual absl::string_view name() const = 0;
+
+  // Makes a connected channel: the parent's end, and the child's endpoint.
+  // All descriptors are close-on-exec.
+  virtual absl::StatusOr<ChannelPair> CreatePair() = 0;
+
+  // In the child: opens its end from `endpoint`, whose fds are the child's
+  // own numbers. Takes ownership of those descriptors.
+  virtual absl::StatusOr<std::unique_ptr<Channel>> OpenChild(
+      const ChildEndpoint& endpoint) = 0;
+};
+
+// Registers `transport` under transport->name(). Done once per transport at
+// static-initialization time by its package (see PROCPOOL_REGISTER_TRANSPORT).
+void RegisterTransport(Transport* transport);
+
+// The transport registered as `name`, or kInvalidArgument whose message lists
+// the known names.
+absl::StatusOr<Transport*> GetTransport(absl::string_view name);
+
+// The registered names, sorted.
+std::vector<std::string> KnownTransports();
+
+// Registers a Transport subclass instance at static-initialization time.
+#define PROCPOOL_REGISTER_TRANSPORT(Type)                            \
+  static const bool procpool_transport_registered_##Type = [] {    \
+    ::procpool::RegisterTransport(new Type());                      \
+    return true;                                                    \
+  }()
+
+}  // namespace procpool
+
+#endif  // PROCPOOL_TRANSPORT_TRANSPORT_H_

@@ -1,0 +1,184 @@
+// procpool::Future<T>: the result of work submitted to a ProcessPoolExecutor.
+//
+// As in Python's concurrent.futures.Future: a future is PENDING (submitted, not
+// yet handed to a worker), RUNNING (handed to a worker), CANCELLED, or
+// FINISHED (with a value or an exception). Copies are cheap and share one
+// state; operator== compares that state.
+//
+// Example:
+//   procpool::Future<int> f = pool.Submit(Square, 7);
+//   f.AddDoneCallback([](const procpool::Future<int>& done) { ... });
+//   int v = f.Get(absl::Seconds(5));  // throws TimeoutError if not done by then
+//
+// Thread safety: every method may be called from any thread. Done callbacks run
+// on the thread that completes the future (the executor's manager thread, or
+// the thread calling Cancel()), or at once on the caller's thread if the future
+// is already done; a callback that throws is logged and the next still runs.
+#ifndef PROCPOOL_EXECUTOR_FUTURE_H_
+#define PROCPOOL_EXECUTOR_FUTURE_H_
+
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "executor/errors.h"
+#include "executor/internal/future_state.h"
+#include "serialization/codec.h"
+
+namespace procpool {
+namespace internal {
+
+// What a Map chunk comes back as: one value or exception per element.
+template <typename R>
+struct ChunkElement {
+  std::optional<std::conditional_t<std::is_void_v<R>, Unit, R>> value;
+  std::exception_ptr error;
+};
+template <typename R>
+using ChunkResult = std::vector<ChunkElement<R>>;
+
+template <typename T>
+struct IsChunkResult : std::false_type {};
+template <typename R>
+struct IsChunkResult<std::vector<ChunkElement<R>>> : std::true_type {
+  using Element = R;
+};
+
+// The typed state: decodes the worker's single outcome into a T.
+template <typename T>
+class State : public StateBase {
+ public:
+  using Stored = std::conditional_t<std::is_void_v<T>, Unit, T>;
+
+  absl::Status Complete(std::vector<ElementOutcome>&& outcomes) override {
+    if constexpr (IsChunkResult<T>::value) {
+      return CompleteChunk(std::move(outcomes));
+    } else {
+      return CompleteOne(std::move(outcomes));
+    }
+  }
+
+  // Only after WaitAndRethrow() returned (the state is finished with a value).
+  const Stored& value() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return *value_;
+  }
+
+ private:
+  absl::Status CompleteChunk(std::vector<ElementOutcome>&& outcomes) {
+    using R = typename IsChunkResult<T>::Element;
+    T chunk(outcomes.size());
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      if (outcomes[i].error) {
+        chunk[i].error = std::move(outcomes[i].error);
+      } else if constexpr (std::is_void_v<R>) {
+        chunk[i].value.emplace();
+      } else {
+        absl::StatusOr<R> v = DecodeValue<R>(outcomes[i].value);
+        if (!v.ok()) return v.status();
+        chunk[i].value.emplace(*std::move(v));
+      }
+    }
+    FinishWith([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      value_.emplace(std::move(chunk));
+    });
+    return absl::OkStatus();
+  }
+
+  absl::Status CompleteOne(std::vector<ElementOutcome>&& outcomes) {
+    if (outcomes.size() != 1) {
+      return absl::DataLossError("result carries a wrong number of outcomes");
+    }
+    ElementOutcome& o = outcomes[0];
+    if (o.error) {
+      SetException(o.error);
+      return absl::OkStatus();
+    }
+    if constexpr (std::is_void_v<T>) {
+      if (!o.value.empty()) {
+        return absl::DataLossError("void result carries a value");
+      }
+      FinishWith([] {});
+    } else {
+      absl::StatusOr<T> v = DecodeValue<T>(o.value);
+      if (!v.ok()) return v.status();
+      FinishWith([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        value_.emplace(*std::move(v));
+      });
+    }
+    return absl::OkStatus();
+  }
+
+  std::optional<Stored> value_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace internal
+
+template <typename T>
+class Future {
+ public:
+  // An empty future (no state); only assignable. Futures come from Submit().
+  Future() = default;
+
+  // Cancels the work if it is still pending. Returns true if the future is
+  // now cancelled (including when it already was), false if it is running or
+  // finished.
+  bool Cancel() { return state_->Cancel(); }
+  bool Cancelled() const { return state_->cancelled(); }
+  bool Running() const { return state_->running(); }
+  // Finished (with a value or an exception) or cancelled.
+  bool Done() const { return state_->done(); }
+
+  // Waits up to `timeout` and returns the value, or throws: the task's
+  // exception, CancelledError, BrokenProcessPool; TimeoutError if not done
+  // within `timeout` (absl::ZeroDuration() polls).
+  template <typename U = T>
+  std::enable_if_t<!std::is_void_v<U>, const U&> Get(
+      absl::Duration timeout = absl::InfiniteDuration()) const {
+    state_->WaitAndRethrow(timeout);
+    return state_->value();
+  }
+  template <typename U = T>
+  std::enable_if_t<std::is_void_v<U>> Get(
+      absl::Duration timeout = absl::InfiniteDuration()) const {
+    state_->WaitAndRethrow(timeout);
+  }
+
+  // Waits up to `timeout` and returns the exception the work ended with
+  // (null on success) without throwing it. Throws CancelledError if the
+  // future was cancelled, TimeoutError if not done in time.
+  std::exception_ptr Exception(
+      absl::Duration timeout = absl::InfiniteDuration()) const {
+    return state_->WaitException(timeout);
+  }
+
+  // Calls fn(*this) when the future completes, or at once if it is done.
+  void AddDoneCallback(std::function<void(const Future<T>&)> fn) const {
+    Future<T> self = *this;
+    state_->AddDoneCallback(
+        [self, fn = std::move(fn)]() { fn(self); });
+  }
+
+  friend bool operator==(const Future& a, const Future& b) {
+    return a.state_ == b.state_;
+  }
+  friend bool operator!=(const Future& a, const Future& b) {
+    return !(a == b);
+  }
+
+  // Internal: the shared state.
+  explicit Future(std::shared_ptr<internal::State<T>> state)
+      : state_(std::move(state)) {}
+  const std::shared_ptr<internal::State<T>>& state() const { return state_; }
+
+ private:
+  std::shared_ptr<internal::State<T>> state_;
+};
+
+}  // namespace procpool
+
+#endif  // PROCPOOL_EXECUTOR_FUTURE_H_

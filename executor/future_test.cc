@@ -1,0 +1,187 @@
+// Future, Wait and AsCompleted on their own, completed by hand (S27-S32).
+// The same behaviours through a real pool are in process_pool_executor_test.
+#include "executor/future.h"
+
+#include <atomic>
+#include <thread>
+
+#include "executor/wait.h"
+#include "gtest/gtest.h"
+
+namespace procpool {
+namespace {
+
+using internal::ElementOutcome;
+using internal::State;
+
+Future<int> NewFuture() { return Future<int>(std::make_shared<State<int>>()); }
+
+void Finish(Future<int>& f, int v) {
+  f.state()->SetRunningOrNotifyCancel();
+  std::vector<ElementOutcome> outcomes(1);
+  outcomes[0].value = EncodeValue(v);
+  ASSERT_TRUE(f.state()->Complete(std::move(outcomes)).ok());
+}
+
+void Fail(Future<int>& f) {
+  f.state()->SetRunningOrNotifyCancel();
+  f.state()->SetException(
+      std::make_exception_ptr(std::invalid_argument("bad")));
+}
+
+TEST(Future, S27StateTable) {
+  Future<int> pending = NewFuture();
+  EXPECT_FALSE(pending.Done());
+  EXPECT_TRUE(pending.Cancel());
+  EXPECT_TRUE(pending.Cancelled());
+  EXPECT_TRUE(pending.Done());
+  EXPECT_TRUE(pending.Cancel());  // already cancelled: still true
+
+  Future<int> running = NewFuture();
+  running.state()->SetRunningOrNotifyCancel();
+  EXPECT_TRUE(running.Running());
+  EXPECT_FALSE(running.Cancel());
+  EXPECT_FALSE(running.Cancelled());
+
+  Future<int> finished = NewFuture();
+  Finish(finished, 5);
+  EXPECT_FALSE(finished.Cancel());
+  EXPECT_TRUE(finished.Done());
+  EXPECT_EQ(finished.Get(), 5);
+}
+
+TEST(Future, S28GetAndException) {
+  Future<int> f = NewFuture();
+  EXPECT_THROW(f.Get(absl::ZeroDuration()), TimeoutError);
+  f.state()->SetRunningOrNotifyCancel();
+  EXPECT_THROW(f.Get(absl::ZeroDuration()), TimeoutError);
+  EXPECT_THROW(f.Exception(absl::ZeroDuration()), TimeoutError);
+
+  Future<int> c = NewFuture();
+  c.Cancel();
+  EXPECT_THROW(c.Get(absl::ZeroDuration()), CancelledError);
+
+  Future<int> failed = NewFuture();
+  Fail(failed);
+  std::exception_ptr e = failed.Exception();
+  ASSERT_TRUE(e);
+  EXPECT_THROW(std::rethrow_exception(e), std::invalid_argument);
+  EXPECT_THROW(failed.Get(), std::invalid_argument);
+
+  Future<int> ok = NewFuture();
+  Finish(ok, 1);
+  EXPECT_EQ(ok.Exception(), nullptr);
+}
+
+TEST(Future, SetTwiceIsInvalidState) {
+  Future<int> f = NewFuture();
+  Finish(f, 1);
+  EXPECT_THROW(f.state()->SetException(std::make_exception_ptr(1)),
+               InvalidStateError);
+}
+
+TEST(Future, S29CallbacksInOrderAndAfterThrow) {
+  std::vector<int> order;
+  Future<int> f = NewFuture();
+  f.AddDoneCallback([&](const Future<int>&) { order.push_back(1); });
+  f.AddDoneCallback([&](const Future<int>&) { throw std::runtime_error("x"); });
+  f.AddDoneCallback([&](const Future<int>& g) {
+    EXPECT_EQ(g, f);
+    order.push_back(3);
+  });
+  EXPECT_TRUE(order.empty());
+  Finish(f, 2);
+  EXPECT_EQ(order, (std::vector<int>{1, 3}));
+  f.AddDoneCallback([&](const Future<int>&) { order.push_back(4); });
+  EXPECT_EQ(order, (std::vector<int>{1, 3, 4}));
+
+  int on_cancel = 0, on_fail = 0;
+  Future<int> c = NewFuture();
+  c.AddDoneCallback([&](const Future<int>& g) { on_cancel += g.Cancelled(); });
+  c.Cancel();
+  Future<int> x = NewFuture();
+  x.AddDoneCallback([&](const Future<int>&) { ++on_fail; });
+  Fail(x);
+  EXPECT_EQ(on_cancel, 1);
+  EXPECT_EQ(on_fail, 1);
+}
+
+TEST(Future, S30BlockedGetWakesOnCancelAndResult) {
+  Future<int> a = NewFuture();
+  std::thread t([&] { EXPECT_THROW(a.Get(absl::Seconds(30)), CancelledError); });
+  absl::SleepFor(absl::Milliseconds(50));
+  a.Cancel();
+  t.join();
+
+  Future<int> b = NewFuture();
+  std::thread u([&] { EXPECT_EQ(b.Get(absl::Seconds(30)), 9); });
+  absl::SleepFor(absl::Milliseconds(50));
+  Finish(b, 9);
+  u.join();
+}
+
+TEST(Wait, S31Modes) {
+  Future<int> done = NewFuture();
+  Finish(done, 1);
+  Future<int> pending = NewFuture();
+  auto r = Wait<int>({done, pending, done}, absl::Milliseconds(50),
+                     ReturnWhen::kFirstCompleted);
+  EXPECT_EQ(r.done.size(), 1u);  // duplicates count once
+  EXPECT_EQ(r.not_done.size(), 1u);
+
+  r = Wait<int>({done, pending}, absl::Milliseconds(50),
+                ReturnWhen::kAllCompleted);
+  EXPECT_EQ(r.done.size(), 1u);  // timeout returns what is done, no throw
+  EXPECT_EQ(r.not_done.size(), 1u);
+
+  // kFirstException acts as kAllCompleted when nothing fails.
+  r = Wait<int>({done, pending}, absl::Milliseconds(50),
+                ReturnWhen::kFirstException);
+  EXPECT_EQ(r.not_done.size(), 1u);
+  Future<int> failed = NewFuture();
+  std::thread t([&] {
+    absl::SleepFor(absl::Milliseconds(30));
+    Fail(failed);
+  });
+  r = Wait<int>({done, pending, failed}, absl::Seconds(30),
+                ReturnWhen::kFirstException);
+  t.join();
+  EXPECT_EQ(r.done.size(), 2u);
+  EXPECT_EQ(r.not_done.size(), 1u);
+
+  std::thread u([&] {
+    absl::SleepFor(absl::Milliseconds(30));
+    Finish(pending, 3);
+  });
+  r = Wait<int>({done, pending, failed}, absl::Seconds(30),
+                ReturnWhen::kAllCompleted);
+  u.join();
+  EXPECT_EQ(r.done.size(), 3u);
+  EXPECT_TRUE(r.not_done.empty());
+}
+
+TEST(AsCompleted, S32DoneFirstThenCompletionOrderThenTimeout) {
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < 4; ++i) fs.push_back(NewFuture());
+  Finish(fs[2], 2);
+  std::thread t([&] {
+    absl::SleepFor(absl::Milliseconds(20));
+    Finish(fs[3], 3);
+  });
+  std::vector<int> seen;
+  std::string error;
+  try {
+    for (const Future<int>& f : AsCompleted<int>({fs[0], fs[1], fs[2], fs[3], fs[2]},
+                                                 absl::Milliseconds(300))) {
+      seen.push_back(f.Get());
+    }
+  } catch (const TimeoutError& e) {
+    error = e.what();
+  }
+  t.join();
+  EXPECT_EQ(seen, (std::vector<int>{2, 3}));
+  EXPECT_EQ(error, "2 (of 4) futures unfinished");
+}
+
+}  // namespace
+}  // namespace procpool

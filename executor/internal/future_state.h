@@ -1,0 +1,120 @@
+// The shared state behind procpool::Future<T> (internal).
+//
+// A StateBase is created by Submit/Map, shared by every copy of the Future and
+// by the executor while the work is pending or running, and released by the
+// executor as soon as the work is done (S4). Its transitions follow CPython's
+// Future: PENDING -> RUNNING -> FINISHED, or PENDING -> CANCELLED.
+//
+// Thread safety: every method is thread-safe. Done callbacks and waiter
+// notifications run on the thread that completes the state (the executor's
+// manager thread, or the thread that calls Cancel()), after mu_ is released.
+#ifndef PROCPOOL_EXECUTOR_INTERNAL_FUTURE_STATE_H_
+#define PROCPOOL_EXECUTOR_INTERNAL_FUTURE_STATE_H_
+
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace procpool {
+namespace internal {
+
+class StateBase;
+
+// Collects completions of several states for Wait() and AsCompleted().
+class Waiter {
+ public:
+  // Called by a state when it completes (finished, failed or cancelled).
+  void Notify(StateBase* state);
+
+  absl::Mutex mu;
+  std::vector<StateBase*> completed ABSL_GUARDED_BY(mu);
+};
+
+// The outcome of one element of a call, as the executor hands it over:
+// encoded value bytes, or an exception already rebuilt in the parent.
+struct ElementOutcome {
+  std::string value;
+  std::exception_ptr error;  // set: the element failed
+};
+
+class StateBase : public std::enable_shared_from_this<StateBase> {
+ public:
+  enum class Phase { kPending, kRunning, kCancelled, kFinished };
+
+  virtual ~StateBase() = default;
+
+  // Future's API.
+  bool Cancel();
+  bool cancelled() const;
+  bool running() const;
+  bool done() const;
+  // Finished with an exception (not cancelled).
+  bool failed() const;
+  // Blocks until done or `timeout`; returns false on timeout.
+  bool WaitDone(absl::Duration timeout) const;
+  // Waits, then throws CancelledError if cancelled or TimeoutError if not done
+  // in time; returns the exception (null on success).
+  std::exception_ptr WaitException(absl::Duration timeout) const;
+  // Waits, then rethrows the exception if any (or CancelledError/TimeoutError).
+  void WaitAndRethrow(absl::Duration timeout) const;
+  void AddDoneCallback(std::function<void()> fn);
+
+  // Executor's API.
+
+  // PENDING -> RUNNING and true; false if the state was cancelled (the
+  // executor then drops the work). Any other phase is a bug (CHECK).
+  bool SetRunningOrNotifyCancel();
+  // Completes the state from the worker's outcomes. Returns an error (and
+  // leaves the state untouched) if the values cannot be decoded; the executor
+  // then breaks the pool (S5).
+  virtual absl::Status Complete(std::vector<ElementOutcome>&& outcomes) = 0;
+  // Completes the state with `error`. Throws InvalidStateError if it is
+  // already finished or cancelled.
+  void SetException(std::exception_ptr error);
+  // Like SetException but a no-op on a done state; true if it completed it.
+  bool TrySetException(std::exception_ptr error);
+
+  // Wait()/AsCompleted(): registers `w` to be notified on completion.
+  // Returns true (and does not register) if the state is already done.
+  bool AddWaiter(Waiter* w);
+  void RemoveWaiter(Waiter* w);
+
+ protected:
+  // For Complete(): stores the value with `store` under the lock and finishes.
+  // `store` runs with mu_ held.
+  void FinishWith(const std::function<void()>& store);
+
+  mutable absl::Mutex mu_;
+  Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kPending;
+  std::exception_ptr error_ ABSL_GUARDED_BY(mu_);
+
+ private:
+  bool DoneLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return phase_ == Phase::kCancelled || phase_ == Phase::kFinished;
+  }
+  // Runs callbacks and notifies waiters; mu_ must not be held.
+  void RunCompletion();
+
+  std::vector<std::function<void()>> callbacks_ ABSL_GUARDED_BY(mu_);
+  std::vector<Waiter*> waiters_ ABSL_GUARDED_BY(mu_);
+};
+
+// Throws the TimeoutError Get()/Exception() report.
+[[noreturn]] void ThrowFutureTimeout(absl::Duration timeout);
+
+// The empty value stored for void results.
+struct Unit {};
+
+}  // namespace internal
+}  // namespace procpool
+
+#endif  // PROCPOOL_EXECUTOR_INTERNAL_FUTURE_STATE_H_

@@ -1,0 +1,603 @@
+#include "executor/internal/pool.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "executor/exception_registry.h"
+#include "executor/task.h"
+#include "glog/logging.h"
+
+namespace procpool {
+namespace internal {
+namespace {
+
+constexpr uint64_t kWakeKey = ~uint64_t{0};
+constexpr uint64_t kChannelKind = 0;
+constexpr uint64_t kPidKind = 1;
+// How long a worker may linger after its channel closed or it was told to shut
+// down before it is killed.
+constexpr absl::Duration kExitGrace = absl::Seconds(5);
+constexpr absl::Duration kReapTimeout = absl::Seconds(5);
+
+constexpr char kAbruptMessage[] =
+    "A process in the process pool was terminated abruptly while the future "
+    "was running or pending";
+
+std::atomic<bool> process_exiting{false};
+
+void InstallAtExitOnce() {
+  static bool installed = [] {
+    std::atexit([] { process_exiting.store(true); });
+    return true;
+  }();
+  (void)installed;
+}
+
+uint64_t Key(int id, uint64_t kind) {
+  return (static_cast<uint64_t>(id) << 1) | kind;
+}
+
+}  // namespace
+
+Pool::Pool(PoolConfig config)
+    : config_(std::move(config)),
+      launcher_(MakeLauncher(config_.start_method)) {
+  InstallAtExitOnce();
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  PCHECK(wake_fd_ >= 0) << "eventfd";
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  PCHECK(epoll_fd_ >= 0) << "epoll_create1";
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kWakeKey;
+  PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) == 0);
+}
+
+Pool::~Pool() {
+  Shutdown(/*wait=*/true, /*cancel_futures=*/false);
+  close(epoll_fd_);
+  close(wake_fd_);
+}
+
+void Pool::Submit(WorkItem item) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutdown_) {
+      throw ShutdownError("cannot schedule new futures after shutdown");
+    }
+    if (broken_) throw BrokenProcessPool(*broken_);
+    if (process_exiting.load()) {
+      throw ShutdownError("cannot schedule new futures after process exit began");
+    }
+    pending_.push_back(std::move(item));
+    if (!manager_started_) {
+      manager_started_ = true;
+      manager_ = std::thread([this] { ManagerLoop(); });
+    }
+  }
+  // An eventfd write never blocks (S21); EAGAIN only means it is already set.
+  uint64_t one = 1;
+  ssize_t ignored = write(wake_fd_, &one, sizeof(one));
+  (void)ignored;
+}
+
+void Pool::Shutdown(bool wait, bool cancel_futures) {
+  std::deque<WorkItem> to_cancel;
+  {
+    absl::MutexLock lock(&mu_);
+    shutdown_ = true;
+    if (cancel_futures) to_cancel = pending_;
+  }
+  // Cancel outside mu_: cancellation runs done callbacks.
+  for (WorkItem& item : to_cancel) item.state->Cancel();
+  to_cancel.clear();
+  uint64_t one = 1;
+  ssize_t ignored = write(wake_fd_, &one, sizeof(one));
+  (void)ignored;
+  if (!wait) return;
+  absl::MutexLock join_lock(&join_mu_);
+  std::thread manager;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!manager_.joinable()) return;
+    if (manager_.get_id() == std::this_thread::get_id()) return;
+    manager = std::move(manager_);
+  }
+  manager.join();
+}
+
+void Pool::SignalWorkers(int sig) {
+  Shutdown(/*wait=*/false, /*cancel_futures=*/true);
+  {
+    absl::MutexLock lock(&mu_);
+    if (broken_ || !manager_started_) return;
+    terminate_signal_ = sig;
+  }
+  uint64_t one = 1;
+  ssize_t ignored = write(wake_fd_, &one, sizeof(one));
+  (void)ignored;
+}
+
+std::vector<pid_t> Pool::WorkerPids() const {
+  absl::MutexLock lock(&mu_);
+  return live_pids_;
+}
+
+void Pool::UpdateLivePids() {
+  std::vector<pid_t> pids;
+  for (const auto& [id, w] : workers_) pids.push_back(w.process.pid);
+  absl::MutexLock lock(&mu_);
+  live_pids_ = std::move(pids);
+}
+
+int Pool::EpollTimeoutMs() const {
+  absl::Time next = absl::InfiniteFuture();
+  for (const auto& [id, w] : workers_) next = std::min(next, w.kill_deadline);
+  if (next == absl::InfiniteFuture()) return -1;
+  absl::Duration left = next - absl::Now();
+  if (left <= absl::ZeroDuration()) return 0;
+  return static_cast<int>(absl::ToInt64Milliseconds(left)) + 1;
+}
+
+void Pool::ManagerLoop() {
+  constexpr int kMaxEvents = 64;
+  struct epoll_event events[kMaxEvents];
+  while (true) {
+    int n = epoll_wait(epoll_fd_, events, kMaxEvents, EpollTimeoutMs());
+    if (n < 0) {
+      PCHECK(errno == EINTR) << "epoll_wait";
+      n = 0;
+    }
+    for (int i = 0; i < n; ++i) {
+      uint64_t key = events[i].data.u64;
+      if (key == kWakeKey) {
+        uint64_t value;
+        ssize_t ignored = read(wake_fd_, &value, sizeof(value));
+        (void)ignored;
+        continue;
+      }
+      int id = static_cast<int>(key >> 1);
+      auto it = workers_.find(id);
+      if (it == workers_.end()) continue;
+      if ((key & 1) == kChannelKind) {
+        PumpWorker(it->second);
+      } else {
+        OnWorkerExit(id);
+      }
+    }
+    // Signals requested by TerminateWorkers()/KillWorkers().
+    int sig;
+    {
+      absl::MutexLock lock(&mu_);
+      sig = terminate_signal_;
+    }
+    if (sig != 0 && !signalled_) {
+      signalled_ = true;
+      for (auto& [id, w] : workers_) KillWorker(w, sig);
+    }
+    // Workers that overstayed their grace period.
+    absl::Time now = absl::Now();
+    for (auto& [id, w] : workers_) {
+      if (w.kill_deadline <= now && w.signal_sent != SIGKILL) {
+        KillWorker(w, SIGKILL);
+      }
+    }
+    if (!broken_local_) Dispatch();
+    if (!broken_local_) RetireIdleWorkers();
+    UpdateLivePids();
+    if (ShouldExit()) break;
+  }
+  VLOG(1) << "procpool: manager thread exits";
+}
+
+bool Pool::CanTakeWork(const Worker& w) const {
+  if (!w.ready || w.shutdown_sent || w.killed || w.channel == nullptr) {
+    return false;
+  }
+  return config_.max_tasks_per_child <= 0 ||
+         w.tasks_assigned < config_.max_tasks_per_child;
+}
+
+void Pool::Dispatch() {
+  struct Send {
+    Worker* worker;
+    WorkItem item;
+  };
+  std::vector<Send> sends;
+  size_t still_pending = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    // Idle ready workers first, then (only when no worker is starting) one
+    // queued item per busy worker, so a future is handed out early at most
+    // once beyond the running one (S16).
+    for (int pass = 0; pass < 2 && !pending_.empty(); ++pass) {
+      if (pass == 1 && starting_ > 0) break;
+      size_t limit = pass == 0 ? 0 : 1;
+      for (auto& [id, w] : workers_) {
+        if (pending_.empty()) break;
+        if (!CanTakeWork(w)) continue;
+        size_t queued = 0;  // already picked for w in this call
+        for (const Send& s : sends) queued += s.worker == &w;
+        if (w.assigned.size() + queued > limit) continue;
+        if (config_.max_tasks_per_child > 0 &&
+            w.tasks_assigned + static_cast<int64_t>(queued) >=
+                config_.max_tasks_per_child) {
+          continue;
+        }
+        while (!pending_.empty()) {
+          WorkItem item = std::move(pending_.front());
+          pending_.pop_front();
+          if (!item.state->SetRunningOrNotifyCancel()) continue;  // cancelled
+          sends.push_back(Send{&w, std::move(item)});
+          break;
+        }
+      }
+    }
+    // Skip over cancelled items so they do not make us start workers.
+    while (!pending_.empty() && pending_.front().state->cancelled()) {
+      pending_.pop_front();
+    }
+    still_pending = pending_.size();
+  }
+  for (Send& s : sends) {
+    Worker& w = *s.worker;
+    wire::Call call;
+    call.work_id = next_work_id_++;
+    call.task = s.item.task;
+    call.args = std::move(s.item.args);
+    ++w.tasks_assigned;
+    w.assigned.push_back(Assigned{call.work_id, std::move(s.item.task),
+                                  std::move(s.item.state)});
+    absl::Status sent = w.channel->Send(wire::EncodeMessage(call));
+    if (!sent.ok()) {
+      OnChannelError(w, sent);
+      if (broken_local_) return;
+      continue;
+    }
+    UpdateEvents(w);
+  }
+  // Start workers for what no idle or starting worker will take (S6).
+  size_t idle = 0;
+  for (const auto& [id, w] : workers_) {
+    if (CanTakeWork(w) && w.assigned.empty()) ++idle;
+  }
+  while (!broken_local_ && still_pending > idle + starting_ &&
+         static_cast<int>(workers_.size()) < config_.max_workers) {
+    StartWorker();
+  }
+}
+
+void Pool::StartWorker() {
+  absl::StatusOr<ChannelPair> pair = config_.transport->CreatePair();
+  if (!pair.ok()) {
+    WorkerCrash crash;
+    crash.cause = std::string(pair.status().message());
+    BreakPool("A child process could not be started", crash);
+    return;
+  }
+  LaunchRequest request{std::string(config_.transport->name()),
+                        pair->child, config_.worker_binary};
+  absl::StatusOr<WorkerProcess> process = launcher_->Start(request);
+  for (int fd : pair->child.fds) close(fd);
+  if (!process.ok()) {
+    BreakPool(absl::StrCat("A child process ", process.status().message()),
+              WorkerCrash{});
+    return;
+  }
+  const int id = next_worker_id_++;
+  Worker& w = workers_[id];
+  w.id = id;
+  w.process = *process;
+  w.channel = std::move(pair->parent);
+  ++starting_;
+  VLOG(1) << "procpool: started worker pid " << w.process.pid << " ("
+          << StartMethodName(config_.start_method) << ", "
+          << config_.transport->name() << ")";
+
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.u64 = Key(id, kPidKind);
+  PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.process.pidfd, &ev) == 0);
+  ev.events = EPOLLIN;
+  ev.data.u64 = Key(id, kChannelKind);
+  PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.channel->PollFd(), &ev) == 0);
+  w.registered_events = EPOLLIN;
+
+  wire::Config config;
+  config.initializer = config_.initializer;
+  config.max_tasks = config_.max_tasks_per_child;
+  absl::Status sent = w.channel->Send(wire::EncodeMessage(config));
+  if (!sent.ok()) {
+    OnChannelError(w, sent);
+    return;
+  }
+  UpdateEvents(w);
+}
+
+void Pool::UpdateEvents(Worker& w) {
+  if (w.channel == nullptr) return;
+  uint32_t events = w.channel->PollEvents();
+  if (events == w.registered_events) return;
+  struct epoll_event ev = {};
+  ev.events = events;
+  ev.data.u64 = Key(w.id, kChannelKind);
+  PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, w.channel->PollFd(), &ev) == 0);
+  w.registered_events = events;
+}
+
+void Pool::CloseChannel(Worker& w) {
+  if (w.channel == nullptr) return;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w.channel->PollFd(), nullptr);
+  w.channel.reset();
+  if (!w.ready) --starting_;
+  w.ready = false;
+}
+
+void Pool::KillWorker(Worker& w, int sig) {
+  if (kill(w.process.pid, sig) == 0) {
+    w.killed = true;
+    w.signal_sent = sig;
+    w.kill_deadline = absl::Now() + kExitGrace;
+  }
+}
+
+void Pool::PumpWorker(Worker& w) {
+  if (w.channel == nullptr) return;
+  std::vector<std::string> frames;
+  absl::Status status = w.channel->Pump(&frames);
+  const int id = w.id;
+  for (const std::string& frame : frames) {
+    if (!HandleFrame(w, frame)) return;
+    if (workers_.find(id) == workers_.end()) return;
+  }
+  if (!status.ok()) {
+    OnChannelError(w, status);
+    return;
+  }
+  UpdateEvents(w);
+}
+
+void Pool::OnChannelError(Worker& w, const absl::Status& status) {
+  VLOG(1) << "procpool: channel to worker pid " << w.process.pid
+          << " failed: " << status;
+  CloseChannel(w);
+  if (absl::IsDataLoss(status)) {
+    WorkerCrash crash;
+    crash.pid = w.process.pid;
+    if (!w.assigned.empty()) {
+      crash.task_name = w.assigned.front().task;
+      crash.work_id = static_cast<int64_t>(w.assigned.front().work_id);
+    }
+    crash.cause = absl::StrCat("corrupted data from the worker: ",
+                               status.message());
+    BreakPool("A worker sent data the pool could not read", crash);
+    return;
+  }
+  // The worker closed its end: it is exiting. Its pidfd tells us when; if it
+  // lingers, it is killed.
+  w.kill_deadline = std::min(w.kill_deadline, absl::Now() + kExitGrace);
+}
+
+bool Pool::HandleFrame(Worker& w, const std::string& frame) {
+  absl::StatusOr<wire::Message> message = wire::DecodeMessage(frame);
+  if (!message.ok()) {
+    OnChannelError(w, message.status());
+    return false;
+  }
+  if (auto* hello = std::get_if<wire::Hello>(&*message)) {
+    HandleHello(w, *hello);
+  } else if (auto* result = std::get_if<wire::Result>(&*message)) {
+    HandleResult(w, *result);
+  } else if (auto* failed = std::get_if<wire::InitFailed>(&*message)) {
+    WorkerCrash crash;
+    crash.pid = w.process.pid;
+    crash.cause = absl::StrCat("initializer ", config_.initializer->task,
+                               " failed: ", failed->exception.type_name, ": ",
+                               failed->exception.message);
+    BreakPool(
+        "A process in the process pool failed its initializer; the pool is "
+        "not usable anymore",
+        crash);
+  } else if (auto* fatal = std::get_if<wire::Fatal>(&*message)) {
+    WorkerCrash crash;
+    crash.pid = w.process.pid;
+    if (!w.assigned.empty()) {
+      crash.task_name = w.assigned.front().task;
+      crash.work_id = static_cast<int64_t>(w.assigned.front().work_id);
+    }
+    crash.cause = fatal->exception.message;
+    BreakPool("A worker hit a protocol error", crash);
+  } else {
+    OnChannelError(w, absl::DataLossError(absl::StrCat(
+                          "unexpected ", wire::MessageKind(*message),
+                          " message from a worker")));
+  }
+  return !broken_local_;
+}
+
+void Pool::HandleHello(Worker& w, const wire::Hello& hello) {
+  if (hello.protocol_version != wire::kProtocolVersion) {
+    WorkerCrash crash;
+    crash.pid = w.process.pid;
+    crash.cause = absl::StrCat("protocol version ", hello.protocol_version,
+                               " in the worker, ", wire::kProtocolVersion,
+                               " in this program");
+    BreakPool(absl::StrCat("The worker binary ", config_.worker_binary,
+                           " speaks another procpool protocol"),
+              crash);
+    return;
+  }
+  if (hello.fingerprint != TaskFingerprint()) {
+    // Tasks the two sides both have must agree; the worker may have fewer.
+    for (const wire::TaskSignature& theirs : hello.tasks) {
+      const TaskInfo* ours = FindTaskByName(theirs.name);
+      if (ours != nullptr && ours->signature != theirs.signature) {
+        WorkerCrash crash;
+        crash.pid = w.process.pid;
+        crash.cause = absl::StrCat(
+            "handshake fingerprint mismatch: task ", theirs.name, " is ",
+            ours->signature, " in this program but ", theirs.signature,
+            " in the worker");
+        BreakPool(absl::StrCat("The worker binary ", config_.worker_binary,
+                               " was built from different task code; rebuild "
+                               "it from the same sources"),
+                  crash);
+        return;
+      }
+    }
+  }
+  if (!w.ready) --starting_;
+  w.ready = true;
+}
+
+void Pool::HandleResult(Worker& w, wire::Result& result) {
+  if (w.assigned.empty() || w.assigned.front().work_id != result.work_id) {
+    OnChannelError(w, absl::DataLossError(absl::StrCat(
+                          "result for unexpected work id ", result.work_id)));
+    return;
+  }
+  Assigned done = std::move(w.assigned.front());
+  w.assigned.pop_front();
+  std::vector<ElementOutcome> outcomes(result.outcomes.size());
+  for (size_t i = 0; i < result.outcomes.size(); ++i) {
+    wire::Outcome& o = result.outcomes[i];
+    if (o.ok) {
+      outcomes[i].value = std::move(o.value);
+    } else {
+      RemoteTracebackInfo info;
+      info.pid = w.process.pid;
+      info.task_name = done.task;
+      info.traceback = std::move(o.exception.traceback);
+      outcomes[i].error = RebuildException(o.exception.type_name,
+                                           o.exception.message, std::move(info));
+    }
+  }
+  absl::Status completed = done.state->Complete(std::move(outcomes));
+  if (!completed.ok()) {
+    WorkerCrash crash;
+    crash.pid = w.process.pid;
+    crash.task_name = done.task;
+    crash.work_id = static_cast<int64_t>(done.work_id);
+    crash.cause = absl::StrCat("could not decode the result: ",
+                               completed.message());
+    const std::string message =
+        "The result of a task could not be decoded; the pool is not usable "
+        "anymore";
+    // Break first, so that whoever sees this future fail also sees a
+    // broken pool.
+    BreakPool(message, crash);
+    done.state->TrySetException(
+        std::make_exception_ptr(BrokenProcessPool(message, crash)));
+  }
+}
+
+void Pool::OnWorkerExit(int id) {
+  Worker& w = workers_.at(id);
+  // Deliver whatever the worker wrote before it died.
+  if (w.channel != nullptr) {
+    std::vector<std::string> frames;
+    absl::Status status = w.channel->Pump(&frames);
+    for (const std::string& frame : frames) {
+      if (!HandleFrame(w, frame)) break;
+    }
+    CloseChannel(w);
+  }
+  absl::StatusOr<int> wait_status = launcher_->Reap(w.process, kReapTimeout);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w.process.pidfd, nullptr);
+  close(w.process.pidfd);
+  WorkerCrash crash;
+  if (wait_status.ok()) {
+    crash = WorkerCrash::FromWaitStatus(w.process.pid, *wait_status);
+  } else {
+    crash.pid = w.process.pid;
+    crash.cause = std::string(wait_status.status().message());
+  }
+  VLOG(1) << "procpool: worker pid " << w.process.pid << " exited: "
+          << crash.Describe();
+  const bool retired = config_.max_tasks_per_child > 0 &&
+                       w.tasks_assigned >= config_.max_tasks_per_child;
+  const bool expected =
+      w.assigned.empty() && !w.killed && (w.shutdown_sent || retired) &&
+      crash.exit_code.has_value() && *crash.exit_code == 0;
+  if (!expected && !broken_local_) {
+    if (!w.assigned.empty()) {
+      crash.task_name = w.assigned.front().task;
+      crash.work_id = static_cast<int64_t>(w.assigned.front().work_id);
+    }
+    int sig;
+    {
+      absl::MutexLock lock(&mu_);
+      sig = terminate_signal_;
+    }
+    BreakPool(sig != 0 ? absl::StrCat("A worker was stopped by ",
+                                      sig == SIGKILL ? "KillWorkers()"
+                                                     : "TerminateWorkers()")
+                       : kAbruptMessage,
+              crash);
+  }
+  workers_.erase(id);
+}
+
+void Pool::BreakPool(const std::string& message, WorkerCrash crash) {
+  if (broken_local_) return;
+  broken_local_ = true;
+  const BrokenProcessPool prototype(message, crash);
+  std::deque<WorkItem> pending;
+  bool requested;
+  {
+    absl::MutexLock lock(&mu_);
+    broken_ = prototype.what();
+    pending.swap(pending_);
+    requested = terminate_signal_ != 0;
+  }
+  LOG_IF(ERROR, !requested) << "procpool: " << prototype.what();
+  // Each future gets its own exception object (S13).
+  auto fail = [&](StateBase& state) {
+    state.TrySetException(
+        std::make_exception_ptr(BrokenProcessPool(message, crash)));
+  };
+  for (auto& [id, w] : workers_) {
+    for (Assigned& a : w.assigned) fail(*a.state);
+    w.assigned.clear();
+    CloseChannel(w);
+    if (w.signal_sent != SIGKILL) KillWorker(w, SIGKILL);
+  }
+  for (WorkItem& item : pending) fail(*item.state);
+}
+
+void Pool::RetireIdleWorkers() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!shutdown_ || !pending_.empty()) return;
+  }
+  for (auto& [id, w] : workers_) {
+    if (w.shutdown_sent || !w.assigned.empty() || w.channel == nullptr) {
+      continue;
+    }
+    w.shutdown_sent = true;
+    w.kill_deadline = absl::Now() + kExitGrace;
+    absl::Status sent = w.channel->Send(wire::EncodeMessage(wire::Shutdown{}));
+    if (!sent.ok()) {
+      OnChannelError(w, sent);
+      continue;
+    }
+    UpdateEvents(w);
+  }
+}
+
+bool Pool::ShouldExit() {
+  if (!workers_.empty()) return false;
+  absl::MutexLock lock(&mu_);
+  return broken_.has_value() || (shutdown_ && pending_.empty());
+}
+
+}  // namespace internal
+}  // namespace procpool

@@ -1,0 +1,184 @@
+// procpool: Python's concurrent.futures.ProcessPoolExecutor for C++.
+//
+// A pool of worker processes runs registered C++ functions and hands back
+// futures. A worker that crashes never takes the caller down: its futures fail
+// with BrokenProcessPool, which says which worker died, how, and what it was
+// running.
+//
+// Example:
+//   int Square(int x) { return x * x; }
+//   PROCPOOL_TASK(Square);
+//
+//   int main(int argc, char** argv) {
+//     procpool::Init(argc, argv);          // workers serve from here
+//     absl::ParseCommandLine(argc, argv);  // optional: --procpool_* flags
+//     procpool::ProcessPoolExecutor pool;
+//     procpool::Future<int> f = pool.Submit(Square, 7);
+//     std::cout << f.Get() << "\n";                         // 49
+//     for (int v : pool.Map(Square, std::vector<int>{1, 2, 3})) ...
+//   }
+//
+// Data flow, threads and who owns what: see executor/internal/pool.h (the
+// diagram) and docs/DESIGN.md.
+//
+// Thread safety: every method of ProcessPoolExecutor may be called from any
+// thread concurrently. Futures are thread-safe; a MapResults or AsCompleted
+// range is used by one thread.
+#ifndef PROCPOOL_EXECUTOR_PROCESS_POOL_EXECUTOR_H_
+#define PROCPOOL_EXECUTOR_PROCESS_POOL_EXECUTOR_H_
+
+#include <sys/types.h>
+
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "executor/errors.h"
+#include "executor/exception_registry.h"
+#include "executor/future.h"
+#include "executor/internal/work_item.h"
+#include "executor/map_results.h"
+#include "executor/options.h"
+#include "executor/task.h"
+#include "executor/wait.h"
+#include "worker/init.h"
+
+namespace procpool {
+namespace internal {
+class Pool;
+}  // namespace internal
+
+class ProcessPoolExecutor {
+ public:
+  // Validates `options` (std::invalid_argument saying what is wrong: see
+  // Options) and starts nothing yet: workers start on demand.
+  explicit ProcessPoolExecutor(Options options = {});
+  // Shutdown(/*wait=*/true).
+  ~ProcessPoolExecutor();
+  ProcessPoolExecutor(const ProcessPoolExecutor&) = delete;
+  ProcessPoolExecutor& operator=(const ProcessPoolExecutor&) = delete;
+
+  // Schedules fn(args...) and returns its future. The arguments are converted
+  // to fn's parameter types and encoded now. fn must be registered
+  // (PROCPOOL_TASK): otherwise procpool::Error saying how. Throws
+  // BrokenProcessPool if the pool is broken, ShutdownError after Shutdown().
+  template <typename R, typename... P, typename... A>
+  Future<R> Submit(R (*fn)(P...), A&&... args) {
+    const internal::TaskInfo& task =
+        FindTaskOrThrow(reinterpret_cast<const void*>(fn));
+    auto state = std::make_shared<internal::State<R>>();
+    std::vector<std::string> encoded;
+    encoded.push_back(internal::EncodeArgs(fn, std::forward<A>(args)...));
+    SubmitItem(internal::WorkItem{task.name, std::move(encoded), state});
+    return Future<R>(std::move(state));
+  }
+
+  // Calls fn on each element of `inputs` (for fn with N > 1 parameters each
+  // element is a std::tuple or std::pair of N values) in chunks of
+  // options.chunksize and returns the results in input order. chunksize < 1
+  // or buffersize < 0: std::invalid_argument. See MapResults.
+  template <typename R, typename... P, typename Range>
+  MapResults<R> Map(R (*fn)(P...), Range&& inputs, MapOptions options = {}) {
+    if (options.chunksize < 1) {
+      throw std::invalid_argument("Map: chunksize must be >= 1");
+    }
+    if (options.buffersize < 0) {
+      throw std::invalid_argument("Map: buffersize must be >= 0");
+    }
+    const absl::Time deadline = absl::Now() + options.timeout;
+    const internal::TaskInfo& task =
+        FindTaskOrThrow(reinterpret_cast<const void*>(fn));
+    auto source = std::make_unique<Source<Range, R, P...>>(
+        this, fn, task.name, std::forward<Range>(inputs), options.chunksize);
+    return MapResults<R>(std::move(source), deadline, options.buffersize);
+  }
+
+  // Stops taking work: later Submit/Map throw ShutdownError. With
+  // cancel_futures, work not yet handed to a worker is cancelled. With wait,
+  // returns once every other future is done and all workers are reaped;
+  // without, returns at once and the work still completes. Idempotent.
+  void Shutdown(bool wait = true, bool cancel_futures = false);
+
+  // Shutdown(false, true), then SIGTERM (SIGKILL) to every live worker: their
+  // running tasks never finish and fail with BrokenProcessPool. Harmless on a
+  // pool with no workers or a broken pool.
+  void TerminateWorkers();
+  void KillWorkers();
+
+  // Extension: pids of the live worker processes.
+  std::vector<pid_t> WorkerPids() const;
+
+ private:
+  template <typename Range, typename R, typename... P>
+  class Source;
+
+  static const internal::TaskInfo& FindTaskOrThrow(const void* fn);
+  void SubmitItem(internal::WorkItem item);
+
+  std::unique_ptr<internal::Pool> pool_;
+};
+
+// Reads a Map's input chunk by chunk and submits each chunk.
+template <typename Range, typename R, typename... P>
+class ProcessPoolExecutor::Source final : public internal::ChunkSource<R> {
+ public:
+  using Stored = std::conditional_t<std::is_lvalue_reference_v<Range>, Range,
+                                    std::decay_t<Range>>;
+  using Iterator = decltype(std::begin(std::declval<Stored&>()));
+  using Sentinel = decltype(std::end(std::declval<Stored&>()));
+  using Chunk = typename internal::ChunkSource<R>::Chunk;
+
+  Source(ProcessPoolExecutor* executor, R (*fn)(P...), std::string task,
+         Range&& range, int chunksize)
+      : executor_(executor),
+        fn_(fn),
+        task_(std::move(task)),
+        range_(std::forward<Range>(range)),
+        it_(std::begin(range_)),
+        end_(std::end(range_)),
+        chunksize_(chunksize) {}
+
+  std::optional<Chunk> Next() override {
+    std::vector<std::string> args;
+    for (int i = 0; i < chunksize_ && it_ != end_; ++i, ++it_) {
+      args.push_back(Encode(*it_));
+    }
+    if (args.empty()) return std::nullopt;
+    const size_t n = args.size();
+    auto state = std::make_shared<internal::State<internal::ChunkResult<R>>>();
+    executor_->SubmitItem(internal::WorkItem{task_, std::move(args), state});
+    return Chunk{Future<internal::ChunkResult<R>>(std::move(state)), n};
+  }
+
+ private:
+  template <typename E>
+  std::string Encode(E&& element) {
+    if constexpr (sizeof...(P) == 1) {
+      return internal::EncodeArgs(fn_, std::forward<E>(element));
+    } else {
+      return std::apply(
+          [this](auto&&... xs) {
+            return internal::EncodeArgs(fn_, std::forward<decltype(xs)>(xs)...);
+          },
+          std::forward<E>(element));
+    }
+  }
+
+  ProcessPoolExecutor* executor_;
+  R (*fn_)(P...);
+  std::string task_;
+  Stored range_;
+  Iterator it_;
+  Sentinel end_;
+  int chunksize_;
+};
+
+}  // namespace procpool
+
+#endif  // PROCPOOL_EXECUTOR_PROCESS_POOL_EXECUTOR_H_

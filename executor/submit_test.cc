@@ -1,0 +1,149 @@
+// S1-S5: Submit, results, exceptions.
+#include <unistd.h>
+
+#include "executor/testdata/executor_test_base.h"
+
+namespace procpool {
+namespace testing {
+namespace {
+
+namespace tt = ::procpool::test_tasks;
+
+class SubmitTest : public ExecutorTest {};
+
+int NotRegistered(int x) { return x; }
+
+TEST_P(SubmitTest, S1PowAndArgumentsEncodedAtSubmit) {
+  ProcessPoolExecutor pool(MakeOptions());
+  EXPECT_EQ(pool.Submit(tt::Pow, 2, 8).Get(kWait), 256);
+  std::string s = "abc";
+  Future<int64_t> f = pool.Submit(tt::Length, s);
+  s = "changed after submit, longer";
+  EXPECT_EQ(f.Get(kWait), 3);
+  pool.Submit(tt::Noop).Get(kWait);  // void results
+  EXPECT_EQ(pool.Submit(tt::Echo, std::string()).Get(kWait), "");
+}
+
+TEST_P(SubmitTest, S2StandardExceptionsComeBackAsThemselves) {
+  ProcessPoolExecutor pool(MakeOptions());
+  auto expect = [&](const std::string& kind, auto* type_tag,
+                    const std::string& what) {
+    using E = std::remove_pointer_t<decltype(type_tag)>;
+    Future<int> f = pool.Submit(tt::Throw, kind);
+    try {
+      f.Get(kWait);
+      ADD_FAILURE() << kind << " did not throw";
+    } catch (const E& e) {
+      EXPECT_EQ(std::string(e.what()), what) << kind;
+      const RemoteTraceback* tb = GetRemoteTraceback(e);
+      ASSERT_NE(tb, nullptr) << kind;
+      EXPECT_GT(tb->pid(), 0);
+      EXPECT_NE(tb->pid(), getpid());
+      EXPECT_EQ(tb->task_name(), "tt::Throw");
+    }
+  };
+  expect("invalid_argument", static_cast<std::invalid_argument*>(nullptr),
+         "bad argument");
+  expect("out_of_range", static_cast<std::out_of_range*>(nullptr),
+         "out of range");
+  expect("runtime_error", static_cast<std::runtime_error*>(nullptr), "runtime");
+  expect("logic_error", static_cast<std::logic_error*>(nullptr), "logic");
+  expect("domain_error", static_cast<std::domain_error*>(nullptr), "domain");
+  expect("length_error", static_cast<std::length_error*>(nullptr), "length");
+  expect("overflow_error", static_cast<std::overflow_error*>(nullptr),
+         "overflow");
+  expect("underflow_error", static_cast<std::underflow_error*>(nullptr),
+         "underflow");
+  expect("range_error", static_cast<std::range_error*>(nullptr), "range");
+  expect("my_error", static_cast<tt::MyError*>(nullptr), "mine");
+  Future<int> bad_alloc = pool.Submit(tt::Throw, "bad_alloc");
+  EXPECT_THROW(bad_alloc.Get(kWait), std::bad_alloc);
+}
+
+TEST_P(SubmitTest, S2UnregisteredTypesComeBackAsRemoteError) {
+  ProcessPoolExecutor pool(MakeOptions());
+  try {
+    pool.Submit(tt::Throw, "unregistered").Get(kWait);
+    ADD_FAILURE() << "no exception";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "procpool::test_tasks::UnregisteredError");
+    EXPECT_EQ(std::string(e.what()), "not registered");
+  }
+  try {
+    pool.Submit(tt::Throw, "int").Get(kWait);
+    ADD_FAILURE() << "no exception";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "int");
+  }
+}
+
+TEST_P(SubmitTest, S3UnregisteredFunctionThrowsAtOnce) {
+  ProcessPoolExecutor pool(MakeOptions());
+  try {
+    pool.Submit(NotRegistered, 1);
+    ADD_FAILURE() << "no exception";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("PROCPOOL_TASK"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_P(SubmitTest, S4PoolHoldsNothingAfterCompletion) {
+  ProcessPoolExecutor pool(MakeOptions());
+  std::vector<Future<std::string>> fs;
+  for (int i = 0; i < 200; ++i) {
+    fs.push_back(pool.Submit(tt::Echo, std::string(1000, 'x')));
+  }
+  for (auto& f : fs) {
+    f.Get(kWait);
+    // Only this future refers to the state: the pool kept nothing (it lets
+    // go right after completing the future, on its own thread).
+    EXPECT_TRUE(WaitFor([&] { return f.state().use_count() == 1; }, kWait))
+        << f.state().use_count();
+  }
+}
+
+TEST_P(SubmitTest, S5EncodeFailureComesBackOnThatFutureOnly) {
+  ProcessPoolExecutor pool(MakeOptions());
+  EXPECT_THROW(pool.Submit(tt::ReturnEncodeThrows).Get(kWait),
+               std::length_error);
+  EXPECT_EQ(pool.Submit(tt::Pow, 3, 2).Get(kWait), 9);
+}
+
+TEST_P(SubmitTest, S5ParentSideDecodeFailureBreaksThePool) {
+  ProcessPoolExecutor pool(MakeOptions());
+  try {
+    pool.Submit(tt::ReturnDecodeFails).Get(kWait);
+    ADD_FAILURE() << "no exception";
+  } catch (const BrokenProcessPool& e) {
+    EXPECT_NE(e.cause().find("DecodeFails never decodes"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(pool.Submit(tt::Pow, 1, 1), BrokenProcessPool);
+}
+
+TEST_P(SubmitTest, S5WorkerSideDecodeFailureBreaksThePool) {
+  ProcessPoolExecutor pool(MakeOptions());
+  try {
+    pool.Submit(tt::TakeDecodeFails, tt::DecodeFails{}).Get(kWait);
+    ADD_FAILURE() << "no exception";
+  } catch (const BrokenProcessPool& e) {
+    EXPECT_NE(std::string(e.what()).find("DecodeFails never decodes"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(pool.Submit(tt::Pow, 1, 1), BrokenProcessPool);
+}
+
+TEST_P(SubmitTest, LargePayloadsRoundTrip) {
+  ProcessPoolExecutor pool(MakeOptions());
+  std::string big(80 << 20, 'z');
+  big[12345] = 'q';
+  EXPECT_EQ(pool.Submit(tt::Echo, big).Get(kWait), big);
+}
+
+INSTANTIATE_EXECUTOR_SUITE(SubmitTest);
+
+}  // namespace
+}  // namespace testing
+}  // namespace procpool

@@ -1,0 +1,151 @@
+// Registering tasks: the C++ functions a worker may run.
+//
+// A task is a plain function whose parameters and result are encodable
+// (serialization/codec.h). Register it once, at namespace scope in a .cc file
+// that is linked into both the parent program and the worker binary (use
+// procpool_task_library(), which keeps it at link time):
+//
+//   int Square(int x) { return x * x; }
+//   PROCPOOL_TASK(Square);               // registered name: "Square"
+//
+// The parent finds a task by its function pointer at Submit time; the worker
+// finds it by name. Each task's signature ("i32(i32)" in codec signatures)
+// goes into the handshake, so a worker binary built from different task code is
+// caught before it runs anything.
+//
+// Thread safety: registration happens during static initialization (tasks
+// cannot be registered once main() runs threads); lookups are lock-free and
+// thread-safe afterwards.
+#ifndef PROCPOOL_EXECUTOR_TASK_H_
+#define PROCPOOL_EXECUTOR_TASK_H_
+
+#include <cstdint>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "serialization/codec.h"
+
+namespace procpool {
+namespace internal {
+
+// Runs a task on one encoded argument tuple and returns the encoded result.
+// A malformed argument tuple is an error status; whatever the task (or the
+// encoding of its result) throws propagates as that exception.
+using TaskInvoker = absl::StatusOr<std::string> (*)(absl::string_view args);
+
+struct TaskInfo {
+  std::string name;
+  std::string signature;
+  TaskInvoker invoke = nullptr;
+};
+
+// Registers a task; `fn` is the function's address (the key Submit uses).
+// A second task under the same name is a fatal error at start-up.
+void RegisterTask(const void* fn, TaskInfo info);
+
+// Lookups: null when not registered.
+const TaskInfo* FindTaskByName(absl::string_view name);
+const TaskInfo* FindTaskByFunction(const void* fn);
+
+// Every registered task, sorted by name, and a 64-bit fingerprint of them.
+std::vector<const TaskInfo*> AllTasks();
+uint64_t TaskFingerprint();
+
+// The error message for a function that was never registered.
+std::string NotRegisteredMessage();
+
+template <typename F>
+struct FunctionTraits;
+
+template <typename R, typename... P>
+struct FunctionTraits<R (*)(P...)> {
+  using Result = R;
+  using Args = std::tuple<std::decay_t<P>...>;
+  static constexpr size_t kArity = sizeof...(P);
+
+  static std::string Signature() {
+    std::string s;
+    if constexpr (std::is_void_v<R>) {
+      s = "void";
+    } else {
+      s = TypeSignature<std::decay_t<R>>();
+    }
+    s += "(";
+    size_t i = 0;
+    ((s += (i++ ? "," : ""), s += TypeSignature<std::decay_t<P>>()), ...);
+    s += ")";
+    return s;
+  }
+};
+
+// Passes a decoded argument to a parameter of type P: by-value and rvalue
+// parameters take it by move, lvalue-reference parameters by reference.
+template <typename P, typename T>
+decltype(auto) PassArg(T& value) {
+  if constexpr (std::is_lvalue_reference_v<P>) {
+    return (value);
+  } else {
+    return std::move(value);
+  }
+}
+
+template <auto Fn, typename R, typename... P, size_t... I>
+absl::StatusOr<std::string> InvokeImpl(absl::string_view bytes,
+                                       std::index_sequence<I...>) {
+  using Args = std::tuple<std::decay_t<P>...>;
+  absl::StatusOr<Args> args = DecodeValue<Args>(bytes);
+  if (!args.ok()) return args.status();
+  if constexpr (std::is_void_v<R>) {
+    Fn(PassArg<P>(std::get<I>(*args))...);
+    return std::string();
+  } else {
+    return EncodeValue<std::decay_t<R>>(Fn(PassArg<P>(std::get<I>(*args))...));
+  }
+}
+
+template <auto Fn, typename F = decltype(Fn)>
+struct TaskInvokerFor;
+
+template <auto Fn, typename R, typename... P>
+struct TaskInvokerFor<Fn, R (*)(P...)> {
+  static absl::StatusOr<std::string> Invoke(absl::string_view bytes) {
+    return InvokeImpl<Fn, R, P...>(bytes, std::index_sequence_for<P...>{});
+  }
+};
+
+template <auto Fn>
+bool RegisterTaskFn(const char* name) {
+  using Traits = FunctionTraits<decltype(Fn)>;
+  RegisterTask(reinterpret_cast<const void*>(Fn),
+               TaskInfo{name, Traits::Signature(),
+                        &TaskInvokerFor<Fn>::Invoke});
+  return true;
+}
+
+// The encoded argument tuple for calling `fn` with `args` (converted to the
+// parameter types first, as a call would).
+template <typename R, typename... P, typename... A>
+std::string EncodeArgs(R (*)(P...), A&&... args) {
+  static_assert(sizeof...(P) == sizeof...(A),
+                "procpool: wrong number of arguments for this task");
+  return EncodeValue(
+      std::tuple<std::decay_t<P>...>(std::forward<A>(args)...));
+}
+
+}  // namespace internal
+}  // namespace procpool
+
+#define PROCPOOL_TASK_CONCAT_INNER_(a, b) a##b
+#define PROCPOOL_TASK_CONCAT_(a, b) PROCPOOL_TASK_CONCAT_INNER_(a, b)
+
+// Registers `fn` (a function name, optionally qualified) as a task named #fn.
+#define PROCPOOL_TASK(fn)                                           \
+  static const bool PROCPOOL_TASK_CONCAT_(procpool_task_, __LINE__) \
+      [[maybe_unused]] = ::procpool::internal::RegisterTaskFn<&fn>(#fn)
+
+#endif  // PROCPOOL_EXECUTOR_TASK_H_

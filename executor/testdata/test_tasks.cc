@@ -1,0 +1,144 @@
+#include "executor/testdata/test_tasks.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/time/clock.h"
+#include "executor/process_pool_executor.h"
+
+namespace procpool {
+namespace test_tasks {
+
+void ProcpoolEncode(Writer&, const EncodeThrows&) {
+  throw std::length_error("EncodeThrows cannot be encoded");
+}
+absl::Status ProcpoolDecode(Reader&, EncodeThrows*) { return absl::OkStatus(); }
+
+void ProcpoolEncode(Writer& w, const DecodeFails&) { w.WriteVarint(1); }
+absl::Status ProcpoolDecode(Reader&, DecodeFails*) {
+  return absl::DataLossError("DecodeFails never decodes");
+}
+
+void ProcpoolEncode(Writer&, const EncodeKills&) { raise(SIGKILL); }
+absl::Status ProcpoolDecode(Reader&, EncodeKills*) { return absl::OkStatus(); }
+
+int Pow(int base, int exp) {
+  int r = 1;
+  for (int i = 0; i < exp; ++i) r *= base;
+  return r;
+}
+void Noop() {}
+int GetPid() { return getpid(); }
+int SleepMs(int ms) {
+  absl::SleepFor(absl::Milliseconds(ms));
+  return ms;
+}
+int SleepThenPid(int ms) {
+  absl::SleepFor(absl::Milliseconds(ms));
+  return getpid();
+}
+std::string Echo(const std::string& s) { return s; }
+int64_t Length(const std::string& s) { return static_cast<int64_t>(s.size()); }
+
+int Throw(const std::string& kind) {
+  if (kind == "invalid_argument") throw std::invalid_argument("bad argument");
+  if (kind == "out_of_range") throw std::out_of_range("out of range");
+  if (kind == "runtime_error") throw std::runtime_error("runtime");
+  if (kind == "logic_error") throw std::logic_error("logic");
+  if (kind == "domain_error") throw std::domain_error("domain");
+  if (kind == "length_error") throw std::length_error("length");
+  if (kind == "overflow_error") throw std::overflow_error("overflow");
+  if (kind == "underflow_error") throw std::underflow_error("underflow");
+  if (kind == "range_error") throw std::range_error("range");
+  if (kind == "bad_alloc") throw std::bad_alloc();
+  if (kind == "my_error") throw MyError("mine");
+  if (kind == "unregistered") throw UnregisteredError("not registered");
+  if (kind == "int") throw 42;
+  return 0;
+}
+
+int DieBy(const std::string& how) {
+  if (how == "SIGKILL") raise(SIGKILL);
+  if (how == "SIGTERM") raise(SIGTERM);
+  if (how == "SIGSEGV") raise(SIGSEGV);
+  if (how == "abort") abort();
+  int code = 0;
+  if (absl::SimpleAtoi(how, &code)) _exit(code);
+  return -1;
+}
+
+int SleepThenDie(int ms, const std::string& how) {
+  absl::SleepFor(absl::Milliseconds(ms));
+  return DieBy(how);
+}
+
+EncodeThrows ReturnEncodeThrows() { return {}; }
+DecodeFails ReturnDecodeFails() { return {}; }
+int TakeDecodeFails(DecodeFails) { return 1; }
+EncodeKills ReturnEncodeKills() { return {}; }
+
+int RaiseSigintAndReturn(int v) {
+  raise(SIGINT);
+  return v;
+}
+
+int FailIfThree(int x) {
+  if (x == 3) throw std::invalid_argument("three");
+  return x * 10;
+}
+
+int AppendMarker(const std::string& path, int ms) {
+  int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    ssize_t ignored = write(fd, "x", 1);
+    (void)ignored;
+    close(fd);
+  }
+  absl::SleepFor(absl::Milliseconds(ms));
+  return ms;
+}
+
+namespace {
+int init_value = 0;
+int init_calls = 0;
+}  // namespace
+
+void SetInitValue(int v) {
+  init_value = v;
+  ++init_calls;
+}
+int GetInitValue() { return init_value; }
+int GetInitCalls() { return init_calls; }
+void InitThrows() { throw std::runtime_error("initializer failed on purpose"); }
+void InitDies() { _exit(7); }
+
+}  // namespace test_tasks
+}  // namespace procpool
+
+namespace tt = ::procpool::test_tasks;
+PROCPOOL_EXCEPTION(tt::MyError);
+PROCPOOL_TASK(tt::Pow);
+PROCPOOL_TASK(tt::Noop);
+PROCPOOL_TASK(tt::GetPid);
+PROCPOOL_TASK(tt::SleepMs);
+PROCPOOL_TASK(tt::SleepThenPid);
+PROCPOOL_TASK(tt::Echo);
+PROCPOOL_TASK(tt::Length);
+PROCPOOL_TASK(tt::Throw);
+PROCPOOL_TASK(tt::DieBy);
+PROCPOOL_TASK(tt::SleepThenDie);
+PROCPOOL_TASK(tt::ReturnEncodeThrows);
+PROCPOOL_TASK(tt::ReturnDecodeFails);
+PROCPOOL_TASK(tt::TakeDecodeFails);
+PROCPOOL_TASK(tt::ReturnEncodeKills);
+PROCPOOL_TASK(tt::RaiseSigintAndReturn);
+PROCPOOL_TASK(tt::FailIfThree);
+PROCPOOL_TASK(tt::AppendMarker);
+PROCPOOL_TASK(tt::SetInitValue);
+PROCPOOL_TASK(tt::GetInitValue);
+PROCPOOL_TASK(tt::GetInitCalls);
+PROCPOOL_TASK(tt::InitThrows);
+PROCPOOL_TASK(tt::InitDies);

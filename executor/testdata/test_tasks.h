@@ -1,0 +1,71 @@
+// Tasks used by the executor tests (registered in test_tasks.cc, which is
+// linked into the test binary, itself the workers' binary).
+#ifndef PROCPOOL_EXECUTOR_TESTDATA_TEST_TASKS_H_
+#define PROCPOOL_EXECUTOR_TESTDATA_TEST_TASKS_H_
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "serialization/codec.h"
+
+namespace procpool {
+namespace test_tasks {
+
+// A type whose encoding throws (S5: the exception comes back on its future).
+struct EncodeThrows {};
+void ProcpoolEncode(Writer& w, const EncodeThrows&);
+absl::Status ProcpoolDecode(Reader& r, EncodeThrows*);
+
+// A type that encodes but never decodes (S5: decode failures break the pool).
+struct DecodeFails {};
+void ProcpoolEncode(Writer& w, const DecodeFails&);
+absl::Status ProcpoolDecode(Reader& r, DecodeFails*);
+
+// A type whose encoding kills the worker (S14: crash while encoding).
+struct EncodeKills {};
+void ProcpoolEncode(Writer& w, const EncodeKills&);
+absl::Status ProcpoolDecode(Reader& r, EncodeKills*);
+
+// A registered custom exception (PROCPOOL_EXCEPTION) and an unregistered one.
+class MyError : public std::runtime_error {
+ public:
+  explicit MyError(const std::string& m) : std::runtime_error(m) {}
+};
+class UnregisteredError : public std::runtime_error {
+ public:
+  explicit UnregisteredError(const std::string& m) : std::runtime_error(m) {}
+};
+
+int Pow(int base, int exp);
+void Noop();
+int GetPid();
+int SleepMs(int ms);                     // sleeps, returns ms
+int SleepThenPid(int ms);                // sleeps, returns getpid()
+std::string Echo(const std::string& s);  // returns s
+int64_t Length(const std::string& s);
+int Throw(const std::string& kind);      // throws by kind; see .cc
+int DieBy(const std::string& how);       // kills its own process
+int SleepThenDie(int ms, const std::string& how);
+EncodeThrows ReturnEncodeThrows();
+DecodeFails ReturnDecodeFails();
+int TakeDecodeFails(DecodeFails d);
+EncodeKills ReturnEncodeKills();
+int RaiseSigintAndReturn(int v);
+int FailIfThree(int x);  // throws std::invalid_argument for 3, else x * 10
+int AppendMarker(const std::string& path, int ms);  // appends a byte, sleeps
+
+// Initializers.
+void SetInitValue(int v);  // stores v; counts calls
+int GetInitValue();
+int GetInitCalls();
+void InitThrows();
+void InitDies();
+
+}  // namespace test_tasks
+}  // namespace procpool
+
+#endif  // PROCPOOL_EXECUTOR_TESTDATA_TEST_TASKS_H_

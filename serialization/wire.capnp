@@ -1,0 +1,77 @@
+# The wire protocol between the parent and a worker (see wire.h).
+#
+# Every frame on a channel is one Message. The parent sends config (first),
+# then calls and finally shutdown; the worker answers hello (right after it
+# reads config), then one result per call, or initFailed when its initializer
+# throws, or fatal before it exits on a protocol error. Task arguments and results are opaque blobs encoded by codec.h.
+@0x8f9342dfeade56e1;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("procpool::wire::schema");
+
+struct TaskSignature {
+  name @0 :Text;
+  # The registered name (PROCPOOL_TASK's argument).
+  signature @1 :Text;
+  # "R(P1,P2,...)" in codec signatures; two binaries agree on a task only if
+  # these are equal.
+}
+
+struct CallSpec {
+  task @0 :Text;
+  args @1 :Data;
+}
+
+struct Config {
+  protocolVersion @0 :UInt32;
+  hasInitializer @1 :Bool;
+  initializer @2 :CallSpec;
+  maxTasks @3 :Int64;
+  # 0: unlimited.
+}
+
+struct Hello {
+  protocolVersion @0 :UInt32;
+  pid @1 :Int32;
+  fingerprint @2 :UInt64;
+  # Hash over every (name, signature) the worker binary registered.
+  tasks @3 :List(TaskSignature);
+}
+
+struct Call {
+  workId @0 :UInt64;
+  task @1 :Text;
+  args @2 :List(Data);
+  # One encoded argument tuple per element: one for Submit, a chunk for Map.
+}
+
+struct ExceptionInfo {
+  typeName @0 :Text;
+  message @1 :Data;
+  traceback @2 :Data;
+}
+
+struct Outcome {
+  union {
+    value @0 :Data;
+    exception @1 :ExceptionInfo;
+  }
+}
+
+struct Result {
+  workId @0 :UInt64;
+  outcomes @1 :List(Outcome);
+}
+
+struct Message {
+  union {
+    config @0 :Config;
+    hello @1 :Hello;
+    call @2 :Call;
+    result @3 :Result;
+    initFailed @4 :ExceptionInfo;
+    shutdown @5 :Void;
+    fatal @6 :ExceptionInfo;
+    # The worker hit a protocol error (e.g. undecodable call) and exits.
+  }
+}

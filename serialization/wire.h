@@ -1,0 +1,112 @@
+// The messages of the parent <-> worker protocol, as plain C++ structs.
+//
+// wire.capnp is the schema; this header keeps Cap'n Proto out of every other
+// package (nothing outside serialization/ includes a capnp header). A frame on a
+// Channel is exactly one encoded Message.
+//
+// Conversation:
+//   parent -> worker: Config (first), then Call*, then Shutdown.
+//   worker -> parent: Hello (after reading Config), then one Result per Call,
+//                     or InitFailed if the initializer threw, or Fatal on a
+//                     protocol error (then it exits).
+//
+// Example:
+//   std::string frame = wire::EncodeMessage(wire::Call{7, "Square", {args}});
+//   ASSIGN_OR_RETURN(wire::Message m, wire::DecodeMessage(frame));
+//   if (auto* call = std::get_if<wire::Call>(&m)) ...
+//
+// DecodeMessage never crashes on bad bytes: truncated, misaligned or corrupted
+// frames are a kDataLoss status that says what is wrong.
+#ifndef PROCPOOL_SERIALIZATION_WIRE_H_
+#define PROCPOOL_SERIALIZATION_WIRE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace procpool {
+namespace wire {
+
+// Bumped whenever a message changes incompatibly.
+inline constexpr uint32_t kProtocolVersion = 1;
+
+struct TaskSignature {
+  std::string name;
+  std::string signature;
+};
+
+// A registered task bound to its encoded argument tuple.
+struct CallSpec {
+  std::string task;
+  std::string args;
+};
+
+struct Config {
+  uint32_t protocol_version = kProtocolVersion;
+  std::optional<CallSpec> initializer;
+  int64_t max_tasks = 0;  // 0: unlimited
+};
+
+struct Hello {
+  uint32_t protocol_version = kProtocolVersion;
+  int32_t pid = 0;
+  uint64_t fingerprint = 0;
+  std::vector<TaskSignature> tasks;
+};
+
+struct Call {
+  uint64_t work_id = 0;
+  std::string task;
+  std::vector<std::string> args;  // one encoded tuple per element
+};
+
+struct ExceptionInfo {
+  std::string type_name;
+  std::string message;
+  std::string traceback;
+};
+
+// The result of one element of a Call: an encoded value or an exception.
+struct Outcome {
+  bool ok = true;
+  std::string value;        // when ok
+  ExceptionInfo exception;  // when !ok
+};
+
+struct Result {
+  uint64_t work_id = 0;
+  std::vector<Outcome> outcomes;
+};
+
+struct InitFailed {
+  ExceptionInfo exception;
+};
+
+struct Shutdown {};
+
+// The worker could not go on (it could not decode a call, say) and exits.
+struct Fatal {
+  ExceptionInfo exception;
+};
+
+using Message =
+    std::variant<Config, Hello, Call, Result, InitFailed, Shutdown, Fatal>;
+
+// Encodes `message` as one frame.
+std::string EncodeMessage(const Message& message);
+
+// Decodes one frame; kDataLoss with a description on any malformed input.
+absl::StatusOr<Message> DecodeMessage(absl::string_view frame);
+
+// The name of the message's kind ("config", "call", ...), for errors and logs.
+const char* MessageKind(const Message& message);
+
+}  // namespace wire
+}  // namespace procpool
+
+#endif  // PROCPOOL_SERIALIZATION_WIRE_H_

@@ -1,0 +1,15 @@
+// main() for tests that run pools: the test binary doubles as the worker
+// binary, so procpool::Init must come before anything else.
+#include "absl/flags/parse.h"
+#include "executor/process_pool_executor.h"
+#include "glog/logging.h"
+#include "gtest/gtest.h"
+
+int main(int argc, char** argv) {
+  procpool::Init(argc, argv);
+  testing::InitGoogleTest(&argc, argv);
+  absl::ParseCommandLine(argc, argv);
+  google::InitGoogleLogging(argv[0]);
+  google::InstallFailureSignalHandler();
+  return RUN_ALL_TESTS();
+}

@@ -1,0 +1,374 @@
+#include "worker/fork_server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/posix_error.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+#include "serialization/codec.h"
+#include "worker/worker_loop.h"
+
+extern char** environ;
+
+namespace procpool {
+namespace {
+
+constexpr int kMaxFds = 16;
+constexpr size_t kMaxPacket = 64 * 1024;
+
+// Request: transport, spec. Reply: kind, pid, wait status, message.
+using Request = std::tuple<std::string, std::string>;
+enum ReplyKind : int32_t { kStarted = 0, kExited = 1, kError = 2 };
+using Reply = std::tuple<int32_t, int32_t, int32_t, std::string>;
+
+absl::Status SendPacket(int fd, const std::string& data,
+                        const std::vector<int>& fds) {
+  struct iovec iov = {const_cast<char*>(data.data()), data.size()};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  if (!fds.empty()) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
+  }
+  while (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0) {
+    if (errno != EINTR) return PosixError("fork server sendmsg", errno);
+  }
+  return absl::OkStatus();
+}
+
+// Receives one packet; kUnavailable when the peer closed.
+absl::StatusOr<std::string> ReceivePacket(int fd, std::vector<int>* fds) {
+  std::string data(kMaxPacket, '\0');
+  struct iovec iov = {data.data(), data.size()};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  ssize_t n;
+  while ((n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC)) < 0) {
+    if (errno != EINTR) return PosixError("fork server recvmsg", errno);
+  }
+  if (n == 0) return absl::UnavailableError("fork server connection closed");
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      std::vector<int> got(count);
+      std::memcpy(got.data(), CMSG_DATA(c), count * sizeof(int));
+      if (fds) {
+        fds->insert(fds->end(), got.begin(), got.end());
+      } else {
+        for (int f : got) close(f);
+      }
+    }
+  }
+  data.resize(static_cast<size_t>(n));
+  return data;
+}
+
+// The client side: one per worker binary, shared by every pool of the process.
+class ForkServerClient {
+ public:
+  explicit ForkServerClient(std::string binary) : binary_(std::move(binary)) {}
+
+  absl::StatusOr<WorkerProcess> Start(const LaunchRequest& request) {
+    absl::MutexLock lock(&mu_);
+    ForgetInheritedServerLocked();
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      RETURN_IF_ERROR(EnsureServerLocked());
+      absl::Status sent = SendPacket(
+          control_fd_,
+          EncodeValue(Request{request.transport, request.endpoint.spec}),
+          request.endpoint.fds);
+      if (!sent.ok()) {
+        StopServerLocked();
+        continue;
+      }
+      absl::StatusOr<Reply> reply = ReadUntilLocked(
+          [](const Reply& r) { return std::get<0>(r) != kExited; },
+          absl::Now() + absl::Seconds(30));
+      if (!reply.ok()) {
+        StopServerLocked();
+        if (attempt == 0) continue;
+        return absl::FailedPreconditionError(absl::StrCat(
+            "could not be started: ", binary_,
+            ": fork server failed: ", reply.status().message()));
+      }
+      if (std::get<0>(*reply) == kError) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "could not be started: ", binary_, ": ", std::get<3>(*reply)));
+      }
+      pid_t pid = std::get<1>(*reply);
+      return WorkerProcess{pid, internal::OpenPidFd(pid)};
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "could not be started: ", binary_, ": the fork server keeps dying"));
+  }
+
+  absl::StatusOr<int> Reap(pid_t pid, absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    ForgetInheritedServerLocked();
+    auto it = exited_.find(pid);
+    if (it == exited_.end()) {
+      if (control_fd_ < 0) {
+        return absl::UnavailableError("the fork server is gone");
+      }
+      absl::StatusOr<Reply> r = ReadUntilLocked(
+          [pid](const Reply& r) {
+            return std::get<0>(r) == kExited && std::get<1>(r) == pid;
+          },
+          absl::Now() + timeout);
+      if (!r.ok()) return r.status();
+      it = exited_.find(pid);
+    }
+    int status = it->second;
+    exited_.erase(it);
+    return status;
+  }
+
+  pid_t server_pid() {
+    absl::MutexLock lock(&mu_);
+    ForgetInheritedServerLocked();
+    return server_pid_;
+  }
+
+ private:
+  // A process forked from the one that started the server (a user's fork())
+  // must not share its control socket: it starts a server of its own.
+  void ForgetInheritedServerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (owner_ == getpid()) return;
+    if (control_fd_ >= 0) close(control_fd_);
+    control_fd_ = -1;
+    server_pid_ = -1;
+    exited_.clear();
+    owner_ = getpid();
+  }
+
+  absl::Status EnsureServerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (control_fd_ >= 0) return absl::OkStatus();
+    if (access(binary_.c_str(), X_OK) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "could not be started: ", binary_, ": ", strerror(errno)));
+    }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+      return PosixError("socketpair", errno);
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    int high = fcntl(sv[1], F_DUPFD_CLOEXEC, 100);
+    close(sv[1]);
+    posix_spawn_file_actions_adddup2(&actions, high, 3);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t empty;
+    sigemptyset(&empty);
+    posix_spawnattr_setsigmask(&attr, &empty);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    std::string ppid = std::to_string(getpid());
+    const char* argv[] = {binary_.c_str(), kForkServerRoleFlag, ppid.c_str(),
+                          nullptr};
+    pid_t pid;
+    int rc = posix_spawn(&pid, binary_.c_str(), &actions, &attr,
+                         const_cast<char* const*>(argv), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    close(high);
+    if (rc != 0) {
+      close(sv[0]);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "could not be started: ", binary_, ": ", strerror(rc)));
+    }
+    control_fd_ = sv[0];
+    server_pid_ = pid;
+    VLOG(1) << "procpool: fork server pid " << pid << " for " << binary_;
+    return absl::OkStatus();
+  }
+
+  void StopServerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (control_fd_ >= 0) close(control_fd_);
+    control_fd_ = -1;
+    if (server_pid_ > 0) {
+      kill(server_pid_, SIGKILL);
+      waitpid(server_pid_, nullptr, 0);
+    }
+    server_pid_ = -1;
+  }
+
+  // Reads replies, recording exits, until `want` matches one (returned).
+  template <typename Pred>
+  absl::StatusOr<Reply> ReadUntilLocked(Pred want, absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    while (true) {
+      absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) {
+        return absl::DeadlineExceededError("no answer from the fork server");
+      }
+      struct pollfd p = {control_fd_, POLLIN, 0};
+      int n = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) continue;
+      ASSIGN_OR_RETURN(std::string packet, ReceivePacket(control_fd_, nullptr));
+      ASSIGN_OR_RETURN(Reply reply, DecodeValue<Reply>(packet));
+      if (std::get<0>(reply) == kExited) {
+        exited_[std::get<1>(reply)] = std::get<2>(reply);
+      }
+      if (want(reply)) return reply;
+    }
+  }
+
+  const std::string binary_;
+  absl::Mutex mu_;
+  int control_fd_ ABSL_GUARDED_BY(mu_) = -1;
+  pid_t server_pid_ ABSL_GUARDED_BY(mu_) = -1;
+  pid_t owner_ ABSL_GUARDED_BY(mu_) = getpid();
+  absl::flat_hash_map<pid_t, int> exited_ ABSL_GUARDED_BY(mu_);
+};
+
+struct Clients {
+  absl::Mutex mu;
+  std::map<std::string, ForkServerClient*> by_binary ABSL_GUARDED_BY(mu);
+};
+
+Clients& GetClients() {
+  static Clients* clients = new Clients;
+  return *clients;
+}
+
+ForkServerClient* ClientFor(const std::string& binary) {
+  Clients& c = GetClients();
+  absl::MutexLock lock(&c.mu);
+  ForkServerClient*& client = c.by_binary[binary];
+  if (client == nullptr) client = new ForkServerClient(binary);
+  return client;
+}
+
+}  // namespace
+
+std::unique_ptr<Launcher> MakeForkServerLauncher() {
+  // The launcher does not know its binary until Start(); Reap() goes to the
+  // client that started the pid.
+  class Impl final : public Launcher {
+   public:
+    absl::StatusOr<WorkerProcess> Start(const LaunchRequest& request) override {
+      ForkServerClient* client = ClientFor(request.binary);
+      ASSIGN_OR_RETURN(WorkerProcess p, client->Start(request));
+      absl::MutexLock lock(&mu_);
+      owners_[p.pid] = client;
+      return p;
+    }
+    absl::StatusOr<int> Reap(const WorkerProcess& process,
+                             absl::Duration timeout) override {
+      ForkServerClient* client;
+      {
+        absl::MutexLock lock(&mu_);
+        auto it = owners_.find(process.pid);
+        if (it == owners_.end()) {
+          return absl::NotFoundError(absl::StrCat(
+              "pid ", process.pid, " was not started by this launcher"));
+        }
+        client = it->second;
+        owners_.erase(it);
+      }
+      return client->Reap(process.pid, timeout);
+    }
+
+   private:
+    absl::Mutex mu_;
+    absl::flat_hash_map<pid_t, ForkServerClient*> owners_ ABSL_GUARDED_BY(mu_);
+  };
+  return std::make_unique<Impl>();
+}
+
+pid_t ForkServerPid(const std::string& binary) {
+  Clients& c = GetClients();
+  absl::MutexLock lock(&c.mu);
+  auto it = c.by_binary.find(binary);
+  return it == c.by_binary.end() ? -1 : it->second->server_pid();
+}
+
+int RunForkServer(int control_fd, pid_t parent) {
+  BecomeWorkerProcess(parent);
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  PCHECK(sfd >= 0) << "signalfd";
+  const pid_t self = getpid();
+  while (true) {
+    struct pollfd p[2] = {{control_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+    int n = poll(p, 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      PLOG(ERROR) << "fork server poll";
+      return 1;
+    }
+    if (p[1].revents) {
+      struct signalfd_siginfo info;
+      while (read(sfd, &info, sizeof(info)) == sizeof(info)) {
+      }
+      int status;
+      pid_t pid;
+      while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (!SendPacket(control_fd, EncodeValue(Reply{kExited, pid, status, ""}),
+                        {})
+                 .ok()) {
+          return 0;
+        }
+      }
+    }
+    if (p[0].revents) {
+      std::vector<int> fds;
+      absl::StatusOr<std::string> packet = ReceivePacket(control_fd, &fds);
+      if (!packet.ok()) return 0;  // the parent closed its end
+      absl::StatusOr<Request> request = DecodeValue<Request>(*packet);
+      Reply reply;
+      if (!request.ok()) {
+        reply = Reply{kError, 0, 0,
+                      absl::StrCat("bad fork request: ", request.status().message())};
+      } else {
+        pid_t pid = fork();
+        if (pid == 0) {
+          close(control_fd);
+          close(sfd);
+          sigprocmask(SIG_UNBLOCK, &mask, nullptr);
+          internal::ServeAsForkedWorker(
+              std::get<0>(*request),
+              ChildEndpoint{fds, std::get<1>(*request)}, self);
+        }
+        reply = pid < 0 ? Reply{kError, 0, 0, absl::StrCat("fork: ", strerror(errno))}
+                        : Reply{kStarted, pid, 0, ""};
+      }
+      for (int fd : fds) close(fd);
+      if (!SendPacket(control_fd, EncodeValue(reply), {}).ok()) return 0;
+    }
+  }
+}
+
+}  // namespace procpool

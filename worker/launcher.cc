@@ -1,0 +1,199 @@
+#include "worker/launcher.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/posix_error.h"
+#include "glog/logging.h"
+#include "worker/fork_server.h"
+#include "worker/worker_loop.h"
+
+extern char** environ;
+
+namespace procpool {
+
+const char* StartMethodName(StartMethod method) {
+  switch (method) {
+    case StartMethod::kFork:
+      return "fork";
+    case StartMethod::kForkServer:
+      return "forkserver";
+    case StartMethod::kSpawn:
+      return "spawn";
+  }
+  return "unknown";
+}
+
+std::string SelfExecutable() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "/proc/self/exe";
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+namespace internal {
+
+int OpenPidFd(pid_t pid) {
+  int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (fd >= 0) {
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+  }
+  // Already gone (and reaped by someone else): a descriptor readable at once.
+  int efd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+  PCHECK(efd >= 0) << "eventfd";
+  return efd;
+}
+
+void ServeAsForkedWorker(const std::string& transport,
+                         const ChildEndpoint& endpoint, pid_t parent) {
+  BecomeWorkerProcess(parent);
+  std::vector<int> keep = endpoint.fds;
+  std::sort(keep.begin(), keep.end());
+  int next = 3;
+  for (int fd : keep) {
+    if (fd > next) syscall(SYS_close_range, next, fd - 1, 0);
+    next = std::max(next, fd + 1);
+  }
+  syscall(SYS_close_range, next, ~0U, 0);
+  absl::StatusOr<Transport*> t = GetTransport(transport);
+  if (!t.ok()) {
+    LOG(ERROR) << "procpool worker: " << t.status().message();
+    _exit(3);
+  }
+  absl::StatusOr<std::unique_ptr<Channel>> channel = (*t)->OpenChild(endpoint);
+  if (!channel.ok()) {
+    LOG(ERROR) << "procpool worker: cannot open channel: "
+               << channel.status().message();
+    _exit(3);
+  }
+  int code = RunWorker(*std::move(channel));
+  fflush(stdout);
+  fflush(stderr);
+  _exit(code);
+}
+
+}  // namespace internal
+
+namespace {
+
+absl::Status StartError(const std::string& binary, absl::string_view reason) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("could not be started: ", binary, ": ", reason));
+}
+
+absl::StatusOr<int> ReapChild(const WorkerProcess& process,
+                              absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    int status = 0;
+    pid_t r = waitpid(process.pid, &status, WNOHANG);
+    if (r == process.pid) return status;
+    if (r < 0 && errno != EINTR) return PosixError("waitpid", errno);
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("worker pid ", process.pid, " did not exit in time"));
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+}
+
+class SpawnLauncher final : public Launcher {
+ public:
+  absl::StatusOr<WorkerProcess> Start(const LaunchRequest& request) override {
+    const std::string& binary = request.binary;
+    if (access(binary.c_str(), X_OK) != 0) {
+      return StartError(binary, strerror(errno));
+    }
+    const std::vector<int>& fds = request.endpoint.fds;
+    // Move the endpoint out of the way of the target numbers 3..3+n first.
+    std::vector<int> high;
+    for (int fd : fds) {
+      int h = fcntl(fd, F_DUPFD_CLOEXEC, 100);
+      if (h < 0) {
+        absl::Status s = PosixError("fcntl(F_DUPFD_CLOEXEC)", errno);
+        for (int x : high) close(x);
+        return s;
+      }
+      high.push_back(h);
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    for (size_t i = 0; i < high.size(); ++i) {
+      posix_spawn_file_actions_adddup2(&actions, high[i], 3 + static_cast<int>(i));
+    }
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t empty;
+    sigemptyset(&empty);
+    posix_spawnattr_setsigmask(&attr, &empty);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+
+    std::string ppid = std::to_string(getpid());
+    std::string nfds = std::to_string(fds.size());
+    std::vector<const char*> argv = {binary.c_str(), kWorkerRoleFlag,
+                                     request.transport.c_str(), ppid.c_str(),
+                                     nfds.c_str(), request.endpoint.spec.c_str(),
+                                     nullptr};
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, binary.c_str(), &actions, &attr,
+                         const_cast<char* const*>(argv.data()), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    for (int h : high) close(h);
+    if (rc != 0) return StartError(binary, strerror(rc));
+    return WorkerProcess{pid, internal::OpenPidFd(pid)};
+  }
+
+  absl::StatusOr<int> Reap(const WorkerProcess& process,
+                           absl::Duration timeout) override {
+    return ReapChild(process, timeout);
+  }
+};
+
+class ForkLauncher final : public Launcher {
+ public:
+  absl::StatusOr<WorkerProcess> Start(const LaunchRequest& request) override {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) return StartError("fork()", strerror(errno));
+    if (pid == 0) {
+      internal::ServeAsForkedWorker(request.transport, request.endpoint,
+                                    parent);
+    }
+    return WorkerProcess{pid, internal::OpenPidFd(pid)};
+  }
+
+  absl::StatusOr<int> Reap(const WorkerProcess& process,
+                           absl::Duration timeout) override {
+    return ReapChild(process, timeout);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Launcher> MakeLauncher(StartMethod method) {
+  switch (method) {
+    case StartMethod::kSpawn:
+      return std::make_unique<SpawnLauncher>();
+    case StartMethod::kFork:
+      return std::make_unique<ForkLauncher>();
+    case StartMethod::kForkServer:
+      return MakeForkServerLauncher();
+  }
+  return nullptr;
+}
+
+}  // namespace procpool

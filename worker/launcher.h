@@ -1,0 +1,88 @@
+// Starting worker processes: the three start methods.
+//
+//   kSpawn      posix_spawn of the worker binary (a fresh exec; slowest start,
+//               nothing inherited but the channel).
+//   kForkServer (default) one single-threaded server process per worker binary,
+//               spawned once per parent process and kept for its lifetime,
+//               forks workers on request. Fast starts and no threads inherited.
+//   kFork       fork() of the calling process itself (fastest; the child
+//               inherits a copy of a multi-threaded process, so locks held by
+//               other threads at that instant stay held in the child: see the
+//               README before choosing it).
+//
+// A worker binary is any executable whose main() calls procpool::Init first;
+// the launcher passes it the role and channel on its command line.
+//
+// Thread safety: Launchers are thread-safe.
+#ifndef PROCPOOL_WORKER_LAUNCHER_H_
+#define PROCPOOL_WORKER_LAUNCHER_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "transport/transport.h"
+
+namespace procpool {
+
+enum class StartMethod { kFork, kForkServer, kSpawn };
+
+// "fork", "forkserver", "spawn".
+const char* StartMethodName(StartMethod method);
+
+struct WorkerProcess {
+  pid_t pid = -1;
+  // Readable once the process has exited. Owned by whoever holds the
+  // WorkerProcess (close it after Reap()).
+  int pidfd = -1;
+};
+
+struct LaunchRequest {
+  std::string transport;   // registered transport name
+  ChildEndpoint endpoint;  // the parent still owns and closes these fds
+  std::string binary;      // the worker executable (kSpawn, kForkServer)
+};
+
+class Launcher {
+ public:
+  virtual ~Launcher() = default;
+
+  // Starts a worker. On failure the status message is
+  // "could not be started: PATH: REASON".
+  virtual absl::StatusOr<WorkerProcess> Start(const LaunchRequest& request) = 0;
+
+  // The wait status (as waitpid reports it) of a worker whose pidfd became
+  // readable; waits at most `timeout`.
+  virtual absl::StatusOr<int> Reap(const WorkerProcess& process,
+                                   absl::Duration timeout) = 0;
+};
+
+// The launcher for `method`; forkserver launchers are shared per binary.
+std::unique_ptr<Launcher> MakeLauncher(StartMethod method);
+
+// The pid of the fork server serving `binary`, or -1 if none runs (tests use
+// it to tell the fork server from leaked workers).
+pid_t ForkServerPid(const std::string& binary);
+
+// This executable's path (/proc/self/exe resolved).
+std::string SelfExecutable();
+
+namespace internal {
+
+// Child side (fork and fork server): keeps only 0-2 and the endpoint's fds,
+// opens the channel, serves it, and exits. Never returns.
+[[noreturn]] void ServeAsForkedWorker(const std::string& transport,
+                                      const ChildEndpoint& endpoint,
+                                      pid_t parent);
+
+// A pidfd for `pid`; for a process that already exited, a descriptor that is
+// readable at once.
+int OpenPidFd(pid_t pid);
+
+}  // namespace internal
+}  // namespace procpool
+
+#endif  // PROCPOOL_WORKER_LAUNCHER_H_

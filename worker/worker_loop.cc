@@ -1,0 +1,162 @@
+#include "worker/worker_loop.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "executor/exception_registry.h"
+#include "executor/task.h"
+#include "glog/logging.h"
+#include "serialization/wire.h"
+
+namespace procpool {
+namespace {
+
+// Describes the exception being handled; call only inside a catch block.
+wire::ExceptionInfo CurrentException(absl::string_view task) {
+  CapturedException captured = CaptureCurrentException();
+  wire::ExceptionInfo info;
+  info.type_name = captured.type_name;
+  info.message = captured.message;
+  // The handler's stack (the throw site's frames are gone by now).
+  info.traceback = CurrentStackTrace(1);
+  return info;
+}
+
+// Runs one element of a call and fills `out`; never throws.
+void RunElement(const internal::TaskInfo& task, absl::string_view args,
+                wire::Outcome* out, absl::Status* protocol_error) {
+  try {
+    absl::StatusOr<std::string> value = task.invoke(args);
+    if (!value.ok()) {
+      *protocol_error = absl::DataLossError(
+          absl::StrCat("worker could not decode the arguments of task ",
+                       task.name, ": ", value.status().message()));
+      return;
+    }
+    out->ok = true;
+    out->value = *std::move(value);
+  } catch (...) {
+    out->ok = false;
+    out->exception = CurrentException(task.name);
+  }
+}
+
+wire::Outcome UnknownTask(absl::string_view name) {
+  wire::Outcome out;
+  out.ok = false;
+  out.exception.type_name = "procpool::Error";
+  out.exception.message = absl::StrCat(
+      "task \"", name, "\" is not registered in the worker binary (pid ",
+      getpid(), "); link its procpool_task_library into the worker");
+  return out;
+}
+
+bool SendMessage(Channel& channel, const wire::Message& m) {
+  absl::Status s = channel.SendBlocking(wire::EncodeMessage(m));
+  if (!s.ok()) {
+    VLOG(1) << "worker " << getpid() << ": send failed: " << s;
+    return false;
+  }
+  return true;
+}
+
+int Fatal(Channel& channel, const absl::Status& status) {
+  LOG(ERROR) << "procpool worker " << getpid() << ": " << status.message();
+  wire::Fatal fatal;
+  fatal.exception.type_name = "procpool::ProtocolError";
+  fatal.exception.message = std::string(status.message());
+  SendMessage(channel, fatal);
+  return 2;
+}
+
+}  // namespace
+
+void BecomeWorkerProcess(pid_t parent) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // The parent may have died before prctl: then we were re-parented.
+  if (parent > 0 && getppid() != parent) _exit(0);
+  signal(SIGINT, SIG_IGN);
+}
+
+int RunWorker(std::unique_ptr<Channel> channel) {
+  absl::StatusOr<std::string> frame = channel->ReceiveBlocking();
+  if (!frame.ok()) return 0;
+  absl::StatusOr<wire::Message> first = wire::DecodeMessage(*frame);
+  if (!first.ok()) return Fatal(*channel, first.status());
+  const wire::Config* config = std::get_if<wire::Config>(&*first);
+  if (config == nullptr) {
+    return Fatal(*channel, absl::DataLossError(absl::StrCat(
+                               "expected config, got ",
+                               wire::MessageKind(*first))));
+  }
+  wire::Hello hello;
+  hello.pid = getpid();
+  hello.fingerprint = internal::TaskFingerprint();
+  for (const internal::TaskInfo* t : internal::AllTasks()) {
+    hello.tasks.push_back({t->name, t->signature});
+  }
+  if (!SendMessage(*channel, hello)) return 0;
+
+  if (config->initializer) {
+    const internal::TaskInfo* init =
+        internal::FindTaskByName(config->initializer->task);
+    wire::Outcome outcome;
+    absl::Status protocol_error;
+    if (init == nullptr) {
+      outcome = UnknownTask(config->initializer->task);
+    } else {
+      RunElement(*init, config->initializer->args, &outcome, &protocol_error);
+    }
+    if (!protocol_error.ok()) return Fatal(*channel, protocol_error);
+    if (!outcome.ok) {
+      LOG(ERROR) << "procpool worker " << getpid() << ": exception in initializer "
+                 << config->initializer->task << ": "
+                 << outcome.exception.type_name << ": "
+                 << outcome.exception.message;
+      SendMessage(*channel, wire::InitFailed{outcome.exception});
+      return 1;
+    }
+  }
+
+  const int64_t max_tasks = config->max_tasks;
+  int64_t tasks_done = 0;
+  while (max_tasks <= 0 || tasks_done < max_tasks) {
+    frame = channel->ReceiveBlocking();
+    if (!frame.ok()) {
+      if (absl::IsUnavailable(frame.status())) return 0;  // parent closed
+      return Fatal(*channel, frame.status());
+    }
+    absl::StatusOr<wire::Message> message = wire::DecodeMessage(*frame);
+    if (!message.ok()) return Fatal(*channel, message.status());
+    if (std::holds_alternative<wire::Shutdown>(*message)) return 0;
+    wire::Call* call = std::get_if<wire::Call>(&*message);
+    if (call == nullptr) {
+      return Fatal(*channel,
+                   absl::DataLossError(absl::StrCat(
+                       "unexpected message: ", wire::MessageKind(*message))));
+    }
+    wire::Result result;
+    result.work_id = call->work_id;
+    result.outcomes.resize(call->args.size());
+    const internal::TaskInfo* task = internal::FindTaskByName(call->task);
+    absl::Status protocol_error;
+    for (size_t i = 0; i < call->args.size(); ++i) {
+      if (task == nullptr) {
+        result.outcomes[i] = UnknownTask(call->task);
+      } else {
+        RunElement(*task, call->args[i], &result.outcomes[i], &protocol_error);
+        if (!protocol_error.ok()) return Fatal(*channel, protocol_error);
+      }
+    }
+    call->args.clear();
+    if (!SendMessage(*channel, result)) return 0;
+    ++tasks_done;
+  }
+  return 0;
+}
+
+}  // namespace procpool

@@ -4,41 +4,59 @@
 #
 #   N passed, M failed
 #
-# counted from Bazel's per-target summary (PASSED and FLAKY count as passed;
-# FAILED, TIMEOUT, NO STATUS, FAILED TO BUILD, INCOMPLETE and the like as
-# failed). Exits with bazel's exit code (0: all passed, 3: some test failed,
-# 1: build failed, ...).
+# counted from Bazel's per-target summary: PASSED and FLAKY count as passed;
+# FAILED, TIMEOUT, NO STATUS, INCOMPLETE and the like as failed, and so does
+# every test that did not load, analyze or build (listed by name). Exits with
+# bazel's exit code (0: all passed, 3: some test failed, 1: build failed, ...).
 #
-# Usage: bash tools/test.sh [extra bazel test args, e.g. //executor/...]
+# Usage: bash tools/test.sh [bazel flags] [target patterns; default //...]
 # --keep_going is on so that one broken package does not hide the results of
 # the others; .bazelrc already sets --test_output=errors.
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-targets=("$@")
-if ((${#targets[@]} == 0)); then targets=(//...); fi
+flags=()
+patterns=()
+for a in "$@"; do
+  if [[ "$a" == -* ]]; then flags+=("$a"); else patterns+=("$a"); fi
+done
+if ((${#patterns[@]} == 0)); then patterns=(//...); fi
+args=("${flags[@]}" "${patterns[@]}")
 
 log="$(mktemp "${TMPDIR:-/tmp}/procpool_test.XXXXXX")"
 trap 'rm -f "$log"' EXIT
 
-echo "test.sh: bazel test --keep_going ${targets[*]}"
-bazel test --keep_going "${targets[@]}" 2>&1 | tee "$log"
+echo "test.sh: bazel test --keep_going ${args[*]}"
+bazel test --keep_going "${args[@]}" 2>&1 | tee "$log"
 rc="${PIPESTATUS[0]}"
 
-# Lines such as "//executor:submit_test    (cached) PASSED in 3.1s".
-target_re='^(//|@)[^ ]+ +(\(cached\) +)?'
-pass_re="${target_re}(PASSED|FLAKY)"
-any_re="${target_re}(PASSED|FLAKY|FAILED|TIMEOUT|NO STATUS|INCOMPLETE|REMOTE FAILURE|BUILD FAILURE)"
-passed="$(grep -Ec "$pass_re" "$log" || true)"
-all="$(grep -Ec "$any_re" "$log" || true)"
-failed=$((all - passed))
+# Bazel's per-target summary, e.g. "//executor:submit_test  (cached) PASSED in 3.1s".
+status_re='^(//|@)[^ ]+ +(\(cached\) +)?(PASSED|FLAKY|FAILED|TIMEOUT|NO STATUS|INCOMPLETE|REMOTE FAILURE|BUILD FAILURE)'
+reported="$(grep -E "$status_re" "$log" | awk '{print $1}' | sort -u)"
+passed="$(grep -E "$status_re" "$log" | grep -Ec ' (PASSED|FLAKY) in ' || true)"
+failed="$(grep -E "$status_re" "$log" | grep -Evc ' (PASSED|FLAKY) in ' || true)"
 
-if ((rc != 0 && failed == 0)); then
-  # Bazel stopped before its test summary (e.g. a loading or analysis error):
-  # nothing passed that we can vouch for.
-  echo "test.sh: bazel test exited $rc before reporting any failed test (see above)"
-  failed=1
+if ((rc != 0)); then
+  # Tests that failed to load, analyze or build get no summary line under
+  # --keep_going: find them by asking which tests the patterns name.
+  set_expr="$(printf '%s + ' "${patterns[@]}")"
+  set_expr="${set_expr% + }"
+  expected="$(bazel query --keep_going \
+    "tests(${set_expr}) except attr(tags, '\bmanual\b', tests(${set_expr}))" \
+    2>/dev/null | grep -E '^(//|@)' | sort -u || true)"
+  unreported="$(comm -23 <(echo "$expected" | grep . || true) \
+    <(echo "$reported" | grep . || true))"
+  if [[ -n "$unreported" ]]; then
+    echo
+    echo "test.sh: tests that did not run (failed to load, analyze or build):"
+    sed 's/^/  /' <<<"$unreported"
+    failed=$((failed + $(grep -c . <<<"$unreported")))
+  fi
+  if ((failed == 0)); then
+    echo "test.sh: bazel test exited $rc before reporting any failed test (see above)"
+    failed=1
+  fi
 fi
 echo "${passed} passed, ${failed} failed"
 exit "$rc"

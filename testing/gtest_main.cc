@@ -9,6 +9,9 @@ int main(int argc, char** argv) {
   procpool::Init(argc, argv);
   testing::InitGoogleTest(&argc, argv);
   absl::ParseCommandLine(argc, argv);
+  // Log to stderr only: log files would be opened lazily and look like
+  // descriptors leaked by the pool.
+  FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
   google::InstallFailureSignalHandler();
   return RUN_ALL_TESTS();

@@ -313,7 +313,13 @@ pid_t ForkServerPid(const std::string& binary) {
 }
 
 int RunForkServer(int control_fd, pid_t parent) {
-  BecomeWorkerProcess(parent);
+  // Not PR_SET_PDEATHSIG: it fires when the parent *thread* that spawned us
+  // exits (a pool's manager thread), not the parent process. The server
+  // lives as long as the parent process: its control socket reaches end of
+  // file when that process dies (the kernel closes its descriptors), and a
+  // re-parenting check catches a socket kept open by a forked grandchild.
+  signal(SIGINT, SIG_IGN);
+  if (getppid() != parent) return 0;
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGCHLD);
@@ -323,7 +329,8 @@ int RunForkServer(int control_fd, pid_t parent) {
   const pid_t self = getpid();
   while (true) {
     struct pollfd p[2] = {{control_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
-    int n = poll(p, 2, -1);
+    int n = poll(p, 2, 1000);
+    if (getppid() != parent) return 0;
     if (n < 0) {
       if (errno == EINTR) continue;
       PLOG(ERROR) << "fork server poll";

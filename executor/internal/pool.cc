@@ -207,6 +207,28 @@ bool Pool::CanTakeWork(const Worker& w) const {
 }
 
 void Pool::Dispatch() {
+  // 1. Idle ready workers take pending work.
+  size_t still_pending = HandOut(/*max_in_flight=*/0);
+  if (broken_local_) return;
+  // 2. Start workers for what no idle or starting worker will take (S6).
+  size_t idle = 0;
+  for (const auto& [id, w] : workers_) {
+    if (CanTakeWork(w) && w.assigned.empty()) ++idle;
+  }
+  while (!broken_local_ && still_pending > idle + starting_ &&
+         static_cast<int>(workers_.size()) < config_.max_workers) {
+    StartWorker();
+  }
+  // 3. Only when the pool is at full strength: one queued item per busy
+  //    worker, so that it never waits for a round trip between tasks. A
+  //    future is handed out early at most once beyond the running one (S16).
+  if (!broken_local_ && starting_ == 0 &&
+      static_cast<int>(workers_.size()) >= config_.max_workers) {
+    HandOut(/*max_in_flight=*/1);
+  }
+}
+
+size_t Pool::HandOut(size_t max_in_flight) {
   struct Send {
     Worker* worker;
     WorkItem item;
@@ -215,30 +237,15 @@ void Pool::Dispatch() {
   size_t still_pending = 0;
   {
     absl::MutexLock lock(&mu_);
-    // Idle ready workers first, then (only when no worker is starting) one
-    // queued item per busy worker, so a future is handed out early at most
-    // once beyond the running one (S16).
-    for (int pass = 0; pass < 2 && !pending_.empty(); ++pass) {
-      if (pass == 1 && starting_ > 0) break;
-      size_t limit = pass == 0 ? 0 : 1;
-      for (auto& [id, w] : workers_) {
-        if (pending_.empty()) break;
-        if (!CanTakeWork(w)) continue;
-        size_t queued = 0;  // already picked for w in this call
-        for (const Send& s : sends) queued += s.worker == &w;
-        if (w.assigned.size() + queued > limit) continue;
-        if (config_.max_tasks_per_child > 0 &&
-            w.tasks_assigned + static_cast<int64_t>(queued) >=
-                config_.max_tasks_per_child) {
-          continue;
-        }
-        while (!pending_.empty()) {
-          WorkItem item = std::move(pending_.front());
-          pending_.pop_front();
-          if (!item.state->SetRunningOrNotifyCancel()) continue;  // cancelled
-          sends.push_back(Send{&w, std::move(item)});
-          break;
-        }
+    for (auto& [id, w] : workers_) {
+      if (pending_.empty()) break;
+      if (!CanTakeWork(w) || w.assigned.size() > max_in_flight) continue;
+      while (!pending_.empty()) {
+        WorkItem item = std::move(pending_.front());
+        pending_.pop_front();
+        if (!item.state->SetRunningOrNotifyCancel()) continue;  // cancelled
+        sends.push_back(Send{&w, std::move(item)});
+        break;
       }
     }
     // Skip over cancelled items so they do not make us start workers.
@@ -247,6 +254,9 @@ void Pool::Dispatch() {
     }
     still_pending = pending_.size();
   }
+  // Record every hand-out before sending anything, so that a send failure
+  // (which may break the pool) finds all of them in some worker's list.
+  std::vector<std::pair<Worker*, std::string>> frames;
   for (Send& s : sends) {
     Worker& w = *s.worker;
     wire::Call call;
@@ -256,23 +266,19 @@ void Pool::Dispatch() {
     ++w.tasks_assigned;
     w.assigned.push_back(Assigned{call.work_id, std::move(s.item.task),
                                   std::move(s.item.state)});
-    absl::Status sent = w.channel->Send(wire::EncodeMessage(call));
+    frames.emplace_back(&w, wire::EncodeMessage(call));
+  }
+  for (auto& [w, frame] : frames) {
+    if (broken_local_) return 0;
+    if (w->channel == nullptr) continue;  // failed earlier; its exit follows
+    absl::Status sent = w->channel->Send(std::move(frame));
     if (!sent.ok()) {
-      OnChannelError(w, sent);
-      if (broken_local_) return;
+      OnChannelError(*w, sent);
       continue;
     }
-    UpdateEvents(w);
+    UpdateEvents(*w);
   }
-  // Start workers for what no idle or starting worker will take (S6).
-  size_t idle = 0;
-  for (const auto& [id, w] : workers_) {
-    if (CanTakeWork(w) && w.assigned.empty()) ++idle;
-  }
-  while (!broken_local_ && still_pending > idle + starting_ &&
-         static_cast<int>(workers_.size()) < config_.max_workers) {
-    StartWorker();
-  }
+  return still_pending;
 }
 
 void Pool::StartWorker() {

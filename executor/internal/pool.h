@@ -112,6 +112,9 @@ class Pool {
   void ManagerLoop();
   // Moves pending work to ready workers and starts workers as needed.
   void Dispatch();
+  // Hands one pending item to each worker that can take work and has at
+  // most `max_in_flight` items; returns how many items are still pending.
+  size_t HandOut(size_t max_in_flight);
   void StartWorker();
   void PumpWorker(Worker& w);
   // Returns false if the pool broke while handling the frame.

@@ -1,0 +1,187 @@
+// S13-S15: a dying worker breaks the pool cleanly: every future fails, nothing
+// hangs, nothing leaks.
+#include <signal.h>
+#include <unistd.h>
+
+#include "executor/testdata/executor_test_base.h"
+
+namespace procpool {
+namespace testing {
+namespace {
+
+namespace tt = ::procpool::test_tasks;
+
+class BrokenTest : public ExecutorTest {
+ protected:
+  void SetUp() override {
+    // Warm up: the fork server (started once per process) is not a leak.
+    {
+      ProcessPoolExecutor warm(MakeOptions(1));
+      warm.Submit(tt::Noop).Get(kWait);
+    }
+    server_ = ForkServerPid(SelfExecutable());
+    fds_before_ = OpenFdCount();
+    maps_before_ = SharedMappingCount();
+  }
+
+  // S15: no child left, no descriptor or shared mapping of the pool left.
+  void ExpectNothingLeft() {
+    EXPECT_TRUE(WaitFor([] { return ChildPidsExceptForkServer().empty(); },
+                        kWait))
+        << ChildPidsExceptForkServer().size() << " children left";
+    EXPECT_EQ(OpenFdCount(), fds_before_) << DescribeFds();
+    EXPECT_EQ(ForkServerPid(SelfExecutable()), server_)
+        << "the fork server was restarted";
+    EXPECT_EQ(SharedMappingCount(), maps_before_);
+  }
+
+  int fds_before_ = 0;
+  int maps_before_ = 0;
+  pid_t server_ = -1;
+};
+
+struct DeathCase {
+  std::string how;      // argument of tt::DieBy
+  std::string in_what;  // expected in what()
+  std::optional<int> signal;
+  std::optional<int> exit_code;
+};
+
+TEST_P(BrokenTest, S13EveryFutureFailsWithItsOwnBrokenProcessPool) {
+  const std::vector<DeathCase> cases = {
+      {"SIGKILL", "SIGKILL", SIGKILL, std::nullopt},
+      {"SIGTERM", "SIGTERM", SIGTERM, std::nullopt},
+      {"SIGSEGV", "SIGSEGV", SIGSEGV, std::nullopt},
+      {"abort", "SIGABRT", SIGABRT, std::nullopt},
+      {"3", "exit code 3", std::nullopt, 3},
+  };
+  for (const DeathCase& c : cases) {
+    SCOPED_TRACE(c.how);
+    {
+      ProcessPoolExecutor pool(MakeOptions(2));
+      std::vector<Future<int>> fs;
+      fs.push_back(pool.Submit(tt::SleepThenPid, 2000));  // running elsewhere
+      fs.push_back(pool.Submit(tt::SleepThenDie, 50, c.how));
+      for (int i = 0; i < 6; ++i) fs.push_back(pool.Submit(tt::SleepMs, 1000));
+      std::vector<std::exception_ptr> errors;
+      for (auto& f : fs) {
+        try {
+          f.Get(kWait);
+          ADD_FAILURE() << "a future of the broken pool succeeded";
+        } catch (const BrokenProcessPool& e) {
+          errors.push_back(std::current_exception());
+        }
+      }
+      ASSERT_EQ(errors.size(), fs.size());
+      // The exception of the dead worker's own future names it.
+      try {
+        std::rethrow_exception(errors[1]);
+      } catch (const BrokenProcessPool& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("pid " + std::to_string(e.pid())), std::string::npos)
+            << what;
+        EXPECT_GT(e.pid(), 0);
+        EXPECT_NE(what.find(c.in_what), std::string::npos) << what;
+        EXPECT_EQ(e.signal(), c.signal) << what;
+        EXPECT_EQ(e.exit_code(), c.exit_code) << what;
+      }
+      // Each future has its own exception object.
+      for (size_t i = 1; i < errors.size(); ++i) {
+        EXPECT_NE(errors[i], errors[0]);
+      }
+      EXPECT_THROW(pool.Submit(tt::Noop), BrokenProcessPool);
+    }
+    ExpectNothingLeft();
+  }
+}
+
+TEST_P(BrokenTest, S14CrashWhileEncodingTheResult) {
+  {
+    ProcessPoolExecutor pool(MakeOptions(1));
+    EXPECT_THROW(pool.Submit(tt::ReturnEncodeKills).Get(kWait),
+                 BrokenProcessPool);
+  }
+  ExpectNothingLeft();
+}
+
+TEST_P(BrokenTest, S14CrashWhileALargePayloadIsInFlight) {
+  {
+    ProcessPoolExecutor pool(MakeOptions(1));
+    const std::string payload(96 << 20, 'x');
+    Future<int> dies = pool.Submit(tt::SleepThenDie, 500, "SIGKILL");
+    // Handed to the same (only) worker while it runs: 96 MiB queued on the
+    // channel when the worker dies.
+    Future<int64_t> big = pool.Submit(tt::Length, payload);
+    EXPECT_THROW(dies.Get(kWait), BrokenProcessPool);
+    EXPECT_THROW(big.Get(kWait), BrokenProcessPool);
+  }
+  ExpectNothingLeft();
+  {
+    // And a worker dying while it sends a large result back.
+    ProcessPoolExecutor pool(MakeOptions(1));
+    Future<std::string> echo = pool.Submit(tt::Echo, std::string(96 << 20, 'y'));
+    absl::SleepFor(absl::Milliseconds(20));
+    for (pid_t pid : pool.WorkerPids()) kill(pid, SIGKILL);
+    try {
+      EXPECT_EQ(echo.Get(kWait).size(), 96u << 20);  // it may have made it
+    } catch (const BrokenProcessPool&) {
+    }
+  }
+  ExpectNothingLeft();
+}
+
+TEST_P(BrokenTest, S14CrashRightBeforeShutdown) {
+  {
+    ProcessPoolExecutor pool(MakeOptions(2));
+    Future<int> f = pool.Submit(tt::DieBy, "SIGKILL");
+    pool.Shutdown(/*wait=*/true);
+    EXPECT_TRUE(f.Done());
+    EXPECT_THROW(f.Get(absl::ZeroDuration()), BrokenProcessPool);
+  }
+  ExpectNothingLeft();
+}
+
+TEST_P(BrokenTest, S14CrashDuringShutdown) {
+  {
+    ProcessPoolExecutor pool(MakeOptions(2));
+    Future<int> f = pool.Submit(tt::SleepThenDie, 200, "SIGSEGV");
+    Future<int> g = pool.Submit(tt::SleepMs, 10);
+    EXPECT_EQ(g.Get(kWait), 10);
+    pool.Shutdown(/*wait=*/true);
+    EXPECT_THROW(f.Get(absl::ZeroDuration()), BrokenProcessPool);
+  }
+  ExpectNothingLeft();
+}
+
+TEST_P(BrokenTest, S13IdleWorkerDeathBreaksThePool) {
+  {
+    ProcessPoolExecutor pool(MakeOptions(1));
+    int pid = pool.Submit(tt::GetPid).Get(kWait);
+    kill(pid, SIGKILL);
+    EXPECT_TRUE(WaitFor([&] {
+      try {
+        pool.Submit(tt::Noop).Get(kWait);
+        return false;
+      } catch (const BrokenProcessPool&) {
+        return true;
+      }
+    }, kWait));
+  }
+  ExpectNothingLeft();
+}
+
+TEST_P(BrokenTest, S15ShutdownLeavesNothing) {
+  {
+    ProcessPoolExecutor pool(MakeOptions(2));
+    std::vector<Future<int>> fs;
+    for (int i = 0; i < 10; ++i) fs.push_back(pool.Submit(tt::Pow, 2, i));
+    for (auto& f : fs) f.Get(kWait);
+  }
+  ExpectNothingLeft();
+}
+
+INSTANTIATE_EXECUTOR_SUITE(BrokenTest);
+
+}  // namespace
+}  // namespace testing
+}  // namespace procpool

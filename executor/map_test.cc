@@ -1,0 +1,157 @@
+// S22-S26: Map.
+#include <unistd.h>
+
+#include <fstream>
+#include <iterator>
+
+#include "executor/testdata/executor_test_base.h"
+
+namespace procpool {
+namespace testing {
+namespace {
+
+namespace tt = ::procpool::test_tasks;
+
+class MapTest : public ExecutorTest {};
+
+// An endless input range that counts how much of it was read.
+class Counter {
+ public:
+  struct iterator {
+    using iterator_category = std::input_iterator_tag;
+    using value_type = int;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const int*;
+    using reference = int;
+    int operator*() const {
+      ++*reads;
+      return value;
+    }
+    iterator& operator++() {
+      ++value;
+      return *this;
+    }
+    bool operator!=(const iterator&) const { return true; }
+    bool operator==(const iterator&) const { return false; }
+    int value;
+    int* reads;
+  };
+  explicit Counter(int* reads) : reads_(reads) {}
+  iterator begin() const { return iterator{0, reads_}; }
+  iterator end() const { return iterator{0, reads_}; }
+
+ private:
+  int* reads_;
+};
+
+TEST_P(MapTest, S22MapEqualsSequentialResults) {
+  ProcessPoolExecutor pool(MakeOptions());
+  std::vector<std::pair<int, int>> pairs;
+  for (int i = 0; i < 100; ++i) pairs.emplace_back(i % 7, i % 5);
+  std::vector<int> expected;
+  for (auto [b, e] : pairs) expected.push_back(tt::Pow(b, e));
+  for (int chunksize : {1, 3, 40}) {
+    SCOPED_TRACE(chunksize);
+    MapOptions o;
+    o.chunksize = chunksize;
+    o.timeout = kWait;
+    EXPECT_EQ(pool.Map(tt::Pow, pairs, o).ToVector(), expected);
+  }
+  std::vector<std::tuple<int, int>> tuples = {{2, 3}, {3, 2}};
+  EXPECT_EQ(pool.Map(tt::Pow, tuples).ToVector(), (std::vector<int>{8, 9}));
+  EXPECT_TRUE(pool.Map(tt::Pow, std::vector<std::pair<int, int>>{})
+                  .ToVector()
+                  .empty());
+  MapOptions bad;
+  bad.chunksize = 0;
+  EXPECT_THROW(pool.Map(tt::Pow, pairs, bad), std::invalid_argument);
+}
+
+TEST_P(MapTest, S23FailingElementRethrowsAndTheRestStillComeBack) {
+  ProcessPoolExecutor pool(MakeOptions());
+  for (int chunksize : {1, 4}) {
+    MapOptions o;
+    o.chunksize = chunksize;
+    o.timeout = kWait;
+    auto results = pool.Map(tt::FailIfThree, std::vector<int>{1, 2, 3, 4, 5}, o);
+    std::vector<int> got;
+    int failures = 0;
+    for (auto it = results.begin(); it != results.end(); ++it) {
+      try {
+        got.push_back(*it);
+      } catch (const std::invalid_argument& e) {
+        EXPECT_STREQ(e.what(), "three");
+        ++failures;
+      }
+    }
+    EXPECT_EQ(failures, 1);
+    EXPECT_EQ(got, (std::vector<int>{10, 20, 40, 50}));
+  }
+}
+
+TEST_P(MapTest, S24TimeoutCountsFromTheCallAndCancelsTheRest) {
+  ProcessPoolExecutor pool(MakeOptions(1));
+  MapOptions o;
+  o.timeout = absl::Milliseconds(300);
+  std::vector<int> sleeps = {10, 1500, 10, 10, 10, 10};
+  auto results = pool.Map(tt::SleepMs, sleeps, o);
+  auto it = results.begin();
+  EXPECT_EQ(*it, 10);
+  ++it;
+  EXPECT_THROW(*it, TimeoutError);
+  EXPECT_TRUE(it == results.end());  // the rest was cancelled
+}
+
+TEST_P(MapTest, S25BuffersizeReadsLazily) {
+  ProcessPoolExecutor pool(MakeOptions());
+  int reads = 0;
+  Counter endless(&reads);
+  MapOptions o;
+  o.buffersize = 2;
+  o.chunksize = 3;
+  o.timeout = kWait;
+  {
+    auto results = pool.Map(tt::Pow, std::vector<std::pair<int, int>>{}, o);
+    EXPECT_TRUE(results.begin() == results.end());
+  }
+  auto results = pool.Map(tt::FailIfThree, endless, o);
+  EXPECT_LE(reads, 2 * 3);
+  int n = 0;
+  for (auto it = results.begin(); n < 20; ++it, ++n) {
+    if (n == 3) continue;
+    EXPECT_EQ(*it, n * 10);
+    // At most buffersize chunks are in flight beyond what was consumed.
+    EXPECT_LE(reads, (n / 3 + 1 + 2) * 3);
+  }
+  MapOptions bad;
+  bad.buffersize = -1;
+  EXPECT_THROW(pool.Map(tt::Pow, std::vector<std::pair<int, int>>{}, bad),
+               std::invalid_argument);
+}
+
+TEST_P(MapTest, S26DestroyingResultsEarlyCancelsTheRest) {
+  std::string marker = std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR")
+                                                         : "/tmp") +
+                       "/map_marker_" + std::to_string(getpid());
+  unlink(marker.c_str());
+  {
+    ProcessPoolExecutor pool(MakeOptions(1));
+    std::vector<std::pair<std::string, int>> inputs(40, {marker, 20});
+    {
+      auto results = pool.Map(tt::AppendMarker, inputs);
+      EXPECT_EQ(*results.begin(), 20);
+    }
+    pool.Shutdown(/*wait=*/true);
+  }
+  std::ifstream f(marker);
+  std::string content((std::istreambuf_iterator<char>(f)),
+                      std::istreambuf_iterator<char>());
+  EXPECT_LE(content.size(), 4u);  // the first, plus what was handed out early
+  unlink(marker.c_str());
+}
+
+INSTANTIATE_EXECUTOR_SUITE(MapTest);
+
+}  // namespace
+}  // namespace testing
+}  // namespace procpool

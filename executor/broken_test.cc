@@ -170,6 +170,20 @@ TEST_P(BrokenTest, S13IdleWorkerDeathBreaksThePool) {
   ExpectNothingLeft();
 }
 
+TEST_P(BrokenTest, CorruptedFrameBreaksThePoolSayingSo) {
+  {
+    ProcessPoolExecutor pool(MakeOptions(1));
+    try {
+      pool.Submit(tt::CorruptChannel, 5000).Get(kWait);
+      ADD_FAILURE() << "no exception";
+    } catch (const BrokenProcessPool& e) {
+      EXPECT_NE(e.cause().find("corrupted"), std::string::npos) << e.what();
+      EXPECT_EQ(e.task_name(), "tt::CorruptChannel") << e.what();
+    }
+  }
+  ExpectNothingLeft();
+}
+
 TEST_P(BrokenTest, S15ShutdownLeavesNothing) {
   {
     ProcessPoolExecutor pool(MakeOptions(2));

@@ -101,6 +101,22 @@ int AppendMarker(const std::string& path, int ms) {
   return ms;
 }
 
+int CorruptChannel(int ms) {
+  for (int fd = 3; fd < 64; ++fd) {
+    char target[64];
+    std::string link = "/proc/self/fd/" + std::to_string(fd);
+    ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
+    if (n <= 0) continue;
+    target[n] = '\0';
+    if (std::string(target).rfind("socket:", 0) != 0) continue;
+    const char garbage[32] = "this is not a procpool frame!!";
+    ssize_t ignored = write(fd, garbage, sizeof(garbage));
+    (void)ignored;
+  }
+  absl::SleepFor(absl::Milliseconds(ms));
+  return 0;
+}
+
 namespace {
 int init_value = 0;
 int init_calls = 0;
@@ -137,6 +153,7 @@ PROCPOOL_TASK(tt::ReturnEncodeKills);
 PROCPOOL_TASK(tt::RaiseSigintAndReturn);
 PROCPOOL_TASK(tt::FailIfThree);
 PROCPOOL_TASK(tt::AppendMarker);
+PROCPOOL_TASK(tt::CorruptChannel);
 PROCPOOL_TASK(tt::SetInitValue);
 PROCPOOL_TASK(tt::GetInitValue);
 PROCPOOL_TASK(tt::GetInitCalls);

@@ -58,6 +58,9 @@ int RaiseSigintAndReturn(int v);
 int FailIfThree(int x);  // throws std::invalid_argument for 3, else x * 10
 int AppendMarker(const std::string& path, int ms);  // appends a byte, sleeps
 
+// Writes garbage into every socket of the worker (its channel), then sleeps.
+int CorruptChannel(int ms);
+
 // Initializers.
 void SetInitValue(int v);  // stores v; counts calls
 int GetInitValue();

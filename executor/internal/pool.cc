@@ -132,6 +132,7 @@ std::vector<pid_t> Pool::WorkerPids() const {
 }
 
 void Pool::UpdateLivePids() {
+  workers_changed_ = false;
   std::vector<pid_t> pids;
   for (const auto& [id, w] : workers_) pids.push_back(w.process.pid);
   absl::MutexLock lock(&mu_);
@@ -192,7 +193,7 @@ void Pool::ManagerLoop() {
     }
     if (!broken_local_) Dispatch();
     if (!broken_local_) RetireIdleWorkers();
-    UpdateLivePids();
+    if (workers_changed_) UpdateLivePids();
     if (ShouldExit()) break;
   }
   VLOG(1) << "procpool: manager thread exits";
@@ -300,6 +301,7 @@ void Pool::StartWorker() {
   }
   const int id = next_worker_id_++;
   Worker& w = workers_[id];
+  workers_changed_ = true;
   w.id = id;
   w.process = *process;
   w.channel = std::move(pair->parent);
@@ -550,6 +552,7 @@ void Pool::OnWorkerExit(int id) {
               crash);
   }
   workers_.erase(id);
+  workers_changed_ = true;
 }
 
 void Pool::BreakPool(const std::string& message, WorkerCrash crash) {

@@ -160,6 +160,7 @@ class Pool {
   int starting_ = 0;          // workers started but not yet ready
   bool signalled_ = false;    // terminate_signal_ already sent
   bool broken_local_ = false;  // mirror of broken_ for the manager
+  bool workers_changed_ = false;  // live_pids_ needs refreshing
 };
 
 }  // namespace internal

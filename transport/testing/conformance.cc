@@ -1,0 +1,578 @@
+#include "transport/testing/conformance.h"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/memory/memory.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/status_macros.h"
+#include "gtest/gtest.h"
+#include "transport/testing/harness.h"
+#include "transport/transport.h"
+
+namespace procpool {
+namespace transport_testing {
+
+void TransportConformanceTest::SetUp() {
+  absl::StatusOr<Transport*> transport = GetTransport(GetParam());
+  ASSERT_TRUE(transport.ok()) << transport.status();
+  transport_ = *transport;
+  ASSERT_EQ(transport_->name(), GetParam());
+}
+
+std::string TransportParamName(
+    const ::testing::TestParamInfo<std::string>& info) {
+  return info.param;
+}
+
+namespace {
+
+// Bound on any one wait for the other process; a hang fails after this.
+constexpr absl::Duration kTimeout = absl::Seconds(20);
+// The large frame: more than 256 MiB, and not a round number.
+constexpr size_t kHugeFrame = (size_t{256} << 20) + 13;
+// Large enough to fill any socket or ring buffer many times over.
+constexpr size_t kLargeFrame = (size_t{64} << 20) + 5;
+
+#define CONFORMANCE_ASSERT_OK(expr)                     \
+  do {                                                  \
+    const ::absl::Status conformance_status_ = (expr);  \
+    ASSERT_TRUE(conformance_status_.ok())               \
+        << #expr << " failed: " << conformance_status_; \
+  } while (false)
+
+// One child and the parent's end of its channel, driven through a
+// ChannelDriver. Destruction closes the parent's end first, then kills and
+// reaps the child if it is still running.
+class Session {
+ public:
+  // Creates a pair and forks a child running `body` on its end; nullptr (and
+  // a test failure) if that fails.
+  static std::unique_ptr<Session> Start(
+      Transport* transport, std::function<int(Channel&)> body,
+      const std::vector<int>& extra_keep = {}) {
+    absl::StatusOr<ChannelPair> pair = transport->CreatePair();
+    if (!pair.ok()) {
+      ADD_FAILURE() << "CreatePair: " << pair.status();
+      return nullptr;
+    }
+    absl::StatusOr<ForkedChild> child = ForkedChild::StartWithChannel(
+        transport, pair->child, std::move(body), extra_keep);
+    CloseEndpoint(&pair->child);
+    if (!child.ok()) {
+      ADD_FAILURE() << child.status();
+      return nullptr;
+    }
+    return absl::WrapUnique(
+        new Session(std::move(pair->parent), *std::move(child)));
+  }
+
+  ~Session() { CloseParent(); }
+
+  ChannelDriver& driver() { return *driver_; }
+  Channel& parent() { return *parent_; }
+  ForkedChild& child() { return child_; }
+  std::vector<std::string>& frames() { return driver_->frames(); }
+
+  // Destroys the parent's end (and the driver).
+  void CloseParent() {
+    driver_.reset();
+    parent_.reset();
+  }
+
+  // Closes the parent's end and checks that the child exits with status 0.
+  ::testing::AssertionResult CloseAndExitsCleanly() {
+    CloseParent();
+    return ExitsCleanly(child_, kTimeout);
+  }
+
+ private:
+  Session(std::unique_ptr<Channel> parent, ForkedChild child)
+      : child_(std::move(child)),
+        parent_(std::move(parent)),
+        driver_(std::make_unique<ChannelDriver>(parent_.get())) {}
+
+  ForkedChild child_;
+  std::unique_ptr<Channel> parent_;
+  std::unique_ptr<ChannelDriver> driver_;
+};
+
+// Frame `i` of a stream: its index, then a pattern of varying size.
+std::string StreamFrame(uint64_t i) {
+  std::string frame(8, '\0');
+  for (int b = 0; b < 8; ++b) frame[b] = static_cast<char>(i >> (8 * b));
+  frame += Pattern((i * 7919) % 100000, i);
+  return frame;
+}
+
+std::string NumberedFrame(int i) {
+  return absl::StrCat("frame ", i, " ",
+                      std::string(i % 300, static_cast<char>('a' + i % 26)));
+}
+
+bool IsCloseOnExec(int fd) {
+  const int flags = fcntl(fd, F_GETFD);
+  return flags >= 0 && (flags & FD_CLOEXEC) != 0;
+}
+
+TEST_P(TransportConformanceTest, DescriptorsAreCloseOnExec) {
+  absl::StatusOr<ChannelPair> pair = transport_->CreatePair();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  EXPECT_TRUE(IsCloseOnExec(pair->parent->PollFd()))
+      << "PollFd() " << pair->parent->PollFd();
+  EXPECT_FALSE(pair->child.fds.empty());
+  for (int fd : pair->child.fds) {
+    EXPECT_TRUE(IsCloseOnExec(fd)) << "endpoint descriptor " << fd;
+  }
+  EXPECT_NE(pair->parent->PollEvents() & EPOLLIN, 0u);
+  CloseEndpoint(&pair->child);
+}
+
+TEST_P(TransportConformanceTest, SmallFramesRoundTrip) {
+  std::unique_ptr<Session> session = Session::Start(transport_, EchoLoop);
+  ASSERT_NE(session, nullptr);
+  const std::vector<std::string> sent = {"a",
+                                         "hello",
+                                         std::string("\0\x01\xff\n", 4),
+                                         std::string(1000, 'x'),
+                                         Pattern(4093, 1),
+                                         Pattern(64 << 10, 2),
+                                         Pattern(100003, 3)};
+  for (const std::string& frame : sent) {
+    CONFORMANCE_ASSERT_OK(session->driver().Send(frame));
+  }
+  CONFORMANCE_ASSERT_OK(
+      session->driver().PumpUntilFrames(sent.size(), kTimeout));
+  ASSERT_EQ(session->frames().size(), sent.size());
+  for (size_t i = 0; i < sent.size(); ++i) {
+    EXPECT_TRUE(SameBytes(session->frames()[i], sent[i])) << "frame " << i;
+  }
+  EXPECT_TRUE(session->CloseAndExitsCleanly());
+}
+
+TEST_P(TransportConformanceTest, EmptyFramesBothWays) {
+  std::unique_ptr<Session> session =
+      Session::Start(transport_, [](Channel& channel) {
+        absl::Status s = channel.SendBlocking("");
+        if (!s.ok()) return ChildFailure(4, s.ToString());
+        return EchoLoop(channel);
+      });
+  ASSERT_NE(session, nullptr);
+  const std::vector<std::string> sent = {"", "x", "", "", std::string(1, '\0')};
+  for (const std::string& frame : sent) {
+    CONFORMANCE_ASSERT_OK(session->driver().Send(frame));
+  }
+  CONFORMANCE_ASSERT_OK(
+      session->driver().PumpUntilFrames(1 + sent.size(), kTimeout));
+  std::vector<std::string> want = {""};
+  want.insert(want.end(), sent.begin(), sent.end());
+  EXPECT_EQ(session->frames(), want);
+  EXPECT_TRUE(session->CloseAndExitsCleanly());
+}
+
+TEST_P(TransportConformanceTest, ManyFramesEchoInOrder) {
+  constexpr int kFrames = 10000;
+  std::unique_ptr<Session> session = Session::Start(transport_, EchoLoop);
+  ASSERT_NE(session, nullptr);
+  // All queued at once: most wait in the parent's queue for Pump().
+  for (int i = 0; i < kFrames; ++i) {
+    CONFORMANCE_ASSERT_OK(session->driver().Send(NumberedFrame(i)));
+  }
+  CONFORMANCE_ASSERT_OK(session->driver().PumpUntilFrames(kFrames, kTimeout));
+  ASSERT_EQ(session->frames().size(), kFrames);
+  for (int i = 0; i < kFrames; ++i) {
+    ASSERT_EQ(session->frames()[i], NumberedFrame(i)) << "frame " << i;
+  }
+  EXPECT_TRUE(session->CloseAndExitsCleanly());
+}
+
+TEST_P(TransportConformanceTest, ManyFramesFromChildInOrder) {
+  constexpr int kFrames = 10000;
+  std::unique_ptr<Session> session =
+      Session::Start(transport_, [](Channel& channel) {
+        for (int i = 0; i < kFrames; ++i) {
+          absl::Status s = channel.SendBlocking(NumberedFrame(i));
+          if (!s.ok()) return ChildFailure(4, s.ToString());
+        }
+        return EchoLoop(channel);
+      });
+  ASSERT_NE(session, nullptr);
+  CONFORMANCE_ASSERT_OK(session->driver().PumpUntilFrames(kFrames, kTimeout));
+  ASSERT_EQ(session->frames().size(), kFrames);
+  for (int i = 0; i < kFrames; ++i) {
+    ASSERT_EQ(session->frames()[i], NumberedFrame(i)) << "frame " << i;
+  }
+  EXPECT_TRUE(session->CloseAndExitsCleanly());
+}
+
+TEST_P(TransportConformanceTest, HugeFrameEcho) {
+  std::unique_ptr<Session> session = Session::Start(transport_, EchoLoop);
+  ASSERT_NE(session, nullptr);
+  std::string frame = Pattern(kHugeFrame, 7);
+  const absl::Time start = absl::Now();
+  CONFORMANCE_ASSERT_OK(session->driver().Send(std::move(frame)));
+  CONFORMANCE_ASSERT_OK(session->driver().PumpUntilFrames(1, kTimeout));
+  const absl::Duration elapsed = absl::Now() - start;
+  ASSERT_EQ(session->frames().size(), 1u);
+  EXPECT_TRUE(SameBytes(session->frames()[0], Pattern(kHugeFrame, 7)));
+  session->frames().clear();
+  RecordProperty("huge_echo_ms",
+                 static_cast<int>(absl::ToInt64Milliseconds(elapsed)));
+  std::printf("[ %s ] %zu-byte frame echoed in %s\n", GetParam().c_str(),
+              kHugeFrame, absl::FormatDuration(elapsed).c_str());
+  EXPECT_TRUE(session->CloseAndExitsCleanly());
+}
+
+TEST_P(TransportConformanceTest, LargeFramesBothWaysAtOnceDoNotDeadlock) {
+  std::unique_ptr<Session> session =
+      Session::Start(transport_, [](Channel& channel) {
+        alarm(15);  // a deadlock fails fast
+        absl::Status s = channel.SendBlocking(Pattern(kLargeFrame, 11));
+        if (!s.ok()) return ChildFailure(4, s.ToString());
+        absl::StatusOr<std::string> got = channel.ReceiveBlocking();
+        if (!got.ok()) return ChildFailure(5, got.status().ToString());
+        if (*got != Pattern(kLargeFrame, 12)) {
+          return ChildFailure(6, "the parent's large frame arrived corrupt");
+        }
+        s = channel.SendBlocking("ok");
+        if (!s.ok()) return ChildFailure(7, s.ToString());
+        return EchoLoop(channel);
+      });
+  ASSERT_NE(session, nullptr);
+  // The child writes its large frame and reads nothing until that is taken
+  // whole: a Send() that waited for the child to read would deadlock.
+  std::string frame = Pattern(kLargeFrame, 12);
+  const absl::Time start = absl::Now();
+  CONFORMANCE_ASSERT_OK(session->driver().Send(std::move(frame)));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << "Send() blocked";
+  CONFORMANCE_ASSERT_OK(session->driver().PumpUntilFrames(2, kTimeout));
+  ASSERT_EQ(session->frames().size(), 2u);
+  EXPECT_TRUE(SameBytes(session->frames()[0], Pattern(kLargeFrame, 11)));
+  EXPECT_EQ(session->frames()[1], "ok");
+  EXPECT_TRUE(session->CloseAndExitsCleanly());
+}
+
+TEST_P(TransportConformanceTest, SendNeverBlocksWhileChildIsBusy) {
+  constexpr int kFrames = 32;
+  SignalPipe go;
+  std::unique_ptr<Session> session =
+      Session::Start(transport_,
+                     [&go](Channel& channel) {
+                       if (!go.Await(kTimeout))
+                         return ChildFailure(4, "no go signal");
+                       return EchoLoop(channel);
+                     },
+                     {go.read_fd});
+  ASSERT_NE(session, nullptr);
+  // The child reads nothing until every Send() has returned.
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < kFrames; ++i) {
+    CONFORMANCE_ASSERT_OK(session->driver().Send(Pattern((1 << 20) + i, i)));
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << "Send() blocked";
+  ASSERT_TRUE(go.Signal());
+  CONFORMANCE_ASSERT_OK(session->driver().PumpUntilFrames(kFrames, kTimeout));
+  ASSERT_EQ(session->frames().size(), kFrames);
+  for (int i = 0; i < kFrames; ++i) {
+    EXPECT_TRUE(SameBytes(session->frames()[i], Pattern((1 << 20) + i, i)))
+        << "frame " << i;
+  }
+  EXPECT_TRUE(session->CloseAndExitsCleanly());
+}
+
+TEST_P(TransportConformanceTest, ChildKilledInTheMiddleOfAFrame) {
+  ScopedDefaultSigpipe sigpipe;
+  SignalPipe started;
+  std::unique_ptr<Session> session =
+      Session::Start(transport_,
+                     [&started](Channel& channel) {
+                       for (const char* frame : {"one", "two", "three"}) {
+                         absl::Status s = channel.SendBlocking(frame);
+                         if (!s.ok()) return ChildFailure(4, s.ToString());
+                       }
+                       started.Signal();
+                       // Blocks: the parent reads nothing more until it has
+                       // killed us.
+                       (void)channel.SendBlocking(Pattern(kLargeFrame, 13));
+                       pause();
+                       return 0;
+                     },
+                     {started.write_fd});
+  ASSERT_NE(session, nullptr);
+  // Never read by the child: the kill leaves unread input on its side too.
+  CONFORMANCE_ASSERT_OK(session->driver().Send("never read"));
+  ASSERT_TRUE(started.Await(kTimeout));
+  absl::SleepFor(absl::Milliseconds(50));  // let part of the large frame out
+  session->child().Kill();
+
+  const absl::Time start = absl::Now();
+  const absl::Status status = session->driver().PumpUntilError(kTimeout);
+  EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  std::vector<std::string>& frames = session->frames();
+  ASSERT_GE(frames.size(), 3u) << "frames that arrived before the kill";
+  EXPECT_EQ(frames[0], "one");
+  EXPECT_EQ(frames[1], "two");
+  EXPECT_EQ(frames[2], "three");
+  // Only a transport that buffers the whole large frame can deliver it.
+  ASSERT_LE(frames.size(), 4u);
+  if (frames.size() == 4) {
+    EXPECT_TRUE(SameBytes(frames[3], Pattern(kLargeFrame, 13)));
+  }
+
+  // The channel stays failed.
+  std::vector<std::string> more;
+  EXPECT_FALSE(session->parent().Pump(&more).ok());
+  EXPECT_TRUE(more.empty());
+  EXPECT_FALSE(session->parent().Send("late").ok());
+}
+
+TEST_P(TransportConformanceTest, ChildKilledWhileStreaming) {
+  constexpr size_t kBeforeKill = 300;
+  std::unique_ptr<Session> session =
+      Session::Start(transport_, [](Channel& channel) {
+        for (uint64_t i = 0;; ++i) {
+          if (!channel.SendBlocking(StreamFrame(i)).ok()) return 0;
+        }
+      });
+  ASSERT_NE(session, nullptr);
+  CONFORMANCE_ASSERT_OK(
+      session->driver().PumpUntilFrames(kBeforeKill, kTimeout));
+  session->child().Kill();
+  const absl::Time start = absl::Now();
+  const absl::Status status = session->driver().PumpUntilError(kTimeout);
+  EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  const std::vector<std::string>& frames = session->frames();
+  ASSERT_GE(frames.size(), kBeforeKill);
+  for (size_t i = 0; i < frames.size(); ++i) {
+    ASSERT_TRUE(SameBytes(frames[i], StreamFrame(i))) << "frame " << i;
+  }
+}
+
+TEST_P(TransportConformanceTest, ChildExitIsUnavailableAfterItsFrames) {
+  std::unique_ptr<Session> session =
+      Session::Start(transport_, [](Channel& channel) {
+        absl::Status s = channel.SendBlocking("bye");
+        return s.ok() ? 0 : ChildFailure(4, s.ToString());
+      });
+  ASSERT_NE(session, nullptr);
+  const absl::Status status = session->driver().PumpUntilError(kTimeout);
+  EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+  EXPECT_EQ(session->frames(), std::vector<std::string>{"bye"});
+  EXPECT_TRUE(ExitsCleanly(session->child(), kTimeout));
+}
+
+TEST_P(TransportConformanceTest,
+       SendToExitedChildThenPumpDeliversEarlierFrames) {
+  ScopedDefaultSigpipe sigpipe;
+  std::unique_ptr<Session> session =
+      Session::Start(transport_, [](Channel& channel) {
+        absl::Status s = channel.SendBlocking("result");
+        return s.ok() ? 0 : ChildFailure(4, s.ToString());
+      });
+  ASSERT_NE(session, nullptr);
+  ASSERT_TRUE(ExitsCleanly(session->child(), kTimeout));
+  // The child is gone; its "result" is still in flight to us.
+  const absl::Status sent = session->driver().Send("call");
+  EXPECT_TRUE(sent.ok() || absl::IsUnavailable(sent)) << sent;
+  const absl::Status status = session->driver().PumpUntilError(kTimeout);
+  EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+  EXPECT_EQ(session->frames(), std::vector<std::string>{"result"});
+  EXPECT_FALSE(session->driver().Send("again").ok())
+      << "a failed channel must stay failed";
+}
+
+TEST_P(TransportConformanceTest, ParentCloseIsUnavailableInChild) {
+  std::unique_ptr<Session> session =
+      Session::Start(transport_, [](Channel& channel) {
+        absl::StatusOr<std::string> hi = channel.ReceiveBlocking();
+        if (!hi.ok() || *hi != "hi") return ChildFailure(4, "no \"hi\"");
+        absl::Status s = channel.SendBlocking(*hi);
+        if (!s.ok()) return ChildFailure(5, s.ToString());
+        absl::StatusOr<std::string> next = channel.ReceiveBlocking();
+        if (next.ok())
+          return ChildFailure(6, "a frame after the parent closed");
+        if (!absl::IsUnavailable(next.status())) {
+          return ChildFailure(
+              7, absl::StrCat("ReceiveBlocking: want kUnavailable, got ",
+                              next.status().ToString()));
+        }
+        // SIGPIPE is fatal in the child: this must fail cleanly instead.
+        s = channel.SendBlocking("late");
+        if (!absl::IsUnavailable(s)) {
+          return ChildFailure(
+              8,
+              absl::StrCat("SendBlocking after close: want kUnavailable, got ",
+                           s.ToString()));
+        }
+        return 0;
+      });
+  ASSERT_NE(session, nullptr);
+  CONFORMANCE_ASSERT_OK(session->driver().Send("hi"));
+  CONFORMANCE_ASSERT_OK(session->driver().PumpUntilFrames(1, kTimeout));
+  EXPECT_EQ(session->frames()[0], "hi");
+  EXPECT_TRUE(session->CloseAndExitsCleanly());
+}
+
+TEST_P(TransportConformanceTest, ChildSendAfterParentCloseIsUnavailable) {
+  SignalPipe closed;
+  std::unique_ptr<Session> session = Session::Start(
+      transport_,
+      [&closed](Channel& channel) {
+        absl::StatusOr<std::string> hi = channel.ReceiveBlocking();
+        if (!hi.ok() || *hi != "hi") return ChildFailure(4, "no \"hi\"");
+        absl::Status s = channel.SendBlocking(*hi);
+        if (!s.ok()) return ChildFailure(5, s.ToString());
+        if (!closed.Await(kTimeout)) return ChildFailure(6, "no close signal");
+        // The child writes before it has read of the close. SIGPIPE is fatal
+        // in the child: this must fail cleanly instead.
+        s = channel.SendBlocking("late");
+        if (!absl::IsUnavailable(s)) {
+          return ChildFailure(
+              7,
+              absl::StrCat("SendBlocking after close: want kUnavailable, got ",
+                           s.ToString()));
+        }
+        absl::StatusOr<std::string> next = channel.ReceiveBlocking();
+        if (next.ok())
+          return ChildFailure(8, "a frame after the parent closed");
+        return 0;
+      },
+      {closed.read_fd});
+  ASSERT_NE(session, nullptr);
+  CONFORMANCE_ASSERT_OK(session->driver().Send("hi"));
+  CONFORMANCE_ASSERT_OK(session->driver().PumpUntilFrames(1, kTimeout));
+  session->CloseParent();
+  ASSERT_TRUE(closed.Signal());
+  EXPECT_TRUE(ExitsCleanly(session->child(), kTimeout));
+}
+
+TEST_P(TransportConformanceTest, NoDescriptorLeaks) {
+  const int before = CountOpenFds();
+  for (int round = 0; round < 3; ++round) {
+    absl::StatusOr<ChannelPair> pair = transport_->CreatePair();
+    ASSERT_TRUE(pair.ok()) << pair.status();
+    const ChildEndpoint endpoint = pair->child;
+    Transport* transport = transport_;
+    // The child checks its own side: OpenChild() takes the endpoint's
+    // descriptors, and destroying the channel closes everything it opened.
+    absl::StatusOr<ForkedChild> child = ForkedChild::Start(
+        [transport, &endpoint]() {
+          const int child_before = CountOpenFds();
+          int code;
+          {
+            absl::StatusOr<std::unique_ptr<Channel>> channel =
+                transport->OpenChild(endpoint);
+            if (!channel.ok()) {
+              return ChildFailure(kChildOpenFailed,
+                                  channel.status().ToString());
+            }
+            code = EchoLoop(**channel);
+          }
+          const int want = child_before - static_cast<int>(endpoint.fds.size());
+          const int child_after = CountOpenFds();
+          if (code == 0 && child_after != want) {
+            return ChildFailure(
+                20, absl::StrCat(
+                        "child has ", child_after,
+                        " descriptors after closing its channel, want ", want));
+          }
+          return code;
+        },
+        endpoint.fds);
+    CloseEndpoint(&pair->child);
+    ASSERT_TRUE(child.ok()) << child.status();
+    {
+      ChannelDriver driver(pair->parent.get());
+      CONFORMANCE_ASSERT_OK(driver.Send("x"));
+      CONFORMANCE_ASSERT_OK(driver.PumpUntilFrames(1, kTimeout));
+    }
+    pair->parent.reset();
+    EXPECT_TRUE(ExitsCleanly(*child, kTimeout));
+  }
+  // Pairs never handed to a child.
+  for (int round = 0; round < 3; ++round) {
+    absl::StatusOr<ChannelPair> pair = transport_->CreatePair();
+    ASSERT_TRUE(pair.ok()) << pair.status();
+    pair->parent.reset();
+    CloseEndpoint(&pair->child);
+  }
+  EXPECT_EQ(CountOpenFds(), before);
+}
+
+TEST_P(TransportConformanceTest, PollFdReadableExactlyWhenThereIsInput) {
+  std::unique_ptr<Session> session =
+      Session::Start(transport_, [](Channel& channel) {
+        absl::StatusOr<std::string> hello = channel.ReceiveBlocking();
+        if (!hello.ok()) return ChildFailure(4, hello.status().ToString());
+        absl::Status s = channel.SendBlocking(*hello);
+        if (!s.ok()) return ChildFailure(5, s.ToString());
+        absl::StatusOr<std::string> go = channel.ReceiveBlocking();
+        if (!go.ok()) return ChildFailure(6, go.status().ToString());
+        s = channel.SendBlocking("ping");
+        if (!s.ok()) return ChildFailure(7, s.ToString());
+        return EchoLoop(channel);
+      });
+  ASSERT_NE(session, nullptr);
+  ChannelDriver& driver = session->driver();
+  CONFORMANCE_ASSERT_OK(driver.Send("hello"));
+  CONFORMANCE_ASSERT_OK(driver.PumpUntilFrames(1, kTimeout));
+  CONFORMANCE_ASSERT_OK(driver.PumpOnce());
+  // Nothing is on its way: a PollFd() still readable would make the manager
+  // spin.
+  EXPECT_FALSE(driver.WaitReadable(absl::Milliseconds(50)))
+      << "PollFd() is readable after Pump() with nothing to read";
+
+  CONFORMANCE_ASSERT_OK(driver.Send("go"));
+  CONFORMANCE_ASSERT_OK(driver.PumpUntil(
+      [&] { return (session->parent().PollEvents() & EPOLLOUT) == 0; },
+      kTimeout));
+  // From here Pump() runs only when PollFd() says so.
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (driver.frames().size() < 2) {
+    ASSERT_TRUE(driver.WaitReadable(deadline - absl::Now()))
+        << "PollFd() never became readable though the child sent a frame";
+    CONFORMANCE_ASSERT_OK(driver.PumpOnce());
+  }
+  EXPECT_EQ(driver.frames()[1], "ping");
+  EXPECT_TRUE(session->CloseAndExitsCleanly());
+}
+
+TEST_P(TransportConformanceTest, TinyFrameRoundTripLatency) {
+  constexpr int kWarmup = 1000;
+  constexpr int kRounds = 20000;
+  std::unique_ptr<Session> session = Session::Start(transport_, EchoLoop);
+  ASSERT_NE(session, nullptr);
+  ChannelDriver& driver = session->driver();
+  auto round_trip = [&driver]() -> absl::Status {
+    driver.frames().clear();
+    RETURN_IF_ERROR(driver.Send("12345678"));
+    return driver.PumpUntilFrames(1, kTimeout);
+  };
+  for (int i = 0; i < kWarmup; ++i) CONFORMANCE_ASSERT_OK(round_trip());
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < kRounds; ++i) CONFORMANCE_ASSERT_OK(round_trip());
+  const double micros =
+      absl::ToDoubleMicroseconds(absl::Now() - start) / kRounds;
+  RecordProperty("round_trip_us", absl::StrFormat("%.2f", micros));
+  std::printf("[ %s ] tiny-frame round trip: %.2f us\n", GetParam().c_str(),
+              micros);
+  EXPECT_LT(micros, 1000.0) << "sanity bound only";
+  EXPECT_TRUE(session->CloseAndExitsCleanly());
+}
+
+}  // namespace
+}  // namespace transport_testing
+}  // namespace procpool

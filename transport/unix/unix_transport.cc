@@ -1,0 +1,565 @@
+// The "unix" transport (see unix_transport.h for the wire format).
+//
+// Data flow inside one UnixChannel:
+//   Send()          -> out_ (header + payload, moved in, never copied)
+//                   -> sendmsg(iovec over queued frames, MSG_NOSIGNAL)
+//   recv()          -> in_buf_ (headers and small frames, many per read)
+//                      or straight into frame_ (the tail of a large payload)
+//   Parse()         -> whole frames appended to the caller's vector.
+// The parent's Pump() stops reading after a short read (the socket was
+// drained; epoll is level-triggered, so more data wakes the manager again)
+// and after kMaxReadPerPump bytes, so that one busy worker cannot starve the
+// others; in both cases unread bytes stay in the socket and PollFd() stays
+// readable. Bytes already pulled into user space are always parsed into frames
+// in the same call.
+#include "transport/unix/unix_transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <deque>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "common/posix_error.h"
+#include "common/status_macros.h"
+#include "transport/transport.h"
+
+namespace procpool {
+namespace {
+
+// Staging buffer for headers and small frames.
+constexpr size_t kInBufSize = 256 << 10;
+// With at least this much payload still to come, recv() goes straight into
+// the frame instead of through in_buf_.
+constexpr size_t kDirectReadMin = 64 << 10;
+// Smallest growth step of a payload buffer.
+constexpr size_t kMinPayloadChunk = 64 << 10;
+// Bytes one Pump() reads at most while the channel is healthy.
+constexpr size_t kMaxReadPerPump = 32 << 20;
+// iovecs per sendmsg(): two per queued frame.
+constexpr int kMaxIov = 128;
+
+void EncodeHeader(uint64_t length, char* out) {
+  memcpy(out, kUnixFrameMagic, 4);
+  memset(out + 4, 0, 4);
+  for (int i = 0; i < 8; ++i) out[8 + i] = static_cast<char>(length >> (8 * i));
+}
+
+uint32_t DecodeFlags(const char* header) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i)
+    v = (v << 8) | static_cast<unsigned char>(header[4 + i]);
+  return v;
+}
+
+uint64_t DecodeLength(const char* header) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i)
+    v = (v << 8) | static_cast<unsigned char>(header[8 + i]);
+  return v;
+}
+
+// `status` with `context` put before its message, code unchanged.
+absl::Status Annotate(const absl::Status& status, absl::string_view context) {
+  return absl::Status(status.code(),
+                      absl::StrCat(context, ": ", status.message()));
+}
+
+class UnixChannel final : public Channel {
+ public:
+  // Takes ownership of the connected stream socket `fd`. `peer` names the
+  // other end in error messages: "worker" or "parent".
+  UnixChannel(int fd, absl::string_view peer)
+      : fd_(fd), peer_(peer), in_buf_(new char[kInBufSize]) {}
+  ~UnixChannel() override { close(fd_); }
+
+  UnixChannel(const UnixChannel&) = delete;
+  UnixChannel& operator=(const UnixChannel&) = delete;
+
+  // Send() reports a failure it meets while writing (kUnavailable when the
+  // peer is gone); frames that arrived before are still handed out by Pump().
+  absl::Status Send(std::string frame) override {
+    if (!status_.ok()) return status_;
+    RETURN_IF_ERROR(CheckOutgoingSize(frame.size()));
+    out_.emplace_back();
+    EncodeHeader(frame.size(), out_.back().header);
+    out_.back().payload = std::move(frame);
+    // Output left queued by an earlier call means the socket was full; Pump()
+    // writes it when epoll reports EPOLLOUT.
+    if (out_.size() > 1) return absl::OkStatus();
+    absl::Status s = Flush();
+    if (!s.ok()) SetError(s);
+    return s;
+  }
+
+  absl::Status Pump(std::vector<std::string>* frames) override {
+    TakeReady(frames);
+    if (status_.ok() && !out_.empty()) {
+      absl::Status s = Flush();
+      if (!s.ok()) SetError(s);
+    }
+    if (!input_done_) ReadAvailable(frames);
+    return status_;
+  }
+
+  int PollFd() const override { return fd_; }
+
+  uint32_t PollEvents() const override {
+    return out_.empty() ? EPOLLIN : (EPOLLIN | EPOLLOUT);
+  }
+
+  absl::Status SendBlocking(absl::string_view frame) override {
+    if (!status_.ok()) return status_;
+    RETURN_IF_ERROR(CheckOutgoingSize(frame.size()));
+    // Output queued by Send() goes first, to keep frames in order.
+    while (!out_.empty()) {
+      absl::Status s = Flush();
+      if (!s.ok()) return Fail(s);
+      if (!out_.empty()) RETURN_IF_ERROR(WaitFor(POLLOUT));
+    }
+    char header[kUnixFrameHeaderSize];
+    EncodeHeader(frame.size(), header);
+    const size_t total = kUnixFrameHeaderSize + frame.size();
+    size_t done = 0;
+    while (done < total) {
+      struct iovec iov[2];
+      int n = 0;
+      if (done < kUnixFrameHeaderSize) {
+        iov[n++] = {header + done, kUnixFrameHeaderSize - done};
+      }
+      const size_t payload_done =
+          done > kUnixFrameHeaderSize ? done - kUnixFrameHeaderSize : 0;
+      if (payload_done < frame.size()) {
+        iov[n++] = {const_cast<char*>(frame.data()) + payload_done,
+                    frame.size() - payload_done};
+      }
+      struct msghdr msg = {};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = n;
+      ssize_t w = sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          RETURN_IF_ERROR(WaitFor(POLLOUT));
+          continue;
+        }
+        return Fail(WriteError(errno));
+      }
+      done += static_cast<size_t>(w);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::string> ReceiveBlocking() override {
+    for (;;) {
+      if (ready_next_ < ready_.size()) {
+        std::string frame = std::move(ready_[ready_next_++]);
+        if (ready_next_ == ready_.size()) {
+          ready_.clear();
+          ready_next_ = 0;
+        }
+        return frame;
+      }
+      if (input_done_) return status_;
+      char* dst;
+      size_t want;
+      const bool direct = PrepareRead(&dst, &want);
+      ssize_t n = recv(fd_, dst, want, 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          // A descriptor someone made non-blocking: wait like a blocking one.
+          absl::Status s = WaitFor(POLLIN);
+          if (!s.ok()) FailInput(s);
+          continue;
+        }
+        FailInput(ReadError(errno));
+        continue;
+      }
+      if (n == 0) {
+        FailInput(EofError());
+        continue;
+      }
+      CommitRead(direct, static_cast<size_t>(n));
+      Parse(&ready_);
+    }
+  }
+
+ private:
+  struct OutFrame {
+    char header[kUnixFrameHeaderSize];
+    std::string payload;
+  };
+
+  // Records `s` unless an error came first; the channel is unusable from now
+  // on. Returns the channel's (first) error.
+  absl::Status Fail(const absl::Status& s) {
+    SetError(s);
+    return status_;
+  }
+  void SetError(const absl::Status& s) {
+    if (status_.ok()) status_ = s;
+    out_.clear();
+    out_offset_ = 0;
+  }
+
+  // Stops reading: end of stream, a read error or a corrupt stream.
+  void FailInput(const absl::Status& s) {
+    input_done_ = true;
+    in_frame_ = false;
+    frame_ = std::string();
+    in_begin_ = in_end_ = 0;
+    SetError(s);
+  }
+
+  static absl::Status CheckOutgoingSize(size_t size) {
+    if (size <= kUnixMaxFrameLength) return absl::OkStatus();
+    return absl::InvalidArgumentError(
+        absl::StrCat("unix transport: a frame of ", size,
+                     " bytes is over the limit of ", kUnixMaxFrameLength));
+  }
+
+  absl::Status WriteError(int error_number) const {
+    absl::Status s = PosixError("send", error_number);
+    if (error_number == EPIPE || error_number == ECONNRESET) {
+      return Annotate(s, absl::StrCat("unix transport: the ", peer_,
+                                      " closed the channel"));
+    }
+    return Annotate(s, absl::StrCat("unix transport: writing to the ", peer_));
+  }
+
+  absl::Status ReadError(int error_number) const {
+    absl::Status s = PosixError("recv", error_number);
+    if (error_number == ECONNRESET) {
+      return Annotate(s, absl::StrCat("unix transport: the ", peer_,
+                                      " closed the channel"));
+    }
+    return Annotate(s,
+                    absl::StrCat("unix transport: reading from the ", peer_));
+  }
+
+  absl::Status EofError() const {
+    const size_t buffered = in_end_ - in_begin_;
+    if (in_frame_) {
+      return absl::UnavailableError(absl::StrCat(
+          "unix transport: the ", peer_,
+          " closed the channel in the middle of a frame (", frame_have_, " of ",
+          frame_len_, " payload bytes arrived)"));
+    }
+    if (buffered > 0) {
+      return absl::UnavailableError(absl::StrCat(
+          "unix transport: the ", peer_,
+          " closed the channel in the middle of a frame header (", buffered,
+          " of ", kUnixFrameHeaderSize, " bytes arrived)"));
+    }
+    return absl::UnavailableError(
+        absl::StrCat("unix transport: the ", peer_, " closed the channel"));
+  }
+
+  // Waits until fd_ is ready for `events` (POLLIN or POLLOUT).
+  absl::Status WaitFor(short events) {
+    struct pollfd p = {fd_, events, 0};
+    while (poll(&p, 1, -1) < 0) {
+      if (errno != EINTR) return Fail(PosixError("poll", errno));
+    }
+    return absl::OkStatus();
+  }
+
+  // Writes queued output until it is all written, the socket is full (EAGAIN
+  // or a short write) or an error.
+  absl::Status Flush() {
+    while (!out_.empty()) {
+      struct iovec iov[kMaxIov];
+      int n = 0;
+      size_t want = 0;
+      size_t offset = out_offset_;  // applies to the front frame only
+      for (auto it = out_.begin(); it != out_.end() && n + 2 <= kMaxIov; ++it) {
+        if (offset < kUnixFrameHeaderSize) {
+          iov[n++] = {it->header + offset, kUnixFrameHeaderSize - offset};
+          want += kUnixFrameHeaderSize - offset;
+        }
+        const size_t payload_offset =
+            offset > kUnixFrameHeaderSize ? offset - kUnixFrameHeaderSize : 0;
+        if (payload_offset < it->payload.size()) {
+          iov[n++] = {&it->payload[payload_offset],
+                      it->payload.size() - payload_offset};
+          want += it->payload.size() - payload_offset;
+        }
+        offset = 0;
+      }
+      struct msghdr msg = {};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = n;
+      ssize_t w = sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return absl::OkStatus();
+        return WriteError(errno);
+      }
+      ConsumeOutput(static_cast<size_t>(w));
+      if (static_cast<size_t>(w) < want) return absl::OkStatus();  // full
+    }
+    return absl::OkStatus();
+  }
+
+  // Drops `written` bytes from the front of out_.
+  void ConsumeOutput(size_t written) {
+    while (written > 0) {
+      const size_t left =
+          kUnixFrameHeaderSize + out_.front().payload.size() - out_offset_;
+      if (written < left) {
+        out_offset_ += written;
+        return;
+      }
+      written -= left;
+      out_.pop_front();
+      out_offset_ = 0;
+    }
+  }
+
+  // Reads what the socket holds without blocking (see the file comment for
+  // when it stops) and appends the frames completed to `frames`.
+  void ReadAvailable(std::vector<std::string>* frames) {
+    // Once the channel failed (the peer is gone) what is left to read is
+    // finite (at most the peer's send buffer): read on to the end, so that
+    // this call delivers every frame. kMaxReadPerPump still bounds the call.
+    const bool drain_all = !status_.ok();
+    size_t total = 0;
+    while (!input_done_ && total < kMaxReadPerPump) {
+      char* dst;
+      size_t want;
+      const bool direct = PrepareRead(&dst, &want);
+      ssize_t n = recv(fd_, dst, want, MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        FailInput(ReadError(errno));
+        return;
+      }
+      if (n == 0) {
+        FailInput(EofError());
+        return;
+      }
+      CommitRead(direct, static_cast<size_t>(n));
+      Parse(frames);
+      total += static_cast<size_t>(n);
+      if (!drain_all && static_cast<size_t>(n) < want) return;  // drained
+    }
+  }
+
+  // Chooses where the next recv() goes: straight into frame_ when much of the
+  // current payload is still to come (returns true), else in_buf_.
+  bool PrepareRead(char** dst, size_t* want) {
+    if (in_frame_ && frame_len_ - frame_have_ >= kDirectReadMin) {
+      // Parse() has moved every buffered byte into frame_: in_buf_ is empty.
+      GrowFrame(kInBufSize);
+      *dst = &frame_[frame_have_];
+      *want = frame_.size() - frame_have_;
+      return true;
+    }
+    if (in_begin_ > 0) {
+      memmove(in_buf_.get(), in_buf_.get() + in_begin_, in_end_ - in_begin_);
+      in_end_ -= in_begin_;
+      in_begin_ = 0;
+    }
+    *dst = in_buf_.get() + in_end_;
+    *want = kInBufSize - in_end_;
+    return false;
+  }
+
+  void CommitRead(bool direct, size_t n) {
+    if (direct) {
+      frame_have_ += n;
+    } else {
+      in_end_ += n;
+    }
+  }
+
+  // Makes room in frame_ for `more` bytes (never past the frame's end). The
+  // buffer grows geometrically from what really arrived, never straight to a
+  // length read from the wire.
+  void GrowFrame(size_t more) {
+    const uint64_t need = std::min<uint64_t>(frame_len_, frame_have_ + more);
+    if (need <= frame_.size()) return;
+    const uint64_t doubled =
+        std::max<uint64_t>(2 * uint64_t{frame_.size()}, kMinPayloadChunk);
+    frame_.resize(std::max(need, std::min(frame_len_, doubled)));
+  }
+
+  // Turns buffered bytes into frames appended to `frames`, until in_buf_ holds
+  // only part of a header, or the stream turns out corrupt.
+  void Parse(std::vector<std::string>* frames) {
+    for (;;) {
+      if (!in_frame_) {
+        if (in_end_ - in_begin_ < kUnixFrameHeaderSize) return;
+        const char* header = in_buf_.get() + in_begin_;
+        absl::Status bad = CheckHeader(header);
+        if (!bad.ok()) {
+          FailInput(bad);
+          return;
+        }
+        in_begin_ += kUnixFrameHeaderSize;
+        in_frame_ = true;
+        frame_len_ = DecodeLength(header);
+        frame_have_ = 0;
+      }
+      const size_t take = static_cast<size_t>(
+          std::min<uint64_t>(in_end_ - in_begin_, frame_len_ - frame_have_));
+      if (take > 0) {
+        GrowFrame(take);
+        memcpy(&frame_[frame_have_], in_buf_.get() + in_begin_, take);
+        frame_have_ += take;
+        in_begin_ += take;
+      }
+      if (frame_have_ < frame_len_) return;
+      frames->push_back(std::move(frame_));
+      frame_ = std::string();
+      in_frame_ = false;
+    }
+  }
+
+  absl::Status CheckHeader(const char* header) const {
+    if (memcmp(header, kUnixFrameMagic, sizeof(kUnixFrameMagic)) != 0) {
+      return absl::DataLossError(absl::StrCat(
+          "unix transport: bad frame magic from the ", peer_, " (got 0x",
+          absl::BytesToHexString(absl::string_view(header, 4)), ", expected 0x",
+          absl::BytesToHexString(absl::string_view(kUnixFrameMagic, 4)),
+          "): the stream is corrupt or the peer speaks another protocol"));
+    }
+    if (uint32_t flags = DecodeFlags(header); flags != 0) {
+      return absl::DataLossError(
+          absl::StrCat("unix transport: frame header from the ", peer_,
+                       " has unknown flags 0x", absl::Hex(flags)));
+    }
+    if (uint64_t length = DecodeLength(header); length > kUnixMaxFrameLength) {
+      return absl::DataLossError(absl::StrCat(
+          "unix transport: impossible frame length ", length, " from the ",
+          peer_, " (limit ", kUnixMaxFrameLength, ")"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Moves frames that ReceiveBlocking() parsed but did not return yet.
+  void TakeReady(std::vector<std::string>* frames) {
+    for (; ready_next_ < ready_.size(); ++ready_next_) {
+      frames->push_back(std::move(ready_[ready_next_]));
+    }
+    ready_.clear();
+    ready_next_ = 0;
+  }
+
+  // Constant after construction.
+  const int fd_;
+  const std::string peer_;
+
+  // The first error; once set, the channel is unusable.
+  absl::Status status_;
+  // No more input will be read (end of stream, read error, corrupt stream).
+  bool input_done_ = false;
+
+  // Output not yet written; out_offset_ bytes of the front frame are written.
+  std::deque<OutFrame> out_;
+  size_t out_offset_ = 0;
+
+  // Input: bytes [in_begin_, in_end_) of in_buf_ are read but not parsed.
+  std::unique_ptr<char[]> in_buf_;
+  size_t in_begin_ = 0;
+  size_t in_end_ = 0;
+  // The frame being received: its header is parsed, frame_have_ of its
+  // frame_len_ payload bytes are in frame_ (whose size() is the room made).
+  bool in_frame_ = false;
+  uint64_t frame_len_ = 0;
+  size_t frame_have_ = 0;
+  std::string frame_;
+
+  // Frames parsed by ReceiveBlocking() and not returned yet, from ready_next_.
+  std::vector<std::string> ready_;
+  size_t ready_next_ = 0;
+};
+
+class UnixTransport final : public Transport {
+ public:
+  absl::string_view name() const override { return kUnixTransportName; }
+
+  absl::StatusOr<ChannelPair> CreatePair() override {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      return PosixError("unix transport: socketpair", errno);
+    }
+    const int flags = fcntl(sv[0], F_GETFL);
+    if (flags < 0 || fcntl(sv[0], F_SETFL, flags | O_NONBLOCK) < 0) {
+      absl::Status s = PosixError("unix transport: fcntl(O_NONBLOCK)", errno);
+      close(sv[0]);
+      close(sv[1]);
+      return s;
+    }
+    ChannelPair pair;
+    pair.parent = std::make_unique<UnixChannel>(sv[0], "worker");
+    pair.child.fds = {sv[1]};
+    pair.child.spec = kUnixEndpointSpec;
+    return pair;
+  }
+
+  // Takes ownership of endpoint.fds even when it fails (closes them then).
+  absl::StatusOr<std::unique_ptr<Channel>> OpenChild(
+      const ChildEndpoint& endpoint) override {
+    absl::Status s = CheckEndpoint(endpoint);
+    if (!s.ok()) {
+      for (int fd : endpoint.fds) close(fd);
+      return s;
+    }
+    return std::unique_ptr<Channel>(
+        std::make_unique<UnixChannel>(endpoint.fds[0], "parent"));
+  }
+
+ private:
+  // Checks that `endpoint` is one of ours and makes its socket blocking.
+  static absl::Status CheckEndpoint(const ChildEndpoint& endpoint) {
+    if (endpoint.fds.size() != 1 ||
+        !(endpoint.spec.empty() || endpoint.spec == kUnixEndpointSpec)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unix transport: expected one descriptor and spec \"",
+                       kUnixEndpointSpec, "\", got ", endpoint.fds.size(),
+                       " descriptors and spec \"", endpoint.spec, "\""));
+    }
+    const int fd = endpoint.fds[0];
+    int type = 0;
+    socklen_t len = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+      return PosixError(
+          absl::StrCat("unix transport: endpoint descriptor ", fd), errno);
+    }
+    if (type != SOCK_STREAM) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unix transport: endpoint descriptor ", fd,
+                       " is not a stream socket"));
+    }
+    const int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 ||
+        ((flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)) {
+      return PosixError("unix transport: fcntl(~O_NONBLOCK)", errno);
+    }
+    return absl::OkStatus();
+  }
+};
+
+}  // namespace
+
+PROCPOOL_REGISTER_TRANSPORT(UnixTransport);
+
+}  // namespace procpool

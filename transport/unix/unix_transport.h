@@ -1,0 +1,54 @@
+// The "unix" transport: one AF_UNIX stream socket pair per worker.
+//
+// Link //transport/unix and GetTransport("unix") finds it (the package
+// registers itself with PROCPOOL_REGISTER_TRANSPORT at static-initialization
+// time; the target is alwayslink so the registration survives linking).
+//
+// Example:
+//   ASSIGN_OR_RETURN(Transport* unix_transport,
+//   GetTransport(kUnixTransportName)); ASSIGN_OR_RETURN(ChannelPair pair,
+//   unix_transport->CreatePair());
+//
+// Wire format, both directions: every frame is a 16-byte header followed by
+// the payload.
+//   bytes 0..3   magic "PPU1" (procpool, unix transport, version 1)
+//   bytes 4..7   flags, reserved: must be zero
+//   bytes 8..15  payload length, unsigned 64-bit little-endian
+// A header with another magic, non-zero flags or a length above
+// kUnixMaxFrameLength is kDataLoss. A reader never allocates more than about
+// twice the bytes that really arrived, so a corrupt length cannot make it
+// allocate a huge buffer up front.
+//
+// Descriptors: CreatePair() returns ChildEndpoint{fds = {child socket},
+// spec = kUnixEndpointSpec}; both sockets are close-on-exec. The parent's end
+// is O_NONBLOCK, the child's end blocking. Writes use MSG_NOSIGNAL, so a dead
+// peer is kUnavailable and never SIGPIPE.
+//
+// Thread safety: as transport.h says (a Channel is used by one thread at a
+// time; the Transport object is stateless and thread-safe).
+#ifndef PROCPOOL_TRANSPORT_UNIX_UNIX_TRANSPORT_H_
+#define PROCPOOL_TRANSPORT_UNIX_UNIX_TRANSPORT_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace procpool {
+
+// The name the transport is registered under.
+inline constexpr char kUnixTransportName[] = "unix";
+
+// ChildEndpoint::spec written by CreatePair(). OpenChild() accepts this or an
+// empty spec.
+inline constexpr char kUnixEndpointSpec[] = "unix/1";
+
+// Frame layout (see above).
+inline constexpr char kUnixFrameMagic[4] = {'P', 'P', 'U', '1'};
+inline constexpr size_t kUnixFrameHeaderSize = 16;
+
+// Longest payload accepted on the wire (1 TiB); a longer length is treated as
+// corruption.
+inline constexpr uint64_t kUnixMaxFrameLength = uint64_t{1} << 40;
+
+}  // namespace procpool
+
+#endif  // PROCPOOL_TRANSPORT_UNIX_UNIX_TRANSPORT_H_

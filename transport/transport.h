@@ -50,7 +50,9 @@ class Channel {
   // Non-blocking side (the parent's manager thread).
 
   // Queues `frame` for the peer and writes as much as possible at once; what
-  // is left is written by later Pump() calls. Never blocks.
+  // is left is written by later Pump() calls. Never blocks. May return
+  // kUnavailable at once if the peer is gone; frames that arrived before are
+  // still delivered by Pump(), which then reports kUnavailable too.
   virtual absl::Status Send(std::string frame) = 0;
 
   // Does all I/O possible without blocking: flushes queued output and appends
@@ -61,7 +63,8 @@ class Channel {
 
   // The descriptor to wait on for readability: it becomes readable whenever
   // Pump() may make progress (input arrived, the peer hung up, or output space
-  // became free). Owned by the channel.
+  // became free), and is not readable once Pump() has done all there is to do
+  // (or the caller's event loop would spin). Owned by the channel.
   virtual int PollFd() const = 0;
 
   // The epoll events to wait for on PollFd() now: EPOLLIN always, plus
@@ -105,7 +108,12 @@ class Transport {
   virtual absl::StatusOr<ChannelPair> CreatePair() = 0;
 
   // In the child: opens its end from `endpoint`, whose fds are the child's
-  // own numbers. Takes ownership of those descriptors.
+  // own numbers. Takes ownership of those descriptors, also on failure.
+  //
+  // A child forked without exec inherits the parent's end of every channel:
+  // it must close every descriptor but stdio and its endpoint's before
+  // serving (worker/launcher.cc does), or a parent closing its end would go
+  // unnoticed. It must not destroy inherited Channel objects either.
   virtual absl::StatusOr<std::unique_ptr<Channel>> OpenChild(
       const ChildEndpoint& endpoint) = 0;
 };

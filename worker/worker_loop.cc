@@ -11,6 +11,7 @@
 #include "executor/task.h"
 #include "glog/logging.h"
 #include "serialization/wire.h"
+#include "worker/worker_hooks.h"
 
 namespace procpool {
 namespace {
@@ -73,7 +74,15 @@ int Fatal(Channel& channel, const absl::Status& status) {
   return 2;
 }
 
+WorkerHooks* hooks_installed = nullptr;
+
+int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks);
+
 }  // namespace
+
+void SetWorkerHooks(WorkerHooks* hooks) { hooks_installed = hooks; }
+
+WorkerHooks* GetWorkerHooks() { return hooks_installed; }
 
 void BecomeWorkerProcess(pid_t parent) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -83,6 +92,16 @@ void BecomeWorkerProcess(pid_t parent) {
 }
 
 int RunWorker(std::unique_ptr<Channel> channel) {
+  WorkerHooks* hooks = GetWorkerHooks();
+  if (hooks != nullptr) channel = hooks->WrapChannel(std::move(channel));
+  int code = Serve(std::move(channel), hooks);
+  if (hooks != nullptr) hooks->OnExit(code);
+  return code;
+}
+
+namespace {
+
+int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
   absl::StatusOr<std::string> frame = channel->ReceiveBlocking();
   if (!frame.ok()) return 0;
   absl::StatusOr<wire::Message> first = wire::DecodeMessage(*frame);
@@ -143,20 +162,29 @@ int RunWorker(std::unique_ptr<Channel> channel) {
     result.work_id = call->work_id;
     result.outcomes.resize(call->args.size());
     const internal::TaskInfo* task = internal::FindTaskByName(call->task);
+    if (hooks != nullptr) hooks->OnCallReceived(call->task);
     absl::Status protocol_error;
     for (size_t i = 0; i < call->args.size(); ++i) {
       if (task == nullptr) {
         result.outcomes[i] = UnknownTask(call->task);
       } else {
+        if (hooks != nullptr) hooks->OnTaskStart(call->task);
         RunElement(*task, call->args[i], &result.outcomes[i], &protocol_error);
         if (!protocol_error.ok()) return Fatal(*channel, protocol_error);
       }
     }
     call->args.clear();
-    if (!SendMessage(*channel, result)) return 0;
+    std::string encoded = wire::EncodeMessage(result);
+    if (hooks != nullptr) hooks->OnResultEncoded(call->task);
+    absl::Status sent = channel->SendBlocking(encoded);
+    if (!sent.ok()) {
+      VLOG(1) << "worker " << getpid() << ": send failed: " << sent;
+      return 0;
+    }
     ++tasks_done;
   }
   return 0;
 }
 
+}  // namespace
 }  // namespace procpool

@@ -1,0 +1,263 @@
+#include "testing/fault_injection/fault_injection.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <tuple>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "worker/worker_hooks.h"
+
+namespace procpool {
+namespace fault {
+namespace {
+
+constexpr size_t kLargeFrame = 1 << 20;
+
+// The armed fault of this worker process (set by the initializer, read by
+// the hooks on the worker's thread and by timer threads).
+struct Armed {
+  std::atomic<bool> armed{false};
+  Spec spec;
+  int calls = 0;  // calls received since arming (worker thread only)
+};
+
+Armed& GetArmed() {
+  static Armed* armed = new Armed;
+  return *armed;
+}
+
+// Forwards to the real channel; can drop it or send garbage on request.
+class FaultChannel final : public Channel {
+ public:
+  explicit FaultChannel(std::unique_ptr<Channel> inner)
+      : inner_(std::move(inner)) {}
+
+  absl::Status Send(std::string frame) override {
+    absl::MutexLock lock(&mu_);
+    if (!inner_) return Closed();
+    return inner_->Send(std::move(frame));
+  }
+  absl::Status Pump(std::vector<std::string>* frames) override {
+    absl::MutexLock lock(&mu_);
+    if (!inner_) return Closed();
+    return inner_->Pump(frames);
+  }
+  int PollFd() const override {
+    absl::MutexLock lock(&mu_);
+    return inner_ ? inner_->PollFd() : -1;
+  }
+  uint32_t PollEvents() const override {
+    absl::MutexLock lock(&mu_);
+    return inner_ ? inner_->PollEvents() : 0;
+  }
+  absl::Status SendBlocking(absl::string_view frame) override;
+  absl::StatusOr<std::string> ReceiveBlocking() override;
+
+  // Drops the real channel: its descriptors close; later calls fail.
+  void Drop() {
+    absl::MutexLock lock(&mu_);
+    inner_.reset();
+  }
+  // Sends a frame that no decoder accepts.
+  void SendGarbage() {
+    absl::MutexLock lock(&mu_);
+    if (inner_) {
+      (void)inner_->SendBlocking("this is not a procpool message");
+    }
+  }
+
+ private:
+  static absl::Status Closed() {
+    return absl::UnavailableError("channel dropped by fault injection");
+  }
+  mutable absl::Mutex mu_;
+  std::unique_ptr<Channel> inner_ ABSL_GUARDED_BY(mu_);
+};
+
+FaultChannel* current_channel = nullptr;
+
+void Fire(const Spec& spec) {
+  switch (spec.mode) {
+    case Mode::kSigkill:
+      raise(SIGKILL);
+      break;
+    case Mode::kSigsegv:
+      raise(SIGSEGV);
+      break;
+    case Mode::kAbort:
+      abort();
+    case Mode::kExit:
+      _exit(spec.exit_code);
+    case Mode::kCloseChannel:
+      if (current_channel) current_channel->Drop();
+      break;
+    case Mode::kCorruptFrame:
+      if (current_channel) current_channel->SendGarbage();
+      break;
+    case Mode::kStop:
+      raise(SIGSTOP);
+      break;
+  }
+}
+
+// Fires if armed for `point` (and the call count matches).
+void MaybeFire(Point point) {
+  Armed& a = GetArmed();
+  if (!a.armed.load() || a.spec.point != point) return;
+  if (point != Point::kInitializer && point != Point::kExit &&
+      a.calls != a.spec.on_call) {
+    return;
+  }
+  a.armed.store(false);  // once
+  Fire(a.spec);
+}
+
+absl::Status FaultChannel::SendBlocking(absl::string_view frame) {
+  Armed& a = GetArmed();
+  if (a.armed.load() && a.spec.point == Point::kMidSend &&
+      frame.size() >= kLargeFrame && a.calls == a.spec.on_call) {
+    a.armed.store(false);
+    Spec spec = a.spec;
+    std::thread([spec] {
+      absl::SleepFor(absl::Milliseconds(2));
+      Fire(spec);
+    }).detach();
+  }
+  // Not under mu_: a mid-send fault from another thread must not wait for
+  // the send to finish. Drop() is never used with kMidSend (Applies()).
+  Channel* inner;
+  {
+    absl::MutexLock lock(&mu_);
+    inner = inner_.get();
+  }
+  if (inner == nullptr) return Closed();
+  return inner->SendBlocking(frame);
+}
+
+absl::StatusOr<std::string> FaultChannel::ReceiveBlocking() {
+  Channel* inner;
+  {
+    absl::MutexLock lock(&mu_);
+    inner = inner_.get();
+  }
+  if (inner == nullptr) return Closed();
+  absl::StatusOr<std::string> frame = inner->ReceiveBlocking();
+  Armed& a = GetArmed();
+  if (frame.ok() && a.armed.load()) {
+    ++a.calls;  // every frame after arming is a call (or the shutdown)
+    MaybeFire(Point::kDecodeCall);
+  }
+  return frame;
+}
+
+class FaultHooks final : public WorkerHooks {
+ public:
+  std::unique_ptr<Channel> WrapChannel(
+      std::unique_ptr<Channel> channel) override {
+    auto wrapped = std::make_unique<FaultChannel>(std::move(channel));
+    current_channel = wrapped.get();
+    return wrapped;
+  }
+  void OnTaskStart(absl::string_view) override {
+    MaybeFire(Point::kTaskStart);
+    Armed& a = GetArmed();
+    if (a.armed.load() && a.spec.point == Point::kMidTask &&
+        a.calls == a.spec.on_call) {
+      a.armed.store(false);
+      Spec spec = a.spec;
+      std::thread([spec] {
+        absl::SleepFor(absl::Milliseconds(spec.delay_ms));
+        Fire(spec);
+      }).detach();
+    }
+  }
+  void OnResultEncoded(absl::string_view) override {
+    MaybeFire(Point::kEncodeResult);
+  }
+  void OnExit(int) override { MaybeFire(Point::kExit); }
+};
+
+const bool hooks_installed = [] {
+  SetWorkerHooks(new FaultHooks);
+  return true;
+}();
+
+// The initializer: arms the fault in this worker.
+void Arm(int point, int mode, int exit_code, int delay_ms, int on_call) {
+  Armed& a = GetArmed();
+  a.spec = Spec{static_cast<Point>(point), static_cast<Mode>(mode), exit_code,
+                delay_ms, on_call};
+  a.calls = 0;
+  a.armed.store(true);
+  MaybeFire(Point::kInitializer);
+}
+
+}  // namespace
+
+const char* PointName(Point point) {
+  switch (point) {
+    case Point::kDecodeCall: return "DecodeCall";
+    case Point::kTaskStart: return "TaskStart";
+    case Point::kMidTask: return "MidTask";
+    case Point::kEncodeResult: return "EncodeResult";
+    case Point::kMidSend: return "MidSend";
+    case Point::kInitializer: return "Initializer";
+    case Point::kExit: return "Exit";
+  }
+  return "?";
+}
+
+const char* ModeName(Mode mode) {
+  switch (mode) {
+    case Mode::kSigkill: return "Sigkill";
+    case Mode::kSigsegv: return "Sigsegv";
+    case Mode::kAbort: return "Abort";
+    case Mode::kExit: return "Exit";
+    case Mode::kCloseChannel: return "CloseChannel";
+    case Mode::kCorruptFrame: return "CorruptFrame";
+    case Mode::kStop: return "Stop";
+  }
+  return "?";
+}
+
+std::vector<Point> AllPoints() {
+  return {Point::kDecodeCall,   Point::kTaskStart, Point::kMidTask,
+          Point::kEncodeResult, Point::kMidSend,   Point::kInitializer,
+          Point::kExit};
+}
+
+std::vector<Mode> AllModes() {
+  return {Mode::kSigkill,      Mode::kSigsegv,      Mode::kAbort, Mode::kExit,
+          Mode::kCloseChannel, Mode::kCorruptFrame, Mode::kStop};
+}
+
+bool Applies(Point point, Mode mode) {
+  return !(point == Point::kMidSend &&
+           (mode == Mode::kCloseChannel || mode == Mode::kCorruptFrame));
+}
+
+int SignalOf(Mode mode) {
+  switch (mode) {
+    case Mode::kSigkill: return SIGKILL;
+    case Mode::kSigsegv: return SIGSEGV;
+    case Mode::kAbort: return SIGABRT;
+    case Mode::kStop: return SIGSTOP;
+    default: return 0;
+  }
+}
+
+Call ArmFault(const Spec& spec) {
+  return MakeCall(Arm, static_cast<int>(spec.point), static_cast<int>(spec.mode),
+                  spec.exit_code, spec.delay_ms, spec.on_call);
+}
+
+}  // namespace fault
+}  // namespace procpool
+
+PROCPOOL_TASK(procpool::fault::Arm);

@@ -1,0 +1,77 @@
+// Fault injection: makes a real worker fail at a chosen point, in a chosen way.
+//
+// Like LevelDB's fault-injection Env (a wrapper around the real Env), this
+// wraps the real worker: it installs WorkerHooks (worker/worker_hooks.h) in
+// every process that links it, wraps the worker's real Channel, and does
+// nothing until armed. A pool arms it in each of its workers through its
+// initializer:
+//
+//   procpool::Options options;
+//   options.initializer = procpool::fault::ArmFault(
+//       {procpool::fault::Point::kMidTask, procpool::fault::Mode::kSigsegv});
+//   procpool::ProcessPoolExecutor pool(options);
+//   pool.Submit(SleepMs, 1000).Get();  // throws BrokenProcessPool
+//
+// Link //testing/fault_injection into the binary the workers run (the test
+// binary itself by default). Test-only.
+#ifndef PROCPOOL_TESTING_FAULT_INJECTION_FAULT_INJECTION_H_
+#define PROCPOOL_TESTING_FAULT_INJECTION_FAULT_INJECTION_H_
+
+#include <string>
+#include <vector>
+
+#include "executor/process_pool_executor.h"
+
+namespace procpool {
+namespace fault {
+
+// Where the worker fails.
+enum class Point {
+  kDecodeCall,     // a call frame arrived; before the worker decodes it
+  kTaskStart,      // right before the task runs
+  kMidTask,        // `delay_ms` into a running task (from another thread)
+  kEncodeResult,   // the result is encoded; before it is sent
+  kMidSend,        // while a result of >= 1 MiB is being sent
+  kInitializer,    // inside the initializer
+  kExit,           // as the worker exits (after Shutdown or max tasks)
+};
+
+// How it fails.
+enum class Mode {
+  kSigkill,
+  kSigsegv,
+  kAbort,
+  kExit,          // _exit(exit_code)
+  kCloseChannel,  // drops its channel (closing its descriptors) and goes on
+  kCorruptFrame,  // sends a frame that is not a valid message, and goes on
+  kStop,          // SIGSTOP: hangs without dying
+};
+
+struct Spec {
+  Point point = Point::kTaskStart;
+  Mode mode = Mode::kSigkill;
+  int exit_code = 3;    // for kExit
+  int delay_ms = 50;    // for kMidTask
+  int on_call = 1;      // fail on this call (1 = the first) of the worker
+};
+
+const char* PointName(Point point);
+const char* ModeName(Mode mode);
+std::vector<Point> AllPoints();
+std::vector<Mode> AllModes();
+
+// Whether a fault at `point` in `mode` can be made: a frame cannot be
+// corrupted or the channel dropped from another thread in the middle of a
+// send (kMidSend with kCloseChannel or kCorruptFrame).
+bool Applies(Point point, Mode mode);
+
+// An initializer (Options::initializer) that arms `spec` in every worker.
+Call ArmFault(const Spec& spec);
+
+// The signal a mode kills with (0 for kExit, kCloseChannel, kCorruptFrame).
+int SignalOf(Mode mode);
+
+}  // namespace fault
+}  // namespace procpool
+
+#endif  // PROCPOOL_TESTING_FAULT_INJECTION_FAULT_INJECTION_H_

@@ -9,7 +9,8 @@
 //
 // Python:
 //   def seed_worker(seed): global rng; rng = random.Random(seed ^ os.getpid())
-//   with ProcessPoolExecutor(initializer=seed_worker, initargs=(seed,)) as pool:
+//   with ProcessPoolExecutor(initializer=seed_worker, initargs=(seed,)) as
+//   pool:
 //       inside = sum(pool.map(count_inside, [samples] * batches))
 //
 // Usage:
@@ -68,7 +69,8 @@ int Main() {
   const int64_t samples = absl::GetFlag(FLAGS_samples);
 
   procpool::Options options;
-  options.initializer = procpool::MakeCall(SeedWorker, absl::GetFlag(FLAGS_seed));
+  options.initializer =
+      procpool::MakeCall(SeedWorker, absl::GetFlag(FLAGS_seed));
   procpool::ProcessPoolExecutor pool(options);
 
   std::vector<procpool::Future<int64_t>> futures;

@@ -84,8 +84,9 @@ std::string ProcpoolSignature(const FileCount*) {
 }
 
 // Counts like `LC_ALL=C wc` on text: a word is a maximal run of bytes that
-// are not ASCII white space. Throws std::runtime_error if the file cannot be read; in
-// the parent that surfaces as the same exception for this file's element.
+// are not ASCII white space. Throws std::runtime_error if the file cannot be
+// read; in the parent that surfaces as the same exception for this file's
+// element.
 FileCount CountFile(std::string path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -141,8 +142,7 @@ void PrintTotals(const char* label, const FileCount& total, size_t files,
 }
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                       start)
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
       .count();
 }
 

@@ -118,6 +118,10 @@ TEST_P(FaultMatrixTest, NothingHangsNothingLeaks) {
     } else if (c.mode == Mode::kStop) {
       // A stopped worker hangs without dying: nothing completes until the
       // worker is killed (issue 6 adds heartbeats that detect it).
+      // Once handed to the worker (which may take a while under load), it
+      // never completes.
+      if (first) ASSERT_TRUE(WaitFor([&] { return first->Running(); }, kWait));
+      if (big) ASSERT_TRUE(WaitFor([&] { return big->Running(); }, kWait));
       if (first) EXPECT_THROW(first->Get(absl::Milliseconds(300)), TimeoutError);
       if (big) EXPECT_THROW(big->Get(absl::Milliseconds(300)), TimeoutError);
       pool->KillWorkers();

@@ -84,6 +84,23 @@ TEST_P(BrokenTest, S13EveryFutureFailsWithItsOwnBrokenProcessPool) {
         EXPECT_NE(what.find(c.in_what), std::string::npos) << what;
         EXPECT_EQ(e.signal(), c.signal) << what;
         EXPECT_EQ(e.exit_code(), c.exit_code) << what;
+        EXPECT_EQ(e.task_name(), "tt::SleepThenDie") << what;
+        EXPECT_TRUE(e.work_id().has_value()) << what;
+        if (c.signal && *c.signal != SIGKILL) {
+          // The failure handler's stack reached the parent before the
+          // worker died, naming the signal, the task and the frames.
+          EXPECT_NE(e.stack().find(SignalName(*c.signal)), std::string::npos)
+              << what;
+          EXPECT_NE(e.stack().find("while running task tt::SleepThenDie"),
+                    std::string::npos)
+              << what;
+          EXPECT_NE(e.stack().find("DieBy"), std::string::npos) << what;
+          EXPECT_NE(what.find("stack of the worker when it died"),
+                    std::string::npos)
+              << what;
+        } else {
+          EXPECT_EQ(e.stack(), "") << what;
+        }
       }
       // Each future has its own exception object.
       for (size_t i = 1; i < errors.size(); ++i) {
@@ -158,14 +175,18 @@ TEST_P(BrokenTest, S13IdleWorkerDeathBreaksThePool) {
     ProcessPoolExecutor pool(MakeOptions(1));
     int pid = pool.Submit(tt::GetPid).Get(kWait);
     kill(pid, SIGKILL);
-    EXPECT_TRUE(WaitFor([&] {
-      try {
-        pool.Submit(tt::Noop).Get(kWait);
-        return false;
-      } catch (const BrokenProcessPool&) {
-        return true;
-      }
-    }, kWait));
+    // Once the manager has seen the death (the worker is gone from the
+    // pool), Submit fails at once with the idle worker's report.
+    ASSERT_TRUE(WaitFor([&] { return pool.WorkerPids().empty(); }, kWait));
+    std::string what;
+    try {
+      pool.Submit(tt::Noop);
+      ADD_FAILURE() << "Submit on a broken pool succeeded";
+    } catch (const BrokenProcessPool& e) {
+      what = e.what();
+    }
+    EXPECT_NE(what.find("killed by SIGKILL while idle"), std::string::npos)
+        << what;
   }
   ExpectNothingLeft();
 }

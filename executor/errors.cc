@@ -94,6 +94,8 @@ std::string WorkerCrash::Describe() const {
     parts.push_back(std::move(running));
   } else if (work_id.has_value()) {
     parts.push_back(absl::StrCat("while running work id ", *work_id));
+  } else if (idle) {
+    parts.push_back("while idle");
   }
   std::string text = absl::StrJoin(parts, " ");
   if (!cause.empty()) {
@@ -106,8 +108,13 @@ namespace {
 
 std::string WithDetails(const std::string& message, const WorkerCrash& crash) {
   std::string details = crash.Describe();
-  if (details.empty()) return message;
-  return absl::StrCat(message, " (", details, ")");
+  std::string text =
+      details.empty() ? message : absl::StrCat(message, " (", details, ")");
+  if (!crash.stack.empty()) {
+    absl::StrAppend(&text, "\nstack of the worker when it died:\n",
+                    crash.stack);
+  }
+  return text;
 }
 
 }  // namespace

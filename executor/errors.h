@@ -107,6 +107,12 @@ struct WorkerCrash {
   std::optional<std::string> task_name;  // the task it was running, if any
   std::optional<int64_t> work_id;        // that task's work id
   std::string cause;  // free text, e.g. a decode error or an exec() failure
+  // The worker was alive with no task in flight (e.g. killed between tasks).
+  bool idle = false;
+  // The worker's symbolized stack, captured by its failure handler when a
+  // catchable signal (SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGTERM)
+  // killed it, and sent to the parent before it died. Empty otherwise.
+  std::string stack;
 };
 
 // The pool is broken: a worker died, failed to start, or failed its
@@ -134,6 +140,8 @@ class BrokenProcessPool : public BrokenExecutor {
   }
   std::optional<int64_t> work_id() const { return crash_.work_id; }
   const std::string& cause() const { return crash_.cause; }
+  // The dead worker's stack at the signal (see WorkerCrash::stack), or "".
+  const std::string& stack() const { return crash_.stack; }
 
  private:
   WorkerCrash crash_;

@@ -33,8 +33,9 @@ namespace {
 constexpr int kMaxFds = 16;
 constexpr size_t kMaxPacket = 64 * 1024;
 
-// Request: transport, spec. Reply: kind, pid, wait status, message.
-using Request = std::tuple<std::string, std::string>;
+// Request: transport, spec, whether the last fd is the crash pipe. Reply:
+// kind, pid, wait status, message.
+using Request = std::tuple<std::string, std::string, bool>;
 enum ReplyKind : int32_t { kStarted = 0, kExited = 1, kError = 2 };
 using Reply = std::tuple<int32_t, int32_t, int32_t, std::string>;
 
@@ -101,10 +102,13 @@ class ForkServerClient {
     ForgetInheritedServerLocked();
     for (int attempt = 0; attempt < 2; ++attempt) {
       RETURN_IF_ERROR(EnsureServerLocked());
+      std::vector<int> fds = request.endpoint.fds;
+      if (request.crash_fd >= 0) fds.push_back(request.crash_fd);
       absl::Status sent = SendPacket(
           control_fd_,
-          EncodeValue(Request{request.transport, request.endpoint.spec}),
-          request.endpoint.fds);
+          EncodeValue(Request{request.transport, request.endpoint.spec,
+                              request.crash_fd >= 0}),
+          fds);
       if (!sent.ok()) {
         StopServerLocked();
         continue;
@@ -360,6 +364,12 @@ int RunForkServer(int control_fd, pid_t parent) {
         reply = Reply{kError, 0, 0,
                       absl::StrCat("bad fork request: ", request.status().message())};
       } else {
+        std::vector<int> endpoint_fds = fds;
+        int crash_fd = -1;
+        if (std::get<2>(*request) && !endpoint_fds.empty()) {
+          crash_fd = endpoint_fds.back();
+          endpoint_fds.pop_back();
+        }
         pid_t pid = fork();
         if (pid == 0) {
           close(control_fd);
@@ -367,7 +377,8 @@ int RunForkServer(int control_fd, pid_t parent) {
           sigprocmask(SIG_UNBLOCK, &mask, nullptr);
           internal::ServeAsForkedWorker(
               std::get<0>(*request),
-              ChildEndpoint{fds, std::get<1>(*request)}, self);
+              ChildEndpoint{endpoint_fds, std::get<1>(*request)}, crash_fd,
+              self);
         }
         reply = pid < 0 ? Reply{kError, 0, 0, absl::StrCat("fork: ", strerror(errno))}
                         : Reply{kStarted, pid, 0, ""};

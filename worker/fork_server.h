@@ -20,8 +20,8 @@
 namespace procpool {
 
 // argv[1] of a worker started by kSpawn:
-//   BINARY --procpool-internal-worker TRANSPORT PARENT_PID NFDS SPEC
-// (the endpoint's descriptors are 3 .. 3+NFDS-1).
+//   BINARY --procpool-internal-worker TRANSPORT PARENT_PID NFDS SPEC CRASH_FD
+// (the endpoint's descriptors are 3 .. 3+NFDS-1; CRASH_FD is -1 or 3+NFDS).
 inline constexpr char kWorkerRoleFlag[] = "--procpool-internal-worker";
 
 // argv[1] of the fork server: BINARY --procpool-internal-forkserver PARENT_PID

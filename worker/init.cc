@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "glog/logging.h"
 #include "transport/transport.h"
+#include "worker/crash_reporter.h"
 #include "worker/fork_server.h"
 #include "worker/worker_loop.h"
 
@@ -23,13 +24,16 @@ namespace {
 }
 
 [[noreturn]] void ServeSpawnedWorker(int argc, char** argv) {
-  // BINARY --procpool-internal-worker TRANSPORT PARENT_PID NFDS SPEC
-  if (argc < 6) Die("bad worker command line");
+  // BINARY --procpool-internal-worker TRANSPORT PARENT_PID NFDS SPEC CRASH_FD
+  if (argc < 7) Die("bad worker command line");
   int parent = 0, nfds = 0;
   if (!absl::SimpleAtoi(argv[3], &parent) || !absl::SimpleAtoi(argv[4], &nfds)) {
     Die("bad worker command line");
   }
   BecomeWorkerProcess(parent);
+  int crash_fd = -1;
+  if (!absl::SimpleAtoi(argv[6], &crash_fd)) Die("bad worker command line");
+  InstallCrashReporter(crash_fd);
   ChildEndpoint endpoint;
   for (int i = 0; i < nfds; ++i) endpoint.fds.push_back(3 + i);
   endpoint.spec = argv[5];

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/posix_error.h"
 #include "glog/logging.h"
+#include "worker/crash_reporter.h"
 #include "worker/fork_server.h"
 #include "worker/worker_loop.h"
 
@@ -58,9 +59,11 @@ int OpenPidFd(pid_t pid) {
 }
 
 void ServeAsForkedWorker(const std::string& transport,
-                         const ChildEndpoint& endpoint, pid_t parent) {
+                         const ChildEndpoint& endpoint, int crash_fd,
+                         pid_t parent) {
   BecomeWorkerProcess(parent);
   std::vector<int> keep = endpoint.fds;
+  if (crash_fd >= 0) keep.push_back(crash_fd);
   std::sort(keep.begin(), keep.end());
   int next = 3;
   for (int fd : keep) {
@@ -68,6 +71,7 @@ void ServeAsForkedWorker(const std::string& transport,
     next = std::max(next, fd + 1);
   }
   syscall(SYS_close_range, next, ~0U, 0);
+  InstallCrashReporter(crash_fd);
   absl::StatusOr<Transport*> t = GetTransport(transport);
   if (!t.ok()) {
     LOG(ERROR) << "procpool worker: " << t.status().message();
@@ -120,7 +124,9 @@ class SpawnLauncher final : public Launcher {
     const std::vector<int>& fds = request.endpoint.fds;
     // Move the endpoint out of the way of the target numbers 3..3+n first.
     std::vector<int> high;
-    for (int fd : fds) {
+    std::vector<int> to_pass = fds;
+    if (request.crash_fd >= 0) to_pass.push_back(request.crash_fd);
+    for (int fd : to_pass) {
       int h = fcntl(fd, F_DUPFD_CLOEXEC, 100);
       if (h < 0) {
         absl::Status s = PosixError("fcntl(F_DUPFD_CLOEXEC)", errno);
@@ -143,10 +149,13 @@ class SpawnLauncher final : public Launcher {
 
     std::string ppid = std::to_string(getpid());
     std::string nfds = std::to_string(fds.size());
+    std::string crash_fd =
+        std::to_string(request.crash_fd >= 0 ? 3 + static_cast<int>(fds.size())
+                                             : -1);
     std::vector<const char*> argv = {binary.c_str(), kWorkerRoleFlag,
                                      request.transport.c_str(), ppid.c_str(),
                                      nfds.c_str(), request.endpoint.spec.c_str(),
-                                     nullptr};
+                                     crash_fd.c_str(), nullptr};
     pid_t pid = -1;
     int rc = posix_spawn(&pid, binary.c_str(), &actions, &attr,
                          const_cast<char* const*>(argv.data()), environ);
@@ -171,7 +180,7 @@ class ForkLauncher final : public Launcher {
     if (pid < 0) return StartError("fork()", strerror(errno));
     if (pid == 0) {
       internal::ServeAsForkedWorker(request.transport, request.endpoint,
-                                    parent);
+                                    request.crash_fd, parent);
     }
     return WorkerProcess{pid, internal::OpenPidFd(pid)};
   }

@@ -44,6 +44,9 @@ struct LaunchRequest {
   std::string transport;   // registered transport name
   ChildEndpoint endpoint;  // the parent still owns and closes these fds
   std::string binary;      // the worker executable (kSpawn, kForkServer)
+  // Write end of the pipe the worker's failure handler reports into
+  // (worker/crash_reporter.h), or -1. The parent still owns and closes it.
+  int crash_fd = -1;
 };
 
 class Launcher {
@@ -72,11 +75,12 @@ std::string SelfExecutable();
 
 namespace internal {
 
-// Child side (fork and fork server): keeps only 0-2 and the endpoint's fds,
-// opens the channel, serves it, and exits. Never returns.
+// Child side (fork and fork server): keeps only 0-2, the endpoint's fds and
+// crash_fd, installs the crash reporter, opens the channel, serves it, and
+// exits. Never returns.
 [[noreturn]] void ServeAsForkedWorker(const std::string& transport,
                                       const ChildEndpoint& endpoint,
-                                      pid_t parent);
+                                      int crash_fd, pid_t parent);
 
 // A pidfd for `pid`; for a process that already exited, a descriptor that is
 // readable at once.

@@ -11,6 +11,7 @@
 #include "executor/task.h"
 #include "glog/logging.h"
 #include "serialization/wire.h"
+#include "worker/crash_reporter.h"
 #include "worker/worker_hooks.h"
 
 namespace procpool {
@@ -128,7 +129,9 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
     if (init == nullptr) {
       outcome = UnknownTask(config->initializer->task);
     } else {
+      SetCurrentTask(init->name.c_str());
       RunElement(*init, config->initializer->args, &outcome, &protocol_error);
+      SetCurrentTask(nullptr);
     }
     if (!protocol_error.ok()) return Fatal(*channel, protocol_error);
     if (!outcome.ok) {
@@ -169,7 +172,9 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
         result.outcomes[i] = UnknownTask(call->task);
       } else {
         if (hooks != nullptr) hooks->OnTaskStart(call->task);
+        SetCurrentTask(task->name.c_str());
         RunElement(*task, call->args[i], &result.outcomes[i], &protocol_error);
+        SetCurrentTask(nullptr);
         if (!protocol_error.ok()) return Fatal(*channel, protocol_error);
       }
     }

@@ -1,6 +1,7 @@
 #include "executor/internal/pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -11,6 +12,7 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "common/posix_error.h"
 #include "executor/exception_registry.h"
 #include "executor/task.h"
 #include "glog/logging.h"
@@ -39,6 +41,22 @@ void InstallAtExitOnce() {
     return true;
   }();
   (void)installed;
+}
+
+// Whatever the worker's failure handler wrote before it died (the worker is
+// gone, so the pipe holds all of it).
+std::string ReadCrashReport(int fd) {
+  std::string report;
+  char buf[4096];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n > 0) {
+      report.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return report;
+  }
 }
 
 uint64_t Key(int id, uint64_t kind) {
@@ -290,11 +308,22 @@ void Pool::StartWorker() {
     BreakPool("A child process could not be started", crash);
     return;
   }
+  // The pipe the worker's failure handler reports its stack into.
+  int crash_pipe[2];
+  if (pipe2(crash_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    for (int fd : pair->child.fds) close(fd);
+    WorkerCrash crash;
+    crash.cause = std::string(PosixError("pipe2", errno).message());
+    BreakPool("A child process could not be started", crash);
+    return;
+  }
   LaunchRequest request{std::string(config_.transport->name()),
-                        pair->child, config_.worker_binary};
+                        pair->child, config_.worker_binary, crash_pipe[1]};
   absl::StatusOr<WorkerProcess> process = launcher_->Start(request);
   for (int fd : pair->child.fds) close(fd);
+  close(crash_pipe[1]);
   if (!process.ok()) {
+    close(crash_pipe[0]);
     BreakPool(absl::StrCat("A child process ", process.status().message()),
               WorkerCrash{});
     return;
@@ -305,6 +334,7 @@ void Pool::StartWorker() {
   w.id = id;
   w.process = *process;
   w.channel = std::move(pair->parent);
+  w.crash_fd = crash_pipe[0];
   ++starting_;
   VLOG(1) << "procpool: started worker pid " << w.process.pid << " ("
           << StartMethodName(config_.start_method) << ", "
@@ -528,6 +558,10 @@ void Pool::OnWorkerExit(int id) {
     crash.pid = w.process.pid;
     crash.cause = std::string(wait_status.status().message());
   }
+  crash.stack = ReadCrashReport(w.crash_fd);
+  close(w.crash_fd);
+  w.crash_fd = -1;
+  crash.idle = w.assigned.empty();
   VLOG(1) << "procpool: worker pid " << w.process.pid << " exited: "
           << crash.Describe();
   const bool retired = config_.max_tasks_per_child > 0 &&

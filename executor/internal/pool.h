@@ -107,6 +107,7 @@ class Pool {
     int64_t tasks_assigned = 0;
     std::deque<Assigned> assigned;     // in flight, in the order sent
     absl::Time kill_deadline = absl::InfiniteFuture();
+    int crash_fd = -1;  // read end of the worker's crash-report pipe
   };
 
   void ManagerLoop();

@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# Builds and runs every test (`bazel test //...`), then prints one plain
-# summary line for CI as the very last line of output:
+# Builds and runs every test (`bazel test //...`), then the consumer
+# workspace (examples/consumer/test_consumer.sh: a separate Bazel workspace
+# that takes procpool in as @procpool, built once and run once per transport),
+# then prints one plain summary line for CI as the very last line of output:
 #
 #   N passed, M failed
 #
 # counted from Bazel's per-target summary: PASSED and FLAKY count as passed;
 # FAILED, TIMEOUT, NO STATUS, INCOMPLETE and the like as failed, and so does
-# every test that did not load, analyze or build (listed by name). Exits with
-# bazel's exit code (0: all passed, 3: some test failed, 1: build failed, ...).
+# every test that did not load, analyze or build (listed by name); each
+# consumer run is one more test (its failed build, one failed test). Exits with
+# bazel's exit code (0: all passed, 3: some test failed, 1: build failed, ...);
+# if that is 0, with the consumer's (0, 3 for a failed run, 1 for a failed
+# build).
 #
 # Usage: bash tools/test.sh [bazel flags] [target patterns; default //...]
+# The consumer runs only when no target pattern is given, and not when
+# PROCPOOL_SKIP_CONSUMER=1. Flags apply to the main workspace only.
 # --keep_going is on so that one broken package does not hide the results of
 # the others; .bazelrc already sets --test_output=errors.
 set -uo pipefail
@@ -21,6 +28,7 @@ patterns=()
 for a in "$@"; do
   if [[ "$a" == -* ]]; then flags+=("$a"); else patterns+=("$a"); fi
 done
+pattern_given="${patterns[*]:-}"
 if ((${#patterns[@]} == 0)); then patterns=(//...); fi
 args=("${flags[@]}" "${patterns[@]}")
 
@@ -58,5 +66,21 @@ if ((rc != 0)); then
     failed=1
   fi
 fi
+
+if [[ -z "$pattern_given" && "${PROCPOOL_SKIP_CONSUMER:-0}" != 1 ]]; then
+  echo
+  bash examples/consumer/test_consumer.sh 2>&1 | tee "$log"
+  consumer_rc="${PIPESTATUS[0]}"
+  consumer_re='^consumer: [0-9]+ passed, [0-9]+ failed$'
+  if line="$(grep -E "$consumer_re" "$log" | tail -1)"; then
+    read -r _ p _ f _ <<<"$line"
+    passed=$((passed + p))
+    failed=$((failed + f))
+  elif ((consumer_rc != 0)); then
+    failed=$((failed + 1))
+  fi
+  if ((rc == 0 && consumer_rc != 0)); then rc="$consumer_rc"; fi
+fi
+
 echo "${passed} passed, ${failed} failed"
 exit "$rc"

@@ -149,7 +149,9 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 int Main() {
   const std::string root = absl::GetFlag(FLAGS_root);
   const std::vector<std::string> files = ListFiles(root);
-  std::cout << root << ": " << files.size() << " files\n";
+  // Flushed before the pool starts: a worker started with
+  // --procpool_start_method=fork inherits unflushed stdio buffers.
+  std::cout << root << ": " << files.size() << " files" << std::endl;
 
   FileCount parallel;
   size_t parallel_errors = 0;

@@ -1,0 +1,886 @@
+// The "shm" transport (see shm_transport.h for the layout, the memory
+// ordering and the wake-up protocol).
+//
+// Data flow inside one ShmChannel (the same class serves both sides; only
+// which ring is "in" and which "out", and which closed word is whose, differ):
+//   Send()          -> out_ (header + payload, moved in, never copied)
+//                   -> Flush(): memcpy into the out ring, Publish() per chunk
+//   SendBlocking()  -> memcpy straight from the caller's bytes into the ring
+//   ReadInput()     -> memcpy (std::string::append) from the in ring into the
+//                      frame being assembled; Release() per chunk
+//                   -> whole frames appended to the caller's vector
+// Large frames move in chunks of a quarter ring at most, each published (or
+// released) at once, so that the other side copies while this one does.
+#include "transport/shm/shm_transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <deque>
+#include <memory>
+#include <new>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "common/posix_error.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+#include "transport/shm/shm_ring.h"
+#include "transport/transport.h"
+
+namespace procpool {
+namespace {
+
+using shm_internal::kControlMagic;
+using shm_internal::kControlVersion;
+using shm_internal::RingControl;
+using shm_internal::RingReader;
+using shm_internal::RingWriter;
+using shm_internal::ShmControl;
+
+static_assert(sizeof(ShmControl) <= kShmControlBytes,
+              "the control block must fit its page");
+
+// A frame's buffer is reserved for its whole length up to this much (address
+// space only: pages are touched as bytes arrive), and grows by doubling past
+// it. So a corrupt length costs at most this much untouched address space,
+// while a real large frame is received without reallocating: each
+// reallocation copies what arrived and, worse, touches fresh pages, which is
+// what a large frame costs most (see the file comment).
+constexpr uint64_t kMaxEagerReserve = uint64_t{1} << 30;
+// Buffers at least this large ask for transparent huge pages.
+constexpr uint64_t kHugePageMin = uint64_t{4} << 20;
+constexpr uintptr_t kHugePageBytes = uintptr_t{2} << 20;
+
+// Spin iterations between two reads of the clock.
+constexpr int kSpinsPerClockRead = 64;
+
+void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+int64_t MonotonicNanos() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+void EncodeHeader(uint64_t length, char* out) {
+  memcpy(out, kShmFrameMagic, 4);
+  memset(out + 4, 0, 4);
+  for (int i = 0; i < 8; ++i) out[8 + i] = static_cast<char>(length >> (8 * i));
+}
+
+uint32_t DecodeFlags(const char* header) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i)
+    v = (v << 8) | static_cast<unsigned char>(header[4 + i]);
+  return v;
+}
+
+uint64_t DecodeLength(const char* header) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i)
+    v = (v << 8) | static_cast<unsigned char>(header[8 + i]);
+  return v;
+}
+
+size_t MappingBytes(uint64_t ring_bytes) {
+  return kShmControlBytes + 2 * static_cast<size_t>(ring_bytes);
+}
+
+bool ValidRingBytes(uint64_t ring_bytes) {
+  return ring_bytes >= kShmMinRingBytes && ring_bytes <= kShmMaxRingBytes &&
+         (ring_bytes & (ring_bytes - 1)) == 0;
+}
+
+std::string EndpointSpec(uint64_t ring_bytes) {
+  return absl::StrCat(kShmEndpointSpecPrefix, ";ring=", ring_bytes);
+}
+
+// A descriptor closed on destruction unless released.
+class ScopedFd {
+ public:
+  ScopedFd() = default;
+  explicit ScopedFd(int fd) : fd_(fd) {}
+  ScopedFd(ScopedFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  ScopedFd& operator=(ScopedFd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  ~ScopedFd() { reset(); }
+
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// A shared mapping, unmapped on destruction unless released.
+class ScopedMapping {
+ public:
+  ScopedMapping() = default;
+  ScopedMapping(void* addr, size_t bytes) : addr_(addr), bytes_(bytes) {}
+  ScopedMapping(ScopedMapping&& other) noexcept
+      : addr_(std::exchange(other.addr_, nullptr)), bytes_(other.bytes_) {}
+  ScopedMapping& operator=(ScopedMapping&&) = delete;
+  ~ScopedMapping() {
+    if (addr_ != nullptr) munmap(addr_, bytes_);
+  }
+
+  void* get() const { return addr_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* addr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Writes 1 to an eventfd. Never blocks (the counter cannot fill up in
+// practice: it holds 2^64 - 2).
+void SignalEventFd(int fd) {
+  const uint64_t one = 1;
+  while (write(fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+  }
+}
+
+// Resets an eventfd; true if it was set.
+bool ResetEventFd(int fd) {
+  uint64_t value;
+  for (;;) {
+    if (read(fd, &value, sizeof(value)) == sizeof(value)) return true;
+    if (errno != EINTR) return false;
+  }
+}
+
+enum class Side { kParent, kChild };
+
+// What a channel owns besides its mapping.
+struct ChannelFds {
+  ScopedFd socket;     // liveness only: no data ever travels on it
+  ScopedFd wake_self;  // the eventfd the peer writes to wake this side
+  ScopedFd wake_peer;  // the eventfd this side writes to wake the peer
+  ScopedFd epoll;      // PollFd(): wake_self and socket
+};
+
+absl::StatusOr<ScopedFd> MakeEpoll(int wake_self, int socket) {
+  ScopedFd epoll(epoll_create1(EPOLL_CLOEXEC));
+  if (epoll.get() < 0) return PosixError("shm transport: epoll_create1", errno);
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake_self;
+  if (epoll_ctl(epoll.get(), EPOLL_CTL_ADD, wake_self, &ev) != 0) {
+    return PosixError("shm transport: epoll_ctl(eventfd)", errno);
+  }
+  ev.events = EPOLLIN | EPOLLRDHUP;
+  ev.data.fd = socket;
+  if (epoll_ctl(epoll.get(), EPOLL_CTL_ADD, socket, &ev) != 0) {
+    return PosixError("shm transport: epoll_ctl(socket)", errno);
+  }
+  return epoll;
+}
+
+class ShmChannel final : public Channel {
+ public:
+  // Takes `mapping` (the whole memfd, its ShmControl already valid) and
+  // `fds`. `spin_ns` bounds how long blocking calls spin before sleeping.
+  ShmChannel(Side side, ScopedMapping mapping, ChannelFds fds, int64_t spin_ns)
+      : peer_(side == Side::kParent ? "worker" : "parent"),
+        mapping_(std::move(mapping)),
+        fds_(std::move(fds)),
+        spin_ns_(spin_ns),
+        control_(static_cast<ShmControl*>(mapping_.get())) {
+    const uint64_t ring_bytes = control_->constants.ring_bytes;
+    char* const base = static_cast<char*>(mapping_.get());
+    char* const to_child = base + kShmControlBytes;
+    char* const to_parent = to_child + ring_bytes;
+    if (side == Side::kParent) {
+      out_ = RingWriter(&control_->to_child, to_child, ring_bytes);
+      in_ = RingReader(&control_->to_parent, to_parent, ring_bytes);
+      my_closed_ = &control_->parent_closed;
+      peer_closed_ = &control_->child_closed;
+    } else {
+      out_ = RingWriter(&control_->to_parent, to_parent, ring_bytes);
+      in_ = RingReader(&control_->to_child, to_child, ring_bytes);
+      my_closed_ = &control_->child_closed;
+      peer_closed_ = &control_->parent_closed;
+    }
+    chunk_ = std::max<uint64_t>(ring_bytes / 4, kShmMinRingBytes / 2);
+  }
+
+  // Tells the peer (the closed word, then a wake-up: it may sleep), then
+  // closes every descriptor and unmaps the memory.
+  ~ShmChannel() override {
+    my_closed_->value.store(1, std::memory_order_release);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    SignalEventFd(fds_.wake_peer.get());
+  }
+
+  ShmChannel(const ShmChannel&) = delete;
+  ShmChannel& operator=(const ShmChannel&) = delete;
+
+  absl::Status Send(std::string frame) override {
+    if (!status_.ok()) return status_;
+    RETURN_IF_ERROR(CheckOutgoingSize(frame.size()));
+    if (PeerClosed()) return Fail(ClosedError());
+    out_frames_.emplace_back();
+    EncodeHeader(frame.size(), out_frames_.back().header);
+    out_frames_.back().payload = std::move(frame);
+    budget_ = kShmMaxReadPerPump;
+    return FlushAndArm();
+  }
+
+  absl::Status Pump(std::vector<std::string>* frames) override {
+    TakeReady(frames);
+    if (input_done_) return status_;
+    // Reset the wake-up first: whatever the peer does from here on is seen
+    // by the loop below or wakes us again.
+    if (!ResetEventFd(fds_.wake_self.get())) ProbeSocket();
+    in_.DisarmSleeping();
+    if (PeerClosed()) peer_gone_ = true;
+    if (peer_gone_ || !status_.ok()) {
+      // What is left is finite (the peer is gone): deliver all of it.
+      out_frames_.clear();
+      out_.DisarmWaiting();
+      // A dead peer left at most one ring of bytes.
+      ReadInput(frames, in_.size());
+      if (!input_done_) FailInput(peer_gone_ ? EofError() : status_);
+      return status_;
+    }
+    budget_ = kShmMaxReadPerPump;
+    for (;;) {
+      if (!out_frames_.empty()) {
+        absl::Status s = Flush();
+        if (!s.ok()) SetError(s);
+      }
+      budget_ -= ReadInput(frames, budget_);
+      if (!status_.ok() || input_done_) return status_;
+      if (budget_ == 0) {
+        // Stop for the other channels; stay readable.
+        SignalEventFd(fds_.wake_self.get());
+        return status_;
+      }
+      // Stop looking: arm, then re-check (shm_transport.h).
+      in_.ArmSleeping();
+      const bool want_space = !out_frames_.empty();
+      if (want_space) out_.ArmWaiting();
+      if (in_.Available() == 0 && !in_.corrupt() &&
+          !(want_space && out_.Free(1) > 0)) {
+        return status_;
+      }
+      in_.DisarmSleeping();
+      if (want_space) out_.DisarmWaiting();
+    }
+  }
+
+  int PollFd() const override { return fds_.epoll.get(); }
+
+  uint32_t PollEvents() const override { return EPOLLIN; }
+
+  absl::Status SendBlocking(absl::string_view frame) override {
+    if (!status_.ok()) return status_;
+    RETURN_IF_ERROR(CheckOutgoingSize(frame.size()));
+    // Output queued by Send() goes first, to keep frames in order.
+    while (!out_frames_.empty()) {
+      budget_ = ~uint64_t{0};
+      absl::Status s = Flush();
+      if (!s.ok()) return Fail(s);
+      if (!out_frames_.empty()) RETURN_IF_ERROR(WaitForSpace());
+    }
+    if (PeerClosed()) return Fail(ClosedError());
+    char header[kShmFrameHeaderSize];
+    EncodeHeader(frame.size(), header);
+    const uint64_t total = kShmFrameHeaderSize + frame.size();
+    uint64_t done = 0;
+    while (done < total) {
+      const uint64_t free = out_.Free(std::min(total - done, chunk_));
+      if (out_.corrupt()) return Fail(CorruptIndexError("tail"));
+      if (free == 0) {
+        RETURN_IF_ERROR(WaitForSpace());
+        continue;
+      }
+      const uint64_t n = std::min({free, total - done, chunk_});
+      PutFrameBytes(header, frame, done, n);
+      done += n;
+      if (out_.Publish()) WakePeer();
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::string> ReceiveBlocking() override {
+    for (;;) {
+      if (ready_next_ < ready_.size()) {
+        std::string frame = std::move(ready_[ready_next_++]);
+        if (ready_next_ == ready_.size()) {
+          ready_.clear();
+          ready_next_ = 0;
+        }
+        return frame;
+      }
+      if (input_done_) return status_;
+      if (in_.Available() == 0 && !in_.corrupt()) {
+        absl::Status s = WaitForInput();
+        if (!s.ok()) {
+          // The peer is gone: what it completed is still delivered.
+          ReadInput(&ready_, ~uint64_t{0});
+          if (!input_done_) FailInput(s);
+          continue;
+        }
+      }
+      ReadInput(&ready_, ~uint64_t{0});
+    }
+  }
+
+ private:
+  struct OutFrame {
+    char header[kShmFrameHeaderSize];
+    std::string payload;
+  };
+
+  // Records `s` unless an error came first; the channel is unusable for
+  // sending from now on. Returns the channel's (first) error.
+  absl::Status Fail(const absl::Status& s) {
+    SetError(s);
+    return status_;
+  }
+  void SetError(const absl::Status& s) {
+    if (status_.ok()) status_ = s;
+    out_frames_.clear();
+    out_offset_ = 0;
+  }
+
+  // Stops reading: the peer is gone, or the stream is corrupt.
+  void FailInput(const absl::Status& s) {
+    input_done_ = true;
+    in_frame_ = false;
+    frame_ = std::string();
+    SetError(s);
+  }
+
+  bool PeerClosed() const {
+    return peer_closed_->value.load(std::memory_order_acquire) != 0;
+  }
+
+  void WakePeer() { SignalEventFd(fds_.wake_peer.get()); }
+
+  // Looks at the liveness socket without blocking: end of file or an error
+  // means the peer is gone.
+  void ProbeSocket() {
+    char byte;
+    for (;;) {
+      const ssize_t n = recv(fds_.socket.get(), &byte, 1, MSG_DONTWAIT);
+      if (n == 0) {
+        peer_gone_ = true;
+        return;
+      }
+      if (n > 0) continue;  // nobody writes to it; ignore
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) peer_gone_ = true;
+      return;
+    }
+  }
+
+  static absl::Status CheckOutgoingSize(size_t size) {
+    if (size <= kShmMaxFrameLength) return absl::OkStatus();
+    return absl::InvalidArgumentError(
+        absl::StrCat("shm transport: a frame of ", size,
+                     " bytes is over the limit of ", kShmMaxFrameLength));
+  }
+
+  absl::Status ClosedError() const {
+    return absl::UnavailableError(
+        absl::StrCat("shm transport: the ", peer_, " closed the channel"));
+  }
+
+  absl::Status CorruptIndexError(absl::string_view which) const {
+    return absl::DataLossError(absl::StrCat(
+        "shm transport: the ", peer_, "'s ring ", which,
+        " is impossible: the shared memory is corrupt"));
+  }
+
+  absl::Status EofError() const {
+    if (in_frame_) {
+      return absl::UnavailableError(absl::StrCat(
+          "shm transport: the ", peer_,
+          " closed the channel in the middle of a frame (", frame_.size(),
+          " of ", frame_len_, " payload bytes arrived)"));
+    }
+    if (header_have_ > 0) {
+      return absl::UnavailableError(absl::StrCat(
+          "shm transport: the ", peer_,
+          " closed the channel in the middle of a frame header (",
+          header_have_, " of ", kShmFrameHeaderSize, " bytes arrived)"));
+    }
+    return ClosedError();
+  }
+
+  absl::Status CheckHeader(const char* header) const {
+    if (memcmp(header, kShmFrameMagic, sizeof(kShmFrameMagic)) != 0) {
+      return absl::DataLossError(absl::StrCat(
+          "shm transport: bad frame magic from the ", peer_, " (got 0x",
+          absl::BytesToHexString(absl::string_view(header, 4)), ", expected 0x",
+          absl::BytesToHexString(absl::string_view(kShmFrameMagic, 4)),
+          "): the ring is corrupt or the peer speaks another protocol"));
+    }
+    if (uint32_t flags = DecodeFlags(header); flags != 0) {
+      return absl::DataLossError(
+          absl::StrCat("shm transport: frame header from the ", peer_,
+                       " has unknown flags 0x", absl::Hex(flags)));
+    }
+    if (uint64_t length = DecodeLength(header); length > kShmMaxFrameLength) {
+      return absl::DataLossError(absl::StrCat(
+          "shm transport: impossible frame length ", length, " from the ",
+          peer_, " (limit ", kShmMaxFrameLength, ")"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Copies bytes [offset, offset + n) of header ++ payload into the ring.
+  void PutFrameBytes(const char* header, absl::string_view payload,
+                     uint64_t offset, uint64_t n) {
+    if (offset < kShmFrameHeaderSize) {
+      const uint64_t h = std::min(n, kShmFrameHeaderSize - offset);
+      out_.Put(header + offset, h);
+      offset += h;
+      n -= h;
+    }
+    if (n > 0) out_.Put(payload.data() + (offset - kShmFrameHeaderSize), n);
+  }
+
+  // Writes queued output until it is all in the ring, the ring is full or
+  // budget_ is spent; publishes every chunk and wakes the peer if it sleeps.
+  absl::Status Flush() {
+    while (!out_frames_.empty() && budget_ > 0) {
+      OutFrame& f = out_frames_.front();
+      const uint64_t total = kShmFrameHeaderSize + f.payload.size();
+      const uint64_t left = total - out_offset_;
+      const uint64_t free = out_.Free(std::min(left, chunk_));
+      if (out_.corrupt()) return CorruptIndexError("tail");
+      if (free == 0) break;
+      const uint64_t n = std::min({free, left, chunk_, budget_});
+      PutFrameBytes(f.header, f.payload, out_offset_, n);
+      budget_ -= n;
+      out_offset_ += n;
+      if (out_offset_ == total) {
+        out_frames_.pop_front();
+        out_offset_ = 0;
+      }
+      // Small frames are published together; large ones chunk by chunk.
+      if (out_.unpublished() >= chunk_ && out_.Publish()) WakePeer();
+    }
+    if (out_.Publish()) WakePeer();
+    return absl::OkStatus();
+  }
+
+  // Send()'s tail: flush, and if output is left, arm the wait for space
+  // (re-checking as the protocol says). Keeps PollFd() readable when the
+  // budget stopped the flush.
+  absl::Status FlushAndArm() {
+    for (;;) {
+      absl::Status s = Flush();
+      if (!s.ok()) return Fail(s);
+      if (out_frames_.empty()) return absl::OkStatus();
+      if (budget_ == 0) {
+        SignalEventFd(fds_.wake_self.get());
+        return absl::OkStatus();
+      }
+      out_.ArmWaiting();
+      if (out_.Free(1) == 0) {
+        if (out_.corrupt()) return Fail(CorruptIndexError("tail"));
+        return absl::OkStatus();
+      }
+      out_.DisarmWaiting();
+    }
+  }
+
+  // Makes room in frame_ for `more` bytes (never past the frame's end). The
+  // buffer grows geometrically from what really arrived, never straight to a
+  // length read from the ring.
+  void GrowFrame(uint64_t more) {
+    const uint64_t need = frame_.size() + more;
+    if (need <= frame_.capacity()) return;
+    const uint64_t doubled = 2 * uint64_t{frame_.capacity()};
+    frame_.reserve(std::max(need, std::min(frame_len_, doubled)));
+    AdviseHugePages(frame_);
+  }
+
+  // Starts receiving a payload of frame_len_ bytes.
+  void StartFrame() {
+    frame_ = std::string();
+    frame_.reserve(std::min(frame_len_, kMaxEagerReserve));
+    AdviseHugePages(frame_);
+  }
+
+  // Asks for transparent huge pages under a large receive buffer, before any
+  // of it is touched: a 4 KiB page fault per 4 KiB costs more than the copy
+  // into it (see the file comment). Only the whole 2 MiB extents inside the
+  // buffer are advised.
+  static void AdviseHugePages(std::string& buffer) {
+    if (buffer.capacity() < kHugePageMin) return;
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(buffer.data());
+    const uintptr_t first = (begin + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
+    const uintptr_t last = (begin + buffer.capacity()) & ~(kHugePageBytes - 1);
+    if (last > first) {
+      madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+    }
+  }
+
+  // Moves whole frames from the in ring to `frames`, reading at most
+  // `budget` bytes; returns the bytes read. Releases the space chunk by chunk
+  // and wakes the peer if it waits for it.
+  uint64_t ReadInput(std::vector<std::string>* frames, uint64_t budget) {
+    uint64_t total = 0;
+    while (!input_done_ && total < budget) {
+      const uint64_t available = in_.Available();
+      if (in_.corrupt()) {
+        FailInput(CorruptIndexError("head"));
+        break;
+      }
+      if (available == 0) break;
+      uint64_t left = std::min({available, chunk_, budget - total});
+      total += left;
+      while (left > 0) {
+        if (!in_frame_) {
+          const uint64_t take =
+              std::min<uint64_t>(left, kShmFrameHeaderSize - header_have_);
+          in_.Get(header_ + header_have_, take);
+          header_have_ += take;
+          left -= take;
+          if (header_have_ < kShmFrameHeaderSize) break;
+          header_have_ = 0;
+          absl::Status bad = CheckHeader(header_);
+          if (!bad.ok()) {
+            FailInput(bad);
+            break;
+          }
+          in_frame_ = true;
+          frame_len_ = DecodeLength(header_);
+          StartFrame();
+        }
+        const uint64_t take = std::min(left, frame_len_ - frame_.size());
+        if (take > 0) {
+          GrowFrame(take);
+          in_.Append(&frame_, take);
+          left -= take;
+        }
+        if (frame_.size() == frame_len_) {
+          frames->push_back(std::move(frame_));
+          frame_ = std::string();
+          in_frame_ = false;
+        }
+      }
+      if (in_.Release()) WakePeer();
+    }
+    return total;
+  }
+
+  // Blocks until the in ring has bytes: spins, then sleeps. kUnavailable
+  // once the peer is gone (the caller then drains what is left).
+  absl::Status WaitForInput() {
+    return Wait([this] { return in_.Available() > 0 || in_.corrupt(); },
+                /*for_input=*/true);
+  }
+
+  // Blocks until the out ring has space (or the peer is gone: then fails the
+  // channel and returns its error).
+  absl::Status WaitForSpace() {
+    absl::Status s =
+        Wait([this] { return out_.Free(1) > 0 || out_.corrupt(); },
+             /*for_input=*/false);
+    if (!s.ok()) return Fail(s);
+    if (out_.corrupt()) return Fail(CorruptIndexError("tail"));
+    return s;
+  }
+
+  template <typename Ready>
+  absl::Status Wait(const Ready& ready, bool for_input) {
+    // Spin: the common case when the peer answers within a few microseconds.
+    if (spin_ns_ > 0) {
+      const int64_t deadline = MonotonicNanos() + spin_ns_;
+      for (int i = 1;; ++i) {
+        if (ready()) return absl::OkStatus();
+        if (i % kSpinsPerClockRead == 0) {
+          if (PeerClosed() || MonotonicNanos() >= deadline) break;
+        }
+        CpuRelax();
+      }
+    }
+    for (;;) {
+      // Arm, then re-check (the Dekker handshake in shm_transport.h).
+      if (for_input) {
+        in_.ArmSleeping();
+      } else {
+        out_.ArmWaiting();
+      }
+      const bool closed = PeerClosed();  // before ready(): see below
+      const bool is_ready = ready();
+      if (is_ready || closed || peer_gone_) {
+        if (for_input) {
+          in_.DisarmSleeping();
+        } else {
+          out_.DisarmWaiting();
+        }
+        // The closed word is read first, so a ring that looks empty after it
+        // really holds everything the peer sent before closing.
+        if (is_ready) return absl::OkStatus();
+        peer_gone_ = true;
+        return EofError();
+      }
+      struct pollfd p[2] = {{fds_.wake_self.get(), POLLIN, 0},
+                            {fds_.socket.get(), POLLIN | POLLRDHUP, 0}};
+      const int n = poll(p, 2, -1);
+      if (for_input) {
+        in_.DisarmSleeping();
+      } else {
+        out_.DisarmWaiting();
+      }
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return PosixError("shm transport: poll", errno);
+      }
+      if (p[0].revents & POLLIN) ResetEventFd(fds_.wake_self.get());
+      if (p[1].revents != 0) ProbeSocket();
+      if (ready()) return absl::OkStatus();
+    }
+  }
+
+  // Moves frames that ReceiveBlocking() parsed but did not return yet.
+  void TakeReady(std::vector<std::string>* frames) {
+    for (; ready_next_ < ready_.size(); ++ready_next_) {
+      frames->push_back(std::move(ready_[ready_next_]));
+    }
+    ready_.clear();
+    ready_next_ = 0;
+  }
+
+  // Constant after construction.
+  const std::string peer_;  // "worker" or "parent", for messages
+  const ScopedMapping mapping_;
+  const ChannelFds fds_;
+  const int64_t spin_ns_;
+  ShmControl* const control_;
+  shm_internal::AtomicLine* my_closed_ = nullptr;
+  shm_internal::AtomicLine* peer_closed_ = nullptr;
+  uint64_t chunk_ = 0;  // bytes moved between two Publish()/Release()
+
+  RingWriter out_;
+  RingReader in_;
+
+  // The first error; once set, nothing more is sent.
+  absl::Status status_;
+  // No more input will be read (the peer is gone, or the ring is corrupt).
+  bool input_done_ = false;
+  // The peer closed its end or died (its socket hung up).
+  bool peer_gone_ = false;
+  // Bytes the current Send()/Pump() may still move.
+  uint64_t budget_ = 0;
+
+  // Output not yet in the ring; out_offset_ bytes of the front frame are.
+  std::deque<OutFrame> out_frames_;
+  uint64_t out_offset_ = 0;
+
+  // Input: header_have_ bytes of the next header are in header_; once it is
+  // whole, in_frame_ and frame_ holds the payload so far.
+  char header_[kShmFrameHeaderSize];
+  uint64_t header_have_ = 0;
+  bool in_frame_ = false;
+  uint64_t frame_len_ = 0;
+  std::string frame_;
+
+  // Frames parsed by ReceiveBlocking() and not returned yet, from ready_next_.
+  std::vector<std::string> ready_;
+  size_t ready_next_ = 0;
+};
+
+class ShmTransport final : public Transport {
+ public:
+  ShmTransport() : ShmTransport(ShmTransportOptions{}) {}
+  explicit ShmTransport(const ShmTransportOptions& options)
+      : options_(options) {
+    CHECK(ValidRingBytes(options_.ring_bytes))
+        << "shm transport: ring_bytes " << options_.ring_bytes
+        << " is not a power of two in [" << kShmMinRingBytes << ", "
+        << kShmMaxRingBytes << "]";
+  }
+
+  absl::string_view name() const override { return kShmTransportName; }
+
+  absl::StatusOr<ChannelPair> CreatePair() override {
+    const uint64_t ring_bytes = options_.ring_bytes;
+    const size_t bytes = MappingBytes(ring_bytes);
+    ScopedFd memfd(memfd_create("procpool-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (memfd.get() < 0) return PosixError("shm transport: memfd_create", errno);
+    if (ftruncate(memfd.get(), static_cast<off_t>(bytes)) != 0) {
+      return PosixError("shm transport: ftruncate", errno);
+    }
+    // Neither side may shrink it under the other (that would be SIGBUS).
+    if (fcntl(memfd.get(), F_ADD_SEALS,
+              F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+      return PosixError("shm transport: F_ADD_SEALS", errno);
+    }
+    void* addr = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+                      memfd.get(), 0);
+    if (addr == MAP_FAILED) return PosixError("shm transport: mmap", errno);
+    ScopedMapping mapping(addr, bytes);
+    // A worker started with fork() must not inherit other workers' rings.
+    if (madvise(addr, bytes, MADV_DONTFORK) != 0) {
+      return PosixError("shm transport: madvise(MADV_DONTFORK)", errno);
+    }
+    ShmControl* control = new (addr) ShmControl();
+    control->constants.magic = kControlMagic;
+    control->constants.version = kControlVersion;
+    control->constants.control_bytes = kShmControlBytes;
+    control->constants.ring_bytes = ring_bytes;
+
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      return PosixError("shm transport: socketpair", errno);
+    }
+    ScopedFd parent_socket(sv[0]);
+    ScopedFd child_socket(sv[1]);
+    ScopedFd to_parent(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (to_parent.get() < 0) return PosixError("shm transport: eventfd", errno);
+    ScopedFd to_child(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (to_child.get() < 0) return PosixError("shm transport: eventfd", errno);
+    ScopedFd child_to_parent(fcntl(to_parent.get(), F_DUPFD_CLOEXEC, 0));
+    if (child_to_parent.get() < 0) {
+      return PosixError("shm transport: dup(eventfd)", errno);
+    }
+    ScopedFd child_to_child(fcntl(to_child.get(), F_DUPFD_CLOEXEC, 0));
+    if (child_to_child.get() < 0) {
+      return PosixError("shm transport: dup(eventfd)", errno);
+    }
+    ASSIGN_OR_RETURN(ScopedFd epoll,
+                     MakeEpoll(to_parent.get(), parent_socket.get()));
+
+    ChannelFds fds;
+    fds.socket = std::move(parent_socket);
+    fds.wake_self = std::move(to_parent);
+    fds.wake_peer = std::move(to_child);
+    fds.epoll = std::move(epoll);
+    ChannelPair pair;
+    pair.parent = std::make_unique<ShmChannel>(
+        Side::kParent, std::move(mapping), std::move(fds), options_.spin_ns);
+    pair.child.fds = {memfd.release(), child_socket.release(),
+                      child_to_parent.release(), child_to_child.release()};
+    pair.child.spec = EndpointSpec(ring_bytes);
+    return pair;
+  }
+
+  // Takes ownership of endpoint.fds even when it fails (closes them then).
+  absl::StatusOr<std::unique_ptr<Channel>> OpenChild(
+      const ChildEndpoint& endpoint) override {
+    std::vector<ScopedFd> owned;
+    for (int fd : endpoint.fds) owned.emplace_back(fd);
+    for (int fd : endpoint.fds) {
+      if (fd < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("shm transport: endpoint descriptor ", fd));
+      }
+    }
+    ASSIGN_OR_RETURN(const uint64_t ring_bytes, ParseEndpoint(endpoint));
+    const int memfd = owned[0].get();
+    const size_t bytes = MappingBytes(ring_bytes);
+    struct stat st;
+    if (fstat(memfd, &st) != 0) {
+      return PosixError("shm transport: fstat(endpoint memfd)", errno);
+    }
+    // Sealed against shrinking: the mapping cannot fault under us.
+    const int seals = fcntl(memfd, F_GET_SEALS);
+    if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != bytes ||
+        seals < 0 || (seals & F_SEAL_SHRINK) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shm transport: endpoint descriptor ", memfd,
+          " is not a sealed memfd of ", bytes, " bytes"));
+    }
+    int type = 0;
+    socklen_t len = sizeof(type);
+    if (getsockopt(owned[1].get(), SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
+        type != SOCK_STREAM) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("shm transport: endpoint descriptor ", owned[1].get(),
+                       " is not a stream socket"));
+    }
+    void* addr =
+        mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    if (addr == MAP_FAILED) return PosixError("shm transport: mmap", errno);
+    ScopedMapping mapping(addr, bytes);
+    owned[0].reset();  // the mapping keeps the memory
+    const ShmControl* control = static_cast<const ShmControl*>(addr);
+    if (control->constants.magic != kControlMagic ||
+        control->constants.version != kControlVersion ||
+        control->constants.control_bytes != kShmControlBytes ||
+        control->constants.ring_bytes != ring_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shm transport: the shared memory does not match the spec \"",
+          endpoint.spec, "\" (another version of procpool?)"));
+    }
+    ASSIGN_OR_RETURN(ScopedFd epoll,
+                     MakeEpoll(owned[3].get(), owned[1].get()));
+    ChannelFds fds;
+    fds.socket = std::move(owned[1]);
+    fds.wake_peer = std::move(owned[2]);
+    fds.wake_self = std::move(owned[3]);
+    fds.epoll = std::move(epoll);
+    return std::unique_ptr<Channel>(std::make_unique<ShmChannel>(
+        Side::kChild, std::move(mapping), std::move(fds), options_.spin_ns));
+  }
+
+ private:
+  // The ring size the endpoint's spec names, if the endpoint is one of ours.
+  static absl::StatusOr<uint64_t> ParseEndpoint(const ChildEndpoint& endpoint) {
+    const std::string prefix = absl::StrCat(kShmEndpointSpecPrefix, ";ring=");
+    absl::string_view spec = endpoint.spec;
+    uint64_t ring_bytes = 0;
+    if (endpoint.fds.size() != 4 || !absl::ConsumePrefix(&spec, prefix) ||
+        !absl::SimpleAtoi(spec, &ring_bytes) || !ValidRingBytes(ring_bytes)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shm transport: expected four descriptors and spec \"",
+          kShmEndpointSpecPrefix, ";ring=<power of two>\", got ",
+          endpoint.fds.size(), " descriptors and spec \"", endpoint.spec,
+          "\""));
+    }
+    return ring_bytes;
+  }
+
+  const ShmTransportOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> NewShmTransport(const ShmTransportOptions& options) {
+  return std::make_unique<ShmTransport>(options);
+}
+
+PROCPOOL_REGISTER_TRANSPORT(ShmTransport);
+
+}  // namespace procpool

@@ -1,0 +1,192 @@
+// The "shm" transport: a pair of single-producer/single-consumer byte rings
+// per worker in memfd-backed shared memory. The default transport.
+//
+// Link //transport/shm and GetTransport("shm") finds it (the package
+// registers itself with PROCPOOL_REGISTER_TRANSPORT; the target is
+// alwayslink). NewShmTransport() makes an unregistered instance with other
+// options (tests use a tiny ring to exercise streaming and wrap-around).
+//
+// Example:
+//   ASSIGN_OR_RETURN(Transport* shm, GetTransport(kShmTransportName));
+//   ASSIGN_OR_RETURN(ChannelPair pair, shm->CreatePair());
+//
+// Thread safety: as transport.h says (a Channel is used by one thread at a
+// time; a Transport is thread-safe).
+//
+// ---------------------------------------------------------------------------
+// Resources
+//
+// CreatePair() makes, all close-on-exec:
+//   * a memfd ("procpool-shm", sealed against shrinking and growing, so that
+//     neither side can make the other's accesses fault) holding the control
+//     page and both rings. The parent maps it (MADV_DONTFORK, so that workers
+//     started with fork() do not inherit other workers' rings) and keeps no
+//     descriptor for it; the endpoint carries the only one. The memory goes
+//     away with its last mapping: nothing is named in /dev/shm, and nothing
+//     is left when either process dies.
+//   * two eventfds: "to parent" (the child writes it to wake the parent) and
+//     "to child" (the parent writes it to wake the child). Both sides hold a
+//     descriptor of each.
+//   * an AF_UNIX stream socket pair that carries no data: it exists so that
+//     each side sees the other's death as end of file / hang-up. The kernel
+//     closes a dead process's descriptors, so this needs no cooperation.
+//   * in the parent, an epoll descriptor watching the "to parent" eventfd and
+//     the parent's socket. That is PollFd(): readable when the child woke the
+//     parent or died (or closed its end).
+// ChildEndpoint: fds = {memfd, child socket, "to parent" eventfd, "to child"
+// eventfd}, spec = "shm/1;ring=<bytes>". OpenChild() maps the memfd, checks
+// its size, magic and version against the spec, and closes the memfd; the
+// channel owns the other three.
+//
+// Shared memory layout (every offset from the start of the memfd):
+//   [0, 4096)                control page, struct ShmControl below:
+//                              a line of constants (magic, version, ring size)
+//                              then every atomic word on a 128-byte line of
+//                              its own (two 64-byte lines: AMD and Intel
+//                              prefetch lines in pairs), so the producer's and
+//                              the consumer's words never false-share.
+//   [4096, 4096 + R)         ring to child (the parent produces, the child
+//                              consumes)
+//   [4096 + R, 4096 + 2R)    ring to parent (the child produces, the parent
+//                              consumes)
+// R is a power of two, at least 4096. Per ring:
+//   head      bytes ever written (uint64, never wraps in practice); written
+//             only by the producer
+//   tail      bytes ever read; written only by the consumer
+//   consumer_sleeping, producer_waiting   the wake-up flags (below)
+// Byte i of the stream lives at ring[i & (R - 1)]; head - tail <= R always.
+// A side that reads a head or tail breaking that (a corrupt or hostile peer)
+// reports kDataLoss; every access is masked into the ring, so no index can
+// reach outside it.
+// Plus two words parent_closed / child_closed, set by a side's Channel
+// destructor (a clean close, seen without a system call).
+//
+// Frames: the ring is a byte stream; every frame is a 16-byte header, then
+// the payload, exactly as the unix transport writes them:
+//   bytes 0..3   magic "PPS1"
+//   bytes 4..7   flags, reserved: must be zero
+//   bytes 8..15  payload length, unsigned 64-bit little-endian
+// Another magic, non-zero flags or a length above kShmMaxFrameLength is
+// kDataLoss. Headers and payloads may straddle the ring's end and arrive in
+// pieces; a frame longer than the ring streams through it while both sides
+// run. A reader grows its buffer by at most doubling what really arrived
+// (plus one ring), so a corrupt length never makes it allocate a huge buffer.
+//
+// Memory ordering (std::atomic<uint64_t>, lock-free, in the shared mapping):
+//   producer: memcpy into the ring; head.store(release)
+//   consumer: head.load(acquire); memcpy out of the ring; tail.store(release)
+//   producer: tail.load(acquire) before reusing the space
+// The release/acquire pairs make the bytes visible before the index that
+// covers them, and make the consumer's reads finish before the producer
+// overwrites. Each side keeps its own index in a local variable and a cached
+// copy of the other's, reloaded only when the cache says "empty" or "full".
+//
+// Wake-up protocol (no system call while the other side is awake):
+// A side that is going to stop looking at a ring (the child before it sleeps;
+// the parent at the end of every Pump()) publishes a flag first and then
+// re-checks the ring, Dekker-style:
+//     waiter:  flag.store(1); fence(seq_cst); if (ring changed) { flag=0; go }
+//              else sleep
+//     waker:   publish head (or tail); fence(seq_cst);
+//              if (flag.load() && flag.exchange(0)) write the eventfd
+// The two seq_cst fences guarantee that at least one side sees the other's
+// store: either the waiter sees the new data, or the waker sees the flag.
+// The exchange makes one waker write the eventfd once per sleep. The flags:
+//   ring to child:  consumer_sleeping  the child sleeps for input
+//                   producer_waiting   the parent has queued output
+//   ring to parent: consumer_sleeping  the parent is not pumping (armed at the
+//                                      end of every Pump(), cleared at the
+//                                      start of the next)
+//                   producer_waiting   the child sleeps for space
+// So while the child is spinning the parent's Send() costs no system call;
+// while the parent is pumping, the child's frames cost none either.
+// A stale eventfd count (the waiter saw the data and went on while the waker
+// wrote) only costs one spurious wake-up, which re-checks and sleeps again.
+//
+// Waiting:
+//   * The parent never blocks. Pump() reads (resets) the "to parent" eventfd,
+//     moves data both ways, and arms its flags before it returns; PollFd() is
+//     then readable only once the child writes the eventfd or the socket
+//     hangs up, so the manager does not spin. PollEvents() is always EPOLLIN:
+//     output space is announced by the child through the same eventfd. One
+//     Pump() reads at most kShmMaxReadPerPump bytes, so a streaming worker
+//     cannot starve the others; if it stops early it writes its own eventfd
+//     to stay readable.
+//   * The child (single-threaded) spins for up to spin_ns (default
+//     kShmDefaultSpinNs) with a pause instruction, then arms its flag and
+//     sleeps in poll() on its eventfd and its socket.
+//
+// Peer death: the parent sees a dead child as a hang-up on its socket (the
+// epoll descriptor becomes readable); Pump() then drains every frame the
+// child completed and reports kUnavailable ("in the middle of a frame" when
+// one was cut short). The child sees the parent's clean close as
+// parent_closed (checked before every send and every sleep) and a dead
+// parent as a hang-up in poll(); a send that fits in the ring while the
+// parent is dead but unclosed succeeds (as a write to a socket buffer would
+// until the kernel noticed), and the next wait reports kUnavailable. Neither
+// side ever waits without also watching the socket.
+//
+// Performance (measured on the 2-core KVM guest this tree is developed on;
+// see shm_transport_test's printed lines and //transport/shm:shm_bench):
+// see the README section "Transports" and the numbers at the end of
+// shm_transport.cc's file comment.
+#ifndef PROCPOOL_TRANSPORT_SHM_SHM_TRANSPORT_H_
+#define PROCPOOL_TRANSPORT_SHM_SHM_TRANSPORT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "transport/transport.h"
+
+namespace procpool {
+
+// The name the transport is registered under.
+inline constexpr char kShmTransportName[] = "shm";
+
+// The spec's prefix; the full spec is "shm/1;ring=<bytes>".
+inline constexpr char kShmEndpointSpecPrefix[] = "shm/1";
+
+// Frame layout (see above).
+inline constexpr char kShmFrameMagic[4] = {'P', 'P', 'S', '1'};
+inline constexpr size_t kShmFrameHeaderSize = 16;
+
+// Longest payload accepted on the wire (1 TiB); a longer length is treated as
+// corruption.
+inline constexpr uint64_t kShmMaxFrameLength = uint64_t{1} << 40;
+
+// Size of the control page at the start of the memfd.
+inline constexpr size_t kShmControlBytes = 4096;
+
+// Ring sizes accepted: powers of two in this range.
+inline constexpr size_t kShmMinRingBytes = 4096;
+inline constexpr size_t kShmMaxRingBytes = size_t{1} << 30;
+
+// Bytes of each ring in the registered transport.
+inline constexpr size_t kShmDefaultRingBytes = size_t{1} << 20;
+
+// How long the child spins before it sleeps.
+inline constexpr int64_t kShmDefaultSpinNs = 30'000;
+
+// Bytes one Pump() reads at most.
+inline constexpr size_t kShmMaxReadPerPump = size_t{32} << 20;
+
+struct ShmTransportOptions {
+  // Bytes of each of the two rings: a power of two in
+  // [kShmMinRingBytes, kShmMaxRingBytes].
+  size_t ring_bytes = kShmDefaultRingBytes;
+  // How long a child's blocking call spins before it sleeps (0: never spins).
+  // Only the side that calls OpenChild() uses it.
+  int64_t spin_ns = kShmDefaultSpinNs;
+};
+
+// An shm transport with `options`, not registered, named "shm" (its children
+// must be opened with an instance of the same ring size: the spec carries the
+// size and OpenChild() checks it against the memfd, so an endpoint works with
+// any instance, whatever its own ring_bytes). Dies (CHECK) on a ring size that
+// is not a power of two in range.
+std::unique_ptr<Transport> NewShmTransport(const ShmTransportOptions& options);
+
+}  // namespace procpool
+
+#endif  // PROCPOOL_TRANSPORT_SHM_SHM_TRANSPORT_H_

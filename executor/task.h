@@ -38,9 +38,10 @@ namespace internal {
 // encoding of its result) throws propagates as that exception.
 using TaskInvoker = absl::StatusOr<std::string> (*)(absl::string_view args);
 
+// One registered task.
 struct TaskInfo {
-  std::string name;
-  std::string signature;
+  std::string name;       // as written in PROCPOOL_TASK, e.g. "Square"
+  std::string signature;  // codec signature, e.g. "i32(i32)"
   TaskInvoker invoke = nullptr;
 };
 
@@ -143,7 +144,13 @@ std::string EncodeArgs(R (*)(P...), A&&... args) {
 #define PROCPOOL_TASK_CONCAT_INNER_(a, b) a##b
 #define PROCPOOL_TASK_CONCAT_(a, b) PROCPOOL_TASK_CONCAT_INNER_(a, b)
 
-// Registers `fn` (a function name, optionally qualified) as a task named #fn.
+// Registers `fn` (a function name, optionally qualified) as a task named #fn,
+// the text as written: PROCPOOL_TASK(Square) inside namespace ns registers
+// "Square", PROCPOOL_TASK(ns::Square) registers "ns::Square". Two tasks under
+// one name are a fatal error at start-up, so qualify same-named functions of
+// different namespaces. At most one PROCPOOL_TASK per line (the variable it
+// defines is named after __LINE__). An overloaded name cannot be registered
+// (&fn would be ambiguous); register a uniquely named wrapper instead.
 #define PROCPOOL_TASK(fn)                                           \
   static const bool PROCPOOL_TASK_CONCAT_(procpool_task_, __LINE__) \
       [[maybe_unused]] = ::procpool::internal::RegisterTaskFn<&fn>(#fn)

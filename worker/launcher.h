@@ -13,6 +13,14 @@
 // A worker binary is any executable whose main() calls procpool::Init first;
 // the launcher passes it the role and channel on its command line.
 //
+// Example:
+//   std::unique_ptr<Launcher> launcher = MakeLauncher(StartMethod::kSpawn);
+//   ASSIGN_OR_RETURN(WorkerProcess w,
+//                    launcher->Start({"unix", pair.child, SelfExecutable()}));
+//   ... close pair.child's fds; wait until w.pidfd is readable ...
+//   ASSIGN_OR_RETURN(int wait_status, launcher->Reap(w, absl::Seconds(5)));
+//   close(w.pidfd);
+//
 // Thread safety: Launchers are thread-safe.
 #ifndef PROCPOOL_WORKER_LAUNCHER_H_
 #define PROCPOOL_WORKER_LAUNCHER_H_
@@ -28,11 +36,14 @@
 
 namespace procpool {
 
+// How workers start (see the top of this file). Chosen per pool with
+// Options::start_method or --procpool_start_method.
 enum class StartMethod { kFork, kForkServer, kSpawn };
 
 // "fork", "forkserver", "spawn".
 const char* StartMethodName(StartMethod method);
 
+// A started worker.
 struct WorkerProcess {
   pid_t pid = -1;
   // Readable once the process has exited. Owned by whoever holds the
@@ -40,6 +51,7 @@ struct WorkerProcess {
   int pidfd = -1;
 };
 
+// What Launcher::Start needs to start one worker.
 struct LaunchRequest {
   std::string transport;   // registered transport name
   ChildEndpoint endpoint;  // the parent still owns and closes these fds
@@ -49,6 +61,7 @@ struct LaunchRequest {
   int crash_fd = -1;
 };
 
+// Starts and reaps workers by one start method.
 class Launcher {
  public:
   virtual ~Launcher() = default;

@@ -211,6 +211,7 @@ class Writer {
     }
   }
 
+  // Bytes written so far, and direct access to them.
   size_t size() const { return buffer_.size(); }
   std::string& buffer() { return buffer_; }
   // Hands out the bytes written so far and leaves the writer empty.
@@ -303,6 +304,7 @@ class Reader {
     return view;
   }
 
+  // Bytes left to read.
   size_t remaining() const { return static_cast<size_t>(end_ - pos_); }
   // Bytes consumed so far.
   size_t position() const { return static_cast<size_t>(pos_ - begin_); }

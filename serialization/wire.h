@@ -35,6 +35,7 @@ namespace wire {
 // Bumped whenever a message changes incompatibly.
 inline constexpr uint32_t kProtocolVersion = 1;
 
+// One task as a worker knows it (Hello::tasks).
 struct TaskSignature {
   std::string name;
   std::string signature;
@@ -42,29 +43,35 @@ struct TaskSignature {
 
 // A registered task bound to its encoded argument tuple.
 struct CallSpec {
-  std::string task;
-  std::string args;
+  std::string task;  // registered name
+  std::string args;  // the encoded argument tuple (codec.h)
 };
 
+// parent -> worker, first: how to start serving.
 struct Config {
   uint32_t protocol_version = kProtocolVersion;
-  std::optional<CallSpec> initializer;
-  int64_t max_tasks = 0;  // 0: unlimited
+  std::optional<CallSpec> initializer;  // run once before the first Call
+  int64_t max_tasks = 0;  // Calls to serve before exiting; 0: unlimited
 };
 
+// worker -> parent, the answer to Config: who the worker is and which tasks
+// it serves. The parent checks both before sending any Call.
 struct Hello {
   uint32_t protocol_version = kProtocolVersion;
   int32_t pid = 0;
-  uint64_t fingerprint = 0;
-  std::vector<TaskSignature> tasks;
+  uint64_t fingerprint = 0;          // of every task's name and signature
+  std::vector<TaskSignature> tasks;  // every registered task
 };
 
+// parent -> worker: run `task` once per element of `args` (one element for
+// Submit, a chunk for Map) and answer with one Result.
 struct Call {
-  uint64_t work_id = 0;
+  uint64_t work_id = 0;  // chosen by the parent, echoed in the Result
   std::string task;
   std::vector<std::string> args;  // one encoded tuple per element
 };
 
+// An exception as it crosses the wire (executor/exception_registry.h).
 struct ExceptionInfo {
   std::string type_name;
   std::string message;
@@ -78,15 +85,19 @@ struct Outcome {
   ExceptionInfo exception;  // when !ok
 };
 
+// worker -> parent: the answer to the Call with the same work_id.
 struct Result {
   uint64_t work_id = 0;
-  std::vector<Outcome> outcomes;
+  std::vector<Outcome> outcomes;  // one per element of the Call, in order
 };
 
+// worker -> parent, instead of serving: the initializer threw. The worker
+// then exits.
 struct InitFailed {
   ExceptionInfo exception;
 };
 
+// parent -> worker: exit (the worker reads it between Calls).
 struct Shutdown {};
 
 // The worker could not go on (it could not decode a call, say) and exits.

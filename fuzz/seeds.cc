@@ -1,0 +1,68 @@
+#include "fuzz/seeds.h"
+
+#include <cstddef>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "fuzz/codec_fuzz_types.h"
+#include "serialization/codec.h"
+#include "serialization/wire.h"
+
+namespace procpool {
+namespace fuzz {
+namespace {
+
+template <size_t I>
+void AddCodecSeeds(std::vector<std::string>* seeds) {
+  using T = std::tuple_element_t<I, FuzzTypes>;
+  for (const T& value : Samples<T>()) {
+    seeds->push_back(std::string(1, static_cast<char>(I)) + EncodeValue(value));
+  }
+}
+
+template <size_t... I>
+std::vector<std::string> AllCodecSeeds(std::index_sequence<I...>) {
+  std::vector<std::string> seeds;
+  (AddCodecSeeds<I>(&seeds), ...);
+  return seeds;
+}
+
+}  // namespace
+
+std::vector<std::string> WireSeeds() {
+  using namespace ::procpool::wire;  // NOLINT: the message structs
+  const std::string args = EncodeValue(std::tuple<int32_t, std::string>(7, "x"));
+  const std::vector<Message> messages = {
+      Config{},
+      Config{kProtocolVersion, CallSpec{"Init", args}, 100},
+      Hello{kProtocolVersion, 4242, 0x0123456789abcdefULL,
+            {{"Square", "i32(i32)"}, {"Concat", "string(string,string)"}}},
+      Call{7, "Square", {args}},
+      Call{8, "Map", {args, args, ""}},
+      Result{7, {Outcome{true, args, {}}}},
+      Result{8,
+             {Outcome{true, "", {}},
+              Outcome{false, "", {"std::runtime_error", "boom", "at f()"}}}},
+      InitFailed{{"std::invalid_argument", "bad", ""}},
+      Shutdown{},
+      Fatal{{"procpool::ProtocolError", "undecodable call", ""}},
+  };
+  std::vector<std::string> seeds;
+  for (const Message& m : messages) seeds.push_back(EncodeMessage(m));
+  return seeds;
+}
+
+std::vector<std::string> CodecSeeds() {
+  return AllCodecSeeds(std::make_index_sequence<kNumTypes>());
+}
+
+std::vector<std::string> SeedsFor(const std::string& target) {
+  if (target == "wire") return WireSeeds();
+  if (target == "codec") return CodecSeeds();
+  return {};
+}
+
+}  // namespace fuzz
+}  // namespace procpool

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages procpool builds with (see README.md and
 # ../shared/TOOLCHAIN.md): Debian's Bazel 4.2.3, Abseil, Cap'n Proto, glog,
-# GoogleTest/GoogleMock, pkg-config and g++.
+# GoogleTest/GoogleMock, pkg-config and g++; clang-14 and its libFuzzer and
+# sanitizer runtimes (libclang-rt-14-dev) for tools/fuzz.sh.
 #
 # Idempotent and quick: checks each package with `dpkg -s` and runs
 # `apt-get update` + `apt-get install` only if something is missing. Runs
@@ -20,6 +21,8 @@ PACKAGES=(
   libgmock-dev
   pkg-config
   g++
+  clang-14
+  libclang-rt-14-dev
 )
 
 log() { echo "setup.sh: $*"; }

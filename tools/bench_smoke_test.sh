@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Smoke test of tools/bench: runs it with --quick --json and checks that every
+# metric name of issue 3 is printed, once, as a JSON line. No timing is
+# asserted (the figures of a --quick run mean nothing).
+#
+# Usage (Bazel passes the binary): bench_smoke_test.sh path/to/bench [TRANSPORT]
+set -euo pipefail
+
+BENCH="$1"
+TRANSPORT="${2:-unix}"
+errfile="$(mktemp "${TEST_TMPDIR:-/tmp}/bench_smoke.XXXXXX")"
+trap 'rm -f "$errfile"' EXIT
+out="$("$BENCH" --quick --json --transport="$TRANSPORT" 2>"$errfile")" || {
+  echo "bench failed:" >&2
+  cat "$errfile" >&2
+  exit 1
+}
+echo "$out"
+
+status=0
+for metric in submit_throughput_tasks_per_s map_chunk256_items_per_s \
+  roundtrip_us_p50 roundtrip_us_p99 echo_1MiB_MB_per_s echo_64MiB_MB_per_s \
+  crash_detect_ms first_result_ms_fork first_result_ms_forkserver \
+  first_result_ms_spawn; do
+  pattern="^\{\"system\": \"procpool-$TRANSPORT\", \"metric\": \"$metric\", \"value\": [0-9.]+\}$"
+  n="$(grep -cE "$pattern" <<<"$out" || true)"
+  if [[ "$n" != 1 ]]; then
+    echo "FAIL: metric $metric printed $n times (want 1)" >&2
+    status=1
+  fi
+done
+[[ "$status" == 0 ]] && echo "PASS: every metric printed"
+exit "$status"

@@ -1,0 +1,86 @@
+// What one chaos wave does: the work it submits, the fault it arms in its
+// workers and the signal it sends one of them from outside. A plan is drawn
+// from (seed, wave index) alone, so `chaos --seed=S --only_wave=K` replays
+// wave K of a run exactly (its timing, of course, differs).
+//
+// Example:
+//   PlanParams params{/*fault_probability=*/0.5, /*kill_probability=*/0.25,
+//                     {StartMethod::kForkServer}};
+//   WavePlan plan = MakePlan(/*seed=*/42, /*index=*/7, params);
+//   std::cerr << Describe(plan) << "\n";
+#ifndef PROCPOOL_TOOLS_CHAOS_PLAN_H_
+#define PROCPOOL_TOOLS_CHAOS_PLAN_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "testing/fault_injection/fault_injection.h"
+#include "worker/launcher.h"
+
+namespace procpool {
+namespace chaos {
+
+// The test tasks (executor/testdata/test_tasks.h) a wave submits.
+enum class TaskKind { kPow, kSleepMs, kEcho, kLength, kFailIfThree, kNoop };
+
+const char* TaskKindName(TaskKind kind);
+
+// One Submit: kind(a, b) or kind(text).
+struct SubmitOp {
+  TaskKind kind = TaskKind::kNoop;
+  int a = 0;
+  int b = 0;
+  std::string text;  // kEcho, kLength (1 MiB and more makes kMidSend fire)
+};
+
+// One Map over kPow (pairs of xs and ys), kFailIfThree or kSleepMs (xs).
+struct MapOp {
+  TaskKind kind = TaskKind::kPow;
+  std::vector<int> xs;
+  std::vector<int> ys;
+  int chunksize = 1;
+  int buffersize = 0;  // 0: every chunk submitted by Map() itself
+};
+
+struct Op {
+  bool is_map = false;
+  SubmitOp submit;
+  MapOp map;
+  int pause_us = 0;  // slept before the op, so that faults interleave
+};
+
+// A signal sent to one live worker from outside the pool.
+struct OutsideKill {
+  int signal = 0;     // SIGKILL, SIGTERM or SIGSTOP
+  int before_op = 0;  // sent before ops[before_op]; ops.size(): after them all
+  int delay_ms = 0;   // slept first (only when sent after every op)
+  int target = 0;     // WorkerPids()[target % size]
+};
+
+struct WavePlan {
+  uint64_t seed = 0;
+  int64_t index = 0;
+  StartMethod start_method = StartMethod::kForkServer;
+  std::vector<Op> ops;
+  std::optional<fault::Spec> fault;  // armed in every worker (fault::ArmFault)
+  std::optional<OutsideKill> kill;
+};
+
+struct PlanParams {
+  double fault_probability = 0.5;  // a wave arms a random fault
+  double kill_probability = 0.25;  // a wave signals a worker from outside
+  std::vector<StartMethod> start_methods;  // one is drawn per wave
+};
+
+// The plan of wave `index` of a run seeded with `seed`. Deterministic.
+WavePlan MakePlan(uint64_t seed, int64_t index, const PlanParams& params);
+
+// One line: start method, fault, outside kill and the ops in short.
+std::string Describe(const WavePlan& plan);
+
+}  // namespace chaos
+}  // namespace procpool
+
+#endif  // PROCPOOL_TOOLS_CHAOS_PLAN_H_

@@ -1,0 +1,96 @@
+// One chaos wave: a fresh pool of 2 workers runs a WavePlan (its work, its
+// armed fault, its outside signal), every future is waited for with a bound,
+// and the pool is torn down with a bound. Leaks are checked by the caller
+// (leaks.h) once the pool is gone.
+//
+// Example:
+//   WaveConfig config;
+//   config.transport = "unix";
+//   WaveResult r = RunWave(MakePlan(seed, i, params), config);
+//   if (r.teardown_hung) ...  // the pool is stuck: stop running waves
+//
+// Hangs: a future not resolved within hang_timeout of the last submission
+// counts as hung, and the tool then calls KillWorkers() to get the wave
+// unstuck; one still unresolved once the pool is destroyed counts as
+// unresolved. A worker seen stopped (SIGSTOP, or fault::Mode::kStop) for
+// stop_timeout is taken for hung and the tool calls KillWorkers(): the pool
+// does not detect a hung worker itself (issue 6 adds heartbeats).
+//
+// Thread safety: RunWave may run on one thread at a time (it reads the
+// process's children and descriptors through the caller's leak checks).
+#ifndef PROCPOOL_TOOLS_CHAOS_WAVE_H_
+#define PROCPOOL_TOOLS_CHAOS_WAVE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "tools/chaos/plan.h"
+
+namespace procpool {
+namespace chaos {
+
+struct WaveConfig {
+  std::string transport;
+  absl::Duration hang_timeout = absl::Seconds(30);
+  absl::Duration stop_timeout = absl::Seconds(1);
+};
+
+// How a future (a Submit, or one element of a Map) ended.
+enum class Outcome {
+  kCompleted,   // the right value (or, for FailIfThree(3), its exception)
+  kBroken,      // BrokenProcessPool
+  kTaskError,   // the std::invalid_argument that FailIfThree(3) throws
+  kOther,       // any other exception: a bug
+  kCancelled,   // cancelled (by KillWorkers, or a Map's timeout)
+  kWrong,       // a value other than the task's: a bug
+  kUnresolved,  // never resolved: a bug
+};
+
+struct WaveResult {
+  // Each submitted future ends in exactly one of these (Outcome).
+  int64_t completed = 0;
+  int64_t failed_broken = 0;
+  int64_t failed_task_error = 0;
+  int64_t failed_other = 0;
+  int64_t cancelled = 0;
+  int64_t wrong_results = 0;
+  int64_t unresolved = 0;
+  void Add(Outcome outcome);
+  int64_t submitted() const;
+
+  // Submit/Map threw (the pool was already broken or shut down): never
+  // became futures.
+  int64_t rejected = 0;
+  // Futures not resolved within hang_timeout, plus teardowns that were not
+  // done within it.
+  int64_t hung = 0;
+
+  bool fault_armed = false;     // the plan armed a fault
+  bool kill_delivered = false;  // the outside signal reached a live worker
+  bool broken = false;          // some future (or Submit) saw BrokenProcessPool
+  bool stop_killed = false;     // the tool called KillWorkers for a stop
+  // The pool broke with no fault armed, no signal sent and no KillWorkers.
+  bool spurious_broken = false;
+  // Destroying the pool did not finish within hang_timeout: the pool is
+  // abandoned and no further wave should run.
+  bool teardown_hung = false;
+
+  // From the fault or kill to the first BrokenProcessPool (see main.cc's
+  // help for how the fault's time is taken). Unset when the pool did not
+  // break, or broke only because the tool called KillWorkers.
+  std::optional<double> detect_ms;
+  bool detect_from_kill = false;  // timed from kill(2), not from a Submit
+
+  // One sentence per anomaly (a bug in the pool, or in this tool).
+  std::vector<std::string> problems;
+};
+
+WaveResult RunWave(const WavePlan& plan, const WaveConfig& config);
+
+}  // namespace chaos
+}  // namespace procpool
+
+#endif  // PROCPOOL_TOOLS_CHAOS_WAVE_H_

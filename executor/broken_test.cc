@@ -192,6 +192,10 @@ TEST_P(BrokenTest, S13IdleWorkerDeathBreaksThePool) {
 }
 
 TEST_P(BrokenTest, CorruptedFrameBreaksThePoolSayingSo) {
+  if (GetParam().transport != "unix") {
+    GTEST_SKIP() << "writes raw bytes into the worker's socket; the fault "
+                    "matrix's kCorruptFrame covers every transport";
+  }
   {
     ProcessPoolExecutor pool(MakeOptions(1));
     try {

@@ -123,6 +123,9 @@ BrokenProcessPool::BrokenProcessPool(const std::string& message,
                                      WorkerCrash crash)
     : BrokenExecutor(WithDetails(message, crash)), crash_(std::move(crash)) {}
 
+WorkerDiedError::WorkerDiedError(const std::string& message, WorkerCrash crash)
+    : Error(WithDetails(message, crash)), crash_(std::move(crash)) {}
+
 std::string BrokenProcessPool::signal_name() const {
   return crash_.signal.has_value() ? SignalName(*crash_.signal) : "";
 }

@@ -147,6 +147,27 @@ class BrokenProcessPool : public BrokenExecutor {
   WorkerCrash crash_;
 };
 
+// With WorkerDeathPolicy::kReplaceWorker: the worker that held this future's
+// task died (and was replaced; the pool goes on). Carries the crash report.
+class WorkerDiedError : public Error {
+ public:
+  WorkerDiedError(const std::string& message, WorkerCrash crash);
+  const WorkerCrash& crash() const { return crash_; }
+  int pid() const { return crash_.pid; }
+  std::optional<int> signal() const { return crash_.signal; }
+  std::optional<int> exit_code() const { return crash_.exit_code; }
+  const std::string& stack() const { return crash_.stack; }
+
+ private:
+  WorkerCrash crash_;
+};
+
+// A task allocated past Options::max_memory_bytes_per_worker.
+class MemoryLimitError : public Error {
+ public:
+  explicit MemoryLimitError(const std::string& message) : Error(message) {}
+};
+
 // A task threw a type that the parent cannot rebuild (not standard, not
 // registered with PROCPOOL_EXCEPTION, or not a std::exception at all).
 // what() is the original what() (or, for a non-std::exception, a sentence

@@ -78,6 +78,7 @@ class Registry {
     AddBuiltin<BrokenExecutor>("procpool::BrokenExecutor");
     AddBuiltin<BrokenProcessPool>("procpool::BrokenProcessPool");
     AddBuiltin<RemoteError>("procpool::RemoteError");
+    AddBuiltin<MemoryLimitError>("procpool::MemoryLimitError");
   }
 
   template <class E>

@@ -129,6 +129,11 @@ class Future {
   // finished.
   bool Cancel() { return state_->Cancel(); }
   bool Cancelled() const { return state_->cancelled(); }
+  // Beyond CPython: cancels the work even while it runs. Pending work is
+  // cancelled as by Cancel(); running work has its worker killed (and
+  // replaced; the pool stays usable) and the future ends cancelled shortly
+  // after. Returns false if the future had already finished.
+  bool Interrupt() { return state_->Interrupt(); }
   bool Running() const { return state_->running(); }
   // Finished (with a value or an exception) or cancelled.
   bool Done() const { return state_->done(); }

@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -88,9 +89,10 @@ class MapResults {
   };
 
   MapResults(std::unique_ptr<internal::ChunkSource<R>> source,
-             absl::Time deadline, int buffersize)
+             absl::Time deadline, int buffersize,
+             std::function<void(size_t)> on_progress = nullptr)
       : source_(std::move(source)), deadline_(deadline),
-        buffersize_(buffersize) {
+        buffersize_(buffersize), on_progress_(std::move(on_progress)) {
     if (buffersize_ == 0) {
       while (Fill()) {
       }
@@ -130,19 +132,22 @@ class MapResults {
 
   const Element& Current() {
     const auto& chunk = chunks_.front();
-    const internal::ChunkResult<R>* elements;
-    try {
-      elements = &chunk.future.Get(deadline_ - absl::Now());
-    } catch (const TimeoutError&) {
+    // The Map's own deadline, as opposed to a chunk that failed with a
+    // TimeoutError of its own (MapOptions::chunk_timeout).
+    if (!chunk.future.state()->WaitDone(deadline_ - absl::Now())) {
       CancelRest();
       throw TimeoutError("Map results not done within its timeout");
     }
+    const internal::ChunkResult<R>* elements = &chunk.future.Get();
     const internal::ChunkElement<R>& e = (*elements)[pos_];
     if (e.error) std::rethrow_exception(e.error);
     return *e.value;
   }
 
   void Advance() {
+    if (chunks_.empty()) return;
+    ++consumed_;
+    if (on_progress_) on_progress_(consumed_);
     if (++pos_ < chunks_.front().size) return;
     pos_ = 0;
     chunks_.pop_front();
@@ -160,6 +165,8 @@ class MapResults {
   size_t pos_ = 0;
   absl::Time deadline_;
   int buffersize_;
+  std::function<void(size_t)> on_progress_;
+  size_t consumed_ = 0;
 };
 
 }  // namespace procpool

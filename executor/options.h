@@ -9,6 +9,8 @@
 #ifndef PROCPOOL_EXECUTOR_OPTIONS_H_
 #define PROCPOOL_EXECUTOR_OPTIONS_H_
 
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -45,6 +47,17 @@ Call MakeCall(R (*fn)(P...), A&&... args) {
               internal::EncodeArgs(fn, std::forward<A>(args)...)};
 }
 
+// What a worker's unexpected death does to the pool.
+enum class WorkerDeathPolicy {
+  // CPython's: the pool breaks; every pending and running future fails with
+  // BrokenProcessPool and later Submit throws it.
+  kBreakPool,
+  // Only the futures the dead worker held fail, with WorkerDiedError (which
+  // carries the crash report), unless Options::max_retries allows running
+  // them again; a fresh worker takes its place on demand and the pool goes on.
+  kReplaceWorker,
+};
+
 struct Options {
   // Unset: --procpool_max_workers, else the CPUs usable by this process.
   // <= 0: std::invalid_argument.
@@ -61,6 +74,43 @@ struct Options {
   // A worker exits after this many tasks and a fresh one replaces it.
   // <= 0, or set together with kFork: std::invalid_argument.
   std::optional<int> max_tasks_per_child;
+
+  // Beyond CPython (each off by default, so CPython's semantics hold).
+
+  // See WorkerDeathPolicy.
+  WorkerDeathPolicy on_worker_death = WorkerDeathPolicy::kBreakPool;
+  // With kReplaceWorker: a task that was on a worker that died is run again
+  // up to this many times before its future fails with WorkerDiedError.
+  // Tasks must then be safe to run more than once. < 0: invalid_argument.
+  int max_retries = 0;
+  // A worker idle for this long exits; workers come back on demand.
+  absl::Duration idle_timeout = absl::InfiniteDuration();
+  // A worker that sends no heartbeat for this long (stopped with SIGSTOP, or
+  // stuck outside a task) is treated as dead: killed, and then handled as
+  // on_worker_death says. Workers beat every heartbeat_timeout / 4.
+  absl::Duration heartbeat_timeout = absl::InfiniteDuration();
+  // Caps each worker's address space (RLIMIT_AS): an allocation past it
+  // fails, and the task fails with MemoryLimitError. 0: no cap.
+  int64_t max_memory_bytes_per_worker = 0;
+  // Recycles a worker whose resident memory grew by more than this since it
+  // started (checked after each task; loky's leak guard). 0: never.
+  int64_t max_rss_growth_bytes = 0;
+};
+
+// A snapshot of one worker (ProcessPoolExecutor::Stats()).
+struct WorkerStats {
+  int pid = -1;
+  int64_t tasks_run = 0;            // calls completed by this worker
+  std::string current_task;         // "" when idle
+  int64_t rss_bytes = 0;            // resident memory now (0 if unknown)
+  int64_t restarts = 0;             // workers replaced or recycled by the pool
+};
+
+// Per-task options (ProcessPoolExecutor::SubmitWith).
+struct TaskOptions {
+  // A task that runs longer than this has its worker killed (and replaced);
+  // its future fails with TimeoutError and the pool stays usable.
+  absl::Duration timeout = absl::InfiniteDuration();
 };
 
 struct MapOptions {
@@ -69,6 +119,11 @@ struct MapOptions {
   // 0: submit every chunk at once; N > 0: at most N chunks in flight, the
   // input read lazily; < 0: std::invalid_argument.
   int buffersize = 0;
+  // Per-chunk timeout, as TaskOptions::timeout for each chunk.
+  absl::Duration chunk_timeout = absl::InfiniteDuration();
+  // Called on the iterating thread with the number of elements consumed so
+  // far, each time the iteration moves past an element.
+  std::function<void(size_t done)> on_progress;
 };
 
 }  // namespace procpool

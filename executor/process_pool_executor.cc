@@ -91,6 +91,34 @@ internal::PoolConfig MakeConfig(const Options& options) {
     config.initializer =
         wire::CallSpec{options.initializer->task, options.initializer->args};
   }
+  if (options.max_retries < 0) {
+    throw std::invalid_argument(absl::StrCat(
+        "max_retries must be >= 0 (got ", options.max_retries, ")"));
+  }
+  if (options.max_retries > 0 &&
+      options.on_worker_death != WorkerDeathPolicy::kReplaceWorker) {
+    throw std::invalid_argument(
+        "max_retries needs on_worker_death = WorkerDeathPolicy::kReplaceWorker");
+  }
+  auto positive = [](absl::Duration d, const char* name) {
+    if (d <= absl::ZeroDuration()) {
+      throw std::invalid_argument(
+          absl::StrCat(name, " must be positive (or infinite to disable)"));
+    }
+  };
+  positive(options.idle_timeout, "idle_timeout");
+  positive(options.heartbeat_timeout, "heartbeat_timeout");
+  if (options.max_memory_bytes_per_worker < 0 ||
+      options.max_rss_growth_bytes < 0) {
+    throw std::invalid_argument(
+        "max_memory_bytes_per_worker and max_rss_growth_bytes must be >= 0");
+  }
+  config.on_worker_death = options.on_worker_death;
+  config.max_retries = options.max_retries;
+  config.idle_timeout = options.idle_timeout;
+  config.heartbeat_timeout = options.heartbeat_timeout;
+  config.max_memory_bytes_per_worker = options.max_memory_bytes_per_worker;
+  config.max_rss_growth_bytes = options.max_rss_growth_bytes;
   if (options.worker_binary.empty()) {
     config.worker_binary = SelfExecutable();
   } else {
@@ -126,6 +154,10 @@ void ProcessPoolExecutor::KillWorkers() { pool_->SignalWorkers(SIGKILL); }
 
 std::vector<pid_t> ProcessPoolExecutor::WorkerPids() const {
   return pool_->WorkerPids();
+}
+
+std::vector<WorkerStats> ProcessPoolExecutor::Stats() const {
+  return pool_->Stats();
 }
 
 }  // namespace procpool

@@ -70,12 +70,22 @@ class ProcessPoolExecutor {
   // BrokenProcessPool if the pool is broken, ShutdownError after Shutdown().
   template <typename R, typename... P, typename... A>
   Future<R> Submit(R (*fn)(P...), A&&... args) {
+    return SubmitWith(TaskOptions(), fn, std::forward<A>(args)...);
+  }
+
+  // Beyond CPython: Submit with per-task options (see TaskOptions).
+  template <typename R, typename... P, typename... A>
+  Future<R> SubmitWith(const TaskOptions& options, R (*fn)(P...),
+                       A&&... args) {
     const internal::TaskInfo& task =
         FindTaskOrThrow(reinterpret_cast<const void*>(fn));
     auto state = std::make_shared<internal::State<R>>();
-    std::vector<std::string> encoded;
-    encoded.push_back(internal::EncodeArgs(fn, std::forward<A>(args)...));
-    SubmitItem(internal::WorkItem{task.name, std::move(encoded), state});
+    internal::WorkItem item;
+    item.task = task.name;
+    item.args.push_back(internal::EncodeArgs(fn, std::forward<A>(args)...));
+    item.state = state;
+    item.timeout = options.timeout;
+    SubmitItem(std::move(item));
     return Future<R>(std::move(state));
   }
 
@@ -95,8 +105,10 @@ class ProcessPoolExecutor {
     const internal::TaskInfo& task =
         FindTaskOrThrow(reinterpret_cast<const void*>(fn));
     auto source = std::make_unique<Source<Range, R, P...>>(
-        this, fn, task.name, std::forward<Range>(inputs), options.chunksize);
-    return MapResults<R>(std::move(source), deadline, options.buffersize);
+        this, fn, task.name, std::forward<Range>(inputs), options.chunksize,
+        options.chunk_timeout);
+    return MapResults<R>(std::move(source), deadline, options.buffersize,
+                         std::move(options.on_progress));
   }
 
   // Stops taking work: later Submit/Map throw ShutdownError. With
@@ -113,6 +125,10 @@ class ProcessPoolExecutor {
 
   // Extension: pids of the live worker processes.
   std::vector<pid_t> WorkerPids() const;
+
+  // Extension: per-worker statistics, and how many workers the pool has
+  // replaced or recycled so far.
+  std::vector<WorkerStats> Stats() const;
 
  private:
   template <typename Range, typename R, typename... P>
@@ -135,14 +151,15 @@ class ProcessPoolExecutor::Source final : public internal::ChunkSource<R> {
   using Chunk = typename internal::ChunkSource<R>::Chunk;
 
   Source(ProcessPoolExecutor* executor, R (*fn)(P...), std::string task,
-         Range&& range, int chunksize)
+         Range&& range, int chunksize, absl::Duration chunk_timeout)
       : executor_(executor),
         fn_(fn),
         task_(std::move(task)),
         range_(std::forward<Range>(range)),
         it_(std::begin(range_)),
         end_(std::end(range_)),
-        chunksize_(chunksize) {}
+        chunksize_(chunksize),
+        chunk_timeout_(chunk_timeout) {}
 
   std::optional<Chunk> Next() override {
     std::vector<std::string> args;
@@ -152,7 +169,12 @@ class ProcessPoolExecutor::Source final : public internal::ChunkSource<R> {
     if (args.empty()) return std::nullopt;
     const size_t n = args.size();
     auto state = std::make_shared<internal::State<internal::ChunkResult<R>>>();
-    executor_->SubmitItem(internal::WorkItem{task_, std::move(args), state});
+    internal::WorkItem item;
+    item.task = task_;
+    item.args = std::move(args);
+    item.state = state;
+    item.timeout = chunk_timeout_;
+    executor_->SubmitItem(std::move(item));
     return Chunk{Future<internal::ChunkResult<R>>(std::move(state)), n};
   }
 
@@ -177,6 +199,7 @@ class ProcessPoolExecutor::Source final : public internal::ChunkSource<R> {
   Iterator it_;
   Sentinel end_;
   int chunksize_;
+  absl::Duration chunk_timeout_;
 };
 
 }  // namespace procpool

@@ -28,6 +28,10 @@ struct Config {
   initializer @2 :CallSpec;
   maxTasks @3 :Int64;
   # 0: unlimited.
+  heartbeatIntervalMs @4 :UInt32;
+  # 0: no heartbeats.
+  memoryLimitBytes @5 :Int64;
+  # RLIMIT_AS for the worker; 0: none.
 }
 
 struct Hello {

@@ -45,6 +45,8 @@ struct Builder {
     auto b = root.initConfig();
     b.setProtocolVersion(c.protocol_version);
     b.setMaxTasks(c.max_tasks);
+    b.setHeartbeatIntervalMs(c.heartbeat_interval_ms);
+    b.setMemoryLimitBytes(c.memory_limit_bytes);
     b.setHasInitializer(c.initializer.has_value());
     if (c.initializer) {
       auto init = b.initInitializer();
@@ -107,6 +109,8 @@ Message Read(s::Message::Reader root) {
       Config c;
       c.protocol_version = r.getProtocolVersion();
       c.max_tasks = r.getMaxTasks();
+      c.heartbeat_interval_ms = r.getHeartbeatIntervalMs();
+      c.memory_limit_bytes = r.getMemoryLimitBytes();
       if (r.getHasInitializer()) {
         c.initializer = CallSpec{ToString(r.getInitializer().getTask()),
                                  ToString(r.getInitializer().getArgs())};

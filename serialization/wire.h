@@ -52,6 +52,8 @@ struct Config {
   uint32_t protocol_version = kProtocolVersion;
   std::optional<CallSpec> initializer;  // run once before the first Call
   int64_t max_tasks = 0;  // Calls to serve before exiting; 0: unlimited
+  uint32_t heartbeat_interval_ms = 0;  // 0: no heartbeats
+  int64_t memory_limit_bytes = 0;      // RLIMIT_AS; 0: none
 };
 
 // worker -> parent, the answer to Config: who the worker is and which tasks

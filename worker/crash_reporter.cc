@@ -5,7 +5,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <errno.h>
+#include <time.h>
+
+#include <atomic>
 #include <cstdlib>
+#include <thread>
 
 #include "absl/debugging/symbolize.h"
 
@@ -95,5 +100,41 @@ void InstallCrashReporter(int fd) {
 }
 
 void SetCurrentTask(const char* name) { current_task = name; }
+
+namespace {
+std::atomic<int> phase{static_cast<int>(WorkerPhase::kOther)};
+std::atomic<int64_t> phase_since_ns{0};
+
+int64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+}  // namespace
+
+void SetWorkerPhase(WorkerPhase p) {
+  phase.store(static_cast<int>(p), std::memory_order_relaxed);
+  phase_since_ns.store(NowNs(), std::memory_order_relaxed);
+}
+
+void StartHeartbeat(int interval_ms) {
+  if (report_fd < 0 || interval_ms <= 0) return;
+  phase_since_ns.store(NowNs());
+  std::thread([interval_ms] {
+    const int64_t quiet_after_ns = int64_t{4} * interval_ms * 1000000;
+    while (true) {
+      struct timespec ts = {interval_ms / 1000, (interval_ms % 1000) * 1000000L};
+      nanosleep(&ts, nullptr);
+      bool alive =
+          phase.load(std::memory_order_relaxed) !=
+              static_cast<int>(WorkerPhase::kOther) ||
+          NowNs() - phase_since_ns.load(std::memory_order_relaxed) <
+              quiet_after_ns;
+      if (!alive) continue;
+      char beat = '\0';
+      if (write(report_fd, &beat, 1) < 0 && errno == EPIPE) return;
+    }
+  }).detach();
+}
 
 }  // namespace procpool

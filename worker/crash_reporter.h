@@ -21,6 +21,17 @@ void InstallCrashReporter(int fd);
 // The task the worker is running (a string that outlives the call), or null.
 void SetCurrentTask(const char* name);
 
+// Heartbeats: a thread writes a NUL byte into the same pipe every `interval`
+// (the parent tells them from a report by the byte), as long as the worker's
+// thread is waiting for work, running a task, or has been elsewhere for less
+// than four intervals: a worker stopped with SIGSTOP, or stuck outside any
+// task, goes quiet. Needs InstallCrashReporter first.
+void StartHeartbeat(int interval_ms);
+
+// What the worker's thread is doing, for the heartbeat.
+enum class WorkerPhase { kWaiting, kRunningTask, kOther };
+void SetWorkerPhase(WorkerPhase phase);
+
 }  // namespace procpool
 
 #endif  // PROCPOOL_WORKER_CRASH_REPORTER_H_

@@ -176,6 +176,9 @@ class ForkLauncher final : public Launcher {
  public:
   absl::StatusOr<WorkerProcess> Start(const LaunchRequest& request) override {
     pid_t parent = getpid();
+    // Flush first, or the child would write the parent's buffered output a
+    // second time when it flushes at exit (CPython's popen_fork does too).
+    fflush(nullptr);
     pid_t pid = fork();
     if (pid < 0) return StartError("fork()", strerror(errno));
     if (pid == 0) {

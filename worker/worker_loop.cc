@@ -1,6 +1,7 @@
 #include "worker/worker_loop.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -28,6 +29,9 @@ wire::ExceptionInfo CurrentException(absl::string_view task) {
   return info;
 }
 
+// Options::max_memory_bytes_per_worker as the Config said; 0: none.
+int64_t memory_limit_bytes = 0;
+
 // Runs one element of a call and fills `out`; never throws.
 void RunElement(const internal::TaskInfo& task, absl::string_view args,
                 wire::Outcome* out, absl::Status* protocol_error) {
@@ -41,6 +45,16 @@ void RunElement(const internal::TaskInfo& task, absl::string_view args,
     }
     out->ok = true;
     out->value = *std::move(value);
+  } catch (const std::bad_alloc&) {
+    out->ok = false;
+    out->exception = CurrentException(task.name);
+    if (memory_limit_bytes > 0) {
+      out->exception.type_name = "procpool::MemoryLimitError";
+      out->exception.message = absl::StrCat(
+          "task ", task.name, " exceeded the worker memory cap of ",
+          memory_limit_bytes, " bytes (Options::max_memory_bytes_per_worker): ",
+          out->exception.message);
+    }
   } catch (...) {
     out->ok = false;
     out->exception = CurrentException(task.name);
@@ -113,6 +127,16 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
                                "expected config, got ",
                                wire::MessageKind(*first))));
   }
+  if (config->memory_limit_bytes > 0) {
+    struct rlimit limit;
+    limit.rlim_cur = limit.rlim_max =
+        static_cast<rlim_t>(config->memory_limit_bytes);
+    if (setrlimit(RLIMIT_AS, &limit) != 0) {
+      PLOG(WARNING) << "procpool worker: setrlimit(RLIMIT_AS)";
+    }
+    memory_limit_bytes = config->memory_limit_bytes;
+  }
+  StartHeartbeat(static_cast<int>(config->heartbeat_interval_ms));
   wire::Hello hello;
   hello.pid = getpid();
   hello.fingerprint = internal::TaskFingerprint();
@@ -147,7 +171,9 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
   const int64_t max_tasks = config->max_tasks;
   int64_t tasks_done = 0;
   while (max_tasks <= 0 || tasks_done < max_tasks) {
+    SetWorkerPhase(WorkerPhase::kWaiting);
     frame = channel->ReceiveBlocking();
+    SetWorkerPhase(WorkerPhase::kOther);
     if (!frame.ok()) {
       if (absl::IsUnavailable(frame.status())) return 0;  // parent closed
       return Fatal(*channel, frame.status());
@@ -173,7 +199,9 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
       } else {
         if (hooks != nullptr) hooks->OnTaskStart(call->task);
         SetCurrentTask(task->name.c_str());
+        SetWorkerPhase(WorkerPhase::kRunningTask);
         RunElement(*task, call->args[i], &result.outcomes[i], &protocol_error);
+        SetWorkerPhase(WorkerPhase::kOther);
         SetCurrentTask(nullptr);
         if (!protocol_error.ok()) return Fatal(*channel, protocol_error);
       }

@@ -129,6 +129,7 @@ void StateBase::RunCompletion() {
   {
     absl::MutexLock lock(&mu_);
     callbacks.swap(callbacks_);
+    interrupt_hook_ = nullptr;
     // Waiters are notified under mu_ so that RemoveWaiter() (which takes mu_)
     // guarantees no notification reaches a waiter after it returns.
     for (Waiter* w : waiters_) w->Notify(this);
@@ -143,6 +144,34 @@ void StateBase::RunCompletion() {
       LOG(ERROR) << "exception calling callback for future (not a std::exception)";
     }
   }
+}
+
+bool StateBase::ForceCancel() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (DoneLocked()) return false;
+    phase_ = Phase::kCancelled;
+  }
+  RunCompletion();
+  return true;
+}
+
+bool StateBase::Interrupt() {
+  if (Cancel()) return true;
+  std::function<void(StateBase*)> hook;
+  {
+    absl::MutexLock lock(&mu_);
+    if (DoneLocked()) return phase_ == Phase::kCancelled;
+    hook = interrupt_hook_;
+  }
+  if (!hook) return false;
+  hook(this);
+  return true;
+}
+
+void StateBase::SetInterruptHook(std::function<void(StateBase*)> hook) {
+  absl::MutexLock lock(&mu_);
+  interrupt_hook_ = std::move(hook);
 }
 
 bool StateBase::AddWaiter(Waiter* w) {

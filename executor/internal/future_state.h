@@ -83,6 +83,17 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   // Like SetException but a no-op on a done state; true if it completed it.
   bool TrySetException(std::exception_ptr error);
 
+  // RUNNING -> CANCELLED (the pool killed the worker running it on request);
+  // false if the state is already done.
+  bool ForceCancel();
+
+  // Future::Interrupt(): cancels if pending; if running, asks the pool that
+  // runs it (through the hook it installed) to kill the worker. Returns false
+  // if the state is already finished.
+  bool Interrupt();
+  // Installed by the pool at Submit: asks it to interrupt this state.
+  void SetInterruptHook(std::function<void(StateBase*)> hook);
+
   // Wait()/AsCompleted(): registers `w` to be notified on completion.
   // Returns true (and does not register) if the state is already done.
   bool AddWaiter(Waiter* w);
@@ -106,6 +117,7 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
 
   std::vector<std::function<void()>> callbacks_ ABSL_GUARDED_BY(mu_);
   std::vector<Waiter*> waiters_ ABSL_GUARDED_BY(mu_);
+  std::function<void(StateBase*)> interrupt_hook_ ABSL_GUARDED_BY(mu_);
 };
 
 // Throws the TimeoutError Get()/Exception() report.

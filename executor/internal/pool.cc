@@ -24,6 +24,7 @@ namespace {
 constexpr uint64_t kWakeKey = ~uint64_t{0};
 constexpr uint64_t kChannelKind = 0;
 constexpr uint64_t kPidKind = 1;
+constexpr uint64_t kHeartbeatKind = 2;
 // How long a worker may linger after its channel closed or it was told to shut
 // down before it is killed.
 constexpr absl::Duration kExitGrace = absl::Seconds(5);
@@ -43,24 +44,8 @@ void InstallAtExitOnce() {
   (void)installed;
 }
 
-// Whatever the worker's failure handler wrote before it died (the worker is
-// gone, so the pipe holds all of it).
-std::string ReadCrashReport(int fd) {
-  std::string report;
-  char buf[4096];
-  while (true) {
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n > 0) {
-      report.append(buf, static_cast<size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    return report;
-  }
-}
-
 uint64_t Key(int id, uint64_t kind) {
-  return (static_cast<uint64_t>(id) << 1) | kind;
+  return (static_cast<uint64_t>(id) << 2) | kind;
 }
 
 }  // namespace
@@ -69,6 +54,8 @@ Pool::Pool(PoolConfig config)
     : config_(std::move(config)),
       launcher_(MakeLauncher(config_.start_method)) {
   InstallAtExitOnce();
+  interrupt_target_ = std::make_shared<InterruptTarget>();
+  interrupt_target_->pool = this;
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   PCHECK(wake_fd_ >= 0) << "eventfd";
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -81,11 +68,30 @@ Pool::Pool(PoolConfig config)
 
 Pool::~Pool() {
   Shutdown(/*wait=*/true, /*cancel_futures=*/false);
+  {
+    absl::MutexLock lock(&interrupt_target_->mu);
+    interrupt_target_->pool = nullptr;
+  }
   close(epoll_fd_);
   close(wake_fd_);
 }
 
 void Pool::Submit(WorkItem item) {
+  if (config_.on_worker_death == WorkerDeathPolicy::kReplaceWorker) {
+    item.retries_left = config_.max_retries;
+  }
+  item.state->SetInterruptHook(
+      [target = interrupt_target_](StateBase* state) {
+        absl::MutexLock lock(&target->mu);
+        if (target->pool == nullptr) return;
+        {
+          absl::MutexLock pool_lock(&target->pool->mu_);
+          target->pool->interrupts_.push_back(state->weak_from_this());
+        }
+        uint64_t one = 1;
+        ssize_t ignored = write(target->pool->wake_fd_, &one, sizeof(one));
+        (void)ignored;
+      });
   {
     absl::MutexLock lock(&mu_);
     if (shutdown_) {
@@ -159,7 +165,18 @@ void Pool::UpdateLivePids() {
 
 int Pool::EpollTimeoutMs() const {
   absl::Time next = absl::InfiniteFuture();
-  for (const auto& [id, w] : workers_) next = std::min(next, w.kill_deadline);
+  for (const auto& [id, w] : workers_) {
+    next = std::min(next, w.kill_deadline);
+    if (!w.assigned.empty() && !w.killed) {
+      next = std::min(next, w.assigned.front().deadline);
+    }
+    if (config_.idle_timeout != absl::InfiniteDuration() && !w.shutdown_sent) {
+      next = std::min(next, w.idle_since + config_.idle_timeout);
+    }
+    if (config_.heartbeat_timeout != absl::InfiniteDuration() && !w.killed) {
+      next = std::min(next, w.last_heartbeat + config_.heartbeat_timeout);
+    }
+  }
   if (next == absl::InfiniteFuture()) return -1;
   absl::Duration left = next - absl::Now();
   if (left <= absl::ZeroDuration()) return 0;
@@ -183,13 +200,19 @@ void Pool::ManagerLoop() {
         (void)ignored;
         continue;
       }
-      int id = static_cast<int>(key >> 1);
+      int id = static_cast<int>(key >> 2);
       auto it = workers_.find(id);
       if (it == workers_.end()) continue;
-      if ((key & 1) == kChannelKind) {
-        PumpWorker(it->second);
-      } else {
-        OnWorkerExit(id);
+      switch (key & 3) {
+        case kChannelKind:
+          PumpWorker(it->second);
+          break;
+        case kPidKind:
+          OnWorkerExit(id);
+          break;
+        case kHeartbeatKind:
+          ReadHeartbeats(it->second);
+          break;
       }
     }
     // Signals requested by TerminateWorkers()/KillWorkers().
@@ -209,8 +232,13 @@ void Pool::ManagerLoop() {
         KillWorker(w, SIGKILL);
       }
     }
+    if (!broken_local_) {
+      ProcessInterrupts();
+      CheckDeadlines();
+    }
     if (!broken_local_) Dispatch();
     if (!broken_local_) RetireIdleWorkers();
+    FillStatsIfRequested();
     if (workers_changed_) UpdateLivePids();
     if (ShouldExit()) break;
   }
@@ -262,13 +290,18 @@ size_t Pool::HandOut(size_t max_in_flight) {
       while (!pending_.empty()) {
         WorkItem item = std::move(pending_.front());
         pending_.pop_front();
-        if (!item.state->SetRunningOrNotifyCancel()) continue;  // cancelled
+        if (item.requeued) {
+          if (item.state->done()) continue;  // interrupted meanwhile
+        } else if (!item.state->SetRunningOrNotifyCancel()) {
+          continue;  // cancelled
+        }
         sends.push_back(Send{&w, std::move(item)});
         break;
       }
     }
     // Skip over cancelled items so they do not make us start workers.
-    while (!pending_.empty() && pending_.front().state->cancelled()) {
+    while (!pending_.empty() && !pending_.front().requeued &&
+           pending_.front().state->cancelled()) {
       pending_.pop_front();
     }
     still_pending = pending_.size();
@@ -282,10 +315,18 @@ size_t Pool::HandOut(size_t max_in_flight) {
     call.work_id = next_work_id_++;
     call.task = s.item.task;
     call.args = std::move(s.item.args);
+    std::string frame = wire::EncodeMessage(call);
+    s.item.args = std::move(call.args);  // kept for a rerun elsewhere
     ++w.tasks_assigned;
-    w.assigned.push_back(Assigned{call.work_id, std::move(s.item.task),
-                                  std::move(s.item.state)});
-    frames.emplace_back(&w, wire::EncodeMessage(call));
+    Assigned a{call.work_id, std::move(s.item)};
+    if (w.assigned.empty()) {
+      a.deadline = a.item.timeout == absl::InfiniteDuration()
+                       ? absl::InfiniteFuture()
+                       : absl::Now() + a.item.timeout;
+      w.idle_since = absl::InfiniteFuture();
+    }
+    w.assigned.push_back(std::move(a));
+    frames.emplace_back(&w, std::move(frame));
   }
   for (auto& [w, frame] : frames) {
     if (broken_local_) return 0;
@@ -352,6 +393,16 @@ void Pool::StartWorker() {
   wire::Config config;
   config.initializer = config_.initializer;
   config.max_tasks = config_.max_tasks_per_child;
+  config.memory_limit_bytes = config_.max_memory_bytes_per_worker;
+  if (config_.heartbeat_timeout != absl::InfiniteDuration()) {
+    config.heartbeat_interval_ms = static_cast<uint32_t>(std::max<int64_t>(
+        1, absl::ToInt64Milliseconds(config_.heartbeat_timeout / 4)));
+    w.last_heartbeat = absl::Now();
+    ev.events = EPOLLIN;
+    ev.data.u64 = Key(id, kHeartbeatKind);
+    PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.crash_fd, &ev) == 0);
+  }
+  w.idle_since = absl::Now();
   absl::Status sent = w.channel->Send(wire::EncodeMessage(config));
   if (!sent.ok()) {
     OnChannelError(w, sent);
@@ -411,7 +462,7 @@ void Pool::OnChannelError(Worker& w, const absl::Status& status) {
     WorkerCrash crash;
     crash.pid = w.process.pid;
     if (!w.assigned.empty()) {
-      crash.task_name = w.assigned.front().task;
+      crash.task_name = w.assigned.front().item.task;
       crash.work_id = static_cast<int64_t>(w.assigned.front().work_id);
     }
     crash.cause = absl::StrCat("corrupted data from the worker: ",
@@ -448,7 +499,7 @@ bool Pool::HandleFrame(Worker& w, const std::string& frame) {
     WorkerCrash crash;
     crash.pid = w.process.pid;
     if (!w.assigned.empty()) {
-      crash.task_name = w.assigned.front().task;
+      crash.task_name = w.assigned.front().item.task;
       crash.work_id = static_cast<int64_t>(w.assigned.front().work_id);
     }
     crash.cause = fatal->exception.message;
@@ -494,6 +545,7 @@ void Pool::HandleHello(Worker& w, const wire::Hello& hello) {
   }
   if (!w.ready) --starting_;
   w.ready = true;
+  if (config_.max_rss_growth_bytes > 0) w.base_rss = ResidentBytes(w.process.pid);
 }
 
 void Pool::HandleResult(Worker& w, wire::Result& result) {
@@ -504,6 +556,15 @@ void Pool::HandleResult(Worker& w, wire::Result& result) {
   }
   Assigned done = std::move(w.assigned.front());
   w.assigned.pop_front();
+  ++w.tasks_run;
+  if (!w.assigned.empty()) {
+    Assigned& next = w.assigned.front();
+    if (next.item.timeout != absl::InfiniteDuration()) {
+      next.deadline = absl::Now() + next.item.timeout;
+    }
+  } else {
+    w.idle_since = absl::Now();
+  }
   std::vector<ElementOutcome> outcomes(result.outcomes.size());
   for (size_t i = 0; i < result.outcomes.size(); ++i) {
     wire::Outcome& o = result.outcomes[i];
@@ -512,17 +573,17 @@ void Pool::HandleResult(Worker& w, wire::Result& result) {
     } else {
       RemoteTracebackInfo info;
       info.pid = w.process.pid;
-      info.task_name = done.task;
+      info.task_name = done.item.task;
       info.traceback = std::move(o.exception.traceback);
       outcomes[i].error = RebuildException(o.exception.type_name,
                                            o.exception.message, std::move(info));
     }
   }
-  absl::Status completed = done.state->Complete(std::move(outcomes));
+  absl::Status completed = done.item.state->Complete(std::move(outcomes));
   if (!completed.ok()) {
     WorkerCrash crash;
     crash.pid = w.process.pid;
-    crash.task_name = done.task;
+    crash.task_name = done.item.task;
     crash.work_id = static_cast<int64_t>(done.work_id);
     crash.cause = absl::StrCat("could not decode the result: ",
                                completed.message());
@@ -532,9 +593,11 @@ void Pool::HandleResult(Worker& w, wire::Result& result) {
     // Break first, so that whoever sees this future fail also sees a
     // broken pool.
     BreakPool(message, crash);
-    done.state->TrySetException(
+    done.item.state->TrySetException(
         std::make_exception_ptr(BrokenProcessPool(message, crash)));
+    return;
   }
+  AfterResult(w);
 }
 
 void Pool::OnWorkerExit(int id) {
@@ -558,7 +621,9 @@ void Pool::OnWorkerExit(int id) {
     crash.pid = w.process.pid;
     crash.cause = std::string(wait_status.status().message());
   }
-  crash.stack = ReadCrashReport(w.crash_fd);
+  ReadHeartbeats(w);
+  crash.stack = std::move(w.crash_report);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w.crash_fd, nullptr);
   close(w.crash_fd);
   w.crash_fd = -1;
   crash.idle = w.assigned.empty();
@@ -569,9 +634,19 @@ void Pool::OnWorkerExit(int id) {
   const bool expected =
       w.assigned.empty() && !w.killed && (w.shutdown_sent || retired) &&
       crash.exit_code.has_value() && *crash.exit_code == 0;
+  if (w.hung) {
+    crash.cause = absl::StrCat("stopped responding: no heartbeat for ",
+                               absl::FormatDuration(config_.heartbeat_timeout),
+                               " (Options::heartbeat_timeout)");
+  }
+  if (!expected && !broken_local_ && SettleDeadWorker(w, crash)) {
+    workers_.erase(id);
+    workers_changed_ = true;
+    return;
+  }
   if (!expected && !broken_local_) {
     if (!w.assigned.empty()) {
-      crash.task_name = w.assigned.front().task;
+      crash.task_name = w.assigned.front().item.task;
       crash.work_id = static_cast<int64_t>(w.assigned.front().work_id);
     }
     int sig;
@@ -608,7 +683,7 @@ void Pool::BreakPool(const std::string& message, WorkerCrash crash) {
         std::make_exception_ptr(BrokenProcessPool(message, crash)));
   };
   for (auto& [id, w] : workers_) {
-    for (Assigned& a : w.assigned) fail(*a.state);
+    for (Assigned& a : w.assigned) fail(*a.item.state);
     w.assigned.clear();
     CloseChannel(w);
     if (w.signal_sent != SIGKILL) KillWorker(w, SIGKILL);

@@ -46,6 +46,7 @@
 #include "executor/errors.h"
 #include "executor/internal/future_state.h"
 #include "executor/internal/work_item.h"
+#include "executor/options.h"
 #include "serialization/wire.h"
 #include "transport/transport.h"
 #include "worker/launcher.h"
@@ -60,7 +61,16 @@ struct PoolConfig {
   std::string worker_binary;  // resolved path
   std::optional<wire::CallSpec> initializer;
   int max_tasks_per_child = 0;  // 0: unlimited
+  WorkerDeathPolicy on_worker_death = WorkerDeathPolicy::kBreakPool;
+  int max_retries = 0;
+  absl::Duration idle_timeout = absl::InfiniteDuration();
+  absl::Duration heartbeat_timeout = absl::InfiniteDuration();
+  int64_t max_memory_bytes_per_worker = 0;
+  int64_t max_rss_growth_bytes = 0;
 };
+
+// Resident memory of `pid` in bytes (0 if unknown).
+int64_t ResidentBytes(pid_t pid);
 
 class Pool {
  public:
@@ -89,11 +99,19 @@ class Pool {
   // Pids of the live workers (for tests and statistics).
   std::vector<pid_t> WorkerPids() const;
 
+  // A snapshot taken by the manager thread (empty before the first Submit).
+  std::vector<WorkerStats> Stats();
+
  private:
   struct Assigned {
     uint64_t work_id;
-    std::string task;
-    std::shared_ptr<StateBase> state;
+    WorkItem item;  // args kept so the work can be run again elsewhere
+    absl::Time deadline = absl::InfiniteFuture();  // per-task timeout
+  };
+  // Lets a future's Interrupt() reach the pool while it exists.
+  struct InterruptTarget {
+    absl::Mutex mu;
+    Pool* pool ABSL_GUARDED_BY(mu);
   };
   struct Worker {
     int id = 0;
@@ -108,9 +126,30 @@ class Pool {
     std::deque<Assigned> assigned;     // in flight, in the order sent
     absl::Time kill_deadline = absl::InfiniteFuture();
     int crash_fd = -1;  // read end of the worker's crash-report pipe
+    std::string crash_report;  // what arrived on it (heartbeats removed)
+    absl::Time last_heartbeat = absl::InfiniteFuture();
+    absl::Time idle_since = absl::InfiniteFuture();
+    // Why we killed it, when on purpose (the exit is then not a death).
+    uint64_t timed_out_work_id = 0;
+    std::vector<uint64_t> interrupted;  // work ids to end cancelled
+    bool hung = false;
+    int64_t tasks_run = 0;
+    int64_t base_rss = -1;
   };
 
   void ManagerLoop();
+  // Beyond CPython (pool_lifecycle.cc): deadlines, idle workers, heartbeats,
+  // interrupts, memory, statistics.
+  void CheckDeadlines();
+  void ProcessInterrupts();
+  void ReadHeartbeats(Worker& w);
+  void AfterResult(Worker& w);
+  void Retire(Worker& w, const char* why);
+  void FillStatsIfRequested();
+  // Decides the fate of each future a dead worker held. Returns false if the
+  // pool must break instead.
+  bool SettleDeadWorker(Worker& w, const WorkerCrash& crash);
+  void Requeue(std::vector<WorkItem> items);
   // Moves pending work to ready workers and starts workers as needed.
   void Dispatch();
   // Hands one pending item to each worker that can take work and has at
@@ -152,6 +191,11 @@ class Pool {
   std::thread manager_ ABSL_GUARDED_BY(mu_);
   bool manager_started_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<pid_t> live_pids_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::weak_ptr<StateBase>> interrupts_ ABSL_GUARDED_BY(mu_);
+  int64_t stats_requested_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t stats_served_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<WorkerStats> stats_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<InterruptTarget> interrupt_target_;
   absl::Mutex join_mu_;  // serializes joining the manager thread
 
   // Manager thread only.
@@ -162,6 +206,7 @@ class Pool {
   bool signalled_ = false;    // terminate_signal_ already sent
   bool broken_local_ = false;  // mirror of broken_ for the manager
   bool workers_changed_ = false;  // live_pids_ needs refreshing
+  int64_t restarts_ = 0;          // workers replaced or recycled
 };
 
 }  // namespace internal

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "executor/internal/future_state.h"
 
 namespace procpool {
@@ -17,6 +18,12 @@ struct WorkItem {
   std::string task;
   std::vector<std::string> args;
   std::shared_ptr<StateBase> state;
+  // Per-task timeout (TaskOptions / MapOptions::chunk_timeout).
+  absl::Duration timeout = absl::InfiniteDuration();
+  // Runs left after a worker death (Options::max_retries).
+  int retries_left = 0;
+  // Already RUNNING: handed out before, put back after its worker died.
+  bool requeued = false;
 };
 
 }  // namespace internal

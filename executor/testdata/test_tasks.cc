@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <vector>
+
 #include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "executor/process_pool_executor.h"
@@ -117,6 +119,29 @@ int CorruptChannel(int ms) {
   return 0;
 }
 
+int DieOnceThenReturn(const std::string& path) {
+  if (access(path.c_str(), F_OK) != 0) {
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) close(fd);
+    raise(SIGKILL);
+  }
+  return 7;
+}
+
+int64_t AllocateMiB(int mib) {
+  std::vector<char> block(static_cast<size_t>(mib) << 20);
+  for (size_t i = 0; i < block.size(); i += 4096) block[i] = 1;
+  return static_cast<int64_t>(block.size());
+}
+
+int LeakMiB(int mib) {
+  char* block = new char[static_cast<size_t>(mib) << 20];
+  for (size_t i = 0; i < (static_cast<size_t>(mib) << 20); i += 4096) {
+    block[i] = 1;
+  }
+  return getpid();
+}
+
 namespace {
 int init_value = 0;
 int init_calls = 0;
@@ -154,6 +179,9 @@ PROCPOOL_TASK(tt::RaiseSigintAndReturn);
 PROCPOOL_TASK(tt::FailIfThree);
 PROCPOOL_TASK(tt::AppendMarker);
 PROCPOOL_TASK(tt::CorruptChannel);
+PROCPOOL_TASK(tt::DieOnceThenReturn);
+PROCPOOL_TASK(tt::AllocateMiB);
+PROCPOOL_TASK(tt::LeakMiB);
 PROCPOOL_TASK(tt::SetInitValue);
 PROCPOOL_TASK(tt::GetInitValue);
 PROCPOOL_TASK(tt::GetInitCalls);

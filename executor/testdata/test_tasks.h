@@ -61,6 +61,13 @@ int AppendMarker(const std::string& path, int ms);  // appends a byte, sleeps
 // Writes garbage into every socket of the worker (its channel), then sleeps.
 int CorruptChannel(int ms);
 
+// Dies (SIGKILL) the first time for `path` (creating it), returns 7 after.
+int DieOnceThenReturn(const std::string& path);
+// Allocates and touches `mib` MiB; returns how many bytes it got.
+int64_t AllocateMiB(int mib);
+// Allocates, touches and leaks `mib` MiB; returns getpid().
+int LeakMiB(int mib);
+
 // Initializers.
 void SetInitValue(int v);  // stores v; counts calls
 int GetInitValue();

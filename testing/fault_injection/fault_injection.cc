@@ -32,11 +32,20 @@ Armed& GetArmed() {
   return *armed;
 }
 
+class FaultChannel;
+// The worker's channel while it exists (a fault fires on it), else null.
+FaultChannel* current_channel = nullptr;
+
 // Forwards to the real channel; can drop it or send garbage on request.
 class FaultChannel final : public Channel {
  public:
   explicit FaultChannel(std::unique_ptr<Channel> inner)
       : inner_(std::move(inner)) {}
+  // RunWorker destroys the channel before OnExit: a fault at Point::kExit
+  // must then find no channel (ASan saw it use the freed one).
+  ~FaultChannel() override {
+    if (current_channel == this) current_channel = nullptr;
+  }
 
   absl::Status Send(std::string frame) override {
     absl::MutexLock lock(&mu_);
@@ -79,8 +88,6 @@ class FaultChannel final : public Channel {
   mutable absl::Mutex mu_;
   std::unique_ptr<Channel> inner_ ABSL_GUARDED_BY(mu_);
 };
-
-FaultChannel* current_channel = nullptr;
 
 void Fire(const Spec& spec) {
   switch (spec.mode) {

@@ -37,7 +37,7 @@
 # Needs clang++ (clang-14) and libFuzzer (libclang-rt-14-dev): tools/setup.sh.
 set -uo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 workspace="$PWD"
 
 seconds=30

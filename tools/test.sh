@@ -14,6 +14,17 @@
 # if that is 0, with the consumer's (0, 3 for a failed run, 1 for a failed
 # build).
 #
+# A test whose log holds a sanitizer report (from a worker process, say, whose
+# report does not change the test's result) counts as failed too.
+#
+# When no target pattern is given (CI), it then runs, each step's tests
+# counted in the summary line and failing the run when they fail
+# (tools/SANITIZERS.md): the library packages under --config=asan (every
+# transport and start method), the same under --config=tsan for the unix
+# transport, and the fuzz targets for PROCPOOL_FUZZ_SECONDS (default 30) each
+# (tools/fuzz.sh). PROCPOOL_SKIP_SANITIZERS=1 and PROCPOOL_SKIP_FUZZ=1 leave
+# those out.
+#
 # Usage: bash tools/test.sh [bazel flags] [target patterns; default //...]
 # The consumer runs only when no target pattern is given, and not when
 # PROCPOOL_SKIP_CONSUMER=1. Flags apply to the main workspace only.
@@ -67,6 +78,31 @@ if ((rc != 0)); then
   fi
 fi
 
+# Sanitizer reports in the logs of tests that passed: a worker's report reaches
+# the test's log (the worker inherits stderr) but not its result.
+san_re='ERROR: (Address|Leak|Thread)Sanitizer|WARNING: ThreadSanitizer'
+testlogs="$(readlink -f bazel-testlogs 2>/dev/null || true)"
+reported_clean=""
+if [[ -n "$testlogs" ]]; then
+  for t in $(grep -E "$status_re" "$log" | grep -E ' (PASSED|FLAKY) in ' |
+    awk '{print $1}' | grep '^//' | sort -u); do
+    dir="${t#//}"
+    dir="$testlogs/${dir/://}"
+    if [[ -d "$dir" ]] &&
+      found="$(grep -rlE --include=test.log "$san_re" "$dir")"; then
+      reported_clean+="  $t: $(head -n1 <<<"$found")"$'\n'
+      passed=$((passed - 1))
+      failed=$((failed + 1))
+    fi
+  done
+fi
+if [[ -n "$reported_clean" ]]; then
+  echo
+  echo "test.sh: tests that passed but whose log holds a sanitizer report:"
+  printf '%s' "$reported_clean"
+  if ((rc == 0)); then rc=3; fi
+fi
+
 if [[ -z "$pattern_given" && "${PROCPOOL_SKIP_CONSUMER:-0}" != 1 ]]; then
   echo
   bash examples/consumer/test_consumer.sh 2>&1 | tee "$log"
@@ -80,6 +116,48 @@ if [[ -z "$pattern_given" && "${PROCPOOL_SKIP_CONSUMER:-0}" != 1 ]]; then
     failed=$((failed + 1))
   fi
   if ((rc == 0 && consumer_rc != 0)); then rc="$consumer_rc"; fi
+fi
+
+# Runs one more step of the full run (a command that ends with the line
+# "[fuzz: ]N passed, M failed") and adds its counts.
+step() {
+  local name="$1"
+  shift
+  echo
+  echo "test.sh: $name: $*"
+  "$@" 2>&1 | tee "$log"
+  local step_rc="${PIPESTATUS[0]}" line p f
+  if line="$(grep -E '^(fuzz: )?[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)"; then
+    read -r p f <<<"$(sed -E 's/^(fuzz: )?([0-9]+) passed, ([0-9]+) failed$/\2 \3/' <<<"$line")"
+    echo "test.sh: $name: $p passed, $f failed"
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if ((step_rc != 0 && f == 0)); then failed=$((failed + 1)); fi
+  elif ((step_rc != 0)); then
+    failed=$((failed + 1))
+  fi
+  if ((rc == 0 && step_rc != 0)); then rc="$step_rc"; fi
+}
+
+if [[ -z "$pattern_given" ]]; then
+  # The library packages; examples/ and tools/ run in the normal build only.
+  san_patterns=(//common/... //executor/... //fuzz/... //serialization/...
+    //testing/... //third_party/... //transport/... //worker/...)
+  # TSan: the unix transport only (time), and .bazelrc's test:tsan filter
+  # (repeated here, since this one replaces it): no fork start method, no
+  # test whose time bound TSan's slowdown breaks.
+  tsan_patterns=(//common/... //executor/... //fuzz/... //serialization/...
+    //testing/... //third_party/... //transport/unix/... //worker/...)
+  tsan_filter='-*shm*:*_fork:*S14CrashWhileALargePayloadIsInFlight*:*HugeFrameEcho*'
+  if [[ "${PROCPOOL_SKIP_SANITIZERS:-0}" != 1 ]]; then
+    step "ASan" bash tools/test.sh "${flags[@]}" --config=asan \
+      "${san_patterns[@]}"
+    step "TSan" bash tools/test.sh "${flags[@]}" --config=tsan \
+      "--test_filter=$tsan_filter" "${tsan_patterns[@]}"
+  fi
+  if [[ "${PROCPOOL_SKIP_FUZZ:-0}" != 1 ]]; then
+    step "fuzz" bash tools/fuzz.sh --seconds="${PROCPOOL_FUZZ_SECONDS:-30}"
+  fi
 fi
 
 echo "${passed} passed, ${failed} failed"

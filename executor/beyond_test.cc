@@ -209,6 +209,20 @@ TEST_P(BeyondTest, StatsAndMapProgress) {
   EXPECT_EQ(total, 7);  // 20 elements in chunks of 3
 }
 
+TEST_P(BeyondTest, ExceptionsCarryTheThrowSiteStack) {
+  ProcessPoolExecutor pool(MakeOptions(1));
+  try {
+    pool.Submit(tt::Throw, "overflow_error").Get(kWait);
+    ADD_FAILURE() << "no exception";
+  } catch (const std::overflow_error& e) {
+    const RemoteTraceback* tb = GetRemoteTraceback(e);
+    ASSERT_NE(tb, nullptr);
+    // The first frame is the function that threw, not the worker's handler.
+    EXPECT_EQ(tb->traceback().find("  #0 procpool::test_tasks::Throw"), 0u)
+        << tb->traceback();
+  }
+}
+
 INSTANTIATE_EXECUTOR_SUITE(BeyondTest);
 
 }  // namespace

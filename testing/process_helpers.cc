@@ -1,6 +1,7 @@
 #include "testing/process_helpers.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -77,10 +78,16 @@ int SharedMappingCount() {
 }
 
 bool IsAlive(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  if (!stat) return false;
-  std::string content((std::istreambuf_iterator<char>(stat)),
-                      std::istreambuf_iterator<char>());
+  // Plain read(2): the process may vanish while we read (ESRCH), which
+  // libstdc++'s streams report by throwing.
+  int fd = open(absl::StrCat("/proc/", pid, "/stat").c_str(),
+                O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[1024];
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return false;
+  std::string content(buf, static_cast<size_t>(n));
   size_t close_paren = content.rfind(')');
   if (close_paren == std::string::npos || close_paren + 2 >= content.size()) {
     return false;

@@ -13,6 +13,7 @@
 #include "glog/logging.h"
 #include "serialization/wire.h"
 #include "worker/crash_reporter.h"
+#include "worker/throw_site.h"
 #include "worker/worker_hooks.h"
 
 namespace procpool {
@@ -24,8 +25,10 @@ wire::ExceptionInfo CurrentException(absl::string_view task) {
   wire::ExceptionInfo info;
   info.type_name = captured.type_name;
   info.message = captured.message;
-  // The handler's stack (the throw site's frames are gone by now).
-  info.traceback = CurrentStackTrace(1);
+  // Where it was thrown (recorded by the __cxa_throw hook), else where it
+  // was caught.
+  info.traceback = TakeThrowSiteStack();
+  if (info.traceback.empty()) info.traceback = CurrentStackTrace(1);
   return info;
 }
 
@@ -35,8 +38,10 @@ int64_t memory_limit_bytes = 0;
 // Runs one element of a call and fills `out`; never throws.
 void RunElement(const internal::TaskInfo& task, absl::string_view args,
                 wire::Outcome* out, absl::Status* protocol_error) {
+  RecordThrowSites(true);
   try {
     absl::StatusOr<std::string> value = task.invoke(args);
+    RecordThrowSites(false);
     if (!value.ok()) {
       *protocol_error = absl::DataLossError(
           absl::StrCat("worker could not decode the arguments of task ",
@@ -46,6 +51,7 @@ void RunElement(const internal::TaskInfo& task, absl::string_view args,
     out->ok = true;
     out->value = *std::move(value);
   } catch (const std::bad_alloc&) {
+    RecordThrowSites(false);
     out->ok = false;
     out->exception = CurrentException(task.name);
     if (memory_limit_bytes > 0) {
@@ -56,6 +62,7 @@ void RunElement(const internal::TaskInfo& task, absl::string_view args,
           out->exception.message);
     }
   } catch (...) {
+    RecordThrowSites(false);
     out->ok = false;
     out->exception = CurrentException(task.name);
   }

@@ -1,5 +1,6 @@
 #include "testing/fault_injection/fault_injection.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -196,10 +197,17 @@ const bool hooks_installed = [] {
 }();
 
 // The initializer: arms the fault in this worker.
-void Arm(int point, int mode, int exit_code, int delay_ms, int on_call) {
+void Arm(int point, int mode, int exit_code, int delay_ms, int on_call,
+         const std::string& once_file) {
+  if (!once_file.empty()) {
+    int fd = open(once_file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                  0644);
+    if (fd < 0) return;  // another worker of the pool had it
+    close(fd);
+  }
   Armed& a = GetArmed();
   a.spec = Spec{static_cast<Point>(point), static_cast<Mode>(mode), exit_code,
-                delay_ms, on_call};
+                delay_ms, on_call, once_file};
   a.calls = 0;
   a.armed.store(true);
   MaybeFire(Point::kInitializer);
@@ -261,7 +269,7 @@ int SignalOf(Mode mode) {
 
 Call ArmFault(const Spec& spec) {
   return MakeCall(Arm, static_cast<int>(spec.point), static_cast<int>(spec.mode),
-                  spec.exit_code, spec.delay_ms, spec.on_call);
+                  spec.exit_code, spec.delay_ms, spec.on_call, spec.once_file);
 }
 
 }  // namespace fault

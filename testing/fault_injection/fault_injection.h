@@ -53,6 +53,9 @@ struct Spec {
   int exit_code = 3;    // for kExit
   int delay_ms = 50;    // for kMidTask
   int on_call = 1;      // fail on this call (1 = the first) of the worker
+  // If set, only the first worker of the pool to create this file (O_EXCL)
+  // arms the fault: replacement workers then run clean.
+  std::string once_file;
 };
 
 const char* PointName(Point point);

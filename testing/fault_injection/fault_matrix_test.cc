@@ -171,6 +171,61 @@ TEST_P(FaultMatrixTest, NothingHangsNothingLeaks) {
   ExpectNothingLeft();  // S15
 }
 
+// Issue 6: with WorkerDeathPolicy::kReplaceWorker (and heartbeats for the
+// stopped worker), every fault costs at most the futures of the faulty worker
+// and the pool goes on. The fault fires in the pool's first worker only.
+TEST_P(FaultMatrixTest, ReplaceWorkerPoolGoesOn) {
+  const Case& c = GetParam();
+  if (c.point == Point::kInitializer && c.mode == Mode::kCorruptFrame) {
+    GTEST_SKIP() << "a corrupt frame is a protocol error: the pool breaks";
+  }
+  const char* dir = getenv("TEST_TMPDIR");
+  std::string once = std::string(dir ? dir : "/tmp") + "/fault_once_" +
+                     std::to_string(getpid());
+  unlink(once.c_str());
+  fault::Spec spec;
+  spec.point = c.point;
+  spec.mode = c.mode;
+  spec.once_file = once;
+  Options o;
+  o.max_workers = 1;
+  o.transport = c.pool.transport;
+  o.start_method = c.pool.start_method;
+  o.initializer = fault::ArmFault(spec);
+  o.on_worker_death = WorkerDeathPolicy::kReplaceWorker;
+  o.heartbeat_timeout = absl::Milliseconds(500);
+  {
+    auto pool = std::make_unique<ProcessPoolExecutor>(o);
+    std::optional<Future<std::string>> big;
+    std::optional<Future<int>> first;
+    if (c.point == Point::kMidSend) {
+      big = pool->Submit(Repeat, 64 << 20);
+    } else if (c.point == Point::kMidTask) {
+      first = pool->Submit(tt::SleepMs, 2000);
+    } else {
+      first = pool->Submit(tt::Pow, 2, 8);
+    }
+    // The faulty worker's own futures end one way or another, in bounded
+    // time: a value, WorkerDiedError, or (corrupt data) BrokenProcessPool.
+    auto settle = [&](auto& f) {
+      try {
+        f.Get(kWait);
+      } catch (const WorkerDiedError&) {
+      } catch (const BrokenProcessPool&) {
+      }
+    };
+    if (first) settle(*first);
+    if (big) settle(*big);
+    if (c.mode != Mode::kCorruptFrame) {
+      // A replacement runs clean; the pool goes on.
+      EXPECT_EQ(pool->Submit(tt::Pow, 3, 3).Get(kWait), 27);
+    }
+    Bounded([&] { pool.reset(); }, "the destructor");
+  }
+  unlink(once.c_str());
+  ExpectNothingLeft();
+}
+
 INSTANTIATE_TEST_SUITE_P(All, FaultMatrixTest, ::testing::ValuesIn(AllCases()),
                          CaseName);
 

@@ -25,9 +25,6 @@ constexpr uint64_t kWakeKey = ~uint64_t{0};
 constexpr uint64_t kChannelKind = 0;
 constexpr uint64_t kPidKind = 1;
 constexpr uint64_t kHeartbeatKind = 2;
-// How long a worker may linger after its channel closed or it was told to shut
-// down before it is killed.
-constexpr absl::Duration kExitGrace = absl::Seconds(5);
 constexpr absl::Duration kReapTimeout = absl::Seconds(5);
 
 constexpr char kAbruptMessage[] =
@@ -438,168 +435,6 @@ void Pool::KillWorker(Worker& w, int sig) {
   }
 }
 
-void Pool::PumpWorker(Worker& w) {
-  if (w.channel == nullptr) return;
-  std::vector<std::string> frames;
-  absl::Status status = w.channel->Pump(&frames);
-  const int id = w.id;
-  for (const std::string& frame : frames) {
-    if (!HandleFrame(w, frame)) return;
-    if (workers_.find(id) == workers_.end()) return;
-  }
-  if (!status.ok()) {
-    OnChannelError(w, status);
-    return;
-  }
-  UpdateEvents(w);
-}
-
-void Pool::OnChannelError(Worker& w, const absl::Status& status) {
-  VLOG(1) << "procpool: channel to worker pid " << w.process.pid
-          << " failed: " << status;
-  CloseChannel(w);
-  if (absl::IsDataLoss(status)) {
-    WorkerCrash crash;
-    crash.pid = w.process.pid;
-    if (!w.assigned.empty()) {
-      crash.task_name = w.assigned.front().item.task;
-      crash.work_id = static_cast<int64_t>(w.assigned.front().work_id);
-    }
-    crash.cause = absl::StrCat("corrupted data from the worker: ",
-                               status.message());
-    BreakPool("A worker sent data the pool could not read", crash);
-    return;
-  }
-  // The worker closed its end: it is exiting. Its pidfd tells us when; if it
-  // lingers, it is killed.
-  w.kill_deadline = std::min(w.kill_deadline, absl::Now() + kExitGrace);
-}
-
-bool Pool::HandleFrame(Worker& w, const std::string& frame) {
-  absl::StatusOr<wire::Message> message = wire::DecodeMessage(frame);
-  if (!message.ok()) {
-    OnChannelError(w, message.status());
-    return false;
-  }
-  if (auto* hello = std::get_if<wire::Hello>(&*message)) {
-    HandleHello(w, *hello);
-  } else if (auto* result = std::get_if<wire::Result>(&*message)) {
-    HandleResult(w, *result);
-  } else if (auto* failed = std::get_if<wire::InitFailed>(&*message)) {
-    WorkerCrash crash;
-    crash.pid = w.process.pid;
-    crash.cause = absl::StrCat("initializer ", config_.initializer->task,
-                               " failed: ", failed->exception.type_name, ": ",
-                               failed->exception.message);
-    BreakPool(
-        "A process in the process pool failed its initializer; the pool is "
-        "not usable anymore",
-        crash);
-  } else if (auto* fatal = std::get_if<wire::Fatal>(&*message)) {
-    WorkerCrash crash;
-    crash.pid = w.process.pid;
-    if (!w.assigned.empty()) {
-      crash.task_name = w.assigned.front().item.task;
-      crash.work_id = static_cast<int64_t>(w.assigned.front().work_id);
-    }
-    crash.cause = fatal->exception.message;
-    BreakPool("A worker hit a protocol error", crash);
-  } else {
-    OnChannelError(w, absl::DataLossError(absl::StrCat(
-                          "unexpected ", wire::MessageKind(*message),
-                          " message from a worker")));
-  }
-  return !broken_local_;
-}
-
-void Pool::HandleHello(Worker& w, const wire::Hello& hello) {
-  if (hello.protocol_version != wire::kProtocolVersion) {
-    WorkerCrash crash;
-    crash.pid = w.process.pid;
-    crash.cause = absl::StrCat("protocol version ", hello.protocol_version,
-                               " in the worker, ", wire::kProtocolVersion,
-                               " in this program");
-    BreakPool(absl::StrCat("The worker binary ", config_.worker_binary,
-                           " speaks another procpool protocol"),
-              crash);
-    return;
-  }
-  if (hello.fingerprint != TaskFingerprint()) {
-    // Tasks the two sides both have must agree; the worker may have fewer.
-    for (const wire::TaskSignature& theirs : hello.tasks) {
-      const TaskInfo* ours = FindTaskByName(theirs.name);
-      if (ours != nullptr && ours->signature != theirs.signature) {
-        WorkerCrash crash;
-        crash.pid = w.process.pid;
-        crash.cause = absl::StrCat(
-            "handshake fingerprint mismatch: task ", theirs.name, " is ",
-            ours->signature, " in this program but ", theirs.signature,
-            " in the worker");
-        BreakPool(absl::StrCat("The worker binary ", config_.worker_binary,
-                               " was built from different task code; rebuild "
-                               "it from the same sources"),
-                  crash);
-        return;
-      }
-    }
-  }
-  if (!w.ready) --starting_;
-  w.ready = true;
-  if (config_.max_rss_growth_bytes > 0) w.base_rss = ResidentBytes(w.process.pid);
-}
-
-void Pool::HandleResult(Worker& w, wire::Result& result) {
-  if (w.assigned.empty() || w.assigned.front().work_id != result.work_id) {
-    OnChannelError(w, absl::DataLossError(absl::StrCat(
-                          "result for unexpected work id ", result.work_id)));
-    return;
-  }
-  Assigned done = std::move(w.assigned.front());
-  w.assigned.pop_front();
-  ++w.tasks_run;
-  if (!w.assigned.empty()) {
-    Assigned& next = w.assigned.front();
-    if (next.item.timeout != absl::InfiniteDuration()) {
-      next.deadline = absl::Now() + next.item.timeout;
-    }
-  } else {
-    w.idle_since = absl::Now();
-  }
-  std::vector<ElementOutcome> outcomes(result.outcomes.size());
-  for (size_t i = 0; i < result.outcomes.size(); ++i) {
-    wire::Outcome& o = result.outcomes[i];
-    if (o.ok) {
-      outcomes[i].value = std::move(o.value);
-    } else {
-      RemoteTracebackInfo info;
-      info.pid = w.process.pid;
-      info.task_name = done.item.task;
-      info.traceback = std::move(o.exception.traceback);
-      outcomes[i].error = RebuildException(o.exception.type_name,
-                                           o.exception.message, std::move(info));
-    }
-  }
-  absl::Status completed = done.item.state->Complete(std::move(outcomes));
-  if (!completed.ok()) {
-    WorkerCrash crash;
-    crash.pid = w.process.pid;
-    crash.task_name = done.item.task;
-    crash.work_id = static_cast<int64_t>(done.work_id);
-    crash.cause = absl::StrCat("could not decode the result: ",
-                               completed.message());
-    const std::string message =
-        "The result of a task could not be decoded; the pool is not usable "
-        "anymore";
-    // Break first, so that whoever sees this future fail also sees a
-    // broken pool.
-    BreakPool(message, crash);
-    done.item.state->TrySetException(
-        std::make_exception_ptr(BrokenProcessPool(message, crash)));
-    return;
-  }
-  AfterResult(w);
-}
-
 void Pool::OnWorkerExit(int id) {
   Worker& w = workers_.at(id);
   // Deliver whatever the worker wrote before it died.
@@ -697,17 +532,7 @@ void Pool::RetireIdleWorkers() {
     if (!shutdown_ || !pending_.empty()) return;
   }
   for (auto& [id, w] : workers_) {
-    if (w.shutdown_sent || !w.assigned.empty() || w.channel == nullptr) {
-      continue;
-    }
-    w.shutdown_sent = true;
-    w.kill_deadline = absl::Now() + kExitGrace;
-    absl::Status sent = w.channel->Send(wire::EncodeMessage(wire::Shutdown{}));
-    if (!sent.ok()) {
-      OnChannelError(w, sent);
-      continue;
-    }
-    UpdateEvents(w);
+    if (w.assigned.empty()) Retire(w, "shutdown");
   }
 }
 

@@ -69,6 +69,10 @@ struct PoolConfig {
   int64_t max_rss_growth_bytes = 0;
 };
 
+// How long a worker may linger after its channel closed, it was told to shut
+// down, or it was sent a signal, before it is killed (again) with SIGKILL.
+inline constexpr absl::Duration kExitGrace = absl::Seconds(5);
+
 // Resident memory of `pid` in bytes (0 if unknown).
 int64_t ResidentBytes(pid_t pid);
 

@@ -59,7 +59,7 @@ void Pool::Retire(Worker& w, const char* why) {
   VLOG(1) << "procpool: retiring worker pid " << w.process.pid << " (" << why
           << ")";
   w.shutdown_sent = true;
-  w.kill_deadline = absl::Now() + absl::Seconds(5);
+  w.kill_deadline = absl::Now() + kExitGrace;
   absl::Status sent = w.channel->Send(wire::EncodeMessage(wire::Shutdown{}));
   if (!sent.ok()) {
     OnChannelError(w, sent);

@@ -9,7 +9,7 @@
 #include "executor/internal/pool.h"
 #include "transport/transport.h"
 
-ABSL_FLAG(std::string, procpool_transport, "unix",
+ABSL_FLAG(std::string, procpool_transport, "shm",
           "Transport between the parent and its workers when "
           "Options::transport is empty (see procpool::KnownTransports()).");
 ABSL_FLAG(std::string, procpool_start_method, "forkserver",

@@ -21,7 +21,7 @@ namespace testing {
 inline constexpr absl::Duration kWait = absl::Seconds(60);
 
 inline const std::vector<std::string>& Transports() {
-  static const auto* transports = new std::vector<std::string>{"unix"};
+  static const auto* transports = new std::vector<std::string>{"capnp", "shm", "unix"};
   return *transports;
 }
 

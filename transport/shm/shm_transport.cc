@@ -267,13 +267,17 @@ class ShmChannel final : public Channel {
     if (!ResetEventFd(fds_.wake_self.get())) ProbeSocket();
     in_.DisarmSleeping();
     if (PeerClosed()) peer_gone_ = true;
-    if (peer_gone_ || !status_.ok()) {
-      // What is left is finite (the peer is gone): deliver all of it.
+    if (peer_gone_ || socket_garbage_ || !status_.ok()) {
+      // What is left is finite (the peer is gone, or we stop here): deliver
+      // all of it. A dead peer left at most one ring of bytes.
       out_frames_.clear();
       out_.DisarmWaiting();
-      // A dead peer left at most one ring of bytes.
       ReadInput(frames, in_.size());
-      if (!input_done_) FailInput(peer_gone_ ? EofError() : status_);
+      if (!input_done_) {
+        FailInput(socket_garbage_ ? GarbageError()
+                  : peer_gone_    ? EofError()
+                                  : status_);
+      }
       return status_;
     }
     budget_ = kShmMaxReadPerPump;
@@ -393,20 +397,29 @@ class ShmChannel final : public Channel {
   void WakePeer() { SignalEventFd(fds_.wake_peer.get()); }
 
   // Looks at the liveness socket without blocking: end of file or an error
-  // means the peer is gone.
+  // means the peer is gone; bytes (it never carries any) mean someone wrote
+  // where they should not: the channel is corrupt.
   void ProbeSocket() {
     char byte;
     for (;;) {
       const ssize_t n = recv(fds_.socket.get(), &byte, 1, MSG_DONTWAIT);
       if (n == 0) {
         peer_gone_ = true;
-        return;
+      } else if (n > 0) {
+        socket_garbage_ = true;
+      } else if (errno == EINTR) {
+        continue;
+      } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        peer_gone_ = true;
       }
-      if (n > 0) continue;  // nobody writes to it; ignore
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) peer_gone_ = true;
       return;
     }
+  }
+
+  absl::Status GarbageError() const {
+    return absl::DataLossError(absl::StrCat(
+        "shm transport: bytes arrived on the liveness socket, which carries "
+        "none: the ", peer_, "'s end is corrupt"));
   }
 
   static absl::Status CheckOutgoingSize(size_t size) {
@@ -643,7 +656,7 @@ class ShmChannel final : public Channel {
       }
       const bool closed = PeerClosed();  // before ready(): see below
       const bool is_ready = ready();
-      if (is_ready || closed || peer_gone_) {
+      if (is_ready || closed || peer_gone_ || socket_garbage_) {
         if (for_input) {
           in_.DisarmSleeping();
         } else {
@@ -652,8 +665,9 @@ class ShmChannel final : public Channel {
         // The closed word is read first, so a ring that looks empty after it
         // really holds everything the peer sent before closing.
         if (is_ready) return absl::OkStatus();
+        if (socket_garbage_) return GarbageError();
         peer_gone_ = true;
-        return EofError();
+        return for_input ? EofError() : ClosedError();
       }
       struct pollfd p[2] = {{fds_.wake_self.get(), POLLIN, 0},
                             {fds_.socket.get(), POLLIN | POLLRDHUP, 0}};
@@ -701,6 +715,8 @@ class ShmChannel final : public Channel {
   bool input_done_ = false;
   // The peer closed its end or died (its socket hung up).
   bool peer_gone_ = false;
+  // Bytes arrived on the liveness socket (kDataLoss once the ring is read).
+  bool socket_garbage_ = false;
   // Bytes the current Send()/Pump() may still move.
   uint64_t budget_ = 0;
 
@@ -760,6 +776,9 @@ class ShmTransport final : public Transport {
     control->constants.version = kControlVersion;
     control->constants.control_bytes = kShmControlBytes;
     control->constants.ring_bytes = ring_bytes;
+    // The parent looks at its input only inside Pump(), and none has run:
+    // the child must wake it for its first frame.
+    control->to_parent.consumer_sleeping.value.store(1);
 
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {

@@ -69,8 +69,12 @@
 // Another magic, non-zero flags or a length above kShmMaxFrameLength is
 // kDataLoss. Headers and payloads may straddle the ring's end and arrive in
 // pieces; a frame longer than the ring streams through it while both sides
-// run. A reader grows its buffer by at most doubling what really arrived
-// (plus one ring), so a corrupt length never makes it allocate a huge buffer.
+// run, a quarter ring at a time. A reader reserves the frame's length up to
+// 1 GiB before the payload arrives (address space only: pages are touched as
+// bytes arrive) and grows by doubling past that, so a corrupt length costs at
+// most 1 GiB of untouched address space and a real large frame is received
+// without reallocating. The liveness socket carries no bytes: bytes on it are
+// kDataLoss too.
 //
 // Memory ordering (std::atomic<uint64_t>, lock-free, in the shared mapping):
 //   producer: memcpy into the ring; head.store(release)
@@ -180,11 +184,11 @@ struct ShmTransportOptions {
   int64_t spin_ns = kShmDefaultSpinNs;
 };
 
-// An shm transport with `options`, not registered, named "shm" (its children
-// must be opened with an instance of the same ring size: the spec carries the
-// size and OpenChild() checks it against the memfd, so an endpoint works with
-// any instance, whatever its own ring_bytes). Dies (CHECK) on a ring size that
-// is not a power of two in range.
+// An shm transport with `options`, not registered, named "shm". Its
+// endpoints open with any shm instance (the spec carries the ring size, which
+// OpenChild() checks against the memfd); the opening instance's spin_ns
+// applies to the child. Dies (CHECK) on a ring size that is not a power of
+// two in range.
 std::unique_ptr<Transport> NewShmTransport(const ShmTransportOptions& options);
 
 }  // namespace procpool

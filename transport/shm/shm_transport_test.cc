@@ -317,6 +317,26 @@ TEST(ShmTransportTest, NoWakeUpSystemCallWhileTheChildSpins) {
   }
 }
 
+// The parent's end starts out "not pumping": the child's very first frame
+// wakes it, before any Pump() (the pool pumps only when PollFd() says so).
+TEST(ShmTransportTest, FirstFrameWakesAParentThatNeverPumped) {
+  absl::StatusOr<ChannelPair> pair = Shm()->CreatePair();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  absl::StatusOr<ForkedChild> child = ForkedChild::StartWithChannel(
+      Shm(), pair->child, [](Channel& channel) {
+        absl::Status s = channel.SendBlocking("hello");
+        return s.ok() ? EchoLoop(channel) : ChildFailure(1, s.ToString());
+      });
+  CloseEndpoint(&pair->child);
+  ASSERT_TRUE(child.ok()) << child.status();
+  ChannelDriver driver(pair->parent.get());
+  ASSERT_TRUE(driver.WaitReadable(kTimeout)) << "lost wake-up";
+  ASSERT_TRUE(driver.PumpOnce().ok());
+  EXPECT_EQ(driver.frames(), std::vector<std::string>{"hello"});
+  pair->parent.reset();
+  EXPECT_TRUE(ExitsCleanly(*child, kTimeout));
+}
+
 TEST(ShmTransportTest, WireFormat) {
   RawChild raw(Shm());
   ASSERT_TRUE(raw.parent->Send("abc").ok());
@@ -362,6 +382,27 @@ TEST(ShmTransportTest, GarbageIsDataLoss) {
   raw.Write(Pattern(1000, 99));
   ChannelDriver driver(raw.parent.get());
   EXPECT_TRUE(absl::IsDataLoss(driver.PumpUntilError(kTimeout)));
+}
+
+// The liveness socket never carries data: bytes on it (a task scribbling on
+// every socket it finds) are corruption, reported after the frames before.
+TEST(ShmTransportTest, BytesOnTheLivenessSocketAreDataLoss) {
+  absl::StatusOr<ChannelPair> pair = Shm()->CreatePair();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  absl::StatusOr<ForkedChild> child = ForkedChild::StartWithChannel(
+      Shm(), pair->child, [socket = pair->child.fds[1]](Channel& channel) {
+        absl::Status s = channel.SendBlocking("before");
+        if (!s.ok()) return ChildFailure(1, s.ToString());
+        if (write(socket, "garbage", 7) != 7) return ChildFailure(2, "write");
+        return EchoLoop(channel);
+      });
+  CloseEndpoint(&pair->child);
+  ASSERT_TRUE(child.ok()) << child.status();
+  ChannelDriver driver(pair->parent.get());
+  const absl::Status status = driver.PumpUntilError(kTimeout);
+  EXPECT_TRUE(absl::IsDataLoss(status)) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), "liveness")) << status;
+  EXPECT_EQ(driver.frames(), std::vector<std::string>{"before"});
 }
 
 TEST(ShmTransportTest, HugeClaimedLengthThenDeathIsUnavailable) {

@@ -18,7 +18,9 @@ namespace procpool {
 namespace {
 
 int report_fd = -1;
-const char* volatile current_task = nullptr;
+// Written by the worker's thread, read by the fatal-signal handler on any
+// thread (a lock-free atomic is async-signal-safe).
+std::atomic<const char*> current_task{nullptr};
 
 void Write(const char* s) {
   size_t n = strlen(s);
@@ -50,7 +52,7 @@ void OnFatalSignal(int sig, siginfo_t*, void*) {
   Write(abbrev != nullptr ? abbrev : "?");
   Write(" in worker pid ");
   WriteNumber(getpid());
-  const char* task = current_task;
+  const char* task = current_task.load(std::memory_order_relaxed);
   if (task != nullptr) {
     Write(" while running task ");
     Write(task);
@@ -99,7 +101,9 @@ void InstallCrashReporter(int fd) {
   }
 }
 
-void SetCurrentTask(const char* name) { current_task = name; }
+void SetCurrentTask(const char* name) {
+  current_task.store(name, std::memory_order_relaxed);
+}
 
 namespace {
 std::atomic<int> phase{static_cast<int>(WorkerPhase::kOther)};

@@ -128,12 +128,16 @@ class Future {
   // now cancelled (including when it already was), false if it is running or
   // finished.
   bool Cancel() { return state_->Cancel(); }
+  // True once the future was cancelled (by Cancel(), Interrupt(), Map's
+  // timeout or Shutdown(cancel_futures)).
   bool Cancelled() const { return state_->cancelled(); }
   // Beyond CPython: cancels the work even while it runs. Pending work is
   // cancelled as by Cancel(); running work has its worker killed (and
   // replaced; the pool stays usable) and the future ends cancelled shortly
   // after. Returns false if the future had already finished.
   bool Interrupt() { return state_->Interrupt(); }
+  // True while the work is handed to a worker and not yet finished (a worker
+  // may hold one queued item beyond the one it runs: that counts as running).
   bool Running() const { return state_->running(); }
   // Finished (with a value or an exception) or cancelled.
   bool Done() const { return state_->done(); }
@@ -168,6 +172,7 @@ class Future {
         [self, fn = std::move(fn)]() { fn(self); });
   }
 
+  // Futures are equal when they share one state (copies of one Future).
   friend bool operator==(const Future& a, const Future& b) {
     return a.state_ == b.state_;
   }

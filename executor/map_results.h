@@ -88,6 +88,8 @@ class MapResults {
     MapResults* results_;
   };
 
+  // Made by ProcessPoolExecutor::Map: submits every chunk now (buffersize 0)
+  // or the first `buffersize` chunks; the deadline is the Map's timeout.
   MapResults(std::unique_ptr<internal::ChunkSource<R>> source,
              absl::Time deadline, int buffersize,
              std::function<void(size_t)> on_progress = nullptr)
@@ -105,6 +107,9 @@ class MapResults {
   MapResults& operator=(MapResults&&) = default;
   ~MapResults() { CancelRest(); }
 
+  // The range is single-pass: begin() continues where the last iteration
+  // stopped; end() is reached once every element was consumed (or the Map
+  // timed out).
   iterator begin() { return iterator(this); }
   iterator end() { return iterator(nullptr); }
 

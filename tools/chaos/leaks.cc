@@ -1,39 +1,23 @@
 #include "tools/chaos/leaks.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "testing/process_helpers.h"
+#include "tools/chaos/proc.h"
 #include "worker/launcher.h"
 
 namespace procpool {
 namespace chaos {
 namespace {
-
-// The children of `pid` (all its threads').
-std::vector<pid_t> ChildrenOf(pid_t pid) {
-  std::vector<pid_t> out;
-  const std::string tasks = absl::StrCat("/proc/", pid, "/task");
-  DIR* dir = opendir(tasks.c_str());
-  if (dir == nullptr) return out;
-  while (struct dirent* e = readdir(dir)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream f(absl::StrCat(tasks, "/", e->d_name, "/children"));
-    pid_t child;
-    while (f >> child) out.push_back(child);
-  }
-  closedir(dir);
-  return out;
-}
 
 // Worker processes still around: this process's children other than the
 // fork server, and the fork server's children (the workers it forked).
@@ -70,21 +54,21 @@ std::string FdTarget(int fd) {
 }
 
 std::string Cmdline(pid_t pid) {
-  std::ifstream f(absl::StrCat("/proc/", pid, "/cmdline"));
-  std::string s((std::istreambuf_iterator<char>(f)),
-                std::istreambuf_iterator<char>());
+  std::string s = ReadProcFile(absl::StrCat("/proc/", pid, "/cmdline"));
   std::replace(s.begin(), s.end(), '\0', ' ');
   return s.substr(0, 120);
 }
 
-// Kills a leftover worker through a pidfd (no pid-reuse race) and reaps it
-// if it is this process's child.
+// Kills a leftover worker and reaps it if it is this process's child (the
+// fork server reaps its own).
 void KillLeftover(pid_t pid) {
-  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) return;
-  syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
-  close(pidfd);
-  waitpid(pid, nullptr, __WALL);  // ECHILD if the fork server's: it reaps
+  SignalWorker(pid, SIGKILL, nullptr);
+  testing::WaitFor(
+      [pid] {
+        const pid_t r = waitpid(pid, nullptr, WNOHANG | __WALL);
+        return r == pid || (r < 0 && errno == ECHILD);
+      },
+      absl::Seconds(1));
 }
 
 }  // namespace

@@ -7,11 +7,13 @@
 // the executor's test tasks (the work it submits).
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <iostream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -25,6 +27,7 @@
 #include "executor/testdata/test_tasks.h"
 #include "glog/logging.h"
 #include "testing/fault_injection/fault_injection.h"
+#include "testing/process_helpers.h"
 #include "tools/chaos/leaks.h"
 #include "tools/chaos/plan.h"
 #include "tools/chaos/summary.h"
@@ -144,6 +147,37 @@ bool WarmUp(const std::string& transport,
   return true;
 }
 
+enum class WarmUpResult { kOk, kFailed, kHung };
+
+// WarmUp on a thread of its own, bounded like every wave: a pool that cannot
+// be destroyed must not hang the tool.
+WarmUpResult BoundedWarmUp(const std::string& transport,
+                           const std::vector<StartMethod>& methods,
+                           absl::Duration bound) {
+  auto result = std::make_shared<std::atomic<int>>(-1);
+  std::thread warm([=] { result->store(WarmUp(transport, methods, bound)); });
+  if (!testing::WaitFor([&] { return result->load() >= 0; },
+                        3 * bound + absl::Seconds(10))) {
+    warm.detach();
+    std::cerr << "chaos: PROBLEM: a warm-up pool (2 Noop tasks, then a "
+                 "worker killed by a fault) did not finish within "
+              << absl::FormatDuration(3 * bound + absl::Seconds(10)) << "\n";
+    return WarmUpResult::kHung;
+  }
+  warm.join();
+  return result->load() == 1 ? WarmUpResult::kOk : WarmUpResult::kFailed;
+}
+
+void Report(const Summary& summary) {
+  if (absl::GetFlag(FLAGS_json)) {
+    PrintJson(std::cout, summary);
+  } else {
+    PrintTable(std::cout, summary);
+  }
+  std::cout.flush();
+  std::cerr.flush();
+}
+
 std::string ReplayCommand(const std::string& method, uint64_t seed,
                           int64_t wave, double fault_p, double kill_p) {
   return absl::StrCat(
@@ -190,13 +224,22 @@ int Main() {
   const int64_t only_wave = absl::GetFlag(FLAGS_only_wave);
   const bool verbose = absl::GetFlag(FLAGS_verbose);
 
-  if (!WarmUp(transport, params.start_methods, config.hang_timeout)) return 1;
-  LeakChecker leaks;
-
   Summary summary;
   summary.transport = transport;
   summary.start_method = method;
   summary.seed = seed;
+  switch (BoundedWarmUp(transport, params.start_methods, config.hang_timeout)) {
+    case WarmUpResult::kOk:
+      break;
+    case WarmUpResult::kFailed:
+      return 1;
+    case WarmUpResult::kHung:
+      summary.hung = 1;
+      summary.aborted = true;
+      Report(summary);
+      _exit(1);  // the stuck pool's threads would keep exit() waiting
+  }
+  LeakChecker leaks;
   Progress progress(seconds);
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&start] {
@@ -246,13 +289,7 @@ int Main() {
   summary.seconds = elapsed();
   progress.Update(summary, summary.seconds, /*force=*/true);
   progress.Done();
-  if (absl::GetFlag(FLAGS_json)) {
-    PrintJson(std::cout, summary);
-  } else {
-    PrintTable(std::cout, summary);
-  }
-  std::cout.flush();
-  std::cerr.flush();
+  Report(summary);
   // A stuck pool's threads would keep a normal exit waiting.
   if (summary.aborted) _exit(1);
   return summary.Ok() ? 0 : 1;

@@ -1,17 +1,10 @@
 #include "tools/chaos/tracked.h"
 
-#include <chrono>
 #include <stdexcept>
 #include <typeinfo>
 
 namespace procpool {
 namespace chaos {
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 void Events::NoteBroken() {
   const int64_t now = NowNs();

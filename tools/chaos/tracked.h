@@ -31,15 +31,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "executor/process_pool_executor.h"
+#include "tools/chaos/proc.h"
 #include "tools/chaos/wave.h"
 
 namespace procpool {
 namespace chaos {
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
-
-// Monotonic time in nanoseconds (comparable across threads).
-int64_t NowNs();
 
 // What all futures of a wave share: when BrokenProcessPool was first seen.
 struct Events {

@@ -1,12 +1,10 @@
 #include "tools/chaos/wave.h"
 
 #include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -17,6 +15,7 @@
 #include "executor/process_pool_executor.h"
 #include "executor/testdata/test_tasks.h"
 #include "testing/process_helpers.h"
+#include "tools/chaos/proc.h"
 #include "tools/chaos/tracked.h"
 
 namespace procpool {
@@ -27,41 +26,6 @@ namespace tt = ::procpool::test_tasks;
 
 constexpr int kWorkers = 2;
 constexpr absl::Duration kPoll = absl::Milliseconds(5);
-
-// The state letter of /proc/PID/stat ('R', 'S', 'T', ...), or 0, and the
-// parent pid.
-char ProcState(pid_t pid, pid_t* ppid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string content((std::istreambuf_iterator<char>(stat)),
-                      std::istreambuf_iterator<char>());
-  const size_t paren = content.rfind(')');
-  if (paren == std::string::npos || paren + 2 >= content.size()) return 0;
-  if (ppid != nullptr) {
-    *ppid = static_cast<pid_t>(atoi(content.c_str() + paren + 4));
-  }
-  return content[paren + 2];
-}
-
-// Sends `sig` to `pid` if it is a worker of this process (started by it or
-// by its fork server). Race-free against pid reuse: the signal goes through a
-// pidfd opened before the parentage check. Returns whether it was delivered;
-// sets `*sent_ns` to the moment it was sent.
-bool SignalWorker(pid_t pid, int sig, int64_t* sent_ns) {
-  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) return false;
-  pid_t ppid = -1;
-  const char state = ProcState(pid, &ppid);
-  const bool ours =
-      state != 0 && state != 'Z' &&
-      (ppid == getpid() || ppid == ForkServerPid(SelfExecutable()));
-  bool sent = false;
-  if (ours) {
-    *sent_ns = NowNs();
-    sent = syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) == 0;
-  }
-  close(pidfd);
-  return sent;
-}
 
 int64_t ToNs(absl::Duration d) { return absl::ToInt64Nanoseconds(d); }
 

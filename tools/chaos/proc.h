@@ -1,0 +1,44 @@
+// Small /proc and pidfd helpers for the chaos tool. /proc files are read with
+// read(2): a process that exits mid-read makes std::ifstream's
+// istreambuf_iterator throw (std::ios_base::failure, ESRCH), which a tool
+// that watches dying processes meets within a minute.
+//
+// Example:
+//   pid_t ppid;
+//   if (ProcState(pid, &ppid) == 'T') ...  // stopped
+//
+// Thread safety: every function is thread-safe.
+#ifndef PROCPOOL_TOOLS_CHAOS_PROC_H_
+#define PROCPOOL_TOOLS_CHAOS_PROC_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace procpool {
+namespace chaos {
+
+// The whole file, or "" if it cannot be read.
+std::string ReadProcFile(const std::string& path);
+
+// The state letter of /proc/PID/stat ('R', 'S', 'T', 'Z', ...), or 0 if the
+// process is gone; sets `*ppid` (if not null) to its parent.
+char ProcState(pid_t pid, pid_t* ppid);
+
+// The children of `pid`, all its threads' together.
+std::vector<pid_t> ChildrenOf(pid_t pid);
+
+// Monotonic time in nanoseconds (comparable across threads).
+int64_t NowNs();
+
+// Sends `sig` to `pid` if it is a live worker of this process (its child, or
+// its fork server's). The signal goes through a pidfd opened before the
+// parentage check, so a recycled pid is never signalled. Returns whether it
+// was sent; sets `*sent_ns` (if not null) to the moment it was.
+bool SignalWorker(pid_t pid, int sig, int64_t* sent_ns);
+
+}  // namespace chaos
+}  // namespace procpool
+
+#endif  // PROCPOOL_TOOLS_CHAOS_PROC_H_

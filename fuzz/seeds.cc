@@ -36,7 +36,7 @@ std::vector<std::string> WireSeeds() {
   const std::string args = EncodeValue(std::tuple<int32_t, std::string>(7, "x"));
   const std::vector<Message> messages = {
       Config{},
-      Config{kProtocolVersion, CallSpec{"Init", args}, 100},
+      Config{kProtocolVersion, CallSpec{"Init", args}, 100, 250, 1 << 30},
       Hello{kProtocolVersion, 4242, 0x0123456789abcdefULL,
             {{"Square", "i32(i32)"}, {"Concat", "string(string,string)"}}},
       Call{7, "Square", {args}},

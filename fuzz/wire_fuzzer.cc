@@ -32,6 +32,18 @@
 namespace procpool {
 namespace wire {
 
+// A message or field added to wire.h must be compared below too; these
+// sizes (x86-64, libstdc++) make a change a compile error here.
+static_assert(std::variant_size_v<Message> == 7, "compare the new message");
+static_assert(sizeof(Config) == 104, "compare Config's new field");
+static_assert(sizeof(Hello) == 40, "compare Hello's new field");
+static_assert(sizeof(Call) == 64, "compare Call's new field");
+static_assert(sizeof(Result) == 32 && sizeof(Outcome) == 136,
+              "compare Result's or Outcome's new field");
+static_assert(sizeof(ExceptionInfo) == 96 && sizeof(TaskSignature) == 64 &&
+                  sizeof(CallSpec) == 64,
+              "compare the new field");
+
 // A Text field as EncodeMessage writes it (see KNOWN above).
 std::string Text(const std::string& s) { return s.substr(0, s.find('\0')); }
 
@@ -44,8 +56,10 @@ bool operator==(const CallSpec& a, const CallSpec& b) {
   return Text(a.task) == Text(b.task) && a.args == b.args;
 }
 bool operator==(const Config& a, const Config& b) {
-  return std::tie(a.protocol_version, a.initializer, a.max_tasks) ==
-         std::tie(b.protocol_version, b.initializer, b.max_tasks);
+  return std::tie(a.protocol_version, a.initializer, a.max_tasks,
+                  a.heartbeat_interval_ms, a.memory_limit_bytes) ==
+         std::tie(b.protocol_version, b.initializer, b.max_tasks,
+                  b.heartbeat_interval_ms, b.memory_limit_bytes);
 }
 bool operator==(const Hello& a, const Hello& b) {
   return std::tie(a.protocol_version, a.pid, a.fingerprint, a.tasks) ==

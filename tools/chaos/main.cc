@@ -34,7 +34,9 @@
 #include "tools/chaos/wave.h"
 #include "transport/transport.h"
 
-ABSL_FLAG(std::string, transport, "unix", "Registered transport to torture.");
+ABSL_FLAG(std::string, transport, "",
+          "Registered transport to torture (unix, shm, capnp, ...); empty: "
+          "--procpool_transport's value.");
 ABSL_FLAG(double, seconds, 60, "Run waves for this long.");
 ABSL_FLAG(double, kill_probability, 0.5,
           "Probability that a wave arms a random fault in its workers.");
@@ -52,8 +54,13 @@ ABSL_FLAG(int64_t, only_wave, -1,
 ABSL_FLAG(absl::Duration, hang_timeout, absl::Seconds(30),
           "A future not resolved this long after the wave's last submission "
           "is hung; so is a pool whose teardown takes this long.");
-ABSL_FLAG(absl::Duration, stop_timeout, absl::Seconds(1),
-          "A worker stopped this long is hung: the tool calls KillWorkers().");
+ABSL_FLAG(absl::Duration, stop_timeout, absl::ZeroDuration(),
+          "A worker stopped this long is hung: the tool calls KillWorkers(). "
+          "0: 1s, or 3 x --heartbeat_timeout + 1s when that is set.");
+ABSL_FLAG(absl::Duration, heartbeat_timeout, absl::InfiniteDuration(),
+          "Options::heartbeat_timeout of every pool (default: off, as in "
+          "CPython). When set, the pool itself must detect stopped workers; "
+          "one the tool still finds stopped after --stop_timeout is hung.");
 ABSL_FLAG(bool, verbose, false, "Print every wave's plan and outcome.");
 ABSL_FLAG(bool, pool_logs, false,
           "Let the pool's own log lines (one per broken pool) through.");
@@ -78,10 +85,13 @@ SIGSTOP from outside (its pid from WorkerPids()).
 Every wait is bounded. A future not resolved within --hang_timeout of the
 wave's last submission counts as hung (the tool then calls KillWorkers() to
 go on); one still unresolved when its pool has been destroyed counts as
-unresolved. The pool does not detect a stopped (hung) worker yet: issue 6 adds
-heartbeats for that. Until then, once a worker has been stopped for
---stop_timeout the tool calls KillWorkers() as a heartbeat would; such waves
-are counted as stop_kills, not as hangs.
+unresolved. A stopped worker (SIGSTOP, or the Stop fault) hangs without dying:
+by default (Options::heartbeat_timeout off, as in CPython) the pool cannot
+tell it from a slow one, so once a worker has been stopped for --stop_timeout
+the tool calls KillWorkers(), as the heartbeats of issue 6 would; such waves
+count as stop_kills, not as hangs. With --heartbeat_timeout the pools use
+those heartbeats, and a worker still stopped after --stop_timeout means the
+pool missed it: that counts as hung.
 
 After each wave (its pool destroyed) the tool counts what is left over the
 baseline taken after a warm-up pool: worker processes (its own children and
@@ -116,15 +126,16 @@ std::vector<StartMethod> ParseStartMethods(const std::string& name) {
 
 // A pool per start method, then one that breaks, so that whatever a process
 // creates once (the fork server, lazily opened files) is in the baseline.
-bool WarmUp(const std::string& transport,
-            const std::vector<StartMethod>& methods, absl::Duration bound) {
+bool WarmUp(const WaveConfig& config, const std::vector<StartMethod>& methods) {
+  const absl::Duration bound = config.hang_timeout;
   namespace tt = ::procpool::test_tasks;
   try {
     for (StartMethod method : methods) {
       Options options;
       options.max_workers = 2;
-      options.transport = transport;
+      options.transport = config.transport;
       options.start_method = method;
+      options.heartbeat_timeout = config.heartbeat_timeout;
       {
         ProcessPoolExecutor pool(options);
         Future<void> a = pool.Submit(tt::Noop);
@@ -151,11 +162,11 @@ enum class WarmUpResult { kOk, kFailed, kHung };
 
 // WarmUp on a thread of its own, bounded like every wave: a pool that cannot
 // be destroyed must not hang the tool.
-WarmUpResult BoundedWarmUp(const std::string& transport,
-                           const std::vector<StartMethod>& methods,
-                           absl::Duration bound) {
+WarmUpResult BoundedWarmUp(const WaveConfig& config,
+                           const std::vector<StartMethod>& methods) {
+  const absl::Duration bound = config.hang_timeout;
   auto result = std::make_shared<std::atomic<int>>(-1);
-  std::thread warm([=] { result->store(WarmUp(transport, methods, bound)); });
+  std::thread warm([=] { result->store(WarmUp(config, methods)); });
   if (!testing::WaitFor([&] { return result->load() >= 0; },
                         3 * bound + absl::Seconds(10))) {
     warm.detach();
@@ -178,17 +189,26 @@ void Report(const Summary& summary) {
   std::cerr.flush();
 }
 
-std::string ReplayCommand(const std::string& method, uint64_t seed,
-                          int64_t wave, double fault_p, double kill_p) {
-  return absl::StrCat(
-      "bazel run //tools:chaos -- --transport=", absl::GetFlag(FLAGS_transport),
-      " --start_method=", method, " --seed=", seed, " --only_wave=", wave,
-      " --kill_probability=", fault_p, " --outside_kill_probability=", kill_p,
-      " --waves=20 --verbose");
+// A command that runs `plan`'s wave again (and again: timing varies).
+std::string ReplayCommand(const WavePlan& plan, const PlanParams& params,
+                          const WaveConfig& config) {
+  std::string command = absl::StrCat(
+      "bazel run //tools:chaos -- --transport=", config.transport,
+      // The flag as given: the plan draws its start method from that list.
+      " --start_method=", absl::GetFlag(FLAGS_start_method),
+      " --seed=", plan.seed, " --only_wave=", plan.index,
+      " --kill_probability=", params.fault_probability,
+      " --outside_kill_probability=", params.kill_probability);
+  if (config.heartbeat_timeout != absl::InfiniteDuration()) {
+    absl::StrAppend(&command, " --heartbeat_timeout=",
+                    absl::FormatDuration(config.heartbeat_timeout));
+  }
+  return absl::StrCat(command, " --waves=20 --verbose");
 }
 
 int Main() {
-  const std::string transport = absl::GetFlag(FLAGS_transport);
+  std::string transport = absl::GetFlag(FLAGS_transport);
+  if (transport.empty()) transport = absl::GetFlag(FLAGS_procpool_transport);
   if (!GetTransport(transport).ok()) {
     std::cerr << "chaos: transport \"" << transport
               << "\" is not registered in this build (known: "
@@ -216,7 +236,13 @@ int Main() {
   WaveConfig config;
   config.transport = transport;
   config.hang_timeout = absl::GetFlag(FLAGS_hang_timeout);
+  config.heartbeat_timeout = absl::GetFlag(FLAGS_heartbeat_timeout);
   config.stop_timeout = absl::GetFlag(FLAGS_stop_timeout);
+  if (config.stop_timeout <= absl::ZeroDuration()) {
+    config.stop_timeout = config.heartbeat_timeout == absl::InfiniteDuration()
+                              ? absl::Seconds(1)
+                              : 3 * config.heartbeat_timeout + absl::Seconds(1);
+  }
   uint64_t seed = absl::GetFlag(FLAGS_seed);
   if (seed == 0) seed = std::random_device()() | 1;
   const double seconds = absl::GetFlag(FLAGS_seconds);
@@ -228,7 +254,7 @@ int Main() {
   summary.transport = transport;
   summary.start_method = method;
   summary.seed = seed;
-  switch (BoundedWarmUp(transport, params.start_methods, config.hang_timeout)) {
+  switch (BoundedWarmUp(config, params.start_methods)) {
     case WarmUpResult::kOk:
       break;
     case WarmUpResult::kFailed:
@@ -276,10 +302,7 @@ int Main() {
         std::cerr << "  problem: " << p << "\n";
       }
       if (!result.problems.empty()) {
-        std::cerr << "  replay: "
-                  << ReplayCommand(StartMethodName(plan.start_method), seed,
-                                   index, params.fault_probability,
-                                   params.kill_probability)
+        std::cerr << "  replay: " << ReplayCommand(plan, params, config)
                   << "\n";
       }
     }

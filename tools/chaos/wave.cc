@@ -39,6 +39,7 @@ class Wave {
     options.max_workers = kWorkers;
     options.transport = config_.transport;
     options.start_method = plan_.start_method;
+    options.heartbeat_timeout = config_.heartbeat_timeout;
     if (plan_.fault) {
       options.initializer = fault::ArmFault(*plan_.fault);
       result_.fault_armed = true;
@@ -209,8 +210,9 @@ class Wave {
     tool_kill_ns_ = std::min(tool_kill_ns_, now);
   }
 
-  // Plays the heartbeat that issue 6 adds: a worker stopped for
-  // stop_timeout is hung, and the tool kills the workers.
+  // A worker stopped for stop_timeout is hung: the tool kills the workers,
+  // as the pool's heartbeats would. With heartbeats on, the pool should have
+  // done so first: then it is a hang.
   void WatchStopped(int64_t now) {
     if (tool_kill_ns_ != kNever) return;
     bool stopped = false;
@@ -229,6 +231,13 @@ class Wave {
         (plan_.fault && plan_.fault->mode == fault::Mode::kStop) ||
         (result_.kill_delivered && plan_.kill->signal == SIGSTOP);
     if (!injected) result_.problems.push_back("a worker stopped by itself");
+    if (config_.heartbeat_timeout != absl::InfiniteDuration()) {
+      ++result_.hung;
+      result_.problems.push_back(absl::StrCat(
+          "a worker stopped for ", absl::FormatDuration(config_.stop_timeout),
+          " went unnoticed with heartbeat_timeout ",
+          absl::FormatDuration(config_.heartbeat_timeout)));
+    }
     KillWorkers(now);
   }
 

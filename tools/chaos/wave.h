@@ -13,8 +13,10 @@
 // counts as hung, and the tool then calls KillWorkers() to get the wave
 // unstuck; one still unresolved once the pool is destroyed counts as
 // unresolved. A worker seen stopped (SIGSTOP, or fault::Mode::kStop) for
-// stop_timeout is taken for hung and the tool calls KillWorkers(): the pool
-// does not detect a hung worker itself (issue 6 adds heartbeats).
+// stop_timeout is hung: the tool calls KillWorkers(), as the pool's heartbeats
+// would (Options::heartbeat_timeout, off by default as in CPython). With
+// heartbeat_timeout set, the pool must have detected it first: a worker still
+// stopped after stop_timeout then counts as hung.
 //
 // Thread safety: RunWave may run on one thread at a time (it reads the
 // process's children and descriptors through the caller's leak checks).
@@ -36,6 +38,8 @@ struct WaveConfig {
   std::string transport;
   absl::Duration hang_timeout = absl::Seconds(30);
   absl::Duration stop_timeout = absl::Seconds(1);
+  // Options::heartbeat_timeout of the wave's pool (infinite: off).
+  absl::Duration heartbeat_timeout = absl::InfiniteDuration();
 };
 
 // How a future (a Submit, or one element of a Map) ended.

@@ -82,7 +82,7 @@ struct WaveResult {
   // abandoned and no further wave should run.
   bool teardown_hung = false;
 
-  // From the fault or kill to the first BrokenProcessPool (see main.cc's
+  // From the fault or kill to the first BrokenProcessPool (see chaos_main.cc's
   // help for how the fault's time is taken). Unset when the pool did not
   // break, or broke only because the tool called KillWorkers.
   std::optional<double> detect_ms;

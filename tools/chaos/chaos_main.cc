@@ -2,6 +2,7 @@
 // nothing hangs, leaks or is lost (issue 4, point 4). See kUsage below, or
 // `bazel run //tools:chaos -- --help`.
 //
+// (Named chaos_main.cc so that absl's --help lists the flags defined here.)
 // This binary is its own worker binary: main() calls procpool::Init first.
 // It links the fault-injection harness (which arms faults in the workers) and
 // the executor's test tasks (the work it submits).

@@ -128,13 +128,19 @@ void MaybeFire(Point point) {
 
 absl::Status FaultChannel::SendBlocking(absl::string_view frame) {
   Armed& a = GetArmed();
+  // Set while a mid-send fault is due: whichever comes first, the timer
+  // (the send is still going) or the end of the send (it was faster than the
+  // timer), fires it, so it always hits this send and never a later task.
+  std::shared_ptr<std::atomic<bool>> due;
+  Spec spec;
   if (a.armed.load() && a.spec.point == Point::kMidSend &&
       frame.size() >= kLargeFrame && a.calls == a.spec.on_call) {
     a.armed.store(false);
-    Spec spec = a.spec;
-    std::thread([spec] {
+    spec = a.spec;
+    due = std::make_shared<std::atomic<bool>>(true);
+    std::thread([spec, due] {
       absl::SleepFor(absl::Milliseconds(2));
-      Fire(spec);
+      if (due->exchange(false)) Fire(spec);
     }).detach();
   }
   // Not under mu_: a mid-send fault from another thread must not wait for
@@ -145,7 +151,9 @@ absl::Status FaultChannel::SendBlocking(absl::string_view frame) {
     inner = inner_.get();
   }
   if (inner == nullptr) return Closed();
-  return inner->SendBlocking(frame);
+  absl::Status sent = inner->SendBlocking(frame);
+  if (due != nullptr && due->exchange(false)) Fire(spec);
+  return sent;
 }
 
 absl::StatusOr<std::string> FaultChannel::ReceiveBlocking() {

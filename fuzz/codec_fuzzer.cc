@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -55,9 +56,9 @@ void CheckType(absl::string_view bytes) {
   if (!value.ok()) {
     FUZZ_CHECK(IsDecodeError(value.status()),
                type + ": unexpected code: " + value.status().ToString());
-    FUZZ_CHECK(into.code() == value.status().code(),
-               type + ": " + into.ToString() + " vs " +
-                   value.status().ToString());
+    FUZZ_CHECK(
+        into.code() == value.status().code(),
+        type + ": " + into.ToString() + " vs " + value.status().ToString());
     return;
   }
   const std::string encoded = EncodeValue(*value);
@@ -74,11 +75,26 @@ void CheckType(absl::string_view bytes) {
              type + ": round trip changed the value");
 }
 
+// Vectors of zero-byte elements may hold 2^20 of them (codec.h's budget), and
+// decoding that many takes milliseconds, three times per input: left to
+// codec_test, so that the fuzzer spends its time on other inputs.
+template <typename T>
+bool WorthDecoding(absl::string_view bytes) {
+  if constexpr (std::is_same<T, Empties>::value) {
+    Reader r(bytes);
+    uint64_t count = 0;
+    return !r.ReadVarint(&count).ok() || count <= 4096;
+  } else {
+    return true;
+  }
+}
+
 template <size_t... I>
 void Dispatch(size_t index, absl::string_view bytes,
               std::index_sequence<I...>) {
-  ((index == I ? CheckType<std::tuple_element_t<I, FuzzTypes>>(bytes)
-               : void()),
+  ((index == I && WorthDecoding<std::tuple_element_t<I, FuzzTypes>>(bytes)
+        ? CheckType<std::tuple_element_t<I, FuzzTypes>>(bytes)
+        : void()),
    ...);
 }
 

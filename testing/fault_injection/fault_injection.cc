@@ -70,24 +70,41 @@ class FaultChannel final : public Channel {
   absl::StatusOr<std::string> ReceiveBlocking() override;
 
   // Drops the real channel: its descriptors close; later calls fail.
-  void Drop() {
-    absl::MutexLock lock(&mu_);
-    inner_.reset();
-  }
+  void Drop() { Act(Action::kDrop); }
   // Sends a frame that no decoder accepts.
-  void SendGarbage() {
+  void SendGarbage() { Act(Action::kGarbage); }
+
+ private:
+  enum class Action { kNone, kDrop, kGarbage };
+
+  // A channel belongs to the worker's thread (the capnp transport's event
+  // loop cannot be touched from another): from another thread (a mid-task
+  // fault's timer) the action waits for the worker's next use of the channel.
+  void Act(Action action) {
     absl::MutexLock lock(&mu_);
-    if (inner_) {
+    pending_ = action;
+    if (std::this_thread::get_id() == owner_) ApplyPendingLocked();
+  }
+  void ApplyPending() {
+    absl::MutexLock lock(&mu_);
+    ApplyPendingLocked();
+  }
+  void ApplyPendingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Action action = pending_;
+    pending_ = Action::kNone;
+    if (action == Action::kDrop) inner_.reset();
+    if (action == Action::kGarbage && inner_) {
       (void)inner_->SendBlocking("this is not a procpool message");
     }
   }
 
- private:
   static absl::Status Closed() {
     return absl::UnavailableError("channel dropped by fault injection");
   }
   mutable absl::Mutex mu_;
   std::unique_ptr<Channel> inner_ ABSL_GUARDED_BY(mu_);
+  Action pending_ ABSL_GUARDED_BY(mu_) = Action::kNone;
+  const std::thread::id owner_ = std::this_thread::get_id();
 };
 
 void Fire(const Spec& spec) {
@@ -127,6 +144,7 @@ void MaybeFire(Point point) {
 }
 
 absl::Status FaultChannel::SendBlocking(absl::string_view frame) {
+  ApplyPending();
   Armed& a = GetArmed();
   // Set while a mid-send fault is due: whichever comes first, the timer
   // (the send is still going) or the end of the send (it was faster than the
@@ -157,6 +175,7 @@ absl::Status FaultChannel::SendBlocking(absl::string_view frame) {
 }
 
 absl::StatusOr<std::string> FaultChannel::ReceiveBlocking() {
+  ApplyPending();
   Channel* inner;
   {
     absl::MutexLock lock(&mu_);

@@ -47,12 +47,21 @@ using capnp_transport::FrameSink;
 
 // The one conversion of KJ exceptions: DISCONNECTED (the peer closed or died,
 // a write met EPIPE/ECONNRESET, a premature EOF) is kUnavailable; FAILED (a
-// stream that is not valid Cap'n Proto RPC) is kDataLoss.
-absl::Status StatusFromKj(const kj::Exception& e, absl::string_view context) {
+// stream that is not valid Cap'n Proto RPC) is kDataLoss. The RPC system
+// reports every broken connection as DISCONNECTED, also one it dropped itself
+// over bytes that are not Cap'n Proto; `peer_open` (the peer's end of the
+// socket is still open) tells that case apart: kDataLoss.
+absl::Status StatusFromKj(const kj::Exception& e, absl::string_view context,
+                          bool peer_open = false) {
   const std::string message = absl::StrCat("capnp transport: ", context, ": ",
                                            e.getDescription().cStr());
   switch (e.getType()) {
     case kj::Exception::Type::DISCONNECTED:
+      if (peer_open) {
+        return absl::DataLossError(absl::StrCat(
+            message, " (the peer is still connected: its bytes are not a "
+                     "valid Cap'n Proto RPC stream)"));
+      }
       return absl::UnavailableError(message);
     case kj::Exception::Type::OVERLOADED:
       return absl::ResourceExhaustedError(message);
@@ -128,6 +137,15 @@ kj::Array<kj::Promise<void>> PushFrame(FrameSink::Client& peer,
   return answers.releaseAsArray();
 }
 
+// The FrameSink the other side (`peer_side`) exports.
+FrameSink::Client Bootstrap(capnp::RpcSystem<capnp::rpc::twoparty::VatId>& rpc,
+                            capnp::rpc::twoparty::Side peer_side) {
+  capnp::MallocMessageBuilder message(16);
+  auto vat_id = message.initRoot<capnp::rpc::twoparty::VatId>();
+  vat_id.setSide(peer_side);
+  return rpc.bootstrap(vat_id).castAs<FrameSink>();
+}
+
 // The child's message stream: notes when the message that holds a marked
 // address (inside the last call of a frame) has been written to the socket.
 // With it SendBlocking() tells "the parent closed after my frame was written"
@@ -187,18 +205,53 @@ class MarkingMessageStream final : public capnp::MessageStream {
   bool marker_written_ = false;
 };
 
-// Hands every failed task's exception to `on_error`.
+// Hands every failed task's exception to `on_error`, as a status whose
+// message starts with `context`.
 class ErrorHandler final : public kj::TaskSet::ErrorHandler {
  public:
-  explicit ErrorHandler(std::function<void(absl::Status)> on_error)
-      : on_error_(std::move(on_error)) {}
+  ErrorHandler(std::string context, std::function<void(absl::Status)> on_error)
+      : context_(std::move(context)), on_error_(std::move(on_error)) {}
   void taskFailed(kj::Exception&& exception) override {
-    on_error_(StatusFromKj(exception, "talking to the peer"));
+    on_error_(StatusFromKj(exception, context_));
   }
 
  private:
+  const std::string context_;
   std::function<void(absl::Status)> on_error_;
 };
+
+// Resolves when `network` is disconnected; rejects with the reason when there
+// is one. onDisconnect() itself only resolves, so this then probes `peer` with
+// an empty, not-last chunk (a no-op if it were ever delivered): a call on a
+// broken connection fails with the exception that broke it (DISCONNECTED for
+// an end of stream, FAILED for bytes that are not Cap'n Proto RPC).
+// Then calls `on_disconnect` with the status: kUnavailable naming `peer_name`
+// ("worker", "parent") when it closed or died, kDataLoss when its end of
+// `socket_fd` is still open (we dropped the connection over bad bytes).
+kj::Promise<void> WhenDisconnected(
+    capnp::TwoPartyVatNetwork& network, FrameSink::Client& peer, int socket_fd,
+    std::string peer_name, std::function<void(absl::Status)> on_disconnect) {
+  return network.onDisconnect()
+      .then([&peer] {
+        auto probe = peer.pushRequest(capnp::MessageSize{8, 0});
+        probe.setLast(false);
+        return probe.send().ignoreResult();
+      })
+      .then(
+          [peer_name, on_disconnect] {
+            on_disconnect(absl::UnavailableError(absl::StrCat(
+                "capnp transport: the ", peer_name, " closed the channel")));
+          },
+          [socket_fd, peer_name, on_disconnect](kj::Exception&& e) {
+            struct pollfd p = {socket_fd, POLLRDHUP, 0};
+            const bool peer_open =
+                poll(&p, 1, 0) == 0 ||
+                (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) == 0;
+            on_disconnect(StatusFromKj(
+                e, absl::StrCat("the connection to the ", peer_name),
+                peer_open));
+          });
+}
 
 absl::StatusOr<int> MakeEventFd() {
   const int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -358,15 +411,16 @@ class ParentChannel final : public Channel, public FrameReceiver {
     stream = io.lowLevelProvider->wrapSocketFd(
         socket_fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
                        kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC);
-    capnp::TwoPartyClient client(*stream, kj::heap<FrameSinkImpl>(this),
-                                 capnp::rpc::twoparty::Side::CLIENT);
-    FrameSink::Client peer = client.bootstrap().castAs<FrameSink>();
-    ErrorHandler handler([this](absl::Status s) { SetError(std::move(s)); });
+    capnp::TwoPartyVatNetwork network(*stream,
+                                      capnp::rpc::twoparty::Side::CLIENT);
+    capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc =
+        capnp::makeRpcServer(network, kj::heap<FrameSinkImpl>(this));
+    FrameSink::Client peer = Bootstrap(rpc, capnp::rpc::twoparty::Side::SERVER);
+    ErrorHandler handler("the connection to the worker",
+                         [this](absl::Status s) { SetError(std::move(s)); });
     kj::TaskSet tasks(handler);
-    tasks.add(client.onDisconnect().then([this] {
-      SetError(absl::UnavailableError(
-          "capnp transport: the worker closed the channel"));
-    }));
+    tasks.add(WhenDisconnected(network, peer, socket_fd, "worker",
+                               [this](absl::Status s) { SetError(s); }));
     kj::UnixEventPort::FdObserver wake(io.unixEventPort, wake_fd_,
                                        kj::UnixEventPort::FdObserver::OBSERVE_READ);
     for (;;) {
@@ -502,18 +556,14 @@ class ChildChannel final : public Channel, public FrameReceiver {
         *messages_, capnp::rpc::twoparty::Side::SERVER);
     rpc_ = std::make_unique<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(
         capnp::makeRpcServer(*network_, kj::heap<FrameSinkImpl>(this)));
-    capnp::MallocMessageBuilder vat_id_message(16);
-    auto vat_id = vat_id_message.initRoot<capnp::rpc::twoparty::VatId>();
-    vat_id.setSide(capnp::rpc::twoparty::Side::CLIENT);
     peer_ = std::make_unique<FrameSink::Client>(
-        rpc_->bootstrap(vat_id).castAs<FrameSink>());
+        Bootstrap(*rpc_, capnp::rpc::twoparty::Side::CLIENT));
     handler_ = std::make_unique<ErrorHandler>(
+        "the connection to the parent",
         [this](absl::Status s) { Fail(std::move(s)); });
     tasks_ = std::make_unique<kj::TaskSet>(*handler_);
-    tasks_->add(network_->onDisconnect().then([this] {
-      Fail(absl::UnavailableError(
-          "capnp transport: the parent closed the channel"));
-    }));
+    tasks_->add(WhenDisconnected(*network_, *peer_, socket_fd, "parent",
+                                 [this](absl::Status s) { Fail(s); }));
   }
 
   void Wake() {

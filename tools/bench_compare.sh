@@ -17,7 +17,9 @@
 #   --no-install    do not apt-get install python3-joblib / python3-pebble
 #
 # Environment: PYTHON (default /usr/bin/python3, which sees Debian's
-# python3-joblib and python3-pebble), BAZEL (default bazel).
+# python3-joblib and python3-pebble), BAZEL (default bazel), BENCH_BINARY (an
+# already built -c opt tools/bench to run instead of `bazel run`, e.g. a copy
+# of bazel-out/k8-opt/bin/tools/bench: no wait on a busy Bazel server).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -88,9 +90,15 @@ fi
 files=()
 IFS=, read -r -a transport_list <<<"$transports"
 for t in "${transport_list[@]}"; do
-  log "procpool, transport $t: $BAZEL run -c opt //tools:bench -- --json --transport=$t ${bench_flags[*]}"
-  "$BAZEL" run -c opt //tools:bench -- --json --transport="$t" "${bench_flags[@]}" \
-    | grep '^{' >"$out/procpool-$t.jsonl"
+  if [[ -n "${BENCH_BINARY:-}" ]]; then
+    log "procpool, transport $t: $BENCH_BINARY --json --transport=$t ${bench_flags[*]}"
+    "$BENCH_BINARY" --json --transport="$t" "${bench_flags[@]}" \
+      | grep '^{' >"$out/procpool-$t.jsonl"
+  else
+    log "procpool, transport $t: $BAZEL run -c opt //tools:bench -- --json --transport=$t ${bench_flags[*]}"
+    "$BAZEL" run -c opt //tools:bench -- --json --transport="$t" "${bench_flags[@]}" \
+      | grep '^{' >"$out/procpool-$t.jsonl"
+  fi
   files+=("$out/procpool-$t.jsonl")
 done
 

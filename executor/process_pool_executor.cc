@@ -68,6 +68,15 @@ internal::PoolConfig MakeConfig(const Options& options) {
       options.start_method.has_value()
           ? *options.start_method
           : ParseStartMethod(absl::GetFlag(FLAGS_procpool_start_method));
+  if (config.start_method == StartMethod::kFork &&
+      config.transport->name() == "capnp") {
+    // Seen to deadlock: the parent runs a KJ event-loop thread per channel,
+    // and a fork() taken while one of them holds a lock hangs the child.
+    throw std::invalid_argument(
+        "the capnp transport cannot be used with the kFork start method (it "
+        "runs event-loop threads that a fork() would copy mid-flight); use "
+        "kForkServer or kSpawn");
+  }
   if (options.max_tasks_per_child.has_value()) {
     if (*options.max_tasks_per_child <= 0) {
       throw std::invalid_argument(absl::StrCat(

@@ -182,6 +182,12 @@ TEST_P(WorkersTest, S11BadOptionsAreInvalidArgument) {
   o = MakeOptions();
   o.initializer = Call{"NoSuchTask", ""};
   expect_invalid(o, "not a registered task");
+  if (GetTransport("capnp").ok()) {
+    o = MakeOptions();
+    o.transport = "capnp";
+    o.start_method = StartMethod::kFork;
+    expect_invalid(o, "kFork");
+  }
 }
 
 TEST_P(WorkersTest, S12MissingWorkerBinaryBreaksThePoolSayingWhy) {

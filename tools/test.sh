@@ -148,10 +148,14 @@ if [[ -z "$pattern_given" ]]; then
   # test whose time bound TSan's slowdown breaks.
   tsan_patterns=(//common/... //executor/... //fuzz/... //serialization/...
     //testing/... //third_party/... //transport/unix/... //worker/...)
-  tsan_filter='-*shm*:*_fork:*S14CrashWhileALargePayloadIsInFlight*:*HugeFrameEcho*'
+  tsan_filter='-*shm*:*capnp*:*_fork:*S14CrashWhileALargePayloadIsInFlight*:*HugeFrameEcho*'
+  # ASan: every package, but the executor suite and fault matrix only over
+  # the unix transport (all start methods): 9 parameter sets under ASan do
+  # not fit CI's time. The shm and capnp packages' own tests still run.
+  asan_filter='-*/shm_*:*/capnp_*'
   if [[ "${PROCPOOL_SKIP_SANITIZERS:-0}" != 1 ]]; then
     step "ASan" bash tools/test.sh "${flags[@]}" --config=asan \
-      "${san_patterns[@]}"
+      "--test_filter=$asan_filter" "${san_patterns[@]}"
     step "TSan" bash tools/test.sh "${flags[@]}" --config=tsan \
       "--test_filter=$tsan_filter" "${tsan_patterns[@]}"
   fi

@@ -8,6 +8,7 @@
 #include <typeinfo>
 
 #include "absl/debugging/symbolize.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace procpool {
@@ -40,14 +41,19 @@ void RecordThrowSites(bool on) {
 
 std::string TakeThrowSiteStack() {
   std::string out;
-  // Frame 0 is __cxa_throw (this file); start at the thrower.
-  for (int i = 1; i < throw_site.depth; ++i) {
+  // The first frames are __cxa_throw itself: this file's, and a sanitizer's
+  // interceptor of the same name where one is linked. Start at the thrower.
+  int shown = 0;
+  bool in_runtime = true;
+  for (int i = 0; i < throw_site.depth; ++i) {
     char name[512];
     const char* symbol = absl::Symbolize(throw_site.frames[i], name,
                                          sizeof(name))
                              ? name
                              : "(unknown)";
-    absl::StrAppend(&out, "  #", i - 1, " ", symbol, "\n");
+    if (in_runtime && absl::StrContains(symbol, "__cxa_throw")) continue;
+    in_runtime = false;
+    absl::StrAppend(&out, "  #", shown++, " ", symbol, "\n");
   }
   throw_site.depth = 0;
   return out;

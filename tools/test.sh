@@ -19,9 +19,10 @@
 #
 # When no target pattern is given (CI), it then runs, each step's tests
 # counted in the summary line and failing the run when they fail
-# (tools/SANITIZERS.md): the library packages under --config=asan (every
-# transport and start method), the same under --config=tsan for the unix
-# transport, and the fuzz targets for PROCPOOL_FUZZ_SECONDS (default 30) each
+# (tools/SANITIZERS.md): the library packages under --config=asan (the
+# executor suite and fault matrix over the unix transport, every start
+# method), the same under --config=tsan (unix; forkserver and spawn), and the
+# fuzz targets for PROCPOOL_FUZZ_SECONDS (default 30) each
 # (tools/fuzz.sh). PROCPOOL_SKIP_SANITIZERS=1 and PROCPOOL_SKIP_FUZZ=1 leave
 # those out.
 #

@@ -3,10 +3,12 @@
 // through Send()/Pump()/epoll exactly as the pool's manager thread does, and a
 // forked child echoing with ReceiveBlocking()/SendBlocking().
 //
-//   bazel run -c opt //transport/shm:shm_bench [-- --variants]
+//   bazel run -c opt //transport/shm:shm_bench [-- [--variants] [--rtt_only]]
 //
-// --variants adds shm with other spin times and ring sizes. The numbers are
-// for reading, not for asserting: they depend on the machine and its load.
+// --variants adds shm with other spin times and ring sizes; --rtt_only skips
+// the echoes. The numbers are for reading, not for asserting: they depend on
+// the machine and its load (on a shared 2-core machine, `chrt -f 10` keeps
+// other processes off the measured ones for a short run).
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -57,6 +59,8 @@ double EchoThroughput(ChannelDriver& driver, size_t size, int reps) {
   return 2.0 * size * reps / seconds / 1e6;
 }
 
+bool rtt_only = false;
+
 Result Measure(Transport* transport) {
   absl::StatusOr<ChannelPair> pair = transport->CreatePair();
   Ok(pair.status());
@@ -79,8 +83,10 @@ Result Measure(Transport* transport) {
     for (int i = 0; i < kRounds; ++i) round_trip();
     result.round_trip_us =
         absl::ToDoubleMicroseconds(absl::Now() - start) / kRounds;
-    result.echo_1mib_mb_per_s = EchoThroughput(driver, 1 << 20, 200);
-    result.echo_64mib_mb_per_s = EchoThroughput(driver, 64 << 20, 5);
+    if (!rtt_only) {
+      result.echo_1mib_mb_per_s = EchoThroughput(driver, 1 << 20, 200);
+      result.echo_64mib_mb_per_s = EchoThroughput(driver, 64 << 20, 5);
+    }
   }
   pair->parent.reset();
   Ok(child->Wait(kTimeout).status());
@@ -94,7 +100,18 @@ void Print(const std::string& name, const Result& r) {
 }
 
 int Main(int argc, char** argv) {
-  const bool variants = argc > 1 && std::string(argv[1]) == "--variants";
+  bool variants = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--variants") {
+      variants = true;
+    } else if (arg == "--rtt_only") {
+      rtt_only = true;
+    } else {
+      std::fprintf(stderr, "usage: %s [--variants] [--rtt_only]\n", argv[0]);
+      return 2;
+    }
+  }
   std::printf("%-28s %10s %14s %15s\n", "transport", "rtt_us",
               "echo_1MiB_MB/s", "echo_64MiB_MB/s");
   for (const char* name : {"unix", "shm"}) {
@@ -102,10 +119,19 @@ int Main(int argc, char** argv) {
     Ok(t.status());
     Print(name, Measure(*t));
   }
+  {
+    // What spinning buys when the machine has a CPU to spare (the registered
+    // transport spins only then; on a busy machine it sleeps at once).
+    ShmTransportOptions options;
+    options.spin_only_with_idle_cpu = false;
+    std::unique_ptr<Transport> t = NewShmTransport(options);
+    Print("shm spin ungated", Measure(t.get()));
+  }
   if (!variants) return 0;
   for (int64_t spin_us : {0, 10, 30, 50, 100}) {
     ShmTransportOptions options;
     options.spin_ns = spin_us * 1000;
+    options.spin_only_with_idle_cpu = false;
     std::unique_ptr<Transport> t = NewShmTransport(options);
     Print(absl::StrCat("shm spin=", spin_us, "us"), Measure(t.get()));
   }

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -26,6 +27,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <new>
 #include <string>
@@ -85,6 +87,69 @@ int64_t MonotonicNanos() {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
+
+// Threads runnable on the whole machine now, this one included (the kernel's
+// nr_running, the fourth field of /proc/loadavg: "0.50 0.40 0.30 3/131 42");
+// -1 if unknown. Opens and closes the file each time, so that no descriptor
+// outlives the call.
+int RunnableThreads() {
+  const int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[128];
+  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  const char* slash = strchr(buf, '/');
+  if (slash == nullptr) return -1;
+  const char* p = slash;
+  while (p > buf && p[-1] >= '0' && p[-1] <= '9') --p;
+  int runnable = 0;
+  if (!absl::SimpleAtoi(absl::string_view(p, slash - p), &runnable)) return -1;
+  return runnable;
+}
+
+// Whether a blocking wait may spin. Spinning pays only with a CPU to spare:
+// on a busy machine (the 2-core one this was tuned on runs the caller, the
+// manager and two workers) every microsecond spun is taken from a thread that
+// has work, and a spinning worker delays the manager it has just woken onto
+// its CPU. So a wait spins only while the kernel counts no more runnable
+// threads than CPUs (sampled at most every kRefreshNs), and not after a spin
+// was preempted (seen as a gap in its clock readings) until the next sample.
+class SpinGate {
+ public:
+  // `enabled` false: always allowed.
+  explicit SpinGate(bool enabled) : enabled_(enabled) {}
+
+  bool Allowed(int64_t now) {
+    if (!enabled_) return true;
+    if (now - sampled_at_ >= kRefreshNs) {
+      sampled_at_ = now;
+      const int runnable = RunnableThreads();
+      allowed_ = runnable < 0 || runnable <= cpus_;
+    }
+    return allowed_;
+  }
+
+  // A spin lost its CPU: another thread wanted it.
+  void Preempted(int64_t now) {
+    if (!enabled_) return;
+    sampled_at_ = now;
+    allowed_ = false;
+  }
+
+  // A gap this long between two clock readings of a spin means the spinner
+  // was preempted.
+  static constexpr int64_t kPreemptedNs = 50'000;
+
+ private:
+  static constexpr int64_t kRefreshNs = 2'000'000;
+
+  const bool enabled_;
+  const int cpus_ = std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
+  int64_t sampled_at_ = std::numeric_limits<int64_t>::min() / 2;
+  bool allowed_ = true;
+};
 
 void EncodeHeader(uint64_t length, char* out) {
   memcpy(out, kShmFrameMagic, 4);
@@ -212,12 +277,14 @@ absl::StatusOr<ScopedFd> MakeEpoll(int wake_self, int socket) {
 class ShmChannel final : public Channel {
  public:
   // Takes `mapping` (the whole memfd, its ShmControl already valid) and
-  // `fds`. `spin_ns` bounds how long blocking calls spin before sleeping.
-  ShmChannel(Side side, ScopedMapping mapping, ChannelFds fds, int64_t spin_ns)
+  // `fds`. `options` say how blocking calls spin before they sleep.
+  ShmChannel(Side side, ScopedMapping mapping, ChannelFds fds,
+             const ShmTransportOptions& options)
       : peer_(side == Side::kParent ? "worker" : "parent"),
         mapping_(std::move(mapping)),
         fds_(std::move(fds)),
-        spin_ns_(spin_ns),
+        spin_ns_(options.spin_ns),
+        spin_gate_(options.spin_only_with_idle_cpu),
         control_(static_cast<ShmControl*>(mapping_.get())) {
     const uint64_t ring_bytes = control_->constants.ring_bytes;
     char* const base = static_cast<char*>(mapping_.get());
@@ -636,15 +703,25 @@ class ShmChannel final : public Channel {
 
   template <typename Ready>
   absl::Status Wait(const Ready& ready, bool for_input) {
-    // Spin: the common case when the peer answers within a few microseconds.
-    if (spin_ns_ > 0) {
-      const int64_t deadline = MonotonicNanos() + spin_ns_;
-      for (int i = 1;; ++i) {
-        if (ready()) return absl::OkStatus();
-        if (i % kSpinsPerClockRead == 0) {
-          if (PeerClosed() || MonotonicNanos() >= deadline) break;
+    // Spin: the common case when the peer answers within a few microseconds
+    // (and a CPU is to spare: SpinGate).
+    if (spin_ns_ > 0 && !ready()) {
+      int64_t now = MonotonicNanos();
+      if (spin_gate_.Allowed(now)) {
+        const int64_t deadline = now + spin_ns_;
+        for (int i = 1;; ++i) {
+          if (ready()) return absl::OkStatus();
+          if (i % kSpinsPerClockRead == 0) {
+            const int64_t before = now;
+            now = MonotonicNanos();
+            if (now - before > SpinGate::kPreemptedNs) {
+              spin_gate_.Preempted(now);
+              break;
+            }
+            if (PeerClosed() || now >= deadline) break;
+          }
+          CpuRelax();
         }
-        CpuRelax();
       }
     }
     for (;;) {
@@ -701,6 +778,7 @@ class ShmChannel final : public Channel {
   const ScopedMapping mapping_;
   const ChannelFds fds_;
   const int64_t spin_ns_;
+  SpinGate spin_gate_;
   ShmControl* const control_;
   shm_internal::AtomicLine* my_closed_ = nullptr;
   shm_internal::AtomicLine* peer_closed_ = nullptr;
@@ -808,7 +886,7 @@ class ShmTransport final : public Transport {
     fds.epoll = std::move(epoll);
     ChannelPair pair;
     pair.parent = std::make_unique<ShmChannel>(
-        Side::kParent, std::move(mapping), std::move(fds), options_.spin_ns);
+        Side::kParent, std::move(mapping), std::move(fds), options_);
     pair.child.fds = {memfd.release(), child_socket.release(),
                       child_to_parent.release(), child_to_child.release()};
     pair.child.spec = EndpointSpec(ring_bytes);
@@ -871,7 +949,7 @@ class ShmTransport final : public Transport {
     fds.wake_self = std::move(owned[3]);
     fds.epoll = std::move(epoll);
     return std::unique_ptr<Channel>(std::make_unique<ShmChannel>(
-        Side::kChild, std::move(mapping), std::move(fds), options_.spin_ns));
+        Side::kChild, std::move(mapping), std::move(fds), options_));
   }
 
  private:

@@ -58,10 +58,13 @@ std::string Header(uint64_t length, uint32_t flags = 0,
   return header;
 }
 
+// `spin_ns` of spinning whatever the machine's load (so that what a test
+// checks does not depend on other processes).
 ShmTransportOptions Options(size_t ring_bytes, int64_t spin_ns) {
   ShmTransportOptions options;
   options.ring_bytes = ring_bytes;
   options.spin_ns = spin_ns;
+  options.spin_only_with_idle_cpu = false;
   return options;
 }
 

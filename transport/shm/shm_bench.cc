@@ -3,10 +3,12 @@
 // through Send()/Pump()/epoll exactly as the pool's manager thread does, and a
 // forked child echoing with ReceiveBlocking()/SendBlocking().
 //
-//   bazel run -c opt //transport/shm:shm_bench [-- [--variants] [--rtt_only]]
+//   bazel run -c opt //transport/shm:shm_bench -- [--variants] [--rtt_only]
+//       [--transport=NAME]
 //
 // --variants adds shm with other spin times and ring sizes; --rtt_only skips
-// the echoes. The numbers are for reading, not for asserting: they depend on
+// the echoes; --transport measures only that registered transport (for a
+// profiler). The numbers are for reading, not for asserting: they depend on
 // the machine and its load (on a shared 2-core machine, `chrt -f 10` keeps
 // other processes off the measured ones for a short run).
 #include <cstdio>
@@ -101,24 +103,30 @@ void Print(const std::string& name, const Result& r) {
 
 int Main(int argc, char** argv) {
   bool variants = false;
+  std::vector<std::string> transports = {"unix", "shm"};
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--variants") {
       variants = true;
     } else if (arg == "--rtt_only") {
       rtt_only = true;
+    } else if (arg.rfind("--transport=", 0) == 0) {
+      transports = {arg.substr(sizeof("--transport=") - 1)};
     } else {
-      std::fprintf(stderr, "usage: %s [--variants] [--rtt_only]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--variants] [--rtt_only] [--transport=NAME]\n",
+                   argv[0]);
       return 2;
     }
   }
   std::printf("%-28s %10s %14s %15s\n", "transport", "rtt_us",
               "echo_1MiB_MB/s", "echo_64MiB_MB/s");
-  for (const char* name : {"unix", "shm"}) {
+  for (const std::string& name : transports) {
     absl::StatusOr<Transport*> t = GetTransport(name);
     Ok(t.status());
     Print(name, Measure(*t));
   }
+  if (transports.size() == 1) return 0;
   {
     // What spinning buys when the machine has a CPU to spare (the registered
     // transport spins only then; on a busy machine it sleeps at once).

@@ -137,10 +137,36 @@
 // until the kernel noticed), and the next wait reports kUnavailable. Neither
 // side ever waits without also watching the socket.
 //
-// Performance (measured on the 2-core KVM guest this tree is developed on;
-// see shm_transport_test's printed lines and //transport/shm:shm_bench):
-// see the README section "Transports" and the numbers at the end of
-// shm_transport.cc's file comment.
+// Performance and where the time goes (2-core AMD EPYC KVM guest, cpuidle
+// haltpoll with guest_halt_poll_ns=0; //transport/shm:shm_bench with -c opt
+// under `chrt -f 10`, since other jobs kept the machine's load at 3-6):
+//                       round trip   echo 1 MiB   echo 64 MiB (bytes both
+//                       (tiny frame)              ways over time)
+//   unix                32 us        4.0 GB/s     0.5 GB/s
+//   shm, child spins    0.8 us       15-16 GB/s   1.8-2.3 GB/s
+//   shm, child sleeps   31-34 us     14 GB/s      1.8-2.2 GB/s
+// The round trip is the parent's epoll-driven path (Send, then Pump whenever
+// PollFd() is readable) against a child echoing with the blocking calls.
+//   * Sleeping costs ~15 us a wake-up here: a halted vCPU is woken by an IPI
+//     that exits to the host (perf: ~28% of samples in eventfd_write's
+//     wake-up, ~23% in the context switch). A spinning child needs no
+//     wake-up, and the parent's Send() then makes no system call at all
+//     (shm_transport_test checks this with /proc/self/io); what remains is
+//     ~2,000 user instructions a round trip (callgrind: ~700 in the parent's
+//     Pump(), ~400 in Send(), ~800 in the child) plus the cache-line
+//     transfers of the indices and the data. So the 30 us spin, when the gate
+//     allows it, is what brings the round trip from ~31 us to under 1 us.
+//     Within the pool a round trip also wakes the manager and the caller,
+//     which no transport can spin for.
+//   * Large frames: the copies are the minimum the interface allows (caller's
+//     string -> ring -> receiver's new string), and the time goes as much to
+//     touching the receiver's fresh pages as to the copies (perf:
+//     clear_page_erms ~12%, memmove ~11%). Hence the receive buffer is
+//     reserved whole (no reallocation: it would copy again and touch twice the
+//     pages) and asks for transparent huge pages (64 MiB echo 1.1 -> 2.2 GB/s
+//     here; the first large frame of a fresh process pays ~100-200 ms for
+//     faulting either way). 1 MiB rings beat 4-16 MiB ones (the chunks stay in
+//     the L2 cache while both sides copy) and 64-256 KiB ones (more wake-ups).
 #ifndef PROCPOOL_TRANSPORT_SHM_SHM_TRANSPORT_H_
 #define PROCPOOL_TRANSPORT_SHM_SHM_TRANSPORT_H_
 

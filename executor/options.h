@@ -62,7 +62,8 @@ struct Options {
   // Unset: --procpool_max_workers, else the CPUs usable by this process.
   // <= 0: std::invalid_argument.
   std::optional<int> max_workers;
-  // "unix" (and, as they land, "shm", "capnp"); empty: --procpool_transport.
+  // "shm" (the default), "unix" or "capnp" (KnownTransports() lists what is
+  // linked); empty: --procpool_transport.
   std::string transport;
   // Unset: --procpool_start_method (default kForkServer).
   std::optional<StartMethod> start_method;

@@ -6,6 +6,7 @@
 #include <cxxabi.h>
 
 #include <typeinfo>
+#include <vector>
 
 #include "absl/debugging/symbolize.h"
 #include "absl/strings/match.h"
@@ -41,19 +42,22 @@ void RecordThrowSites(bool on) {
 
 std::string TakeThrowSiteStack() {
   std::string out;
-  // The first frames are __cxa_throw itself: this file's, and a sanitizer's
-  // interceptor of the same name where one is linked. Start at the thrower.
-  int shown = 0;
-  bool in_runtime = true;
+  // The first frames are the throw machinery: this file's __cxa_throw, and a
+  // sanitizer's interceptors (of __cxa_throw, of backtrace) where one is
+  // linked. Start after the last __cxa_throw frame among them.
+  std::vector<std::string> symbols;
+  size_t start = 0;
   for (int i = 0; i < throw_site.depth; ++i) {
     char name[512];
-    const char* symbol = absl::Symbolize(throw_site.frames[i], name,
-                                         sizeof(name))
-                             ? name
-                             : "(unknown)";
-    if (in_runtime && absl::StrContains(symbol, "__cxa_throw")) continue;
-    in_runtime = false;
-    absl::StrAppend(&out, "  #", shown++, " ", symbol, "\n");
+    symbols.push_back(absl::Symbolize(throw_site.frames[i], name, sizeof(name))
+                          ? name
+                          : "(unknown)");
+    if (i < 8 && absl::StrContains(symbols.back(), "__cxa_throw")) {
+      start = symbols.size();
+    }
+  }
+  for (size_t i = start; i < symbols.size(); ++i) {
+    absl::StrAppend(&out, "  #", i - start, " ", symbols[i], "\n");
   }
   throw_site.depth = 0;
   return out;

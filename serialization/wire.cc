@@ -19,6 +19,11 @@ kj::ArrayPtr<const kj::byte> Bytes(const std::string& s) {
   return kj::arrayPtr(reinterpret_cast<const kj::byte*>(s.data()), s.size());
 }
 
+// All of `s`, NULs included (a const char* would stop at the first NUL).
+capnp::Text::Reader AsText(const std::string& s) {
+  return capnp::Text::Reader(s.data(), s.size());
+}
+
 std::string ToString(capnp::Data::Reader d) {
   return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
 }
@@ -28,7 +33,7 @@ std::string ToString(capnp::Text::Reader t) {
 }
 
 void SetException(s::ExceptionInfo::Builder b, const ExceptionInfo& e) {
-  b.setTypeName(e.type_name);
+  b.setTypeName(AsText(e.type_name));
   b.setMessage(Bytes(e.message));
   b.setTraceback(Bytes(e.traceback));
 }
@@ -50,7 +55,7 @@ struct Builder {
     b.setHasInitializer(c.initializer.has_value());
     if (c.initializer) {
       auto init = b.initInitializer();
-      init.setTask(c.initializer->task);
+      init.setTask(AsText(c.initializer->task));
       init.setArgs(Bytes(c.initializer->args));
     }
   }
@@ -61,14 +66,14 @@ struct Builder {
     b.setFingerprint(h.fingerprint);
     auto tasks = b.initTasks(h.tasks.size());
     for (size_t i = 0; i < h.tasks.size(); ++i) {
-      tasks[i].setName(h.tasks[i].name);
-      tasks[i].setSignature(h.tasks[i].signature);
+      tasks[i].setName(AsText(h.tasks[i].name));
+      tasks[i].setSignature(AsText(h.tasks[i].signature));
     }
   }
   void operator()(const Call& c) {
     auto b = root.initCall();
     b.setWorkId(c.work_id);
-    b.setTask(c.task);
+    b.setTask(AsText(c.task));
     auto args = b.initArgs(c.args.size());
     for (size_t i = 0; i < c.args.size(); ++i) args.set(i, Bytes(c.args[i]));
   }

@@ -73,6 +73,11 @@ TEST(Wire, InitFailedAndShutdown) {
             "bad");
 }
 
+TEST(Wire, TextWithNulRoundTrips) {
+  Call c{1, std::string("a\0b", 3), {"x"}};
+  EXPECT_EQ(RoundTrip(c).task, std::string("a\0b", 3));
+}
+
 TEST(Wire, LargePayload) {
   Call c{1, "Echo", {std::string(300u << 20, 'y')}};
   Call out = RoundTrip(c);

@@ -153,7 +153,9 @@ if [[ -z "$pattern_given" ]]; then
   # ASan: every package, but the executor suite and fault matrix only over
   # the unix transport (all start methods): 9 parameter sets under ASan do
   # not fit CI's time. The shm and capnp packages' own tests still run.
-  asan_filter='-*/shm_*:*/capnp_*'
+  # ParentDeathUnblocksTheChild (shm) relies on a 20 ms window that ASan's
+  # slowdown can miss; it runs in the normal build.
+  asan_filter='-*/shm_*:*/capnp_*:*ParentDeathUnblocksTheChild*'
   if [[ "${PROCPOOL_SKIP_SANITIZERS:-0}" != 1 ]]; then
     step "ASan" bash tools/test.sh "${flags[@]}" --config=asan \
       "--test_filter=$asan_filter" "${san_patterns[@]}"

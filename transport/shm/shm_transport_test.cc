@@ -310,7 +310,9 @@ TEST(ShmTransportTest, NoWakeUpSystemCallWhileTheChildSpins) {
     }
     const int64_t writes = WriteSyscalls() - writes_before;
     if (spinning) {
-      EXPECT_EQ(writes, 0);
+      // Zero on a quiet machine; a spin preempted on a loaded one ends in a
+      // sleep (and one wake-up write), so allow a handful.
+      EXPECT_LE(writes, kRounds / 20);
     } else {
       // Allow a few sends that found the child still awake.
       EXPECT_GT(writes, kRounds / 4);

@@ -14,4 +14,16 @@ interface FrameSink {
   # complete. Returns once the receiver has queued the bytes (not when its
   # user took them).
   push @0 (chunk :Data, last :Bool) -> ();
+
+  ping @1 () -> ();
+  # A heartbeat: answered at once by the receiver's event loop. A remote
+  # channel (remote.h) pings its peer every heartbeat interval and counts any
+  # message from it as a sign of life. Local channels never ping.
 }
+
+# What else a worker's interface needs rides in the frames pushed above
+# (serialization/wire.h), so that every transport carries the same protocol:
+# several calls in flight: push() never waits for the previous frame's
+# answer, and each Call frame carries its work id; results streamed back: the
+# worker pushes one Result frame per Call as soon as it is done; orderly
+# shutdown: a Shutdown frame, after which the worker exits and closes.

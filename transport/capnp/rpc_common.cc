@@ -1,0 +1,182 @@
+// Shared pieces of the "capnp" transport; see rpc_common.h.
+#include "transport/capnp/rpc_common.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include <capnp/any.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/posix_error.h"
+#include "transport/capnp/capnp_transport.h"
+
+namespace procpool {
+namespace capnp_internal {
+
+absl::Status StatusFromKj(const kj::Exception& e, absl::string_view context,
+                          bool peer_open) {
+  const std::string message = absl::StrCat("capnp transport: ", context, ": ",
+                                           e.getDescription().cStr());
+  switch (e.getType()) {
+    case kj::Exception::Type::DISCONNECTED:
+      if (peer_open) {
+        return absl::DataLossError(absl::StrCat(
+            message, " (the peer is still connected: its bytes are not a "
+                     "valid Cap'n Proto RPC stream)"));
+      }
+      return absl::UnavailableError(message);
+    case kj::Exception::Type::OVERLOADED:
+      return absl::ResourceExhaustedError(message);
+    case kj::Exception::Type::UNIMPLEMENTED:
+      return absl::UnimplementedError(message);
+    case kj::Exception::Type::FAILED:
+    default:
+      return absl::DataLossError(message);
+  }
+}
+
+kj::Promise<void> FrameSinkImpl::push(PushContext context) {
+  FrameSink::PushParams::Reader params = context.getParams();
+  const capnp::Data::Reader chunk = params.getChunk();
+  partial_.append(reinterpret_cast<const char*>(chunk.begin()), chunk.size());
+  if (params.getLast()) {
+    receiver_->OnFrame(std::move(partial_));
+    partial_ = std::string();
+  }
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> FrameSinkImpl::ping(PingContext context) {
+  return kj::READY_NOW;
+}
+
+kj::Array<kj::Promise<void>> PushFrame(FrameSink::Client& peer,
+                                       absl::string_view frame,
+                                       const void** last_message) {
+  kj::Vector<kj::Promise<void>> answers;
+  size_t offset = 0;
+  do {
+    const size_t n = std::min(kCapnpChunkSize, frame.size() - offset);
+    auto request = peer.pushRequest(capnp::MessageSize{n / 8 + 16, 0});
+    request.setChunk(capnp::Data::Reader(
+        reinterpret_cast<const kj::byte*>(frame.data()) + offset, n));
+    request.setLast(offset + n == frame.size());
+    if (last_message != nullptr) {
+      FrameSink::PushParams::Builder params = request;
+      *last_message =
+          capnp::AnyStruct::Builder(kj::mv(params)).getDataSection().begin();
+    }
+    answers.add(request.send().ignoreResult());
+    offset += n;
+  } while (offset < frame.size());
+  return answers.releaseAsArray();
+}
+
+FrameSink::Client Bootstrap(capnp::RpcSystem<capnp::rpc::twoparty::VatId>& rpc,
+                            capnp::rpc::twoparty::Side peer_side) {
+  capnp::MallocMessageBuilder message(16);
+  auto vat_id = message.initRoot<capnp::rpc::twoparty::VatId>();
+  vat_id.setSide(peer_side);
+  return rpc.bootstrap(vat_id).castAs<FrameSink>();
+}
+
+kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>>
+ObservedMessageStream::tryReadMessage(kj::ArrayPtr<kj::AutoCloseFd> fd_space,
+                                      capnp::ReaderOptions options,
+                                      kj::ArrayPtr<capnp::word> scratch) {
+  kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> read =
+      inner_.tryReadMessage(fd_space, options, scratch);
+  if (on_read_ == nullptr) return read;
+  return read.then([this](kj::Maybe<capnp::MessageReaderAndFds>&& message) {
+    if (message != nullptr) on_read_();
+    return kj::mv(message);
+  });
+}
+
+kj::Promise<void> ObservedMessageStream::writeMessage(
+    kj::ArrayPtr<const int> fds,
+    kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
+  kj::Promise<void> written = inner_.writeMessage(fds, segments);
+  if (!HoldsMarker(segments)) return written;
+  return written.then([this] { marker_written_ = true; });
+}
+
+kj::Promise<void> ObservedMessageStream::writeMessages(
+    kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>>
+        messages) {
+  bool marked = false;
+  for (auto& segments : messages) marked = marked || HoldsMarker(segments);
+  kj::Promise<void> written = inner_.writeMessages(messages);
+  if (!marked) return written;
+  return written.then([this] { marker_written_ = true; });
+}
+
+bool ObservedMessageStream::HoldsMarker(
+    kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) const {
+  if (marker_ == nullptr) return false;
+  for (const auto& segment : segments) {
+    if (marker_ >= segment.begin() && marker_ < segment.end()) return true;
+  }
+  return false;
+}
+
+// onDisconnect() itself only resolves, so this then probes `peer` with an
+// empty, not-last chunk (a no-op if it were ever delivered): a call on a
+// broken connection fails with the exception that broke it (DISCONNECTED for
+// an end of stream, FAILED for bytes that are not Cap'n Proto RPC).
+kj::Promise<void> WhenDisconnected(
+    capnp::TwoPartyVatNetwork& network, FrameSink::Client& peer, int socket_fd,
+    std::string peer_name, std::function<void(absl::Status)> on_disconnect) {
+  return network.onDisconnect()
+      .then([&peer] {
+        auto probe = peer.pushRequest(capnp::MessageSize{8, 0});
+        probe.setLast(false);
+        return probe.send().ignoreResult();
+      })
+      .then(
+          [peer_name, on_disconnect] {
+            on_disconnect(absl::UnavailableError(absl::StrCat(
+                "capnp transport: the ", peer_name, " closed the channel")));
+          },
+          [socket_fd, peer_name, on_disconnect](kj::Exception&& e) {
+            bool peer_open = false;
+            if (socket_fd >= 0) {
+              struct pollfd p = {socket_fd, POLLRDHUP, 0};
+              peer_open = poll(&p, 1, 0) == 0 ||
+                          (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) == 0;
+            }
+            on_disconnect(StatusFromKj(
+                e, absl::StrCat("the connection to the ", peer_name),
+                peer_open));
+          });
+}
+
+absl::StatusOr<int> MakeEventFd() {
+  const int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) return PosixError("capnp transport: eventfd", errno);
+  return fd;
+}
+
+void SignalEventFd(int fd) {
+  const uint64_t one = 1;
+  while (write(fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+  }
+}
+
+void DrainEventFd(int fd) {
+  uint64_t value;
+  while (read(fd, &value, sizeof(value)) < 0 && errno == EINTR) {
+  }
+}
+
+kj::Duration ToKj(absl::Duration d) {
+  return absl::ToInt64Nanoseconds(d) * kj::NANOSECONDS;
+}
+
+}  // namespace capnp_internal
+}  // namespace procpool

@@ -1,0 +1,164 @@
+// Pieces of the "capnp" transport shared by its local channels
+// (capnp_transport.cc) and its remote ones (remote.cc): KJ exceptions as
+// absl::Status, the FrameSink that reassembles frames, pushing a frame in
+// chunks, the message stream that watches traffic, and disconnect detection.
+//
+// Package-internal: KJ and Cap'n Proto types appear here, so no header
+// outside transport/capnp may include it (BUILD keeps it private).
+//
+// Thread safety: everything here runs on the thread of the KJ event loop it
+// was made on.
+#ifndef PROCPOOL_TRANSPORT_CAPNP_RPC_COMMON_H_
+#define PROCPOOL_TRANSPORT_CAPNP_RPC_COMMON_H_
+
+#include <functional>
+#include <string>
+#include <utility>
+
+#include <capnp/rpc-twoparty.h>
+#include <capnp/serialize-async.h>
+#include <kj/async-io.h>
+#include <kj/async.h>
+#include <kj/exception.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "transport/capnp/frame_sink.capnp.h"
+
+namespace procpool {
+namespace capnp_internal {
+
+using capnp_transport::FrameSink;
+
+// The one conversion of KJ exceptions: DISCONNECTED (the peer closed or died,
+// a write met EPIPE/ECONNRESET, a premature EOF) is kUnavailable; FAILED (a
+// stream that is not valid Cap'n Proto RPC) is kDataLoss. The RPC system
+// reports every broken connection as DISCONNECTED, also one it dropped itself
+// over bytes that are not Cap'n Proto; `peer_open` (the peer's end of the
+// socket is still open) tells that case apart: kDataLoss.
+absl::Status StatusFromKj(const kj::Exception& e, absl::string_view context,
+                          bool peer_open = false);
+
+// Runs `func`, turning a KJ (or std::) exception into a status.
+template <typename Func>
+absl::Status CatchKj(absl::string_view context, Func&& func) {
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions(kj::fwd<Func>(func))) {
+    return StatusFromKj(*e, context);
+  }
+  return absl::OkStatus();
+}
+
+// Hands every failed task's exception to `on_error`, as a status whose
+// message starts with `context`.
+class ErrorHandler final : public kj::TaskSet::ErrorHandler {
+ public:
+  ErrorHandler(std::string context, std::function<void(absl::Status)> on_error)
+      : context_(std::move(context)), on_error_(std::move(on_error)) {}
+  void taskFailed(kj::Exception&& exception) override {
+    on_error_(StatusFromKj(exception, context_));
+  }
+
+ private:
+  const std::string context_;
+  std::function<void(absl::Status)> on_error_;
+};
+
+// Where a FrameSink delivers complete frames. Called on the KJ loop's thread.
+class FrameReceiver {
+ public:
+  virtual ~FrameReceiver() = default;
+  virtual void OnFrame(std::string frame) = 0;
+};
+
+// The bootstrap capability each side exports: reassembles chunks into frames
+// and answers ping() at once.
+class FrameSinkImpl final : public FrameSink::Server {
+ public:
+  // `receiver` must outlive the RPC system that owns this object.
+  explicit FrameSinkImpl(FrameReceiver* receiver) : receiver_(receiver) {}
+
+  kj::Promise<void> push(PushContext context) override;
+  kj::Promise<void> ping(PingContext context) override;
+
+ private:
+  FrameReceiver* const receiver_;
+  std::string partial_;  // chunks of the frame being received
+};
+
+// Issues the push() calls that carry `frame` to `peer`; returns their answers.
+// If `last_message` is given, it is set to an address inside the message of
+// the last call (see ObservedMessageStream::Mark).
+kj::Array<kj::Promise<void>> PushFrame(FrameSink::Client& peer,
+                                       absl::string_view frame,
+                                       const void** last_message = nullptr);
+
+// The FrameSink the other side (`peer_side`) exports.
+FrameSink::Client Bootstrap(capnp::RpcSystem<capnp::rpc::twoparty::VatId>& rpc,
+                            capnp::rpc::twoparty::Side peer_side);
+
+// A message stream over `stream` that watches the traffic:
+//  * Mark(address) / marker_written(): whether the message holding a marked
+//    address (inside the last call of a frame) has been written to the socket.
+//    With it a worker tells "the parent closed after my frame was written"
+//    (success, as on a plain socket) from "before" (kUnavailable).
+//  * `on_read` (if set) runs whenever a whole message arrived: the heartbeat's
+//    evidence that the peer is alive.
+class ObservedMessageStream final : public capnp::MessageStream {
+ public:
+  // `stream` must outlive this object.
+  explicit ObservedMessageStream(kj::AsyncIoStream& stream,
+                                 std::function<void()> on_read = nullptr)
+      : inner_(stream), on_read_(std::move(on_read)) {}
+
+  void Mark(const void* address) {
+    marker_ = static_cast<const capnp::word*>(address);
+    marker_written_ = false;
+  }
+  bool marker_written() const { return marker_written_; }
+
+  kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> tryReadMessage(
+      kj::ArrayPtr<kj::AutoCloseFd> fd_space, capnp::ReaderOptions options,
+      kj::ArrayPtr<capnp::word> scratch) override;
+  kj::Promise<void> writeMessage(
+      kj::ArrayPtr<const int> fds,
+      kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) override;
+  kj::Promise<void> writeMessages(
+      kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>>
+          messages) override;
+  kj::Maybe<int> getSendBufferSize() override {
+    return inner_.getSendBufferSize();
+  }
+  kj::Promise<void> end() override { return inner_.end(); }
+
+ private:
+  bool HoldsMarker(
+      kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) const;
+
+  capnp::AsyncIoMessageStream inner_;
+  std::function<void()> on_read_;
+  const capnp::word* marker_ = nullptr;
+  bool marker_written_ = false;
+};
+
+// Resolves when `network` is disconnected, then calls `on_disconnect` with
+// why: kUnavailable "the <peer_name> closed the channel" when the peer closed
+// or died, kDataLoss when its end of `socket_fd` is still open (we dropped the
+// connection over bad bytes). `socket_fd` < 0: unknown (never kDataLoss).
+kj::Promise<void> WhenDisconnected(
+    capnp::TwoPartyVatNetwork& network, FrameSink::Client& peer, int socket_fd,
+    std::string peer_name, std::function<void(absl::Status)> on_disconnect);
+
+// Non-blocking, close-on-exec eventfds used to wake a thread.
+absl::StatusOr<int> MakeEventFd();
+void SignalEventFd(int fd);
+void DrainEventFd(int fd);
+
+// absl::Duration -> kj::Duration.
+kj::Duration ToKj(absl::Duration d);
+
+}  // namespace capnp_internal
+}  // namespace procpool
+
+#endif  // PROCPOOL_TRANSPORT_CAPNP_RPC_COMMON_H_

@@ -61,6 +61,19 @@ class Channel {
   // appended by this call).
   virtual absl::Status Pump(std::vector<std::string>* frames) = 0;
 
+  // Pump() for a thread that looks at the channel on its own initiative (a
+  // caller waiting for a result polls in a loop) rather than because
+  // PollFd() became readable. With `stay`, the caller promises to call Poll()
+  // again soon and to end with Poll(frames, false) or Pump(); the transport
+  // may then leave the peer's wake-up disarmed, so that while someone polls,
+  // the peer's sends cost no system call and wake nobody. Poll() never reads
+  // the peer's liveness: a dead peer is still reported through PollFd() and
+  // Pump(). The default is Pump().
+  virtual absl::Status Poll(std::vector<std::string>* frames, bool stay) {
+    (void)stay;
+    return Pump(frames);
+  }
+
   // The descriptor to wait on for readability: it becomes readable whenever
   // Pump() may make progress (input arrived, the peer hung up, or output space
   // became free), and is not readable once Pump() has done all there is to do

@@ -20,6 +20,7 @@ bool StateBase::Cancel() {
     if (phase_ == Phase::kCancelled) return true;
     if (phase_ != Phase::kPending) return false;
     phase_ = Phase::kCancelled;
+    done_flag_.store(true, std::memory_order_release);
   }
   RunCompletion();
   return true;
@@ -45,7 +46,27 @@ bool StateBase::failed() const {
   return phase_ == Phase::kFinished && error_ != nullptr;
 }
 
+// How long a waiter polls the pool's workers itself before it sleeps. A
+// no-op round trip takes a few microseconds when the worker spins, and a
+// thread that sleeps costs ~15 us to wake on this kind of machine, so a
+// result due soon is taken with no wake-up at all; a long task costs its
+// waiter this much CPU once.
+constexpr absl::Duration kHelpBudget = absl::Microseconds(50);
+
 bool StateBase::WaitDone(absl::Duration timeout) const {
+  if (done_fast()) return true;
+  std::shared_ptr<Driver> driver;
+  {
+    absl::MutexLock lock(&mu_);
+    if (DoneLocked()) return true;
+    driver = driver_;
+  }
+  if (driver != nullptr && timeout > absl::ZeroDuration()) {
+    const absl::Time start = absl::Now();
+    driver->Help(*this, std::min(timeout, kHelpBudget));
+    if (done_fast()) return true;
+    timeout -= absl::Now() - start;
+  }
   absl::MutexLock lock(&mu_);
   auto is_done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return DoneLocked();
@@ -107,6 +128,7 @@ bool StateBase::TrySetException(std::exception_ptr error) {
     if (DoneLocked()) return false;
     error_ = std::move(error);
     phase_ = Phase::kFinished;
+    done_flag_.store(true, std::memory_order_release);
   }
   RunCompletion();
   return true;
@@ -120,6 +142,7 @@ void StateBase::FinishWith(const std::function<void()>& store) {
     }
     store();
     phase_ = Phase::kFinished;
+    done_flag_.store(true, std::memory_order_release);
   }
   RunCompletion();
 }
@@ -129,7 +152,6 @@ void StateBase::RunCompletion() {
   {
     absl::MutexLock lock(&mu_);
     callbacks.swap(callbacks_);
-    interrupt_hook_ = nullptr;
     // Waiters are notified under mu_ so that RemoveWaiter() (which takes mu_)
     // guarantees no notification reaches a waiter after it returns.
     for (Waiter* w : waiters_) w->Notify(this);
@@ -151,6 +173,7 @@ bool StateBase::ForceCancel() {
     absl::MutexLock lock(&mu_);
     if (DoneLocked()) return false;
     phase_ = Phase::kCancelled;
+    done_flag_.store(true, std::memory_order_release);
   }
   RunCompletion();
   return true;
@@ -158,20 +181,20 @@ bool StateBase::ForceCancel() {
 
 bool StateBase::Interrupt() {
   if (Cancel()) return true;
-  std::function<void(StateBase*)> hook;
+  std::shared_ptr<Driver> driver;
   {
     absl::MutexLock lock(&mu_);
     if (DoneLocked()) return phase_ == Phase::kCancelled;
-    hook = interrupt_hook_;
+    driver = driver_;
   }
-  if (!hook) return false;
-  hook(this);
+  if (driver == nullptr) return false;
+  driver->Interrupt(this);
   return true;
 }
 
-void StateBase::SetInterruptHook(std::function<void(StateBase*)> hook) {
+void StateBase::SetDriver(std::shared_ptr<Driver> driver) {
   absl::MutexLock lock(&mu_);
-  interrupt_hook_ = std::move(hook);
+  driver_ = std::move(driver);
 }
 
 bool StateBase::AddWaiter(Waiter* w) {

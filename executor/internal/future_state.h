@@ -11,6 +11,7 @@
 #ifndef PROCPOOL_EXECUTOR_INTERNAL_FUTURE_STATE_H_
 #define PROCPOOL_EXECUTOR_INTERNAL_FUTURE_STATE_H_
 
+#include <atomic>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -28,6 +29,20 @@ namespace procpool {
 namespace internal {
 
 class StateBase;
+
+// The executor running a state's work, as the state sees it. Installed by the
+// pool when the work is queued; outlives the pool (it then does nothing).
+class Driver {
+ public:
+  virtual ~Driver() = default;
+  // Future::Interrupt() of running work: asks the pool to kill its worker.
+  virtual void Interrupt(StateBase* state) = 0;
+  // Called by a thread about to block on `state`: may do the pool's work on
+  // this thread (polling the workers' channels) for up to `budget`, so that a
+  // result that is about to arrive is taken without waking anyone. Returns
+  // early once `state` is done.
+  virtual void Help(const StateBase& state, absl::Duration budget) = 0;
+};
 
 // Collects completions of several states for Wait() and AsCompleted().
 class Waiter {
@@ -91,8 +106,12 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   // runs it (through the hook it installed) to kill the worker. Returns false
   // if the state is already finished.
   bool Interrupt();
-  // Installed by the pool at Submit: asks it to interrupt this state.
-  void SetInterruptHook(std::function<void(StateBase*)> hook);
+  // Installed by the pool at Submit, before the state is shared: who to ask
+  // to interrupt it, and who may help a waiter.
+  void SetDriver(std::shared_ptr<Driver> driver);
+
+  // done() without the lock (acquire: what completed it is visible).
+  bool done_fast() const { return done_flag_.load(std::memory_order_acquire); }
 
   // Wait()/AsCompleted(): registers `w` to be notified on completion.
   // Returns true (and does not register) if the state is already done.
@@ -117,7 +136,9 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
 
   std::vector<std::function<void()>> callbacks_ ABSL_GUARDED_BY(mu_);
   std::vector<Waiter*> waiters_ ABSL_GUARDED_BY(mu_);
-  std::function<void(StateBase*)> interrupt_hook_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<Driver> driver_ ABSL_GUARDED_BY(mu_);
+  // Mirrors DoneLocked(); written under mu_, read without it.
+  std::atomic<bool> done_flag_{false};
 };
 
 // Throws the TimeoutError Get()/Exception() report.

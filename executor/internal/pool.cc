@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -47,12 +48,56 @@ uint64_t Key(int id, uint64_t kind) {
 
 }  // namespace
 
+// What a future sees of its pool. Outlives the pool: Detach() cuts it off
+// once no caller is inside it.
+class Pool::DriverImpl final : public Driver {
+ public:
+  explicit DriverImpl(Pool* pool) : pool_(pool) {}
+
+  void Interrupt(StateBase* state) override {
+    Pool* pool = Enter();
+    if (pool == nullptr) return;
+    pool->Interrupt(state);
+    Leave();
+  }
+
+  void Help(const StateBase& state, absl::Duration budget) override {
+    Pool* pool = Enter();
+    if (pool == nullptr) return;
+    pool->Help(state, budget);
+    Leave();
+  }
+
+  // Called by ~Pool: returns once no thread is inside the pool through this
+  // driver, and none will enter again.
+  void Detach() {
+    absl::MutexLock lock(&mu_);
+    pool_ = nullptr;
+    mu_.Await(absl::Condition(
+        +[](int* active) { return *active == 0; }, &active_));
+  }
+
+ private:
+  Pool* Enter() {
+    absl::MutexLock lock(&mu_);
+    if (pool_ != nullptr) ++active_;
+    return pool_;
+  }
+  void Leave() {
+    absl::MutexLock lock(&mu_);
+    --active_;
+  }
+
+  absl::Mutex mu_;
+  Pool* pool_ ABSL_GUARDED_BY(mu_);
+  int active_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 Pool::Pool(PoolConfig config)
     : config_(std::move(config)),
       launcher_(MakeLauncher(config_.start_method)) {
   InstallAtExitOnce();
-  interrupt_target_ = std::make_shared<InterruptTarget>();
-  interrupt_target_->pool = this;
+  driver_ = std::make_shared<DriverImpl>(this);
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   PCHECK(wake_fd_ >= 0) << "eventfd";
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -65,30 +110,24 @@ Pool::Pool(PoolConfig config)
 
 Pool::~Pool() {
   Shutdown(/*wait=*/true, /*cancel_futures=*/false);
-  {
-    absl::MutexLock lock(&interrupt_target_->mu);
-    interrupt_target_->pool = nullptr;
-  }
+  driver_->Detach();
   close(epoll_fd_);
   close(wake_fd_);
+}
+
+void Pool::WakeManager() {
+  // An eventfd write never blocks (S21); EAGAIN only means it is already set.
+  uint64_t one = 1;
+  ssize_t ignored = write(wake_fd_, &one, sizeof(one));
+  (void)ignored;
 }
 
 void Pool::Submit(WorkItem item) {
   if (config_.on_worker_death == WorkerDeathPolicy::kReplaceWorker) {
     item.retries_left = config_.max_retries;
   }
-  item.state->SetInterruptHook(
-      [target = interrupt_target_](StateBase* state) {
-        absl::MutexLock lock(&target->mu);
-        if (target->pool == nullptr) return;
-        {
-          absl::MutexLock pool_lock(&target->pool->mu_);
-          target->pool->interrupts_.push_back(state->weak_from_this());
-        }
-        uint64_t one = 1;
-        ssize_t ignored = write(target->pool->wake_fd_, &one, sizeof(one));
-        (void)ignored;
-      });
+  item.state->SetDriver(driver_);
+  bool started_manager = false;
   {
     absl::MutexLock lock(&mu_);
     if (shutdown_) {
@@ -101,13 +140,152 @@ void Pool::Submit(WorkItem item) {
     pending_.push_back(std::move(item));
     if (!manager_started_) {
       manager_started_ = true;
+      started_manager = true;
       manager_ = std::thread([this] { ManagerLoop(); });
     }
   }
-  // An eventfd write never blocks (S21); EAGAIN only means it is already set.
-  uint64_t one = 1;
-  ssize_t ignored = write(wake_fd_, &one, sizeof(one));
-  (void)ignored;
+  // The fast path: hand the work to an idle worker on this thread. Never
+  // waits for io_mu_ (S21): whoever holds it hands out pending work before
+  // it lets go, and the manager is woken in case it is about to sleep.
+  if (!started_manager && io_mu_.TryLock()) {
+    const absl::Time seen = manager_deadline_;
+    if (!broken_local_) HandOutQueued();
+    ReleaseIo(seen);
+    return;
+  }
+  WakeManager();
+}
+
+void Pool::HandOutQueued() {
+  size_t left = HandOut(/*max_in_flight=*/0);
+  if (broken_local_) return;
+  if (starting_ == 0 &&
+      static_cast<int>(workers_.size()) >= config_.max_workers) {
+    left = HandOut(/*max_in_flight=*/1);
+  }
+  if (left > 0 && ShouldStartWorker(left)) wake_manager_ = true;
+}
+
+void Pool::ReleaseIo(absl::Time manager_deadline_seen) {
+  bool wake = wake_manager_ || winding_down_.load(std::memory_order_relaxed);
+  wake_manager_ = false;
+  if (!wake) {
+    // A timer set here (a task's timeout, an idle worker's) that is due
+    // before the manager would wake.
+    wake = NextDeadline() < manager_deadline_seen;
+  }
+  UnlockAndComplete();
+  if (wake) WakeManager();
+}
+
+void Pool::UnlockAndComplete() {
+  if (completions_.empty()) {
+    io_mu_.Unlock();
+    return;
+  }
+  std::vector<Completion> done;
+  done.swap(completions_);
+  completing_.fetch_add(1, std::memory_order_relaxed);
+  io_mu_.Unlock();
+  for (Completion& c : done) Finish(c);
+  done.clear();  // drop the states before Shutdown(wait) can return (S4)
+  if (completing_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+      winding_down_.load(std::memory_order_relaxed)) {
+    WakeManager();
+  }
+}
+
+void Pool::DeferError(std::shared_ptr<StateBase> state,
+                      std::exception_ptr error) {
+  Completion c{Completion::Kind::kError, std::move(state)};
+  c.error = std::move(error);
+  completions_.push_back(std::move(c));
+}
+
+void Pool::DeferCancel(std::shared_ptr<StateBase> state) {
+  completions_.push_back(
+      Completion{Completion::Kind::kCancel, std::move(state)});
+}
+
+void Pool::Finish(Completion& c) {
+  switch (c.kind) {
+    case Completion::Kind::kCancel:
+      c.state->ForceCancel();
+      return;
+    case Completion::Kind::kError:
+      c.state->TrySetException(std::move(c.error));
+      return;
+    case Completion::Kind::kOutcomes:
+      break;
+  }
+  absl::Status completed = c.state->Complete(std::move(c.outcomes));
+  if (completed.ok()) return;
+  WorkerCrash crash;
+  crash.pid = c.pid;
+  crash.task_name = c.task;
+  crash.work_id = static_cast<int64_t>(c.work_id);
+  crash.cause =
+      absl::StrCat("could not decode the result: ", completed.message());
+  const std::string message =
+      "The result of a task could not be decoded; the pool is not usable "
+      "anymore";
+  io_mu_.Lock();
+  // Break first, so that whoever sees this future fail also sees a broken
+  // pool.
+  BreakPool(message, crash);
+  DeferError(c.state,
+             std::make_exception_ptr(BrokenProcessPool(message, crash)));
+  UnlockAndComplete();
+  WakeManager();
+}
+
+void Pool::Interrupt(StateBase* state) {
+  {
+    absl::MutexLock lock(&mu_);
+    interrupts_.push_back(state->weak_from_this());
+  }
+  WakeManager();
+}
+
+void Pool::Help(const StateBase& state, absl::Duration budget) {
+  const absl::Time deadline = absl::Now() + budget;
+  bool polled = false;
+  for (int round = 1; !state.done_fast(); ++round) {
+    if (io_mu_.TryLock()) {
+      const absl::Time seen = manager_deadline_;
+      if (!broken_local_ && PollWorkers(/*stay=*/true)) polled = true;
+      ReleaseIo(seen);
+      if (state.done_fast()) break;
+    }
+    // The clock costs ~25 ns; a polling round with nothing new, ~50 ns.
+    if (round % 8 == 0 && absl::Now() >= deadline) break;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  if (polled) {
+    // Re-arm every channel we left disarmed (transport.h: Poll).
+    io_mu_.Lock();
+    const absl::Time seen = manager_deadline_;
+    if (!broken_local_) PollWorkers(/*stay=*/false);
+    ReleaseIo(seen);
+  }
+}
+
+bool Pool::PollWorkers(bool stay) {
+  bool polled = false;
+  bool arrived = false;
+  std::vector<std::string> frames;
+  for (auto& [id, w] : workers_) {
+    if (w.channel == nullptr) continue;
+    polled = true;
+    frames.clear();
+    absl::Status status = w.channel->Poll(&frames, stay);
+    if (!frames.empty()) arrived = true;
+    if (!HandleFrames(w, frames, status)) return polled;
+  }
+  if (arrived && !broken_local_) HandOutQueued();
+  return polled;
 }
 
 void Pool::Shutdown(bool wait, bool cancel_futures) {
@@ -115,14 +293,13 @@ void Pool::Shutdown(bool wait, bool cancel_futures) {
   {
     absl::MutexLock lock(&mu_);
     shutdown_ = true;
+    winding_down_.store(true);
     if (cancel_futures) to_cancel = pending_;
   }
   // Cancel outside mu_: cancellation runs done callbacks.
   for (WorkItem& item : to_cancel) item.state->Cancel();
   to_cancel.clear();
-  uint64_t one = 1;
-  ssize_t ignored = write(wake_fd_, &one, sizeof(one));
-  (void)ignored;
+  WakeManager();
   if (!wait) return;
   absl::MutexLock join_lock(&join_mu_);
   std::thread manager;
@@ -142,9 +319,7 @@ void Pool::SignalWorkers(int sig) {
     if (broken_ || !manager_started_) return;
     terminate_signal_ = sig;
   }
-  uint64_t one = 1;
-  ssize_t ignored = write(wake_fd_, &one, sizeof(one));
-  (void)ignored;
+  WakeManager();
 }
 
 std::vector<pid_t> Pool::WorkerPids() const {
@@ -160,7 +335,7 @@ void Pool::UpdateLivePids() {
   live_pids_ = std::move(pids);
 }
 
-int Pool::EpollTimeoutMs() const {
+absl::Time Pool::NextDeadline() const {
   absl::Time next = absl::InfiniteFuture();
   for (const auto& [id, w] : workers_) {
     next = std::min(next, w.kill_deadline);
@@ -174,21 +349,20 @@ int Pool::EpollTimeoutMs() const {
       next = std::min(next, w.last_heartbeat + config_.heartbeat_timeout);
     }
   }
-  if (next == absl::InfiniteFuture()) return -1;
-  absl::Duration left = next - absl::Now();
-  if (left <= absl::ZeroDuration()) return 0;
-  return static_cast<int>(absl::ToInt64Milliseconds(left)) + 1;
+  return next;
 }
 
 void Pool::ManagerLoop() {
   constexpr int kMaxEvents = 64;
   struct epoll_event events[kMaxEvents];
+  int timeout_ms = -1;
   while (true) {
-    int n = epoll_wait(epoll_fd_, events, kMaxEvents, EpollTimeoutMs());
+    int n = epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
     if (n < 0) {
       PCHECK(errno == EINTR) << "epoll_wait";
       n = 0;
     }
+    io_mu_.Lock();
     for (int i = 0; i < n; ++i) {
       uint64_t key = events[i].data.u64;
       if (key == kWakeKey) {
@@ -237,7 +411,18 @@ void Pool::ManagerLoop() {
     if (!broken_local_) RetireIdleWorkers();
     FillStatsIfRequested();
     if (workers_changed_) UpdateLivePids();
-    if (ShouldExit()) break;
+    wake_manager_ = false;
+    const bool exit = ShouldExit();
+    manager_deadline_ = NextDeadline();
+    timeout_ms = -1;
+    if (manager_deadline_ != absl::InfiniteFuture()) {
+      const absl::Duration left = manager_deadline_ - absl::Now();
+      timeout_ms = left <= absl::ZeroDuration()
+                       ? 0
+                       : static_cast<int>(absl::ToInt64Milliseconds(left)) + 1;
+    }
+    UnlockAndComplete();
+    if (exit) break;
   }
   VLOG(1) << "procpool: manager thread exits";
 }
@@ -255,14 +440,7 @@ void Pool::Dispatch() {
   size_t still_pending = HandOut(/*max_in_flight=*/0);
   if (broken_local_) return;
   // 2. Start workers for what no idle or starting worker will take (S6).
-  size_t idle = 0;
-  for (const auto& [id, w] : workers_) {
-    if (CanTakeWork(w) && w.assigned.empty()) ++idle;
-  }
-  while (!broken_local_ && still_pending > idle + starting_ &&
-         static_cast<int>(workers_.size()) < config_.max_workers) {
-    StartWorker();
-  }
+  while (!broken_local_ && ShouldStartWorker(still_pending)) StartWorker();
   // 3. Only when the pool is at full strength: one queued item per busy
   //    worker, so that it never waits for a round trip between tasks. A
   //    future is handed out early at most once beyond the running one (S16).
@@ -270,6 +448,15 @@ void Pool::Dispatch() {
       static_cast<int>(workers_.size()) >= config_.max_workers) {
     HandOut(/*max_in_flight=*/1);
   }
+}
+
+bool Pool::ShouldStartWorker(size_t still_pending) const {
+  if (static_cast<int>(workers_.size()) >= config_.max_workers) return false;
+  size_t idle = 0;
+  for (const auto& [id, w] : workers_) {
+    if (CanTakeWork(w) && w.assigned.empty()) ++idle;
+  }
+  return still_pending > idle + starting_;
 }
 
 size_t Pool::HandOut(size_t max_in_flight) {
@@ -512,18 +699,18 @@ void Pool::BreakPool(const std::string& message, WorkerCrash crash) {
     requested = terminate_signal_ != 0;
   }
   LOG_IF(ERROR, !requested) << "procpool: " << prototype.what();
+  winding_down_.store(true);
   // Each future gets its own exception object (S13).
-  auto fail = [&](StateBase& state) {
-    state.TrySetException(
-        std::make_exception_ptr(BrokenProcessPool(message, crash)));
+  auto fail = [&](const std::shared_ptr<StateBase>& state) {
+    DeferError(state, std::make_exception_ptr(BrokenProcessPool(message, crash)));
   };
   for (auto& [id, w] : workers_) {
-    for (Assigned& a : w.assigned) fail(*a.item.state);
+    for (Assigned& a : w.assigned) fail(a.item.state);
     w.assigned.clear();
     CloseChannel(w);
     if (w.signal_sent != SIGKILL) KillWorker(w, SIGKILL);
   }
-  for (WorkItem& item : pending) fail(*item.state);
+  for (WorkItem& item : pending) fail(item.state);
 }
 
 void Pool::RetireIdleWorkers() {
@@ -538,6 +725,7 @@ void Pool::RetireIdleWorkers() {
 
 bool Pool::ShouldExit() {
   if (!workers_.empty()) return false;
+  if (completing_.load(std::memory_order_acquire) != 0) return false;
   absl::MutexLock lock(&mu_);
   return broken_.has_value() || (shutdown_ && pending_.empty());
 }

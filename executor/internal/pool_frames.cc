@@ -16,16 +16,20 @@ void Pool::PumpWorker(Worker& w) {
   if (w.channel == nullptr) return;
   std::vector<std::string> frames;
   absl::Status status = w.channel->Pump(&frames);
-  const int id = w.id;
+  HandleFrames(w, frames, status);
+}
+
+bool Pool::HandleFrames(Worker& w, const std::vector<std::string>& frames,
+                        const absl::Status& status) {
   for (const std::string& frame : frames) {
-    if (!HandleFrame(w, frame)) return;
-    if (workers_.find(id) == workers_.end()) return;
+    if (!HandleFrame(w, frame)) return false;
   }
   if (!status.ok()) {
     OnChannelError(w, status);
-    return;
+    return !broken_local_;
   }
   UpdateEvents(w);
+  return true;
 }
 
 void Pool::OnChannelError(Worker& w, const absl::Status& status) {
@@ -153,24 +157,12 @@ void Pool::HandleResult(Worker& w, wire::Result& result) {
                                            o.exception.message, std::move(info));
     }
   }
-  absl::Status completed = done.item.state->Complete(std::move(outcomes));
-  if (!completed.ok()) {
-    WorkerCrash crash;
-    crash.pid = w.process.pid;
-    crash.task_name = done.item.task;
-    crash.work_id = static_cast<int64_t>(done.work_id);
-    crash.cause = absl::StrCat("could not decode the result: ",
-                               completed.message());
-    const std::string message =
-        "The result of a task could not be decoded; the pool is not usable "
-        "anymore";
-    // Break first, so that whoever sees this future fail also sees a
-    // broken pool.
-    BreakPool(message, crash);
-    done.item.state->TrySetException(
-        std::make_exception_ptr(BrokenProcessPool(message, crash)));
-    return;
-  }
+  Completion c{Completion::Kind::kOutcomes, std::move(done.item.state)};
+  c.outcomes = std::move(outcomes);
+  c.pid = w.process.pid;
+  c.task = std::move(done.item.task);
+  c.work_id = done.work_id;
+  completions_.push_back(std::move(c));
   AfterResult(w);
 }
 

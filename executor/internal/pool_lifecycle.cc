@@ -134,7 +134,7 @@ void Pool::ProcessInterrupts() {
         }
       }
     }
-    if (dropped) state->ForceCancel();
+    if (dropped) DeferCancel(std::move(state));
   }
 }
 
@@ -149,16 +149,16 @@ bool Pool::SettleDeadWorker(Worker& w, const WorkerCrash& crash) {
   if (!on_purpose && !replace) return false;
   std::vector<WorkItem> again;
   for (Assigned& a : w.assigned) {
-    StateBase& state = *a.item.state;
+    const std::shared_ptr<StateBase>& state = a.item.state;
     if (a.work_id == w.timed_out_work_id) {
-      state.TrySetException(std::make_exception_ptr(TimeoutError(absl::StrCat(
+      DeferError(state, std::make_exception_ptr(TimeoutError(absl::StrCat(
           "task ", a.item.task, " (work id ", a.work_id,
           ") exceeded its timeout of ", absl::FormatDuration(a.item.timeout),
           "; its worker (pid ", w.process.pid,
           ") was killed and is replaced"))));
     } else if (std::find(w.interrupted.begin(), w.interrupted.end(),
                          a.work_id) != w.interrupted.end()) {
-      state.ForceCancel();
+      DeferCancel(state);
     } else if (on_purpose) {
       again.push_back(std::move(a.item));  // not its fault: run it elsewhere
     } else if (a.item.retries_left > 0) {
@@ -169,7 +169,7 @@ bool Pool::SettleDeadWorker(Worker& w, const WorkerCrash& crash) {
       mine.task_name = a.item.task;
       mine.work_id = static_cast<int64_t>(a.work_id);
       mine.idle = false;
-      state.TrySetException(std::make_exception_ptr(WorkerDiedError(
+      DeferError(state, std::make_exception_ptr(WorkerDiedError(
           "The worker running this task died; the pool replaced it", mine)));
     }
   }
@@ -218,9 +218,7 @@ std::vector<WorkerStats> Pool::Stats() {
     if (!manager_started_ || !manager_.joinable()) return {};
     ticket = ++stats_requested_;
   }
-  uint64_t one = 1;
-  ssize_t ignored = write(wake_fd_, &one, sizeof(one));
-  (void)ignored;
+  WakeManager();
   absl::MutexLock lock(&mu_);
   auto served = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return stats_served_ >= ticket;

@@ -373,6 +373,31 @@ class ShmChannel final : public Channel {
     }
   }
 
+  // Pump() without its two system calls (resetting the eventfd and probing
+  // the socket): a stale eventfd count costs the manager one spurious wake-up,
+  // and a dead peer still makes PollFd() readable. With `stay` the "to
+  // parent" ring stays disarmed, so the child's Publish() claims no flag and
+  // writes no eventfd while a caller polls.
+  absl::Status Poll(std::vector<std::string>* frames, bool stay) override {
+    TakeReady(frames);
+    if (input_done_ || !status_.ok() || peer_gone_ || socket_garbage_ ||
+        PeerClosed()) {
+      return Pump(frames);
+    }
+    in_.DisarmSleeping();
+    budget_ = kShmMaxReadPerPump;
+    if (!out_frames_.empty()) {
+      absl::Status s = Flush();
+      if (!s.ok()) SetError(s);
+    }
+    budget_ -= ReadInput(frames, budget_);
+    if (!status_.ok() || input_done_ || stay) return status_;
+    if (budget_ == 0 || !out_frames_.empty()) return Pump(frames);
+    in_.ArmSleeping();
+    if (in_.Available() == 0 && !in_.corrupt()) return status_;
+    return Pump(frames);  // raced with the child: the careful path
+  }
+
   int PollFd() const override { return fds_.epoll.get(); }
 
   uint32_t PollEvents() const override { return EPOLLIN; }

@@ -74,6 +74,10 @@ class Channel {
     return Pump(frames);
   }
 
+  // Whether Poll() costs no system call when nothing arrived (shared memory),
+  // so that a caller may poll on every Submit. false by default.
+  virtual bool PollIsCheap() const { return false; }
+
   // The descriptor to wait on for readability: it becomes readable whenever
   // Pump() may make progress (input arrived, the peer hung up, or output space
   // became free), and is not readable once Pump() has done all there is to do

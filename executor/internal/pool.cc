@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,6 +28,15 @@ constexpr uint64_t kChannelKind = 0;
 constexpr uint64_t kPidKind = 1;
 constexpr uint64_t kHeartbeatKind = 2;
 constexpr absl::Duration kReapTimeout = absl::Seconds(5);
+// How long channels a caller left disarmed (Channel::Poll with stay) stay so
+// once nobody polls: results that arrive meanwhile wait at most this long
+// for the manager. A caller that goes to sleep on a future re-arms at once;
+// this only covers callers that polled and went on (Submit, a Get that was
+// answered).
+constexpr absl::Duration kRearmAfter = absl::Microseconds(200);
+// A gap this long between two clock readings of a spinning thread means it
+// was preempted.
+constexpr absl::Duration kPreempted = absl::Microseconds(20);
 
 constexpr char kAbruptMessage[] =
     "A process in the process pool was terminated abruptly while the future "
@@ -37,9 +47,38 @@ std::atomic<bool> process_exiting{false};
 void InstallAtExitOnce() {
   static bool installed = [] {
     std::atexit([] { process_exiting.store(true); });
+    // Debian builds Abseil with mutex deadlock detection on: every lock
+    // then updates a global lock-order graph, ~10% of a no-op task's cost in
+    // the parent (perf: GraphCycles::GetId). The pool's lock order is
+    // fixed (pool.h) and checked by TSan instead. A program that wants the
+    // detection back sets it again after creating its first pool.
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
     return true;
   }();
   (void)installed;
+}
+
+// epoll_wait() with a timeout finer than a millisecond where the kernel has
+// epoll_pwait2 (Linux 5.11); otherwise rounded up to whole milliseconds.
+int WaitForEvents(int epoll_fd, struct epoll_event* events, int max_events,
+                  absl::Duration timeout) {
+#ifdef SYS_epoll_pwait2
+  static std::atomic<bool> have_pwait2{true};
+  if (have_pwait2.load(std::memory_order_relaxed)) {
+    struct timespec ts = absl::ToTimespec(timeout);
+    long n = syscall(SYS_epoll_pwait2, epoll_fd, events, max_events,
+                     timeout == absl::InfiniteDuration() ? nullptr : &ts,
+                     nullptr, 0);
+    if (n >= 0 || errno != ENOSYS) return static_cast<int>(n);
+    have_pwait2.store(false, std::memory_order_relaxed);
+  }
+#endif
+  int ms = -1;
+  if (timeout != absl::InfiniteDuration()) {
+    ms = static_cast<int>(absl::ToInt64Milliseconds(absl::Ceil(
+        timeout, absl::Milliseconds(1))));
+  }
+  return epoll_wait(epoll_fd, events, max_events, ms);
 }
 
 uint64_t Key(int id, uint64_t kind) {
@@ -149,7 +188,9 @@ void Pool::Submit(WorkItem item) {
   // it lets go, and the manager is woken in case it is about to sleep.
   if (!started_manager && io_mu_.TryLock()) {
     const absl::Time seen = manager_deadline_;
-    if (!broken_local_) HandOutQueued();
+    // Take what came back (frees workers for this item) where that costs
+    // no system call, then hand out.
+    if (!broken_local_) PollWorkers(/*stay=*/true, /*cheap_only=*/true);
     ReleaseIo(seen);
     return;
   }
@@ -248,7 +289,8 @@ void Pool::Interrupt(StateBase* state) {
 }
 
 void Pool::Help(const StateBase& state, absl::Duration budget) {
-  const absl::Time deadline = absl::Now() + budget;
+  absl::Time now = absl::Now();
+  const absl::Time deadline = now + budget;
   bool polled = false;
   for (int round = 1; !state.done_fast(); ++round) {
     if (io_mu_.TryLock()) {
@@ -258,13 +300,23 @@ void Pool::Help(const StateBase& state, absl::Duration budget) {
       if (state.done_fast()) break;
     }
     // The clock costs ~25 ns; a polling round with nothing new, ~50 ns.
-    if (round % 8 == 0 && absl::Now() >= deadline) break;
+    if (round % 8 == 0) {
+      const absl::Time before = now;
+      now = absl::Now();
+      if (now >= deadline) break;
+      // A gap means this thread lost its CPU, most likely to the worker it
+      // waits for (the scheduler tends to put a waker and the thread it
+      // woke on one CPU): spinning on would only keep taking turns with
+      // it. Sleeping lets the scheduler place the two apart again.
+      if (now - before > kPreempted) break;
+    }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
   }
-  if (polled) {
-    // Re-arm every channel we left disarmed (transport.h: Poll).
+  if (polled && !state.done_fast()) {
+    // This thread goes to sleep: re-arm every channel now rather than in
+    // kRearmAfter, so that the manager sees the result at once.
     io_mu_.Lock();
     const absl::Time seen = manager_deadline_;
     if (!broken_local_) PollWorkers(/*stay=*/false);
@@ -272,19 +324,21 @@ void Pool::Help(const StateBase& state, absl::Duration budget) {
   }
 }
 
-bool Pool::PollWorkers(bool stay) {
+bool Pool::PollWorkers(bool stay, bool cheap_only) {
   bool polled = false;
-  bool arrived = false;
   std::vector<std::string> frames;
+  absl::Time now = stay ? absl::Now() : absl::InfinitePast();
   for (auto& [id, w] : workers_) {
     if (w.channel == nullptr) continue;
+    if (cheap_only && !w.channel->PollIsCheap()) continue;
     polled = true;
+    w.disarmed = stay;
+    w.last_poll = now;
     frames.clear();
     absl::Status status = w.channel->Poll(&frames, stay);
-    if (!frames.empty()) arrived = true;
     if (!HandleFrames(w, frames, status)) return polled;
   }
-  if (arrived && !broken_local_) HandOutQueued();
+  if (!broken_local_) HandOutQueued();
   return polled;
 }
 
@@ -338,6 +392,7 @@ void Pool::UpdateLivePids() {
 absl::Time Pool::NextDeadline() const {
   absl::Time next = absl::InfiniteFuture();
   for (const auto& [id, w] : workers_) {
+    if (w.disarmed) next = std::min(next, w.last_poll + kRearmAfter);
     next = std::min(next, w.kill_deadline);
     if (!w.assigned.empty() && !w.killed) {
       next = std::min(next, w.assigned.front().deadline);
@@ -355,9 +410,9 @@ absl::Time Pool::NextDeadline() const {
 void Pool::ManagerLoop() {
   constexpr int kMaxEvents = 64;
   struct epoll_event events[kMaxEvents];
-  int timeout_ms = -1;
+  absl::Duration timeout = absl::InfiniteDuration();
   while (true) {
-    int n = epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
+    int n = WaitForEvents(epoll_fd_, events, kMaxEvents, timeout);
     if (n < 0) {
       PCHECK(errno == EINTR) << "epoll_wait";
       n = 0;
@@ -376,6 +431,7 @@ void Pool::ManagerLoop() {
       if (it == workers_.end()) continue;
       switch (key & 3) {
         case kChannelKind:
+          it->second.epoll_armed = false;  // EPOLLONESHOT
           PumpWorker(it->second);
           break;
         case kPidKind:
@@ -407,6 +463,15 @@ void Pool::ManagerLoop() {
       ProcessInterrupts();
       CheckDeadlines();
     }
+    // Channels callers left disarmed and stopped polling.
+    for (auto& [id, w] : workers_) {
+      if (!w.disarmed || now < w.last_poll + kRearmAfter) continue;
+      w.disarmed = false;
+      if (w.channel == nullptr) continue;
+      std::vector<std::string> frames;
+      absl::Status status = w.channel->Poll(&frames, /*stay=*/false);
+      if (!HandleFrames(w, frames, status)) break;
+    }
     if (!broken_local_) Dispatch();
     if (!broken_local_) RetireIdleWorkers();
     FillStatsIfRequested();
@@ -414,13 +479,10 @@ void Pool::ManagerLoop() {
     wake_manager_ = false;
     const bool exit = ShouldExit();
     manager_deadline_ = NextDeadline();
-    timeout_ms = -1;
-    if (manager_deadline_ != absl::InfiniteFuture()) {
-      const absl::Duration left = manager_deadline_ - absl::Now();
-      timeout_ms = left <= absl::ZeroDuration()
-                       ? 0
-                       : static_cast<int>(absl::ToInt64Milliseconds(left)) + 1;
-    }
+    timeout = manager_deadline_ == absl::InfiniteFuture()
+                  ? absl::InfiniteDuration()
+                  : std::max(absl::ZeroDuration(),
+                             manager_deadline_ - absl::Now());
     UnlockAndComplete();
     if (exit) break;
   }
@@ -569,10 +631,11 @@ void Pool::StartWorker() {
   ev.events = EPOLLIN;
   ev.data.u64 = Key(id, kPidKind);
   PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.process.pidfd, &ev) == 0);
-  ev.events = EPOLLIN;
+  ev.events = EPOLLIN | EPOLLONESHOT;
   ev.data.u64 = Key(id, kChannelKind);
   PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.channel->PollFd(), &ev) == 0);
   w.registered_events = EPOLLIN;
+  w.epoll_armed = true;
 
   wire::Config config;
   config.initializer = config_.initializer;
@@ -597,13 +660,17 @@ void Pool::StartWorker() {
 
 void Pool::UpdateEvents(Worker& w) {
   if (w.channel == nullptr) return;
-  uint32_t events = w.channel->PollEvents();
-  if (events == w.registered_events) return;
+  const uint32_t events = w.channel->PollEvents();
+  // Queued output (EPOLLOUT) needs the manager even while callers poll.
+  const bool want_armed = !w.disarmed || (events & EPOLLOUT) != 0;
+  if (!want_armed) return;
+  if (w.epoll_armed && events == w.registered_events) return;
   struct epoll_event ev = {};
-  ev.events = events;
+  ev.events = events | EPOLLONESHOT;
   ev.data.u64 = Key(w.id, kChannelKind);
   PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, w.channel->PollFd(), &ev) == 0);
   w.registered_events = events;
+  w.epoll_armed = true;
 }
 
 void Pool::CloseChannel(Worker& w) {

@@ -152,6 +152,16 @@ class Pool {
     WorkerProcess process;
     std::unique_ptr<Channel> channel;  // null once closed
     uint32_t registered_events = 0;    // events the channel fd is armed with
+    // The channel fd is registered EPOLLONESHOT: armed until its event is
+    // delivered to the manager, then re-armed by UpdateEvents() unless a
+    // caller is polling the channel (disarmed): a caller that polls takes
+    // the results itself, so the manager need not be woken for them.
+    bool epoll_armed = false;
+    // A caller polled with `stay` (Channel::Poll), last at last_poll: the
+    // channel may be disarmed until the manager re-arms it, kRearmAfter
+    // after the last poll.
+    bool disarmed = false;
+    absl::Time last_poll;
     bool ready = false;                // Hello received and verified
     bool shutdown_sent = false;
     bool killed = false;               // we sent it a signal
@@ -175,9 +185,12 @@ class Pool {
   // The fast path (see the file comment).
   void Help(const StateBase& state, absl::Duration budget);
   void Interrupt(StateBase* state);
-  // Polls every worker's channel once and handles what arrived; then hands
-  // out queued work. Returns true if some channel was polled.
-  bool PollWorkers(bool stay) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Polls every worker's channel once (with `cheap_only`, only those whose
+  // Poll() makes no system call) and handles what arrived; then hands out
+  // queued work. With `stay`, the channels may be left disarmed
+  // (Worker::disarmed). Returns true if some channel was polled.
+  bool PollWorkers(bool stay, bool cheap_only = false)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // Dispatch() without starting workers; notes in wake_manager_ whether the
   // manager should start some.
   void HandOutQueued() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);

@@ -398,6 +398,8 @@ class ShmChannel final : public Channel {
     return Pump(frames);  // raced with the child: the careful path
   }
 
+  bool PollIsCheap() const override { return true; }
+
   int PollFd() const override { return fds_.epoll.get(); }
 
   uint32_t PollEvents() const override { return EPOLLIN; }

@@ -31,6 +31,7 @@ _LIBS = {
     ],
     "capnp": ["capnp", "kj"],
     "capnp_rpc": ["capnp-rpc", "capnp", "kj-async", "kj"],
+    "capnp_tls": ["kj-tls", "capnp-rpc", "capnp", "kj-async", "kj"],
     "glog": ["libglog"],
     "gtest": ["gmock", "gtest"],
 }

@@ -57,6 +57,10 @@
 // to cut it, not done yet: one KJ thread for all channels, a short spin in the
 // KJ thread before it sleeps, and acknowledging frames in batches.
 //
+// Remote workers (a parent's channel to a worker daemon on another host, TCP,
+// TLS, authentication, heartbeats) are in remote.h, target :remote; they share
+// the parent's channel (threaded_channel.h) and the FrameSink protocol.
+//
 // Thread safety: as transport.h says; the Transport object is stateless.
 #ifndef PROCPOOL_TRANSPORT_CAPNP_CAPNP_TRANSPORT_H_
 #define PROCPOOL_TRANSPORT_CAPNP_CAPNP_TRANSPORT_H_

@@ -163,17 +163,17 @@ void ThreadedChannel::TakeReadySignalLocked() {
 }
 
 void ThreadedChannel::SetError(absl::Status status) {
-  bool first = false;
+  bool first_after_open = false;
   {
     absl::MutexLock lock(&mu_);
     if (status_.ok()) {
       status_ = status;
-      first = true;
+      first_after_open = open_;
     }
     outgoing_.clear();
     SignalReadyLocked();
   }
-  if (first && options_.on_error) options_.on_error(status);
+  if (first_after_open && options_.on_error) options_.on_error(status);
 }
 
 void ThreadedChannel::OnFrame(std::string frame) {

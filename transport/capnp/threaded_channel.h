@@ -85,7 +85,9 @@ struct ThreadedChannelOptions {
   absl::Duration heartbeat_timeout = absl::ZeroDuration();
   // SendBlocking() waits for the peer's answers (see the file comment).
   bool acknowledged_sends = false;
-  // Called once, on the KJ thread, with the channel's first error.
+  // Called at most once, on the KJ thread, with the channel's first error if
+  // that came after the stream opened (a failure to open is reported by
+  // WaitUntilOpen() and Pump() only).
   std::function<void(const absl::Status&)> on_error;
 };
 

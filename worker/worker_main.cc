@@ -1,12 +1,18 @@
 // main() of a procpool worker binary (//worker:procpool_worker and every
 // procpool_worker_binary): serves the tasks linked into it when started by a
-// pool; run by hand it says what it is and which tasks it has.
+// pool; with --listen=HOST:PORT it is a worker daemon for parents on other
+// hosts (worker/daemon.h); run by hand otherwise it says what it is and which
+// tasks it has.
 #include <cstdio>
 
 #include "executor/process_pool_executor.h"
+#include "worker/daemon.h"
 
 int main(int argc, char** argv) {
   procpool::Init(argc, argv);
+  if (procpool::IsDaemonCommandLine(argc, argv)) {
+    return procpool::DaemonMain(argc, argv);
+  }
   std::printf(
       "%s: a procpool worker binary. Pools start it; it is not run by hand.\n"
       "Point procpool::Options::worker_binary at it. Tasks it serves:\n",

@@ -1,0 +1,329 @@
+// The worker daemon; the decisions are in daemon.h.
+#include "worker/daemon.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/auth/key_file.h"
+#include "glog/logging.h"
+#include "transport/capnp/remote.h"
+#include "transport/transport.h"
+#include "worker/worker_loop.h"
+
+namespace procpool {
+namespace {
+
+constexpr char kUsage[] =
+    "usage: %s --listen=HOST:PORT --auth_key_file=FILE\n"
+    "           [--tls_cert_file=PEM --tls_key_file=PEM]\n"
+    "           [--auth_timeout=10s] [--heartbeat_timeout=10s]\n"
+    "Serves this binary's procpool tasks to authenticated parents on other\n"
+    "hosts (procpool::ConnectRemoteWorker), one forked worker per connection.\n";
+
+// "HOST:PORT" of a socket address, IPv6 in brackets.
+std::string FormatAddress(const sockaddr_storage& addr) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (addr.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+    return absl::StrCat(host, ":", ntohs(in->sin_port));
+  }
+  if (addr.ss_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+    return absl::StrCat("[", host, "]:", ntohs(in6->sin6_port));
+  }
+  return "an unknown address";
+}
+
+// A listening socket on `address` (close-on-exec); its bound address in
+// `*bound`.
+absl::StatusOr<int> Listen(const std::string& address, std::string* bound) {
+  absl::StatusOr<HostPort> where = ParseHostPort(address);
+  if (!where.ok()) return where.status();
+  struct addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  struct addrinfo* found = nullptr;
+  const std::string port = std::to_string(where->port);
+  const int rc = getaddrinfo(where->host.c_str(), port.c_str(), &hints, &found);
+  if (rc != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot resolve --listen=", address, ": ", gai_strerror(rc)));
+  }
+  std::string last_error = "no address";
+  int fd = -1;
+  for (struct addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, 128) != 0) {
+      last_error = strerror(errno);
+      close(fd);
+      fd = -1;
+    }
+  }
+  freeaddrinfo(found);
+  if (fd < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, ": ", last_error));
+  }
+  sockaddr_storage addr = {};
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  *bound = FormatAddress(addr);
+  return fd;
+}
+
+// In the forked child: authenticate the peer on `fd`, then serve it.
+[[noreturn]] void ServeConnection(int fd, const std::string& peer,
+                                  const DaemonOptions& options,
+                                  pid_t daemon_pid) {
+  BecomeWorkerProcess(daemon_pid);
+  RemoteParentOptions remote;
+  remote.key = options.key;
+  remote.peer_address = peer;
+  remote.auth_timeout = options.auth_timeout;
+  remote.heartbeat_interval = options.heartbeat_interval;
+  remote.heartbeat_timeout = options.heartbeat_timeout;
+  remote.use_tls = options.use_tls;
+  remote.tls_cert_file = options.tls_cert_file;
+  remote.tls_key_file = options.tls_key_file;
+  remote.on_connection_lost = [peer](const absl::Status& status) {
+    LOG(INFO) << "procpool worker daemon: worker " << getpid()
+              << " lost its parent " << peer << ": " << status.message()
+              << "; exiting";
+    _exit(0);
+  };
+  absl::StatusOr<std::unique_ptr<Channel>> channel =
+      AcceptRemoteParent(fd, remote);
+  if (!channel.ok()) {
+    LOG(WARNING) << "procpool worker daemon: refused the connection from "
+                 << peer << ": " << channel.status().message();
+    _exit(1);
+  }
+  LOG(INFO) << "procpool worker daemon: worker " << getpid() << " serves "
+            << peer;
+  const int code = RunWorker(*std::move(channel));
+  fflush(stdout);
+  fflush(stderr);
+  _exit(code);
+}
+
+// Reaps every child that has exited.
+void ReapChildren(std::set<pid_t>* children) {
+  for (;;) {
+    int status = 0;
+    const pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;
+    children->erase(pid);
+    if (WIFSIGNALED(status)) {
+      LOG(INFO) << "procpool worker daemon: worker " << pid
+                << " was killed by signal " << WTERMSIG(status);
+    } else {
+      VLOG(1) << "procpool worker daemon: worker " << pid << " exited with "
+              << WEXITSTATUS(status);
+    }
+  }
+}
+
+// SIGTERM to every child, up to 2 s for them to go, then SIGKILL.
+void StopChildren(std::set<pid_t>* children) {
+  for (pid_t pid : *children) kill(pid, SIGTERM);
+  for (int i = 0; i < 200 && !children->empty(); ++i) {
+    ReapChildren(children);
+    if (!children->empty()) usleep(10000);
+  }
+  for (pid_t pid : *children) kill(pid, SIGKILL);
+  for (pid_t pid : *children) waitpid(pid, nullptr, 0);
+  children->clear();
+}
+
+absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view name,
+                                                 absl::string_view value) {
+  absl::Duration d;
+  if (!absl::ParseDuration(value, &d) || d < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", name, "=", value, ": expected a duration such as 10s or 500ms"));
+  }
+  return d;
+}
+
+}  // namespace
+
+bool IsDaemonCommandLine(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (absl::StartsWith(argv[i], "--listen")) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<DaemonOptions> ParseDaemonFlags(int argc, char** argv) {
+  DaemonOptions options;
+  std::string key_file;
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    const size_t eq = arg.find('=');
+    if (!absl::StartsWith(arg, "--") || eq == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument \"", arg, "\" (flags are --name=value)"));
+    }
+    const absl::string_view name = arg.substr(2, eq - 2);
+    const absl::string_view value = arg.substr(eq + 1);
+    if (name == "listen") {
+      options.listen = std::string(value);
+    } else if (name == "auth_key_file") {
+      key_file = std::string(value);
+    } else if (name == "tls_cert_file") {
+      options.tls_cert_file = std::string(value);
+    } else if (name == "tls_key_file") {
+      options.tls_key_file = std::string(value);
+    } else if (name == "auth_timeout" || name == "heartbeat_timeout") {
+      absl::StatusOr<absl::Duration> d = ParseDurationFlag(name, value);
+      if (!d.ok()) return d.status();
+      (name == "auth_timeout" ? options.auth_timeout
+                              : options.heartbeat_timeout) = *d;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown flag --", name));
+    }
+  }
+  if (options.listen.empty()) {
+    return absl::InvalidArgumentError("--listen=HOST:PORT is required");
+  }
+  absl::StatusOr<HostPort> where = ParseHostPort(options.listen);
+  if (!where.ok()) return where.status();
+  if (key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--auth_key_file=FILE is required: the daemon serves only parents "
+        "that prove they hold the same key");
+  }
+  absl::StatusOr<std::string> key = auth::ReadKeyFile(key_file);
+  if (!key.ok()) return key.status();
+  options.key = *std::move(key);
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls_cert_file and --tls_key_file go together");
+  }
+  options.use_tls = !options.tls_cert_file.empty();
+  return options;
+}
+
+int RunWorkerDaemon(const DaemonOptions& options) {
+  std::string bound;
+  absl::StatusOr<int> listen_fd = Listen(options.listen, &bound);
+  if (!listen_fd.ok()) {
+    fprintf(stderr, "procpool worker daemon: %s\n",
+            std::string(listen_fd.status().message()).c_str());
+    return 1;
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGCHLD);
+  sigset_t previous;
+  sigprocmask(SIG_BLOCK, &signals, &previous);
+  const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (signal_fd < 0) {
+    fprintf(stderr, "procpool worker daemon: signalfd: %s\n", strerror(errno));
+    return 1;
+  }
+  printf("listening on %s\n", bound.c_str());
+  fflush(stdout);
+  LOG(INFO) << "procpool worker daemon " << getpid() << ": listening on "
+            << bound << (options.use_tls ? " (TLS)" : "");
+
+  std::set<pid_t> children;
+  const pid_t daemon_pid = getpid();
+  for (;;) {
+    struct pollfd fds[2] = {{*listen_fd, POLLIN, 0}, {signal_fd, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      PLOG(ERROR) << "procpool worker daemon: poll";
+      break;
+    }
+    if (fds[1].revents & POLLIN) {
+      struct signalfd_siginfo info;
+      bool stop = false;
+      while (read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
+        if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) stop = true;
+      }
+      ReapChildren(&children);
+      if (stop) {
+        LOG(INFO) << "procpool worker daemon: stopping ("
+                  << children.size() << " workers)";
+        break;
+      }
+    }
+    if (fds[0].revents & POLLIN) {
+      sockaddr_storage peer_addr = {};
+      socklen_t len = sizeof(peer_addr);
+      const int fd = accept4(*listen_fd, reinterpret_cast<sockaddr*>(&peer_addr),
+                             &len, SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
+          PLOG(WARNING) << "procpool worker daemon: accept";
+        }
+        continue;
+      }
+      const std::string peer = FormatAddress(peer_addr);
+      const pid_t pid = fork();
+      if (pid == 0) {
+        close(*listen_fd);
+        close(signal_fd);
+        sigprocmask(SIG_SETMASK, &previous, nullptr);
+        ServeConnection(fd, peer, options, daemon_pid);
+      }
+      close(fd);
+      if (pid < 0) {
+        PLOG(WARNING) << "procpool worker daemon: fork for " << peer;
+        continue;
+      }
+      children.insert(pid);
+      VLOG(1) << "procpool worker daemon: connection from " << peer
+              << ", worker " << pid;
+    }
+  }
+  close(*listen_fd);
+  StopChildren(&children);
+  close(signal_fd);
+  sigprocmask(SIG_SETMASK, &previous, nullptr);
+  return 0;
+}
+
+int DaemonMain(int argc, char** argv) {
+  FLAGS_logtostderr = true;
+  if (!google::IsGoogleLoggingInitialized()) {
+    google::InitGoogleLogging(argv[0]);
+  }
+  absl::StatusOr<DaemonOptions> options = ParseDaemonFlags(argc, argv);
+  if (!options.ok()) {
+    fprintf(stderr, "procpool worker daemon: %s\n",
+            std::string(options.status().message()).c_str());
+    fprintf(stderr, kUsage, argv[0]);
+    return 2;
+  }
+  return RunWorkerDaemon(*options);
+}
+
+}  // namespace procpool

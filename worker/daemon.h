@@ -1,0 +1,76 @@
+// The worker daemon: a procpool worker binary serving parents on other hosts.
+//
+//   procpool_worker --listen=HOST:PORT --auth_key_file=FILE
+//                   [--tls_cert_file=PEM --tls_key_file=PEM]
+//                   [--heartbeat_timeout=10s] [--auth_timeout=10s]
+//
+// Every binary built with procpool_worker_binary() accepts these flags (its
+// main(), worker_main.cc, hands such a command line to DaemonMain()), and
+// serves the tasks linked into it. A parent connects with
+// ConnectRemoteWorker() (transport/capnp/remote.h).
+//
+// Decisions:
+//  * One process per connection: the daemon accept()s, and fork()s a fresh
+//    child for each connection, which authenticates the peer
+//    (common/auth/handshake.h, over TLS when asked) and then runs the
+//    ordinary worker loop (RunWorker) over a capnp channel on that socket.
+//    The daemon itself stays single-threaded and runs no KJ event loop, so
+//    each child starts from a clean copy (the capnp transport's fork rule)
+//    and a crashing task takes down its connection only.
+//  * Nothing runs before authentication: a child whose peer fails the
+//    handshake (wrong key, not procpool, silent for --auth_timeout) logs
+//    "refused the connection from ADDR: <why>" and exits with status 1,
+//    having read nothing but the handshake. Only registered tasks ever run
+//    (the worker loop answers any other name with an error).
+//  * A child dies with its connection: when the parent closes, dies or goes
+//    silent for --heartbeat_timeout (the child pings it every second), the
+//    child exits at once, even in the middle of a task. It also dies with the
+//    daemon (PR_SET_PDEATHSIG = SIGKILL): stopping or killing the daemon ends
+//    every connection, which each parent sees as its channel's error.
+//  * The daemon reaps its children as they exit (SIGCHLD through a
+//    signalfd). On SIGTERM or SIGINT it stops listening, sends SIGTERM to its
+//    children, waits up to 2 s for them (then SIGKILL), and exits 0.
+//  * Port 0 binds an ephemeral port; the daemon prints "listening on
+//    HOST:PORT" (the bound address) on stdout once it accepts connections.
+//    Logs go to stderr.
+//  * The key file is read once at start (common/auth/key_file.h: refused if
+//    empty or readable by group or others).
+#ifndef PROCPOOL_WORKER_DAEMON_H_
+#define PROCPOOL_WORKER_DAEMON_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace procpool {
+
+struct DaemonOptions {
+  std::string listen;  // HOST:PORT, "[IPv6]:PORT"; port 0: any free port
+  std::string key;     // the shared key (read from --auth_key_file)
+  bool use_tls = false;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  absl::Duration auth_timeout = absl::Seconds(10);
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+  absl::Duration heartbeat_timeout = absl::Seconds(10);
+};
+
+// True if argv asks for the daemon (an argument starts with "--listen").
+bool IsDaemonCommandLine(int argc, char** argv);
+
+// Parses the daemon's flags (above) and reads the key file. kInvalidArgument
+// names an unknown or malformed flag; the key file's own errors pass through.
+absl::StatusOr<DaemonOptions> ParseDaemonFlags(int argc, char** argv);
+
+// Listens and serves until SIGTERM or SIGINT; returns the exit code (0, or 1
+// if it cannot listen, with the reason on stderr).
+int RunWorkerDaemon(const DaemonOptions& options);
+
+// ParseDaemonFlags + RunWorkerDaemon for main(): a bad command line prints
+// the reason and the usage and returns 2.
+int DaemonMain(int argc, char** argv);
+
+}  // namespace procpool
+
+#endif  // PROCPOOL_WORKER_DAEMON_H_

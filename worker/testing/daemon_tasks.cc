@@ -1,0 +1,38 @@
+// Tasks served by the daemon tests' worker binary (daemon_test_worker): they
+// tell the test where and as whom they ran.
+#include <limits.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "executor/task.h"
+
+namespace procpool {
+namespace daemon_testing {
+
+// The network namespace the task ran in ("net:[4026531840]").
+std::string DaemonTestNetns() {
+  char target[PATH_MAX] = {};
+  const ssize_t n = readlink("/proc/self/ns/net", target, sizeof(target) - 1);
+  return n > 0 ? std::string(target, static_cast<size_t>(n)) : "unknown";
+}
+PROCPOOL_TASK(DaemonTestNetns);
+
+int32_t DaemonTestPid() { return static_cast<int32_t>(getpid()); }
+PROCPOOL_TASK(DaemonTestPid);
+
+int64_t DaemonTestAdd(int64_t a, int64_t b) { return a + b; }
+PROCPOOL_TASK(DaemonTestAdd);
+
+// A long task: the worker's channel must answer heartbeats meanwhile.
+int32_t DaemonTestSleep(int32_t ms) {
+  absl::SleepFor(absl::Milliseconds(ms));
+  return ms;
+}
+PROCPOOL_TASK(DaemonTestSleep);
+
+}  // namespace daemon_testing
+}  // namespace procpool

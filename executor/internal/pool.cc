@@ -34,6 +34,9 @@ constexpr absl::Duration kReapTimeout = absl::Seconds(5);
 // this only covers callers that polled and went on (Submit, a Get that was
 // answered).
 constexpr absl::Duration kRearmAfter = absl::Microseconds(200);
+// How often Submit tries io_mu_ (a pause apart, ~1 us in all) before it
+// leaves the work to the manager.
+constexpr int kSubmitLockTries = 32;
 // A gap this long between two clock readings of a spinning thread means it
 // was preempted.
 constexpr absl::Duration kPreempted = absl::Microseconds(20);
@@ -186,13 +189,25 @@ void Pool::Submit(WorkItem item) {
   // The fast path: hand the work to an idle worker on this thread. Never
   // waits for io_mu_ (S21): whoever holds it hands out pending work before
   // it lets go, and the manager is woken in case it is about to sleep.
-  if (!started_manager && io_mu_.TryLock()) {
-    const absl::Time seen = manager_deadline_;
-    // Take what came back (frees workers for this item) where that costs
-    // no system call, then hand out.
-    if (!broken_local_) PollWorkers(/*stay=*/true, /*cheap_only=*/true);
-    ReleaseIo(seen);
+  if (started_manager) {
+    WakeManager();
     return;
+  }
+  // io_mu_ is held only for short stretches (one polling round, one batch
+  // of events), so a few tries usually get it; waking the manager instead
+  // costs a system call here and a context switch there.
+  for (int attempt = 0; attempt < kSubmitLockTries; ++attempt) {
+    if (io_mu_.TryLock()) {
+      const absl::Time seen = manager_deadline_;
+      // Take what came back (frees workers for this item) where that costs
+      // no system call, then hand out.
+      if (!broken_local_) PollWorkers(/*stay=*/true, /*cheap_only=*/true);
+      ReleaseIo(seen);
+      return;
+    }
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
   }
   WakeManager();
 }

@@ -119,13 +119,15 @@
 //   * The child (single-threaded) spins for up to spin_ns (default
 //     kShmDefaultSpinNs) with a pause instruction, then arms its flag and
 //     sleeps in poll() on its eventfd and its socket. It spins only when a
-//     CPU is to spare: the kernel counts no more runnable threads than CPUs
-//     (/proc/loadavg, sampled at most every 2 ms), and not again until the
-//     next sample once a spin was preempted. On a busy machine (the 2-core
-//     one runs a caller, the manager and two workers) every microsecond spun
-//     is taken from a thread with work, and a worker spinning on the CPU the
-//     manager was just woken onto delays the manager; measured with the
-//     pool, ungated 30 us spins halved Submit throughput under load.
+//     CPU is to spare: the kernel counts at most one runnable thread more
+//     than CPUs (/proc/loadavg, sampled at most every 2 ms; the extra one is
+//     the pool's caller, which polls for our result rather than competing),
+//     and not again until the next sample once a spin was preempted. On a
+//     busy machine every microsecond spun is taken from a thread with work;
+//     measured with the pool when its manager thread carried every result,
+//     ungated 30 us spins halved Submit throughput under load. Now that the
+//     caller polls (executor/internal/pool.h), `<= CPUs + 1` doubles it
+//     instead (workers no longer sleep between batches).
 //
 // Peer death: the parent sees a dead child as a hang-up on its socket (the
 // epoll descriptor becomes readable); Pump() then drains every frame the
@@ -215,8 +217,8 @@ struct ShmTransportOptions {
   // How long a child's blocking call spins before it sleeps (0: never spins).
   // Only the side that calls OpenChild() uses it.
   int64_t spin_ns = kShmDefaultSpinNs;
-  // Spin only while the machine has a CPU to spare: no more runnable threads
-  // than CPUs (see "Waiting" above). false spins whatever the load (tests of
+  // Spin only while the machine has a CPU to spare: at most one runnable
+  // thread more than CPUs (see "Waiting" above). false spins whatever the load (tests of
   // the wake-up protocol; measuring what spinning buys on a busy machine).
   bool spin_only_with_idle_cpu = true;
 };

@@ -17,7 +17,8 @@
 // even while the worker's main thread runs a long task. (We chose a thread in
 // the worker over answering from the daemon: only the process that runs the
 // tasks can vouch that it is alive and reachable. A worker stopped with
-// SIGSTOP answers nothing, and is caught.)
+// SIGSTOP answers nothing, and is caught. A task stuck in a loop keeps its
+// worker answering: bound tasks with the pool's per-task timeout instead.)
 //
 // Connection setup (connect, TLS, authentication) happens on the parent
 // channel's KJ thread, bounded by connect_timeout; frames sent meanwhile are

@@ -1,10 +1,68 @@
+// Where the bytes of a big payload are copied, and why (issue 3).
+//
+// Measured with `bench --transport=shm --only=echo` (a 64 MiB std::string to
+// a worker and back). A copy into memory that is already mapped costs ~3.5 ms
+// per 64 MiB here; a copy into a fresh buffer costs ~48 ms, because glibc
+// mmaps every allocation over 32 MiB and the kernel then faults in (and
+// zeroes) 16k pages, and unmaps them again on free. So what counts is the
+// number of fresh big buffers, not the number of memcpy passes.
+//
+// One round trip, before this file's rework (fresh buffers marked *):
+//   parent: EncodeArgs: tuple<string>(payload)*, Writer*       (executor/task.h)
+//           EncodeMessage(call): Call -> Message variant*, capnp setData into
+//             a calloc'd 64 MiB segment*, messageToFlatArray*, std::string*
+//           shm Send: into the ring;  worker: ring -> frame*
+//   worker: DecodeMessage: Data -> std::string* (no aligned copy: a
+//             std::string's heap buffer is 16-aligned)
+//           task: decode args*, Echo's own copy*, EncodeValue*
+//           EncodeMessage(result): the same four as above*; ring; frame*
+//   parent: DecodeMessage*, DecodeValue<std::string>* (executor/future.h)
+// That is 18 copies, 16 of them into fresh memory: ~770 ms, ~175 MB/s.
+//
+// What this file does now:
+//   * EncodeMessage has overloads for Config, Call and Result, so that
+//     EncodeMessage(call) no longer copies the whole Call into a Message.
+//   * Data blobs of 16 KiB or more are not copied into the builder:
+//     Orphanage::referenceExternalData makes each one a segment of its own
+//     (with a double-far landing pad), and nothing is zeroed for it.
+//   * FrameBuilder::Finish writes the segment table and the segments straight
+//     into one std::string reserved once (no messageToFlatArray, no second
+//     string). A referenced blob's last word reaches past the std::string's
+//     bytes: we write the blob's bytes and then zeros, never reading past it.
+//     The frame is still one standard Cap'n Proto message (several segments
+//     instead of one); any reader, including an older one, decodes it.
+//   So encoding is one copy (~35 ms for 64 MiB instead of ~170 ms).
+//   * DecodeOwnedMessage(std::string) (the worker's loop uses it) lets the
+//     biggest blob take over the frame's buffer: a memmove down by the
+//     header's few words inside memory already mapped (~3.5 ms instead of
+//     ~39 ms for a copy into a fresh string). DecodeMessage(string_view) still
+//     copies (the parent's pool hands it a const std::string&).
+//   * Decoding reads in place when the frame is 8-byte aligned (always, for a
+//     std::string's heap buffer) and copies only a misaligned frame.
+//
+// What remains (outside this file), per round trip:
+//   parent: the args tuple copy and the Writer copy (task.h / codec.h), the
+//     one copy into the frame, the ring, the receiving frame string
+//     (transport), DecodeMessage's copy of the value (the pool decodes a
+//     const std::string&: DecodeOwnedMessage with the frame moved in would
+//     save it), DecodeValue<std::string>'s copy (codec).
+//   worker: the ring, the receiving frame, decoding the args (codec reads a
+//     string_view), the task's own return value, EncodeValue, the one copy
+//     into the frame, the ring.
+// glibc's mmap of big buffers is most of what is left: with
+// GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (transparent huge pages for malloc)
+// the unchanged code ran ~550 MB/s instead of ~175.
 #include "serialization/wire.h"
 
 #include <capnp/message.h>
+#include <capnp/orphan.h>
 #include <capnp/serialize.h>
 #include <kj/exception.h>
 
+#include <algorithm>
 #include <cstring>
+#include <unordered_map>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "serialization/wire.capnp.h"
@@ -15,35 +73,149 @@ namespace {
 
 namespace s = ::procpool::wire::schema;
 
-kj::ArrayPtr<const kj::byte> Bytes(const std::string& s) {
-  return kj::arrayPtr(reinterpret_cast<const kj::byte*>(s.data()), s.size());
-}
+// Data blobs at least this big are referenced by the builder, not copied into
+// it (each becomes a segment of its own; see the top of the file).
+constexpr size_t kExternalBlobBytes = size_t{16} << 10;
+
+// A decoded blob at least this big may take over the frame's buffer
+// (DecodeOwnedMessage).
+constexpr size_t kStealBlobBytes = size_t{64} << 10;
 
 // All of `s`, NULs included (a const char* would stop at the first NUL).
 capnp::Text::Reader AsText(const std::string& s) {
   return capnp::Text::Reader(s.data(), s.size());
 }
 
-std::string ToString(capnp::Data::Reader d) {
-  return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
+capnp::Data::Reader AsData(const std::string& s) {
+  return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()),
+                             s.size());
 }
 
 std::string ToString(capnp::Text::Reader t) {
   return std::string(t.begin(), t.size());
 }
 
-void SetException(s::ExceptionInfo::Builder b, const ExceptionInfo& e) {
+// Builds one message and writes it as one frame: the segment table, then the
+// segments, into a string sized once. Big Data blobs are not copied into the
+// builder but referenced where they are (Orphanage::referenceExternalData), so
+// each payload byte is copied exactly once, into the frame.
+class FrameBuilder {
+ public:
+  explicit FrameBuilder(size_t first_segment_words)
+      : builder_(static_cast<unsigned>(
+                     std::min<size_t>(first_segment_words, 1u << 29)),
+                 capnp::AllocationStrategy::GROW_HEURISTICALLY) {}
+
+  s::Message::Builder Root() { return builder_.initRoot<s::Message>(); }
+
+  // `bytes` as a Data value: referenced when big and word-aligned (then it
+  // must outlive Finish()), copied otherwise.
+  capnp::Orphan<capnp::Data> Blob(const std::string& bytes) {
+    capnp::Orphanage orphanage = builder_.getOrphanage();
+    if (bytes.size() < kExternalBlobBytes ||
+        reinterpret_cast<uintptr_t>(bytes.data()) % sizeof(capnp::word) != 0) {
+      return orphanage.newOrphanCopy(AsData(bytes));
+    }
+    external_[reinterpret_cast<const capnp::word*>(bytes.data())] =
+        bytes.size();
+    return orphanage.referenceExternalData(AsData(bytes));
+  }
+
+  std::string Finish() {
+    kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments =
+        builder_.getSegmentsForOutput();
+    // The table: segment count - 1, each segment's size in words (all
+    // uint32 little-endian), padded to a whole word.
+    const size_t table_words = segments.size() / 2 + 1;
+    size_t total_words = table_words;
+    for (const auto& segment : segments) total_words += segment.size();
+    std::string frame;
+    frame.reserve(total_words * sizeof(capnp::word));
+    std::vector<kj::byte> table(table_words * sizeof(capnp::word), 0);
+    WriteU32(&table[0], static_cast<uint32_t>(segments.size() - 1));
+    for (size_t i = 0; i < segments.size(); ++i) {
+      WriteU32(&table[4 * (i + 1)], static_cast<uint32_t>(segments[i].size()));
+    }
+    frame.append(reinterpret_cast<const char*>(table.data()), table.size());
+    static constexpr char kZeros[sizeof(capnp::word)] = {};
+    for (const auto& segment : segments) {
+      const char* begin = reinterpret_cast<const char*>(segment.begin());
+      const size_t words_bytes = segment.size() * sizeof(capnp::word);
+      auto it = external_.find(segment.begin());
+      if (it == external_.end()) {
+        frame.append(begin, words_bytes);
+      } else {
+        // A referenced blob: its bytes, then zeros to the word boundary (the
+        // segment's last word reaches past the blob's end; never read that).
+        frame.append(begin, it->second);
+        frame.append(kZeros, words_bytes - it->second);
+      }
+    }
+    return frame;
+  }
+
+ private:
+  static void WriteU32(kj::byte* out, uint32_t v) {
+    for (int i = 0; i < 4; ++i) out[i] = static_cast<kj::byte>(v >> (8 * i));
+  }
+
+  capnp::MallocMessageBuilder builder_;
+  // Referenced blobs by where their segment starts: their size in bytes.
+  std::unordered_map<const capnp::word*, size_t> external_;
+};
+
+void SetException(FrameBuilder& f, s::ExceptionInfo::Builder b,
+                  const ExceptionInfo& e) {
   b.setTypeName(AsText(e.type_name));
-  b.setMessage(Bytes(e.message));
-  b.setTraceback(Bytes(e.traceback));
+  b.adoptMessage(f.Blob(e.message));
+  b.adoptTraceback(f.Blob(e.traceback));
 }
 
-ExceptionInfo GetException(s::ExceptionInfo::Reader r) {
-  return ExceptionInfo{ToString(r.getTypeName()), ToString(r.getMessage()),
-                       ToString(r.getTraceback())};
+// Bytes the builder's first segment should hold: everything but the
+// referenced blobs, which cost a pointer and a landing pad each.
+size_t BlobWords(const std::string& bytes) {
+  return bytes.size() >= kExternalBlobBytes
+             ? 4
+             : (bytes.size() + sizeof(capnp::word) - 1) / sizeof(capnp::word);
+}
+size_t FirstSegmentWords(const Config& c) {
+  return 32 + (c.initializer ? BlobWords(c.initializer->args) +
+                                   c.initializer->task.size() / 8 + 1
+                             : 0);
+}
+size_t FirstSegmentWords(const Hello& h) {
+  size_t n = 32;
+  for (const auto& t : h.tasks) {
+    n += 4 + (t.name.size() + t.signature.size()) / 8 + 2;
+  }
+  return n;
+}
+size_t FirstSegmentWords(const Call& c) {
+  size_t n = 32 + c.task.size() / 8 + c.args.size();
+  for (const auto& a : c.args) n += BlobWords(a);
+  return n;
+}
+size_t ExceptionWords(const ExceptionInfo& e) {
+  return 8 + e.type_name.size() / 8 + BlobWords(e.message) +
+         BlobWords(e.traceback);
+}
+size_t FirstSegmentWords(const Result& r) {
+  size_t n = 32 + 2 * r.outcomes.size();
+  for (const auto& o : r.outcomes) {
+    n += o.ok ? BlobWords(o.value) : ExceptionWords(o.exception);
+  }
+  return n;
+}
+size_t FirstSegmentWords(const InitFailed& f) {
+  return 32 + ExceptionWords(f.exception);
+}
+size_t FirstSegmentWords(const Shutdown&) { return 32; }
+size_t FirstSegmentWords(const Fatal& f) {
+  return 32 + ExceptionWords(f.exception);
 }
 
 struct Builder {
+  FrameBuilder& f;
   s::Message::Builder root;
 
   void operator()(const Config& c) {
@@ -56,7 +228,7 @@ struct Builder {
     if (c.initializer) {
       auto init = b.initInitializer();
       init.setTask(AsText(c.initializer->task));
-      init.setArgs(Bytes(c.initializer->args));
+      init.adoptArgs(f.Blob(c.initializer->args));
     }
   }
   void operator()(const Hello& h) {
@@ -75,7 +247,7 @@ struct Builder {
     b.setWorkId(c.work_id);
     b.setTask(AsText(c.task));
     auto args = b.initArgs(c.args.size());
-    for (size_t i = 0; i < c.args.size(); ++i) args.set(i, Bytes(c.args[i]));
+    for (size_t i = 0; i < c.args.size(); ++i) args.adopt(i, f.Blob(c.args[i]));
   }
   void operator()(const Result& r) {
     auto b = root.initResult();
@@ -84,112 +256,160 @@ struct Builder {
     for (size_t i = 0; i < r.outcomes.size(); ++i) {
       const Outcome& o = r.outcomes[i];
       if (o.ok) {
-        outcomes[i].setValue(Bytes(o.value));
+        outcomes[i].adoptValue(f.Blob(o.value));
       } else {
-        SetException(outcomes[i].initException(), o.exception);
+        SetException(f, outcomes[i].initException(), o.exception);
       }
     }
   }
-  void operator()(const InitFailed& f) {
-    SetException(root.initInitFailed(), f.exception);
+  void operator()(const InitFailed& e) {
+    SetException(f, root.initInitFailed(), e.exception);
   }
   void operator()(const Shutdown&) { root.setShutdown(); }
-  void operator()(const Fatal& f) { SetException(root.initFatal(), f.exception); }
+  void operator()(const Fatal& e) {
+    SetException(f, root.initFatal(), e.exception);
+  }
 };
 
-size_t PayloadBytes(const Message& m) {
-  size_t n = 0;
-  if (auto* c = std::get_if<Call>(&m)) {
-    for (const auto& a : c->args) n += a.size() + 8;
-  } else if (auto* r = std::get_if<Result>(&m)) {
-    for (const auto& o : r->outcomes) n += o.value.size() + 64;
-  }
-  return n;
+template <typename T>
+std::string Encode(const T& message) {
+  FrameBuilder f(FirstSegmentWords(message));
+  Builder{f, f.Root()}(message);
+  return f.Finish();
 }
 
-Message Read(s::Message::Reader root) {
+// Copies decoded Data blobs into strings, except (when `frame` is set) the
+// biggest one of at least kStealBlobBytes: that one is only noted, and takes
+// over the frame's buffer once reading is done (TakeFrame).
+class BlobReader {
+ public:
+  BlobReader(const capnp::word* base, std::string* frame)
+      : base_(reinterpret_cast<const kj::byte*>(base)), frame_(frame) {}
+
+  void Read(capnp::Data::Reader d, std::string* out) {
+    if (frame_ != nullptr && d.size() >= kStealBlobBytes &&
+        d.size() > steal_size_) {
+      if (steal_target_ != nullptr) Copy(steal_target_, steal_offset_,
+                                         steal_size_);
+      steal_target_ = out;
+      steal_offset_ = static_cast<size_t>(d.begin() - base_);
+      steal_size_ = d.size();
+      return;
+    }
+    out->assign(reinterpret_cast<const char*>(d.begin()), d.size());
+  }
+
+  // Call once the message has been read: the noted blob's string becomes the
+  // frame's buffer, moved down to its start (no new memory to fault in).
+  void TakeFrame() {
+    if (steal_target_ == nullptr) return;
+    *steal_target_ = std::move(*frame_);
+    char* data = &(*steal_target_)[0];
+    std::memmove(data, data + steal_offset_, steal_size_);
+    steal_target_->resize(steal_size_);
+  }
+
+ private:
+  void Copy(std::string* out, size_t offset, size_t size) {
+    out->assign(reinterpret_cast<const char*>(base_) + offset, size);
+  }
+
+  const kj::byte* base_;
+  std::string* frame_;  // null: copy every blob
+  std::string* steal_target_ = nullptr;
+  size_t steal_offset_ = 0;
+  size_t steal_size_ = 0;
+};
+
+// Fills `*e` in place (BlobReader may note its strings).
+void GetException(BlobReader& blobs, s::ExceptionInfo::Reader r,
+                  ExceptionInfo* e) {
+  e->type_name = ToString(r.getTypeName());
+  blobs.Read(r.getMessage(), &e->message);
+  blobs.Read(r.getTraceback(), &e->traceback);
+}
+
+// Reads `root` into `*out` in place (so that the strings BlobReader notes
+// stay where they are).
+void Read(s::Message::Reader root, BlobReader& blobs, Message* out) {
   switch (root.which()) {
     case s::Message::CONFIG: {
       auto r = root.getConfig();
-      Config c;
+      Config& c = out->emplace<Config>();
       c.protocol_version = r.getProtocolVersion();
       c.max_tasks = r.getMaxTasks();
       c.heartbeat_interval_ms = r.getHeartbeatIntervalMs();
       c.memory_limit_bytes = r.getMemoryLimitBytes();
       if (r.getHasInitializer()) {
-        c.initializer = CallSpec{ToString(r.getInitializer().getTask()),
-                                 ToString(r.getInitializer().getArgs())};
+        c.initializer.emplace();
+        c.initializer->task = ToString(r.getInitializer().getTask());
+        blobs.Read(r.getInitializer().getArgs(), &c.initializer->args);
       }
-      return c;
+      return;
     }
     case s::Message::HELLO: {
       auto r = root.getHello();
-      Hello h;
+      Hello& h = out->emplace<Hello>();
       h.protocol_version = r.getProtocolVersion();
       h.pid = r.getPid();
       h.fingerprint = r.getFingerprint();
       for (auto t : r.getTasks()) {
         h.tasks.push_back({ToString(t.getName()), ToString(t.getSignature())});
       }
-      return h;
+      return;
     }
     case s::Message::CALL: {
       auto r = root.getCall();
-      Call c;
+      Call& c = out->emplace<Call>();
       c.work_id = r.getWorkId();
       c.task = ToString(r.getTask());
-      c.args.reserve(r.getArgs().size());
-      for (auto a : r.getArgs()) c.args.push_back(ToString(a));
-      return c;
+      auto args = r.getArgs();
+      c.args.resize(args.size());
+      for (unsigned i = 0; i < args.size(); ++i) blobs.Read(args[i], &c.args[i]);
+      return;
     }
     case s::Message::RESULT: {
       auto r = root.getResult();
-      Result res;
+      Result& res = out->emplace<Result>();
       res.work_id = r.getWorkId();
-      res.outcomes.reserve(r.getOutcomes().size());
-      for (auto o : r.getOutcomes()) {
-        Outcome out;
+      auto outcomes = r.getOutcomes();
+      res.outcomes.resize(outcomes.size());
+      for (unsigned i = 0; i < outcomes.size(); ++i) {
+        auto o = outcomes[i];
+        Outcome& dst = res.outcomes[i];
         if (o.isValue()) {
-          out.value = ToString(o.getValue());
+          blobs.Read(o.getValue(), &dst.value);
         } else {
-          out.ok = false;
-          out.exception = GetException(o.getException());
+          dst.ok = false;
+          GetException(blobs, o.getException(), &dst.exception);
         }
-        res.outcomes.push_back(std::move(out));
       }
-      return res;
+      return;
     }
     case s::Message::INIT_FAILED:
-      return InitFailed{GetException(root.getInitFailed())};
+      GetException(blobs, root.getInitFailed(),
+                   &out->emplace<InitFailed>().exception);
+      return;
     case s::Message::SHUTDOWN:
-      return Shutdown{};
+      out->emplace<Shutdown>();
+      return;
     case s::Message::FATAL:
-      return Fatal{GetException(root.getFatal())};
+      GetException(blobs, root.getFatal(), &out->emplace<Fatal>().exception);
+      return;
   }
   KJ_FAIL_REQUIRE("unknown message kind", static_cast<int>(root.which()));
 }
 
-}  // namespace
-
-std::string EncodeMessage(const Message& message) {
-  // One first segment big enough for the payload keeps the frame contiguous.
-  size_t words = (PayloadBytes(message) + 256) / sizeof(capnp::word) + 1;
-  capnp::MallocMessageBuilder builder(
-      static_cast<unsigned>(std::min<size_t>(words, 1u << 29)),
-      capnp::AllocationStrategy::GROW_HEURISTICALLY);
-  std::visit(Builder{builder.initRoot<s::Message>()}, message);
-  kj::Array<capnp::word> flat = capnp::messageToFlatArray(builder);
-  kj::ArrayPtr<const char> chars = flat.asChars();
-  return std::string(chars.begin(), chars.size());
-}
-
-absl::StatusOr<Message> DecodeMessage(absl::string_view frame) {
+// DecodeMessage and DecodeOwnedMessage: `owned`, when set, holds the bytes of
+// `frame` and may be taken over by the biggest blob.
+absl::StatusOr<Message> Decode(absl::string_view frame, std::string* owned) {
   if (frame.size() % sizeof(capnp::word) != 0 || frame.empty()) {
     return absl::DataLossError(absl::StrCat(
         "corrupted frame: ", frame.size(),
         " bytes is not a whole number of 8-byte words"));
   }
-  // Cap'n Proto reads words in place and needs them aligned.
+  // Cap'n Proto reads words in place and needs them aligned. (Offsets into a
+  // copy are offsets into the frame, so stealing still works.)
   kj::Array<capnp::word> copy;
   kj::ArrayPtr<const capnp::word> words(
       reinterpret_cast<const capnp::word*>(frame.data()),
@@ -200,17 +420,38 @@ absl::StatusOr<Message> DecodeMessage(absl::string_view frame) {
     words = copy;
   }
   capnp::ReaderOptions options;
+  // Every word may be read at most twice (a blob shared by two pointers is
+  // counted twice); anything past that is a crafted amplification.
   options.traversalLimitInWords = words.size() * 2 + 1024;
   Message out;
+  BlobReader blobs(words.begin(), owned);
   kj::Maybe<kj::Exception> error = kj::runCatchingExceptions([&] {
     capnp::FlatArrayMessageReader reader(words, options);
-    out = Read(reader.getRoot<s::Message>());
+    Read(reader.getRoot<s::Message>(), blobs, &out);
   });
   KJ_IF_MAYBE(e, error) {
     return absl::DataLossError(absl::StrCat(
         "corrupted frame: ", e->getDescription().cStr()));
   }
+  blobs.TakeFrame();
   return out;
+}
+
+}  // namespace
+
+std::string EncodeMessage(const Message& message) {
+  return std::visit([](const auto& m) { return Encode(m); }, message);
+}
+std::string EncodeMessage(const Config& config) { return Encode(config); }
+std::string EncodeMessage(const Call& call) { return Encode(call); }
+std::string EncodeMessage(const Result& result) { return Encode(result); }
+
+absl::StatusOr<Message> DecodeMessage(absl::string_view frame) {
+  return Decode(frame, nullptr);
+}
+
+absl::StatusOr<Message> DecodeOwnedMessage(std::string frame) {
+  return Decode(frame, &frame);
 }
 
 const char* MessageKind(const Message& message) {

@@ -13,6 +13,7 @@
 // Example:
 //   std::string frame = wire::EncodeMessage(wire::Call{7, "Square", {args}});
 //   ASSIGN_OR_RETURN(wire::Message m, wire::DecodeMessage(frame));
+//   // or, giving the frame up: wire::DecodeOwnedMessage(std::move(frame))
 //   if (auto* call = std::get_if<wire::Call>(&m)) ...
 //
 // DecodeMessage never crashes on bad bytes: truncated, misaligned or corrupted
@@ -110,11 +111,24 @@ struct Fatal {
 using Message =
     std::variant<Config, Hello, Call, Result, InitFailed, Shutdown, Fatal>;
 
-// Encodes `message` as one frame.
+// Encodes `message` as one frame. Each payload byte (Data fields: arguments,
+// values, exception messages) is copied once, into the frame. The overloads
+// for the kinds that carry payloads save building a Message (a copy of all of
+// it) from a Config, Call or Result.
 std::string EncodeMessage(const Message& message);
+std::string EncodeMessage(const Config& config);
+std::string EncodeMessage(const Call& call);
+std::string EncodeMessage(const Result& result);
 
 // Decodes one frame; kDataLoss with a description on any malformed input.
+// Every byte string of the message is a copy of its bytes in `frame`.
 absl::StatusOr<Message> DecodeMessage(absl::string_view frame);
+
+// DecodeMessage for a frame the caller gives up: the message's biggest byte
+// string (64 KiB or more) takes over the frame's buffer instead of being
+// copied into new memory (its bytes move down to the start of the buffer,
+// whose capacity stays that of the frame).
+absl::StatusOr<Message> DecodeOwnedMessage(std::string frame);
 
 // The name of the message's kind ("config", "call", ...), for errors and logs.
 const char* MessageKind(const Message& message);

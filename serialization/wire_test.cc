@@ -83,6 +83,78 @@ TEST(Wire, LargePayload) {
   Call out = RoundTrip(c);
   ASSERT_EQ(out.args.size(), 1u);
   EXPECT_EQ(out.args[0].size(), 300u << 20);
+  absl::StatusOr<Message> owned = DecodeOwnedMessage(EncodeMessage(c));
+  ASSERT_TRUE(owned.ok()) << owned.status();
+  EXPECT_TRUE(std::get<Call>(*owned).args == c.args);
+}
+
+// Big blobs are referenced by the encoder (a segment each) and one of them
+// takes over the frame in DecodeOwnedMessage; the rest are copied.
+TEST(Wire, BigBlobsRoundTripBothWays) {
+  auto blob = [](size_t n, char seed) {
+    std::string s(n, '\0');
+    for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(seed + i * 7);
+    return s;
+  };
+  Result r;
+  r.work_id = 3;
+  r.outcomes.push_back(Outcome{true, blob((1 << 20) + 3, 'a'), {}});
+  r.outcomes.push_back(Outcome{true, blob(20000, 'b'), {}});
+  r.outcomes.push_back(Outcome{true, "small", {}});
+  Outcome bad;
+  bad.ok = false;
+  bad.exception = {"E", blob((2 << 20) + 5, 'c'), blob(70000, 'd')};
+  r.outcomes.push_back(bad);
+  const std::string frame = EncodeMessage(r);
+  EXPECT_EQ(EncodeMessage(Message(r)), frame);
+  for (bool owned : {false, true}) {
+    absl::StatusOr<Message> m =
+        owned ? DecodeOwnedMessage(frame) : DecodeMessage(frame);
+    ASSERT_TRUE(m.ok()) << m.status();
+    const Result& out = std::get<Result>(*m);
+    ASSERT_EQ(out.outcomes.size(), 4u);
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_TRUE(out.outcomes[i].ok);
+      EXPECT_TRUE(out.outcomes[i].value == r.outcomes[i].value) << i;
+    }
+    EXPECT_FALSE(out.outcomes[3].ok);
+    EXPECT_TRUE(out.outcomes[3].exception.message == bad.exception.message);
+    EXPECT_TRUE(out.outcomes[3].exception.traceback ==
+                bad.exception.traceback);
+  }
+}
+
+TEST(Wire, ManyBigArgs) {
+  Call c{7, "F", {}};
+  for (int i = 0; i < 1500; ++i) c.args.push_back(std::string(17000 + i, 'a' + i % 26));
+  absl::StatusOr<Message> m = DecodeOwnedMessage(EncodeMessage(c));
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_TRUE(std::get<Call>(*m).args == c.args);
+}
+
+TEST(Wire, OwnedLargeConfigInitializer) {
+  Config c;
+  c.initializer = CallSpec{"Init", std::string(1 << 20, 'z')};
+  absl::StatusOr<Message> m = DecodeOwnedMessage(EncodeMessage(c));
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(std::get<Config>(*m).initializer->args, c.initializer->args);
+}
+
+TEST(Wire, OwnedMisalignedAndCorruptFrames) {
+  std::string frame = EncodeMessage(Call{1, "X", {std::string(1 << 17, 'q')}});
+  std::string shifted = " " + frame;
+  absl::StatusOr<Message> m = DecodeOwnedMessage(shifted.substr(1));
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(std::get<Call>(*m).args[0], std::string(1 << 17, 'q'));
+  std::mt19937 rng(99);
+  for (int i = 0; i < 2000; ++i) {
+    std::string mutated = frame;
+    mutated[rng() % 64] = static_cast<char>(rng());
+    absl::StatusOr<Message> d = DecodeOwnedMessage(mutated);
+    if (!d.ok()) {
+      EXPECT_TRUE(absl::IsDataLoss(d.status())) << d.status();
+    }
+  }
 }
 
 TEST(Wire, EmptyAndOddSizesAreErrors) {

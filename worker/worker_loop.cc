@@ -185,7 +185,9 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
       if (absl::IsUnavailable(frame.status())) return 0;  // parent closed
       return Fatal(*channel, frame.status());
     }
-    absl::StatusOr<wire::Message> message = wire::DecodeMessage(*frame);
+    // The frame's buffer becomes the biggest argument (no new memory).
+    absl::StatusOr<wire::Message> message =
+        wire::DecodeOwnedMessage(*std::move(frame));
     if (!message.ok()) return Fatal(*channel, message.status());
     if (std::holds_alternative<wire::Shutdown>(*message)) return 0;
     wire::Call* call = std::get_if<wire::Call>(&*message);

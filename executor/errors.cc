@@ -82,7 +82,12 @@ WorkerCrash WorkerCrash::FromWaitStatus(int pid, int wait_status) {
 
 std::string WorkerCrash::Describe() const {
   std::vector<std::string> parts;
-  if (pid >= 0) parts.push_back(absl::StrCat("worker pid ", pid));
+  if (!host.empty()) {
+    parts.push_back(pid > 0 ? absl::StrCat("remote worker pid ", pid, " on ", host)
+                            : absl::StrCat("remote worker on ", host));
+  } else if (pid >= 0) {
+    parts.push_back(absl::StrCat("worker pid ", pid));
+  }
   if (signal.has_value()) {
     parts.push_back(absl::StrCat("killed by ", SignalName(*signal)));
   } else if (exit_code.has_value()) {

@@ -102,6 +102,9 @@ struct WorkerCrash {
   std::string Describe() const;
 
   int pid = -1;                        // -1: unknown
+  // "HOST:PORT" of a remote worker's daemon (Options::remote_workers); empty
+  // for a local worker. Its pid is then a process on that host.
+  std::string host;
   std::optional<int> exit_code;        // set if the worker exited
   std::optional<int> signal;           // set if a signal killed it
   std::optional<std::string> task_name;  // the task it was running, if any

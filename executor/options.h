@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/flags/declare.h"
 #include "absl/time/time.h"
@@ -27,6 +28,11 @@ ABSL_DECLARE_FLAG(std::string, procpool_start_method);
 // --procpool_max_workers: the worker count when Options::max_workers is
 // unset; 0 means the CPUs usable by this process.
 ABSL_DECLARE_FLAG(int, procpool_max_workers);
+// --procpool_remote_workers: HOST:PORT,... when Options::remote_workers is
+// empty.
+ABSL_DECLARE_FLAG(std::vector<std::string>, procpool_remote_workers);
+// --procpool_auth_key_file: when Options::auth_key_file is empty.
+ABSL_DECLARE_FLAG(std::string, procpool_auth_key_file);
 
 namespace procpool {
 
@@ -96,6 +102,28 @@ struct Options {
   // Recycles a worker whose resident memory grew by more than this since it
   // started (checked after each task; loky's leak guard). 0: never.
   int64_t max_rss_growth_bytes = 0;
+
+  // Workers on other hosts (Cap'n Proto over TCP), each "HOST:PORT" of a
+  // daemon started there with `procpool_worker --listen=HOST:PORT
+  // --auth_key_file=FILE` (the same tasks linked in; README "Remote
+  // workers"). One worker slot per entry; repeat an address for several
+  // workers on one host. Non-empty: the pool's workers are exactly these
+  // (no local ones; max_workers must be unset or equal to the count) and
+  // the transport is "capnp". Empty: --procpool_remote_workers
+  // (comma-separated).
+  std::vector<std::string> remote_workers;
+  // The shared key for remote workers: a file readable only by its owner,
+  // the same on every host. Empty: --procpool_auth_key_file.
+  std::string auth_key_file;
+  // TLS (kj-tls) under the authentication; remote_tls_ca_file is the PEM
+  // certificate(s) to trust (empty: the system's store).
+  bool remote_tls = false;
+  std::string remote_tls_ca_file;
+  // A remote worker that sends nothing for this long (its host is down or
+  // unreachable) is dead: its futures fail as for a local worker's death.
+  absl::Duration remote_heartbeat_timeout = absl::Seconds(2);
+  // Bounds connecting to and authenticating with a daemon.
+  absl::Duration remote_connect_timeout = absl::Seconds(10);
 };
 
 // A snapshot of one worker (ProcessPoolExecutor::Stats()).

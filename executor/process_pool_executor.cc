@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/auth/key_file.h"
 #include "executor/internal/pool.h"
 #include "transport/transport.h"
 
@@ -19,8 +21,71 @@ ABSL_FLAG(int, procpool_max_workers, 0,
           "Workers per pool when Options::max_workers is unset; 0: the CPUs "
           "usable by this process.");
 
+ABSL_FLAG(std::vector<std::string>, procpool_remote_workers, {},
+          "Remote worker slots HOST:PORT,... (daemons started with "
+          "procpool_worker --listen) when Options::remote_workers is empty.");
+ABSL_FLAG(std::string, procpool_auth_key_file, "",
+          "The shared key file for remote workers when "
+          "Options::auth_key_file is empty.");
+
 namespace procpool {
 namespace {
+
+// Remote workers (issue 5): validates the options and fills the config.
+void ConfigureRemote(const Options& options, internal::PoolConfig& config) {
+  std::vector<std::string> slots = options.remote_workers;
+  if (slots.empty()) slots = absl::GetFlag(FLAGS_procpool_remote_workers);
+  if (slots.empty()) return;
+  for (const std::string& slot : slots) {
+    const size_t colon = slot.rfind(':');
+    int port = -1;
+    if (colon == std::string::npos || colon == 0 ||
+        !absl::SimpleAtoi(slot.substr(colon + 1), &port) || port <= 0 ||
+        port > 65535) {
+      throw std::invalid_argument(absl::StrCat(
+          "remote worker \"", slot,
+          "\" is not HOST:PORT with a port in 1-65535 (Options::remote_workers "
+          "or --procpool_remote_workers)"));
+    }
+  }
+  if (!options.transport.empty() && options.transport != "capnp") {
+    throw std::invalid_argument(absl::StrCat(
+        "remote workers need the capnp transport, not \"", options.transport,
+        "\": leave Options::transport empty or set it to \"capnp\""));
+  }
+  if (options.max_workers.has_value() &&
+      *options.max_workers != static_cast<int>(slots.size())) {
+    throw std::invalid_argument(absl::StrCat(
+        "max_workers (", *options.max_workers, ") differs from the ",
+        slots.size(), " remote worker slot(s); leave it unset"));
+  }
+  std::string key_file = options.auth_key_file.empty()
+                             ? absl::GetFlag(FLAGS_procpool_auth_key_file)
+                             : options.auth_key_file;
+  if (key_file.empty()) {
+    throw std::invalid_argument(
+        "remote workers need a shared key: set Options::auth_key_file or "
+        "--procpool_auth_key_file to the file the daemons read with "
+        "--auth_key_file");
+  }
+  absl::StatusOr<std::string> key = auth::ReadKeyFile(key_file);
+  if (!key.ok()) throw std::invalid_argument(std::string(key.status().message()));
+  absl::StatusOr<Transport*> t = GetTransport("capnp");
+  if (!t.ok()) throw std::invalid_argument(std::string(t.status().message()));
+  if (options.remote_heartbeat_timeout <= absl::ZeroDuration() ||
+      options.remote_connect_timeout <= absl::ZeroDuration()) {
+    throw std::invalid_argument(
+        "remote_heartbeat_timeout and remote_connect_timeout must be positive");
+  }
+  config.transport = *t;
+  config.max_workers = static_cast<int>(slots.size());
+  config.remote_workers = std::move(slots);
+  config.remote.key = *std::move(key);
+  config.remote.use_tls = options.remote_tls;
+  config.remote.tls_ca_file = options.remote_tls_ca_file;
+  config.remote.heartbeat_timeout = options.remote_heartbeat_timeout;
+  config.remote.connect_timeout = options.remote_connect_timeout;
+}
 
 int UsableCpus() {
   cpu_set_t set;
@@ -128,6 +193,7 @@ internal::PoolConfig MakeConfig(const Options& options) {
   config.heartbeat_timeout = options.heartbeat_timeout;
   config.max_memory_bytes_per_worker = options.max_memory_bytes_per_worker;
   config.max_rss_growth_bytes = options.max_rss_growth_bytes;
+  ConfigureRemote(options, config);
   if (options.worker_binary.empty()) {
     config.worker_binary = SelfExecutable();
   } else {

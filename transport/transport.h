@@ -40,6 +40,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace procpool {
 
@@ -108,6 +109,19 @@ struct ChildEndpoint {
   std::string spec;
 };
 
+// A worker on another host, served by `procpool_worker --listen=HOST:PORT
+// --auth_key_file=FILE` (worker/daemon.h). See Transport::ConnectRemote().
+struct RemoteWorkerSpec {
+  std::string address;  // "HOST:PORT" or "[IPv6]:PORT"
+  std::string key;      // the shared key; never sent
+  bool use_tls = false;
+  std::string tls_ca_file;  // PEM to trust; empty: the system's store
+  // Bounds TCP connect + TLS + authentication.
+  absl::Duration connect_timeout = absl::Seconds(10);
+  // A connection silent this long is dead (heartbeats); infinite: none.
+  absl::Duration heartbeat_timeout = absl::Seconds(2);
+};
+
 struct ChannelPair {
   std::unique_ptr<Channel> parent;
   ChildEndpoint child;
@@ -133,6 +147,20 @@ class Transport {
   // unnoticed. It must not destroy inherited Channel objects either.
   virtual absl::StatusOr<std::unique_ptr<Channel>> OpenChild(
       const ChildEndpoint& endpoint) = 0;
+
+  // The parent's end of a channel to the worker daemon at spec.address. It
+  // returns at once: connecting and authenticating happen on the channel's
+  // own thread, and their failures (refused, wrong key, silent host) are the
+  // channel's error, whose message names the address. Only transports that
+  // reach other hosts implement it ("capnp"); the others return
+  // kUnimplemented.
+  virtual absl::StatusOr<std::unique_ptr<Channel>> ConnectRemote(
+      const RemoteWorkerSpec& spec) {
+    (void)spec;
+    return absl::UnimplementedError(
+        "this transport reaches only local workers; remote workers need the "
+        "capnp transport");
+  }
 };
 
 // Registers `transport` under transport->name(). Done once per transport at

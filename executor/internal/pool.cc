@@ -399,7 +399,9 @@ std::vector<pid_t> Pool::WorkerPids() const {
 void Pool::UpdateLivePids() {
   workers_changed_ = false;
   std::vector<pid_t> pids;
-  for (const auto& [id, w] : workers_) pids.push_back(w.process.pid);
+  for (const auto& [id, w] : workers_) {
+    if (w.remote.empty()) pids.push_back(w.process.pid);
+  }
   absl::MutexLock lock(&mu_);
   live_pids_ = std::move(pids);
 }
@@ -467,6 +469,12 @@ void Pool::ManagerLoop() {
       signalled_ = true;
       for (auto& [id, w] : workers_) KillWorker(w, sig);
     }
+    // Remote workers whose channel closed (they have no pidfd).
+    std::vector<int> gone;
+    for (const auto& [id, w] : workers_) {
+      if (!w.remote.empty() && w.channel == nullptr) gone.push_back(id);
+    }
+    for (int id : gone) OnRemoteWorkerGone(id);
     // Workers that overstayed their grace period.
     absl::Time now = absl::Now();
     for (auto& [id, w] : workers_) {
@@ -602,7 +610,49 @@ size_t Pool::HandOut(size_t max_in_flight) {
   return still_pending;
 }
 
+void Pool::StartRemoteWorker() {
+  // The first slot with no live worker (an address may fill several).
+  int slot = -1;
+  for (int i = 0; i < static_cast<int>(config_.remote_workers.size()); ++i) {
+    bool taken = false;
+    for (const auto& [id, w] : workers_) taken = taken || w.remote_slot == i;
+    if (!taken) {
+      slot = i;
+      break;
+    }
+  }
+  CHECK_GE(slot, 0) << "no free remote worker slot, yet asked to start one";
+  const std::string& address = config_.remote_workers[slot];
+  RemoteWorkerSpec spec = config_.remote;
+  spec.address = address;
+  absl::StatusOr<std::unique_ptr<Channel>> channel =
+      config_.transport->ConnectRemote(spec);
+  if (!channel.ok()) {
+    WorkerCrash crash;
+    crash.host = address;
+    crash.cause = std::string(channel.status().message());
+    BreakPool("A remote worker could not be reached", crash);
+    return;
+  }
+  const int id = next_worker_id_++;
+  Worker& w = workers_[id];
+  workers_changed_ = true;
+  w.id = id;
+  w.process.pid = 0;
+  w.process.pidfd = -1;
+  w.remote = address;
+  w.remote_slot = slot;
+  w.channel = std::move(*channel);
+  ++starting_;
+  VLOG(1) << "procpool: connecting to the remote worker at " << address;
+  ConfigureWorker(w);
+}
+
 void Pool::StartWorker() {
+  if (!config_.remote_workers.empty()) {
+    StartRemoteWorker();
+    return;
+  }
   absl::StatusOr<ChannelPair> pair = config_.transport->CreatePair();
   if (!pair.ok()) {
     WorkerCrash crash;
@@ -646,6 +696,12 @@ void Pool::StartWorker() {
   ev.events = EPOLLIN;
   ev.data.u64 = Key(id, kPidKind);
   PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.process.pidfd, &ev) == 0);
+  ConfigureWorker(w);
+}
+
+void Pool::ConfigureWorker(Worker& w) {
+  const int id = w.id;
+  struct epoll_event ev = {};
   ev.events = EPOLLIN | EPOLLONESHOT;
   ev.data.u64 = Key(id, kChannelKind);
   PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.channel->PollFd(), &ev) == 0);
@@ -656,7 +712,8 @@ void Pool::StartWorker() {
   config.initializer = config_.initializer;
   config.max_tasks = config_.max_tasks_per_child;
   config.memory_limit_bytes = config_.max_memory_bytes_per_worker;
-  if (config_.heartbeat_timeout != absl::InfiniteDuration()) {
+  if (config_.heartbeat_timeout != absl::InfiniteDuration() &&
+      w.crash_fd >= 0) {
     config.heartbeat_interval_ms = static_cast<uint32_t>(std::max<int64_t>(
         1, absl::ToInt64Milliseconds(config_.heartbeat_timeout / 4)));
     w.last_heartbeat = absl::Now();
@@ -697,6 +754,19 @@ void Pool::CloseChannel(Worker& w) {
 }
 
 void Pool::KillWorker(Worker& w, int sig) {
+  if (!w.remote.empty()) {
+    // Its daemon's child exits when its connection drops.
+    w.killed = true;
+    w.signal_sent = SIGKILL;
+    if (w.lost_cause.empty()) {
+      w.lost_cause = absl::StrCat("the pool closed its connection (",
+                                  sig == SIGKILL ? "SIGKILL" : "SIGTERM",
+                                  " for a local worker)");
+    }
+    CloseChannel(w);
+    wake_manager_ = true;
+    return;
+  }
   if (kill(w.process.pid, sig) == 0) {
     w.killed = true;
     w.signal_sent = sig;
@@ -733,11 +803,41 @@ void Pool::OnWorkerExit(int id) {
   crash.idle = w.assigned.empty();
   VLOG(1) << "procpool: worker pid " << w.process.pid << " exited: "
           << crash.Describe();
+  AfterWorkerGone(id, std::move(crash));
+}
+
+void Pool::OnRemoteWorkerGone(int id) {
+  Worker& w = workers_.at(id);
+  WorkerCrash crash;
+  crash.pid = w.process.pid > 0 ? w.process.pid : -1;
+  crash.host = w.remote;
+  crash.cause = w.lost_cause.empty() ? "its connection closed" : w.lost_cause;
+  crash.idle = w.assigned.empty();
+  const bool never_ready = !w.ready && w.tasks_run == 0 && !w.killed;
+  VLOG(1) << "procpool: remote worker at " << w.remote
+          << " is gone: " << crash.Describe();
+  if (never_ready && !w.shutdown_sent && !broken_local_) {
+    // As when a local worker cannot be started (S12): replacing it would
+    // only fail again.
+    BreakPool(absl::StrCat("A remote worker could not be started at ",
+                           w.remote),
+              crash);
+    workers_.erase(id);
+    workers_changed_ = true;
+    return;
+  }
+  AfterWorkerGone(id, std::move(crash));
+}
+
+void Pool::AfterWorkerGone(int id, WorkerCrash crash) {
+  Worker& w = workers_.at(id);
   const bool retired = config_.max_tasks_per_child > 0 &&
                        w.tasks_assigned >= config_.max_tasks_per_child;
-  const bool expected =
-      w.assigned.empty() && !w.killed && (w.shutdown_sent || retired) &&
-      crash.exit_code.has_value() && *crash.exit_code == 0;
+  const bool clean_exit = w.remote.empty()
+                              ? crash.exit_code.has_value() && *crash.exit_code == 0
+                              : true;  // a closed connection is all we see
+  const bool expected = w.assigned.empty() && !w.killed &&
+                        (w.shutdown_sent || retired) && clean_exit;
   if (w.hung) {
     crash.cause = absl::StrCat("stopped responding: no heartbeat for ",
                                absl::FormatDuration(config_.heartbeat_timeout),

@@ -89,6 +89,11 @@ struct PoolConfig {
   absl::Duration heartbeat_timeout = absl::InfiniteDuration();
   int64_t max_memory_bytes_per_worker = 0;
   int64_t max_rss_growth_bytes = 0;
+  // Remote worker slots ("HOST:PORT" each); non-empty: the pool's workers
+  // are exactly these (max_workers == their count), reached with
+  // transport->ConnectRemote(remote), remote.address set per slot.
+  std::vector<std::string> remote_workers;
+  RemoteWorkerSpec remote;
 };
 
 // How long a worker may linger after its channel closed, it was told to shut
@@ -149,7 +154,14 @@ class Pool {
   };
   struct Worker {
     int id = 0;
+    // A local worker's process. A remote worker has no pidfd and no crash
+    // pipe; its pid (from its Hello) is a process on its host, never
+    // signalled from here: "killing" it closes its channel, and its daemon's
+    // child exits when its connection drops.
     WorkerProcess process;
+    std::string remote;      // "HOST:PORT"; empty for a local worker
+    int remote_slot = -1;    // its index in PoolConfig::remote_workers
+    std::string lost_cause;  // why a remote worker's channel failed
     std::unique_ptr<Channel> channel;  // null once closed
     uint32_t registered_events = 0;    // events the channel fd is armed with
     // The channel fd is registered EPOLLONESHOT: armed until its event is
@@ -227,6 +239,14 @@ class Pool {
   bool ShouldStartWorker(size_t still_pending) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   void StartWorker() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  void StartRemoteWorker() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Registers a new worker's channel, then sends it its Config.
+  void ConfigureWorker(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // A remote worker whose channel is closed is gone: settles its futures.
+  void OnRemoteWorkerGone(int id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // What follows a worker's end (local or remote), once `crash` says how.
+  void AfterWorkerGone(int id, WorkerCrash crash)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   void PumpWorker(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // Hands `frames` (from w's channel) on, then the channel's `status`.
   // Returns false if w must not be used anymore (the pool broke).

@@ -36,6 +36,13 @@ void Pool::OnChannelError(Worker& w, const absl::Status& status) {
   VLOG(1) << "procpool: channel to worker pid " << w.process.pid
           << " failed: " << status;
   CloseChannel(w);
+  if (!w.remote.empty() && !absl::IsDataLoss(status)) {
+    // The connection is the only sign of life a remote worker gives: it is
+    // gone (the manager settles its futures: OnRemoteWorkerGone).
+    if (w.lost_cause.empty()) w.lost_cause = std::string(status.message());
+    wake_manager_ = true;
+    return;
+  }
   if (absl::IsDataLoss(status)) {
     WorkerCrash crash;
     crash.pid = w.process.pid;
@@ -123,6 +130,10 @@ void Pool::HandleHello(Worker& w, const wire::Hello& hello) {
   }
   if (!w.ready) --starting_;
   w.ready = true;
+  if (!w.remote.empty()) {
+    w.process.pid = hello.pid;  // on its host: for messages only
+    return;
+  }
   if (config_.max_rss_growth_bytes > 0) w.base_rss = ResidentBytes(w.process.pid);
 }
 

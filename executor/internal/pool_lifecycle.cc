@@ -69,7 +69,8 @@ void Pool::Retire(Worker& w, const char* why) {
 }
 
 void Pool::AfterResult(Worker& w) {
-  if (config_.max_rss_growth_bytes <= 0 || w.base_rss < 0 || w.shutdown_sent) {
+  if (config_.max_rss_growth_bytes <= 0 || w.base_rss < 0 || w.shutdown_sent ||
+      !w.remote.empty()) {
     return;
   }
   int64_t rss = ResidentBytes(w.process.pid);
@@ -202,7 +203,7 @@ void Pool::FillStatsIfRequested() {
     s.pid = w.process.pid;
     s.tasks_run = w.tasks_run;
     if (!w.assigned.empty()) s.current_task = w.assigned.front().item.task;
-    s.rss_bytes = ResidentBytes(w.process.pid);
+    s.rss_bytes = w.remote.empty() ? ResidentBytes(w.process.pid) : 0;
     s.restarts = restarts_;
     stats.push_back(std::move(s));
   }

@@ -41,6 +41,7 @@
 #include "common/posix_error.h"
 #include "transport/capnp/rpc_common.h"
 #include "transport/capnp/threaded_channel.h"
+#include "transport/capnp/remote.h"
 #include "transport/transport.h"
 
 namespace procpool {
@@ -223,6 +224,26 @@ class CapnpTransport final : public Transport {
     pair.child.fds = {sv[1]};
     pair.child.spec = kCapnpEndpointSpec;
     return pair;
+  }
+
+  // Remote workers: remote.h.
+  absl::StatusOr<std::unique_ptr<Channel>> ConnectRemote(
+      const RemoteWorkerSpec& spec) override {
+    RemoteWorkerOptions options;
+    options.address = spec.address;
+    options.key = spec.key;
+    options.use_tls = spec.use_tls;
+    options.tls_ca_file = spec.tls_ca_file;
+    options.connect_timeout = spec.connect_timeout;
+    if (spec.heartbeat_timeout == absl::InfiniteDuration()) {
+      options.heartbeat_interval = absl::ZeroDuration();
+      options.heartbeat_timeout = absl::ZeroDuration();
+    } else {
+      options.heartbeat_timeout = spec.heartbeat_timeout;
+      options.heartbeat_interval =
+          std::min(options.heartbeat_interval, spec.heartbeat_timeout / 4);
+    }
+    return ConnectRemoteWorker(options);
   }
 
   // Takes ownership of endpoint.fds even when it fails (closes them then).

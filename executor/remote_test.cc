@@ -1,0 +1,165 @@
+// Remote workers through the executor (issue 5): a worker daemon on
+// 127.0.0.1 (the executor's test_worker binary with --listen), and a pool whose
+// Options::remote_workers name it. The same tasks and futures as local
+// workers; a dead or silent daemon and a wrong key end every future with
+// BrokenProcessPool naming the host. (worker/daemon_netns_test.cc runs the
+// daemon on a second network namespace.) Every wait is bounded.
+#include <signal.h>
+#include <unistd.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "executor/process_pool_executor.h"
+#include "executor/testdata/test_tasks.h"
+#include "gtest/gtest.h"
+#include "worker/testing/daemon_harness.h"
+
+namespace procpool {
+namespace {
+
+namespace tt = test_tasks;
+using daemon_testing::Daemon;
+using daemon_testing::ParentOf;
+using daemon_testing::StartDaemon;
+using daemon_testing::WriteKeyFile;
+
+constexpr absl::Duration kWait = absl::Seconds(20);
+
+std::string TestWorker() {
+  return absl::StrCat(getenv("TEST_SRCDIR"), "/procpool/executor/test_worker");
+}
+
+class RemotePoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    key_file_ = WriteKeyFile("remote_pool.key", "the shared secret");
+    absl::StatusOr<std::unique_ptr<Daemon>> d = StartDaemon(
+        {TestWorker(), "--listen=127.0.0.1:0",
+         absl::StrCat("--auth_key_file=", key_file_)},
+        "remote_pool_daemon");
+    ASSERT_TRUE(d.ok()) << d.status();
+    daemon_ = *std::move(d);
+  }
+
+  Options RemoteOptions(int slots = 2) {
+    Options o;
+    o.remote_workers.assign(slots, daemon_->address);
+    o.auth_key_file = key_file_;
+    o.remote_heartbeat_timeout = absl::Seconds(1);
+    return o;
+  }
+
+  std::string key_file_;
+  std::unique_ptr<Daemon> daemon_;
+};
+
+TEST_F(RemotePoolTest, TasksRunInTheDaemonsChildren) {
+  ProcessPoolExecutor pool(RemoteOptions());
+  std::vector<Future<int>> squares;
+  for (int i = 0; i < 20; ++i) squares.push_back(pool.Submit(tt::Pow, i, 2));
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(squares[i].Get(kWait), i * i);
+  // Two slots: two workers, each a child of the daemon (not of this process).
+  std::set<int> pids;
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < 8; ++i) fs.push_back(pool.Submit(tt::SleepThenPid, 50));
+  for (auto& f : fs) pids.insert(f.Get(kWait));
+  EXPECT_EQ(pids.size(), 2u);
+  for (int pid : pids) EXPECT_EQ(ParentOf(pid), daemon_->pid) << pid;
+  EXPECT_TRUE(pool.WorkerPids().empty());  // none is a local process
+  int sum = 0;
+  for (int v : pool.Map(tt::Pow, std::vector<std::pair<int, int>>{
+                                     {1, 1}, {2, 2}, {3, 3}})) {
+    sum += v;
+  }
+  EXPECT_EQ(sum, 1 + 4 + 27);
+  EXPECT_EQ(pool.Submit(tt::Echo, std::string(3 << 20, 'x')).Get(kWait).size(),
+            size_t{3} << 20);
+}
+
+TEST_F(RemotePoolTest, ExceptionsComeBackAsForLocalWorkers) {
+  ProcessPoolExecutor pool(RemoteOptions(1));
+  Future<int> f = pool.Submit(tt::Throw, std::string("runtime_error"));
+  EXPECT_THROW(f.Get(kWait), std::runtime_error);
+  EXPECT_EQ(pool.Submit(tt::Pow, 3, 3).Get(kWait), 27);  // the pool goes on
+}
+
+TEST_F(RemotePoolTest, KillingTheDaemonBreaksThePoolNamingTheHost) {
+  ProcessPoolExecutor pool(RemoteOptions(1));
+  EXPECT_EQ(pool.Submit(tt::Pow, 2, 5).Get(kWait), 32);
+  Future<int> running = pool.Submit(tt::SleepMs, 20000);
+  absl::SleepFor(absl::Milliseconds(200));
+  const absl::Time start = absl::Now();
+  daemon_->SignalAndWait(SIGKILL, kWait);
+  try {
+    running.Get(kWait);
+    FAIL() << "the future of a task on a killed daemon succeeded";
+  } catch (const BrokenProcessPool& e) {
+    EXPECT_TRUE(absl::StrContains(e.what(), daemon_->address)) << e.what();
+    EXPECT_EQ(e.crash().host, daemon_->address);
+  }
+  // Within the heartbeat bound (1 s here), with room for a loaded machine.
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_THROW(pool.Submit(tt::Noop), BrokenProcessPool);
+}
+
+TEST_F(RemotePoolTest, AStoppedWorkerIsCaughtByHeartbeats) {
+  ProcessPoolExecutor pool(RemoteOptions(1));
+  const int pid = pool.Submit(tt::GetPid).Get(kWait);
+  Future<int> running = pool.Submit(tt::SleepMs, 20000);
+  absl::SleepFor(absl::Milliseconds(200));
+  ASSERT_EQ(kill(pid, SIGSTOP), 0);
+  const absl::Time start = absl::Now();
+  EXPECT_THROW(running.Get(kWait), BrokenProcessPool);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  kill(pid, SIGKILL);
+  kill(pid, SIGCONT);
+}
+
+TEST_F(RemotePoolTest, AWrongKeyIsRefused) {
+  Options o = RemoteOptions(1);
+  o.auth_key_file = WriteKeyFile("wrong.key", "not the shared secret");
+  ProcessPoolExecutor pool(o);
+  try {
+    pool.Submit(tt::Pow, 2, 2).Get(kWait);
+    FAIL() << "a pool with the wrong key ran a task";
+  } catch (const BrokenProcessPool& e) {
+    EXPECT_TRUE(absl::StrContains(e.what(), "rejected our key")) << e.what();
+    EXPECT_TRUE(absl::StrContains(e.what(), daemon_->address)) << e.what();
+  }
+}
+
+TEST_F(RemotePoolTest, NoDaemonAtTheAddressBreaksThePool) {
+  Options o;
+  o.remote_workers = {"127.0.0.1:1"};  // nothing listens on port 1
+  o.auth_key_file = key_file_;
+  ProcessPoolExecutor pool(o);
+  try {
+    pool.Submit(tt::Noop).Get(kWait);
+    FAIL() << "a task ran without a daemon";
+  } catch (const BrokenProcessPool& e) {
+    EXPECT_TRUE(absl::StrContains(e.what(), "127.0.0.1:1")) << e.what();
+  }
+}
+
+TEST_F(RemotePoolTest, BadOptionsAreRefusedAtConstruction) {
+  Options no_key;
+  no_key.remote_workers = {daemon_->address};
+  EXPECT_THROW(ProcessPoolExecutor{no_key}, std::invalid_argument);
+  Options bad_address = RemoteOptions(1);
+  bad_address.remote_workers = {"no-port-here"};
+  EXPECT_THROW(ProcessPoolExecutor{bad_address}, std::invalid_argument);
+  Options other_transport = RemoteOptions(1);
+  other_transport.transport = "shm";
+  EXPECT_THROW(ProcessPoolExecutor{other_transport}, std::invalid_argument);
+  Options wrong_count = RemoteOptions(2);
+  wrong_count.max_workers = 3;
+  EXPECT_THROW(ProcessPoolExecutor{wrong_count}, std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace procpool

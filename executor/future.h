@@ -78,7 +78,8 @@ class State : public StateBase {
       } else if constexpr (std::is_void_v<R>) {
         chunk[i].value.emplace();
       } else {
-        absl::StatusOr<R> v = DecodeValue<R>(outcomes[i].value);
+        absl::StatusOr<R> v =
+            DecodeOwnedValue<R>(std::move(outcomes[i].value));
         if (!v.ok()) return v.status();
         chunk[i].value.emplace(*std::move(v));
       }
@@ -104,7 +105,7 @@ class State : public StateBase {
       }
       FinishWith([] {});
     } else {
-      absl::StatusOr<T> v = DecodeValue<T>(o.value);
+      absl::StatusOr<T> v = DecodeOwnedValue<T>(std::move(o.value));
       if (!v.ok()) return v.status();
       FinishWith([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
         value_.emplace(*std::move(v));

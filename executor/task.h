@@ -128,14 +128,30 @@ bool RegisterTaskFn(const char* name) {
   return true;
 }
 
+// An argument as its parameter's (decayed) type: the argument itself when it
+// already is one, so that a big string or vector is not copied just to be
+// encoded; otherwise converted as a call would.
+template <typename P, typename A>
+decltype(auto) AsParam(A&& arg) {
+  using D = std::decay_t<P>;
+  if constexpr (std::is_same_v<std::decay_t<A>, D>) {
+    return static_cast<const D&>(arg);
+  } else {
+    return D(std::forward<A>(arg));
+  }
+}
+
 // The encoded argument tuple for calling `fn` with `args` (converted to the
-// parameter types first, as a call would).
+// parameter types first, as a call would): the encoding of
+// std::tuple<std::decay_t<P>...>, written element by element without building
+// the tuple.
 template <typename R, typename... P, typename... A>
 std::string EncodeArgs(R (*)(P...), A&&... args) {
   static_assert(sizeof...(P) == sizeof...(A),
                 "procpool: wrong number of arguments for this task");
-  return EncodeValue(
-      std::tuple<std::decay_t<P>...>(std::forward<A>(args)...));
+  Writer w;
+  (Codec<std::decay_t<P>>::Encode(w, AsParam<P>(std::forward<A>(args))), ...);
+  return w.Release();
 }
 
 }  // namespace internal

@@ -547,6 +547,27 @@ absl::StatusOr<T> DecodeValue(absl::string_view bytes) {
   return result;
 }
 
+// DecodeValue for bytes the caller gives up. A std::string of 64 KiB or more
+// takes over the buffer of `bytes` (its bytes move down past the length
+// prefix, in memory already mapped) instead of being copied into new memory;
+// any other T, and any error, is exactly DecodeValue<T>(bytes).
+template <typename T>
+absl::StatusOr<T> DecodeOwnedValue(std::string bytes) {
+  if constexpr (std::is_same<T, std::string>::value) {
+    constexpr size_t kTakeOverBytes = size_t{64} << 10;
+    Reader r(bytes);
+    uint64_t n = 0;
+    if (bytes.size() >= kTakeOverBytes && r.ReadVarint(&n).ok() &&
+        n == r.remaining()) {
+      const size_t prefix = r.position();
+      std::memmove(&bytes[0], bytes.data() + prefix, n);
+      bytes.resize(n);
+      return bytes;
+    }
+  }
+  return DecodeValue<T>(bytes);
+}
+
 }  // namespace procpool
 
 // Codecs for the standard containers.

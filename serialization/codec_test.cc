@@ -674,5 +674,29 @@ TEST(BadInput, RandomCorruptionFuzz) {
 // evaluates to false"; likewise TypeSignature<long double>() fails with
 // "procpool: long double is not encodable".
 
+TEST(CodecOwned, BigStringTakesOverTheBuffer) {
+  std::string value(1 << 20, '\0');
+  for (size_t i = 0; i < value.size(); ++i) value[i] = static_cast<char>(i * 31);
+  std::string bytes = EncodeValue(value);
+  const char* buffer = bytes.data();
+  absl::StatusOr<std::string> out = DecodeOwnedValue<std::string>(std::move(bytes));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(*out == value);
+  EXPECT_EQ(out->data(), buffer);  // no new memory
+}
+
+TEST(CodecOwned, OtherCasesAreDecodeValue) {
+  EXPECT_EQ(*DecodeOwnedValue<std::string>(EncodeValue(std::string("ab"))), "ab");
+  EXPECT_EQ(*DecodeOwnedValue<int32_t>(EncodeValue(int32_t{7})), 7);
+  std::string big = EncodeValue(std::string(1 << 17, 'x'));
+  absl::StatusOr<std::string> truncated =
+      DecodeOwnedValue<std::string>(big.substr(0, big.size() - 1));
+  EXPECT_TRUE(absl::IsDataLoss(truncated.status())) << truncated.status();
+  absl::StatusOr<std::string> trailing = DecodeOwnedValue<std::string>(big + "z");
+  EXPECT_TRUE(absl::IsDataLoss(trailing.status())) << trailing.status();
+  EXPECT_EQ(trailing.status().message(),
+            DecodeValue<std::string>(big + "z").status().message());
+}
+
 }  // namespace
 }  // namespace procpool

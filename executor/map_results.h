@@ -136,15 +136,19 @@ class MapResults {
   bool AtEnd() const { return chunks_.empty(); }
 
   const Element& Current() {
-    const auto& chunk = chunks_.front();
-    // The Map's own deadline, as opposed to a chunk that failed with a
-    // TimeoutError of its own (MapOptions::chunk_timeout).
-    if (!chunk.future.state()->WaitDone(deadline_ - absl::Now())) {
-      CancelRest();
-      throw TimeoutError("Map results not done within its timeout");
+    if (elements_ == nullptr) {
+      // Once per chunk: the clock, the wait and the future's lock cost more
+      // than handing out one small element.
+      const auto& chunk = chunks_.front();
+      // The Map's own deadline, as opposed to a chunk that failed with a
+      // TimeoutError of its own (MapOptions::chunk_timeout).
+      if (!chunk.future.state()->WaitDone(deadline_ - absl::Now())) {
+        CancelRest();
+        throw TimeoutError("Map results not done within its timeout");
+      }
+      elements_ = &chunk.future.Get();
     }
-    const internal::ChunkResult<R>* elements = &chunk.future.Get();
-    const internal::ChunkElement<R>& e = (*elements)[pos_];
+    const internal::ChunkElement<R>& e = (*elements_)[pos_];
     if (e.error) std::rethrow_exception(e.error);
     return *e.value;
   }
@@ -155,12 +159,14 @@ class MapResults {
     if (on_progress_) on_progress_(consumed_);
     if (++pos_ < chunks_.front().size) return;
     pos_ = 0;
+    elements_ = nullptr;
     chunks_.pop_front();
     if (buffersize_ > 0) Fill();
   }
 
   void CancelRest() {
     for (auto& c : chunks_) c.future.Cancel();
+    elements_ = nullptr;
     chunks_.clear();
     source_.reset();
   }
@@ -168,6 +174,8 @@ class MapResults {
   std::unique_ptr<internal::ChunkSource<R>> source_;
   std::deque<typename internal::ChunkSource<R>::Chunk> chunks_;
   size_t pos_ = 0;
+  // The front chunk's results once it is done (null before).
+  const internal::ChunkResult<R>* elements_ = nullptr;
   absl::Time deadline_;
   int buffersize_;
   std::function<void(size_t)> on_progress_;

@@ -35,8 +35,9 @@ namespace internal {
 
 // Runs a task on one encoded argument tuple and returns the encoded result.
 // A malformed argument tuple is an error status; whatever the task (or the
-// encoding of its result) throws propagates as that exception.
-using TaskInvoker = absl::StatusOr<std::string> (*)(absl::string_view args);
+// encoding of its result) throws propagates as that exception. `args` is
+// taken: a big string argument may keep its buffer (DecodeOwnedValue).
+using TaskInvoker = absl::StatusOr<std::string> (*)(std::string args);
 
 // One registered task.
 struct TaskInfo {
@@ -96,10 +97,10 @@ decltype(auto) PassArg(T& value) {
 }
 
 template <auto Fn, typename R, typename... P, size_t... I>
-absl::StatusOr<std::string> InvokeImpl(absl::string_view bytes,
+absl::StatusOr<std::string> InvokeImpl(std::string bytes,
                                        std::index_sequence<I...>) {
   using Args = std::tuple<std::decay_t<P>...>;
-  absl::StatusOr<Args> args = DecodeValue<Args>(bytes);
+  absl::StatusOr<Args> args = DecodeOwnedValue<Args>(std::move(bytes));
   if (!args.ok()) return args.status();
   if constexpr (std::is_void_v<R>) {
     Fn(PassArg<P>(std::get<I>(*args))...);
@@ -114,8 +115,9 @@ struct TaskInvokerFor;
 
 template <auto Fn, typename R, typename... P>
 struct TaskInvokerFor<Fn, R (*)(P...)> {
-  static absl::StatusOr<std::string> Invoke(absl::string_view bytes) {
-    return InvokeImpl<Fn, R, P...>(bytes, std::index_sequence_for<P...>{});
+  static absl::StatusOr<std::string> Invoke(std::string bytes) {
+    return InvokeImpl<Fn, R, P...>(std::move(bytes),
+                                   std::index_sequence_for<P...>{});
   }
 };
 

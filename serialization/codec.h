@@ -547,23 +547,35 @@ absl::StatusOr<T> DecodeValue(absl::string_view bytes) {
   return result;
 }
 
-// DecodeValue for bytes the caller gives up. A std::string of 64 KiB or more
-// takes over the buffer of `bytes` (its bytes move down past the length
-// prefix, in memory already mapped) instead of being copied into new memory;
-// any other T, and any error, is exactly DecodeValue<T>(bytes).
+namespace internal {
+
+// When `*bytes` is exactly the encoding of one std::string of 64 KiB or more,
+// turns it into that string in place (the bytes move down past the length
+// prefix, in memory already mapped) and returns true; else leaves it alone.
+inline bool TakeOverString(std::string* bytes) {
+  constexpr size_t kTakeOverBytes = size_t{64} << 10;
+  if (bytes->size() < kTakeOverBytes) return false;
+  Reader r(*bytes);
+  uint64_t n = 0;
+  if (!r.ReadVarint(&n).ok() || n != r.remaining()) return false;
+  const size_t prefix = r.position();
+  std::memmove(&(*bytes)[0], bytes->data() + prefix, n);
+  bytes->resize(n);
+  return true;
+}
+
+}  // namespace internal
+
+// DecodeValue for bytes the caller gives up. A std::string (or a
+// std::tuple<std::string>, a task's argument tuple) of 64 KiB or more takes
+// over the buffer of `bytes` instead of being copied into new memory; any
+// other T, and any error, is exactly DecodeValue<T>(bytes).
 template <typename T>
 absl::StatusOr<T> DecodeOwnedValue(std::string bytes) {
   if constexpr (std::is_same<T, std::string>::value) {
-    constexpr size_t kTakeOverBytes = size_t{64} << 10;
-    Reader r(bytes);
-    uint64_t n = 0;
-    if (bytes.size() >= kTakeOverBytes && r.ReadVarint(&n).ok() &&
-        n == r.remaining()) {
-      const size_t prefix = r.position();
-      std::memmove(&bytes[0], bytes.data() + prefix, n);
-      bytes.resize(n);
-      return bytes;
-    }
+    if (internal::TakeOverString(&bytes)) return bytes;
+  } else if constexpr (std::is_same<T, std::tuple<std::string>>::value) {
+    if (internal::TakeOverString(&bytes)) return T(std::move(bytes));
   }
   return DecodeValue<T>(bytes);
 }

@@ -685,6 +685,22 @@ TEST(CodecOwned, BigStringTakesOverTheBuffer) {
   EXPECT_EQ(out->data(), buffer);  // no new memory
 }
 
+TEST(CodecOwned, BigStringInATupleTakesOverTheBuffer) {
+  using Args = std::tuple<std::string>;
+  std::string bytes = EncodeValue(Args(std::string(1 << 17, 'k')));
+  const char* buffer = bytes.data();
+  absl::StatusOr<Args> out = DecodeOwnedValue<Args>(std::move(bytes));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(std::get<0>(*out), std::string(1 << 17, 'k'));
+  EXPECT_EQ(std::get<0>(*out).data(), buffer);
+  absl::StatusOr<Args> bad =
+      DecodeOwnedValue<Args>(EncodeValue(Args(std::string(1 << 17, 'k'))) + "x");
+  EXPECT_EQ(bad.status().message(),
+            DecodeValue<Args>(EncodeValue(Args(std::string(1 << 17, 'k'))) + "x")
+                .status()
+                .message());
+}
+
 TEST(CodecOwned, OtherCasesAreDecodeValue) {
   EXPECT_EQ(*DecodeOwnedValue<std::string>(EncodeValue(std::string("ab"))), "ab");
   EXPECT_EQ(*DecodeOwnedValue<int32_t>(EncodeValue(int32_t{7})), 7);

@@ -10,7 +10,8 @@
 // cannot be made, every test SKIPS and says why. The namespace and the links
 // are removed when the test ends, also when it fails (the fixture's
 // TearDown, and a guard that runs at exit). Traffic goes only to the
-// addresses made here.
+// addresses made here. The topology is worker/testing/netns.h's, shared with
+// executor/remote_netns_test.cc.
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -24,6 +25,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "worker/testing/daemon_harness.h"
+#include "worker/testing/netns.h"
 
 namespace procpool {
 namespace daemon_testing {
@@ -31,89 +33,15 @@ namespace {
 
 constexpr char kKey[] = "the two-host test's shared secret";
 
-// Runs a shell command, bounded; returns its exit status and puts its output
-// in `*output`.
-int Shell(const std::string& command, std::string* output = nullptr) {
-  const std::string full = absl::StrCat("timeout 20 ", command, " 2>&1");
-  FILE* pipe = popen(full.c_str(), "r");
-  if (pipe == nullptr) return -1;
-  std::string out;
-  char buffer[512];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
-  const int status = pclose(pipe);
-  if (output != nullptr) *output = out;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// The namespace, links and addresses of this test process (unique by pid).
-struct Topology {
-  std::string ns = absl::StrCat("procpool-test-", getpid());
-  std::string here = absl::StrCat("ppv", getpid() % 100000, "a");
-  std::string there = absl::StrCat("ppv", getpid() % 100000, "b");
-  std::string subnet = absl::StrCat("10.", 200 + getpid() % 50, ".",
-                                    (getpid() / 50) % 250, ".");
-  std::string here_ip = subnet + "1";
-  std::string there_ip = subnet + "2";
-
-  void Remove() const {
-    Shell(absl::StrCat("ip netns del ", ns));
-    Shell(absl::StrCat("ip link del ", here));
-  }
-};
-
-const Topology& TheTopology() {
-  static const Topology* t = new Topology();
-  return *t;
-}
-
-// Builds the second host; an empty string, or why it cannot.
-std::string MakeTopology(const Topology& t) {
-  if (geteuid() != 0) return "needs root (ip netns, veth)";
-  std::string out;
-  if (Shell("ip -V", &out) != 0) return "iproute2's ip is not installed: " + out;
-  static const bool cleanup_registered = [] {
-    return atexit([] { TheTopology().Remove(); }) == 0;
-  }();
-  (void)cleanup_registered;
-  const std::string steps[] = {
-      absl::StrCat("ip netns add ", t.ns),
-      absl::StrCat("ip link add ", t.here, " type veth peer name ", t.there),
-      absl::StrCat("ip link set ", t.there, " netns ", t.ns),
-      absl::StrCat("ip addr add ", t.here_ip, "/30 dev ", t.here),
-      absl::StrCat("ip link set ", t.here, " up"),
-      absl::StrCat("ip netns exec ", t.ns, " ip addr add ", t.there_ip,
-                   "/30 dev ", t.there),
-      absl::StrCat("ip netns exec ", t.ns, " ip link set ", t.there, " up"),
-      absl::StrCat("ip netns exec ", t.ns, " ip link set lo up"),
-  };
-  for (const std::string& step : steps) {
-    if (Shell(step, &out) != 0) {
-      t.Remove();
-      return absl::StrCat("cannot make the second host: `", step,
-                          "` failed: ", out);
-    }
-  }
-  return "";
-}
-
-std::string OwnNetns() {
-  char target[256] = {};
-  const ssize_t n = readlink("/proc/self/ns/net", target, sizeof(target) - 1);
-  return n > 0 ? std::string(target, n) : "";
-}
-
-std::string NetnsOf(pid_t pid) {
-  char target[256] = {};
-  const std::string link = absl::StrCat("/proc/", pid, "/ns/net");
-  const ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
-  return n > 0 ? std::string(target, n) : "";
-}
+using netns_testing::NetnsOf;
+using netns_testing::OwnNetns;
+using netns_testing::TheTopology;
+using netns_testing::Topology;
 
 class TwoHostTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string why = MakeTopology(TheTopology());
+    const std::string why = netns_testing::MakeTopology(TheTopology());
     if (!why.empty()) GTEST_SKIP() << "two-host test skipped: " << why;
     made_ = true;
     const Topology& t = TheTopology();
@@ -208,10 +136,7 @@ TEST_F(TwoHostTest, ASilentLinkIsCaughtByHeartbeats) {
   ASSERT_TRUE((*s)->Call(1, "DaemonTestSleep", int32_t{20000}).ok());
   // Packets to the other host are dropped from now on: no FIN, no RST.
   std::string out;
-  ASSERT_EQ(Shell(absl::StrCat("ip link set ", TheTopology().here, " down"),
-                  &out),
-            0)
-      << out;
+  ASSERT_EQ(TheTopology().SetLink(/*up=*/false, &out), 0) << out;
   const absl::Time start = absl::Now();
   const absl::Status error = (*s)->AwaitError();
   const absl::Duration took = absl::Now() - start;

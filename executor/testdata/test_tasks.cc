@@ -1,6 +1,10 @@
 #include "executor/testdata/test_tasks.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <limits.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -142,6 +146,28 @@ int LeakMiB(int mib) {
   return getpid();
 }
 
+std::string NetnsId() {
+  char target[PATH_MAX] = {};
+  const ssize_t n = readlink("/proc/self/ns/net", target, sizeof(target) - 1);
+  return n > 0 ? std::string(target, static_cast<size_t>(n)) : "unknown";
+}
+
+std::vector<std::string> Ipv4Addresses() {
+  std::vector<std::string> addresses;
+  struct ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return addresses;
+  for (struct ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    char text[INET_ADDRSTRLEN] = {};
+    const auto* in = reinterpret_cast<const struct sockaddr_in*>(a->ifa_addr);
+    if (inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text)) != nullptr) {
+      addresses.push_back(text);
+    }
+  }
+  freeifaddrs(list);
+  return addresses;
+}
+
 namespace {
 int init_value = 0;
 int init_calls = 0;
@@ -178,6 +204,8 @@ PROCPOOL_TASK(tt::ReturnEncodeKills);
 PROCPOOL_TASK(tt::RaiseSigintAndReturn);
 PROCPOOL_TASK(tt::FailIfThree);
 PROCPOOL_TASK(tt::AppendMarker);
+PROCPOOL_TASK(tt::NetnsId);
+PROCPOOL_TASK(tt::Ipv4Addresses);
 PROCPOOL_TASK(tt::CorruptChannel);
 PROCPOOL_TASK(tt::DieOnceThenReturn);
 PROCPOOL_TASK(tt::AllocateMiB);

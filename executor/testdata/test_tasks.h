@@ -58,6 +58,12 @@ int RaiseSigintAndReturn(int v);
 int FailIfThree(int x);  // throws std::invalid_argument for 3, else x * 10
 int AppendMarker(const std::string& path, int ms);  // appends a byte, sleeps
 
+// Where a task ran (two-host tests): its network namespace
+// ("net:[4026531840]", from /proc/self/ns/net), and the IPv4 addresses of
+// the interfaces it sees there.
+std::string NetnsId();
+std::vector<std::string> Ipv4Addresses();
+
 // Writes garbage into every socket of the worker (its channel), then sleeps.
 int CorruptChannel(int ms);
 

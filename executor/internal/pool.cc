@@ -813,7 +813,8 @@ void Pool::OnRemoteWorkerGone(int id) {
   crash.host = w.remote;
   crash.cause = w.lost_cause.empty() ? "its connection closed" : w.lost_cause;
   crash.idle = w.assigned.empty();
-  const bool never_ready = !w.ready && w.tasks_run == 0 && !w.killed;
+  // (CloseChannel() cleared w.ready; the pid comes with the Hello.)
+  const bool never_ready = w.process.pid <= 0 && !w.killed;
   VLOG(1) << "procpool: remote worker at " << w.remote
           << " is gone: " << crash.Describe();
   if (never_ready && !w.shutdown_sent && !broken_local_) {

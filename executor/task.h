@@ -96,6 +96,10 @@ decltype(auto) PassArg(T& value) {
   }
 }
 
+// Spare capacity of an encoded std::string result: its length prefix and the
+// header of the frame that carries it (wire::EncodeOwnedMessage).
+inline constexpr size_t kResultHeadroomBytes = 4096;
+
 template <auto Fn, typename R, typename... P, size_t... I>
 absl::StatusOr<std::string> InvokeImpl(std::string bytes,
                                        std::index_sequence<I...>) {
@@ -105,6 +109,14 @@ absl::StatusOr<std::string> InvokeImpl(std::string bytes,
   if constexpr (std::is_void_v<R>) {
     Fn(PassArg<P>(std::get<I>(*args))...);
     return std::string();
+  } else if constexpr (std::is_same_v<std::decay_t<R>, std::string>) {
+    const std::string& value = Fn(PassArg<P>(std::get<I>(*args))...);
+    // Room for the frame's header too: wire::EncodeOwnedMessage then builds
+    // the frame in this buffer instead of in new memory.
+    Writer w;
+    w.buffer().reserve(value.size() + kResultHeadroomBytes);
+    Codec<std::string>::Encode(w, value);
+    return w.Release();
   } else {
     return EncodeValue<std::decay_t<R>>(Fn(PassArg<P>(std::get<I>(*args))...));
   }

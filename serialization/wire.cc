@@ -121,6 +121,41 @@ class FrameBuilder {
     return orphanage.referenceExternalData(AsData(bytes));
   }
 
+  // Finish(), but built in `*blob`'s buffer (and returned from there) when
+  // `*blob` is a referenced blob whose capacity holds the whole frame.
+  std::string FinishInto(std::string* blob) {
+    kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments =
+        builder_.getSegmentsForOutput();
+    const auto* start = reinterpret_cast<const capnp::word*>(blob->data());
+    if (external_.count(start) == 0) return Finish();
+    const size_t table_bytes = (segments.size() / 2 + 1) * sizeof(capnp::word);
+    size_t total = table_bytes, at = 0;
+    size_t k = segments.size();
+    for (size_t i = 0; i < segments.size(); ++i) {
+      if (segments[i].begin() == start) {
+        k = i;
+        at = total;
+      }
+      total += segments[i].size() * sizeof(capnp::word);
+    }
+    if (k == segments.size() || blob->capacity() < total) return Finish();
+    const size_t n = blob->size();
+    blob->resize(total);  // within its capacity: no new memory
+    char* frame = &(*blob)[0];
+    std::memmove(frame + at, frame, n);
+    std::memset(frame + at + n, 0, segments[k].size() * sizeof(capnp::word) - n);
+    WriteTable(segments, frame);
+    size_t pos = table_bytes;
+    for (size_t i = 0; i < segments.size(); ++i) {
+      const size_t bytes = segments[i].size() * sizeof(capnp::word);
+      // Only segment k is a blob of ours: the others are the builder's own
+      // memory, or blobs the caller still owns (their tails are padded).
+      if (i != k) CopySegment(segments[i], frame + pos);
+      pos += bytes;
+    }
+    return std::move(*blob);
+  }
+
   std::string Finish() {
     kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments =
         builder_.getSegmentsForOutput();
@@ -137,7 +172,6 @@ class FrameBuilder {
       WriteU32(&table[4 * (i + 1)], static_cast<uint32_t>(segments[i].size()));
     }
     frame.append(reinterpret_cast<const char*>(table.data()), table.size());
-    static constexpr char kZeros[sizeof(capnp::word)] = {};
     for (const auto& segment : segments) {
       const char* begin = reinterpret_cast<const char*>(segment.begin());
       const size_t words_bytes = segment.size() * sizeof(capnp::word);
@@ -155,6 +189,30 @@ class FrameBuilder {
   }
 
  private:
+  static constexpr char kZeros[sizeof(capnp::word)] = {};
+
+  static void WriteTable(
+      kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments,
+      char* out) {
+    const size_t table_bytes = (segments.size() / 2 + 1) * sizeof(capnp::word);
+    std::memset(out, 0, table_bytes);
+    auto* table = reinterpret_cast<kj::byte*>(out);
+    WriteU32(table, static_cast<uint32_t>(segments.size() - 1));
+    for (size_t i = 0; i < segments.size(); ++i) {
+      WriteU32(table + 4 * (i + 1), static_cast<uint32_t>(segments[i].size()));
+    }
+  }
+
+  // One segment's bytes to `out` (a referenced blob's, then zeros).
+  void CopySegment(const kj::ArrayPtr<const capnp::word>& segment,
+                   char* out) const {
+    const size_t words_bytes = segment.size() * sizeof(capnp::word);
+    auto it = external_.find(segment.begin());
+    const size_t n = it == external_.end() ? words_bytes : it->second;
+    std::memcpy(out, segment.begin(), n);
+    std::memset(out + n, 0, words_bytes - n);
+  }
+
   static void WriteU32(kj::byte* out, uint32_t v) {
     for (int i = 0; i < 4; ++i) out[i] = static_cast<kj::byte>(v >> (8 * i));
   }
@@ -276,6 +334,18 @@ std::string Encode(const T& message) {
   FrameBuilder f(FirstSegmentWords(message));
   Builder{f, f.Root()}(message);
   return f.Finish();
+}
+
+std::string EncodeOwned(Result& result) {
+  FrameBuilder f(FirstSegmentWords(result));
+  Builder{f, f.Root()}(result);
+  std::string* biggest = nullptr;
+  for (Outcome& o : result.outcomes) {
+    if (o.ok && (biggest == nullptr || o.value.size() > biggest->size())) {
+      biggest = &o.value;
+    }
+  }
+  return biggest == nullptr ? f.Finish() : f.FinishInto(biggest);
 }
 
 // Copies decoded Data blobs into strings, except (when `frame` is set) the
@@ -445,6 +515,7 @@ std::string EncodeMessage(const Message& message) {
 std::string EncodeMessage(const Config& config) { return Encode(config); }
 std::string EncodeMessage(const Call& call) { return Encode(call); }
 std::string EncodeMessage(const Result& result) { return Encode(result); }
+std::string EncodeOwnedMessage(Result&& result) { return EncodeOwned(result); }
 
 absl::StatusOr<Message> DecodeMessage(absl::string_view frame) {
   return Decode(frame, nullptr);

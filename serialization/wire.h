@@ -120,6 +120,13 @@ std::string EncodeMessage(const Config& config);
 std::string EncodeMessage(const Call& call);
 std::string EncodeMessage(const Result& result);
 
+// EncodeMessage for a Result the caller gives up: when its biggest value
+// (16 KiB or more) has spare capacity for the rest of the frame, the frame is
+// built in that value's buffer (its bytes move up by the header's size, in
+// memory already mapped) instead of in new memory. Same bytes as
+// EncodeMessage(result).
+std::string EncodeOwnedMessage(Result&& result);
+
 // Decodes one frame; kDataLoss with a description on any malformed input.
 // Every byte string of the message is a copy of its bytes in `frame`.
 absl::StatusOr<Message> DecodeMessage(absl::string_view frame);

@@ -124,6 +124,43 @@ TEST(Wire, BigBlobsRoundTripBothWays) {
   }
 }
 
+TEST(Wire, OwnedResultIsBuiltInTheBiggestValue) {
+  auto make = [](size_t spare) {
+    Result r;
+    r.work_id = 11;
+    r.outcomes.push_back(Outcome{true, std::string(40000, 'p'), {}});
+    std::string big;
+    big.reserve((1 << 20) + 3 + spare);
+    big.assign((1 << 20) + 3, 'q');
+    r.outcomes.push_back(Outcome{true, std::move(big), {}});
+    r.outcomes.push_back(Outcome{true, "tiny", {}});
+    r.outcomes.push_back(Outcome{true, std::string(30000, 'r'), {}});
+    Outcome bad;
+    bad.ok = false;
+    bad.exception = {"E", std::string(50000, 'm'), "tb"};
+    r.outcomes.push_back(bad);
+    return r;
+  };
+  const std::string expected = EncodeMessage(make(0));
+  // The frame holds the other values too: ~121 KB besides the biggest.
+  for (size_t spare : {size_t{0}, size_t{4096}, size_t{200000}}) {
+    Result r = make(spare);
+    const char* buffer = r.outcomes[1].value.data();
+    std::string frame = EncodeOwnedMessage(std::move(r));
+    EXPECT_TRUE(frame == expected) << spare;
+    if (spare == 200000) {
+      EXPECT_EQ(frame.data(), buffer);
+    } else {
+      EXPECT_NE(frame.data(), buffer);
+    }
+  }
+  absl::StatusOr<Message> m = DecodeOwnedMessage(expected);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(std::get<Result>(*m).outcomes[1].value,
+            std::string((1 << 20) + 3, 'q'));
+  EXPECT_EQ(EncodeOwnedMessage(Result{3, {}}), EncodeMessage(Result{3, {}}));
+}
+
 TEST(Wire, ManyBigArgs) {
   Call c{7, "F", {}};
   for (int i = 0; i < 1500; ++i) c.args.push_back(std::string(17000 + i, 'a' + i % 26));

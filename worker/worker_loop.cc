@@ -218,7 +218,9 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
       }
     }
     call->args.clear();
-    std::string encoded = wire::EncodeMessage(result);
+    // Built in the biggest value's buffer when it has room (task.h leaves
+    // some after a std::string result).
+    std::string encoded = wire::EncodeOwnedMessage(std::move(result));
     if (hooks != nullptr) hooks->OnResultEncoded(call->task);
     absl::Status sent = channel->SendBlocking(encoded);
     if (!sent.ok()) {

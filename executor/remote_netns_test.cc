@@ -229,7 +229,7 @@ TEST_F(RemoteTwoHostTest, ATaskIsRetriedOnAFreshRemoteWorker) {
   o.on_worker_death = WorkerDeathPolicy::kReplaceWorker;
   o.max_retries = 1;
   ProcessPoolExecutor pool(o);
-  // The worker has run a task (see the DISABLED_ test below for why).
+  // The worker has run a task (the next test covers a first task).
   EXPECT_EQ(pool.Submit(tt::Pow, 2, 3).Get(kWait), 8);
   // Dies (SIGKILL) the first time, returns 7 the second; the marker file is
   // on the filesystem both "hosts" share.
@@ -239,15 +239,9 @@ TEST_F(RemoteTwoHostTest, ATaskIsRetriedOnAFreshRemoteWorker) {
   EXPECT_EQ(pool.Submit(tt::DieOnceThenReturn, marker).Get(kWait), 7);
 }
 
-// Fails today: a remote worker that dies in its FIRST task breaks the pool
-// ("A remote worker could not be started at HOST:PORT") whatever
-// on_worker_death says. Pool::OnRemoteWorkerGone takes it for a worker that
-// never came up (never_ready = !w.ready && w.tasks_run == 0 && !w.killed),
-// but CloseChannel() has already cleared w.ready by then, so only tasks_run
-// tells the two apart. Enable once executor/internal/pool.cc keeps "said
-// Hello" apart from "channel open".
-TEST_F(RemoteTwoHostTest,
-       DISABLED_AWorkerDyingInItsFirstTaskIsReplacedWithKReplaceWorker) {
+// A worker that dies in its first task (after its Hello) is a death, not a
+// failure to start: it is replaced and the task retried.
+TEST_F(RemoteTwoHostTest, AWorkerDyingInItsFirstTaskIsReplaced) {
   Options o = RemoteOptions(1);
   o.on_worker_death = WorkerDeathPolicy::kReplaceWorker;
   o.max_retries = 1;

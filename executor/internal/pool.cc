@@ -818,6 +818,7 @@ void Pool::OnRemoteWorkerGone(int id) {
   VLOG(1) << "procpool: remote worker at " << w.remote
           << " is gone: " << crash.Describe();
   if (never_ready && !w.shutdown_sent && !broken_local_) {
+    crash.idle = false;  // it never was a worker: "while idle" would mislead
     // As when a local worker cannot be started (S12): replacing it would
     // only fail again.
     BreakPool(absl::StrCat("A remote worker could not be started at ",

@@ -98,15 +98,18 @@ bool Pool::HandleFrame(Worker& w, const std::string& frame) {
 }
 
 void Pool::HandleHello(Worker& w, const wire::Hello& hello) {
+  // Who built the worker: the binary we started, or a remote daemon.
+  const std::string who =
+      w.remote.empty() ? absl::StrCat("The worker binary ", config_.worker_binary)
+                       : absl::StrCat("The worker daemon at ", w.remote);
   if (hello.protocol_version != wire::kProtocolVersion) {
     WorkerCrash crash;
-    crash.pid = w.process.pid;
+    crash.pid = w.remote.empty() ? w.process.pid : hello.pid;
+    crash.host = w.remote;
     crash.cause = absl::StrCat("protocol version ", hello.protocol_version,
                                " in the worker, ", wire::kProtocolVersion,
                                " in this program");
-    BreakPool(absl::StrCat("The worker binary ", config_.worker_binary,
-                           " speaks another procpool protocol"),
-              crash);
+    BreakPool(absl::StrCat(who, " speaks another procpool protocol"), crash);
     return;
   }
   if (hello.fingerprint != TaskFingerprint()) {
@@ -115,12 +118,13 @@ void Pool::HandleHello(Worker& w, const wire::Hello& hello) {
       const TaskInfo* ours = FindTaskByName(theirs.name);
       if (ours != nullptr && ours->signature != theirs.signature) {
         WorkerCrash crash;
-        crash.pid = w.process.pid;
+        crash.pid = w.remote.empty() ? w.process.pid : hello.pid;
+        crash.host = w.remote;
         crash.cause = absl::StrCat(
             "handshake fingerprint mismatch: task ", theirs.name, " is ",
             ours->signature, " in this program but ", theirs.signature,
             " in the worker");
-        BreakPool(absl::StrCat("The worker binary ", config_.worker_binary,
+        BreakPool(absl::StrCat(who,
                                " was built from different task code; rebuild "
                                "it from the same sources"),
                   crash);

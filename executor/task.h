@@ -114,7 +114,7 @@ absl::StatusOr<std::string> InvokeImpl(std::string bytes,
     // Room for the frame's header too: wire::EncodeOwnedMessage then builds
     // the frame in this buffer instead of in new memory.
     Writer w;
-    w.buffer().reserve(value.size() + kResultHeadroomBytes);
+    w.Reserve(value.size() + kResultHeadroomBytes);
     Codec<std::string>::Encode(w, value);
     return w.Release();
   } else {

@@ -1,6 +1,7 @@
 #include "serialization/codec.h"
 
 #include <cxxabi.h>
+#include <sys/mman.h>
 
 #include <cstdlib>
 #include <memory>
@@ -65,12 +66,27 @@ absl::Status Codec<std::string>::Decode(Reader& r, std::string* s) {
   }
   ASSIGN_OR_RETURN(absl::string_view bytes, r.ReadView(n));
   return internal::CatchExceptions([&] {
+    internal::ReserveBig(s, bytes.size());
     s->assign(bytes.data(), bytes.size());
     return absl::OkStatus();
   });
 }
 
 namespace internal {
+
+void ReserveBig(std::string* s, size_t n) {
+  if (n <= s->capacity()) return;  // (reserve below the capacity may shrink)
+  s->reserve(n);
+  if (s->capacity() < kBigBufferBytes) return;
+  // Only the whole 2 MiB extents inside the buffer can be huge pages.
+  constexpr uintptr_t kHuge = kBigBufferBytes;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(s->data());
+  const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t last = (begin + s->capacity()) & ~(kHuge - 1);
+  if (last > first) {
+    madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+  }
+}
 
 absl::Status TruncatedError(uint64_t need, size_t left,
                             absl::string_view what) {

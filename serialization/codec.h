@@ -166,6 +166,15 @@ constexpr void CheckEncodableArithmetic() {
                 "procpool: integers wider than 64 bits are not encodable");
 }
 
+// Writes at least this big go to a buffer reserved by ReserveBig.
+inline constexpr size_t kBigBufferBytes = size_t{2} << 20;
+
+// Makes `*s` hold at least `n` bytes without reallocating. A new buffer of
+// kBigBufferBytes or more is advised for transparent huge pages before any
+// byte of it is touched: glibc maps such a buffer fresh, and a page fault per
+// 4 KiB costs more than copying into it (serialization/wire.cc's top comment).
+void ReserveBig(std::string* s, size_t n);
+
 // Error builders, out of line: they only run when something is wrong.
 absl::Status TruncatedError(uint64_t need, size_t left, absl::string_view what);
 absl::Status InvalidBoolError(uint8_t byte);
@@ -183,8 +192,18 @@ class Writer {
 
   // Appends `n` raw bytes.
   void WriteBytes(const void* data, size_t n) {
-    if (n != 0) buffer_.append(static_cast<const char*>(data), n);
+    if (n == 0) return;
+    if (ABSL_PREDICT_FALSE(n >= internal::kBigBufferBytes &&
+                           n > buffer_.capacity() - buffer_.size())) {
+      internal::ReserveBig(&buffer_, std::max(buffer_.size() + n,
+                                              2 * buffer_.capacity()));
+    }
+    buffer_.append(static_cast<const char*>(data), n);
   }
+
+  // Makes room for `n` bytes in all (ReserveBig), so that writing them
+  // allocates nothing.
+  void Reserve(size_t n) { internal::ReserveBig(&buffer_, n); }
 
   // Appends `v` as an unsigned LEB128 varint (1 to 10 bytes).
   void WriteVarint(uint64_t v) {

@@ -65,6 +65,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "serialization/codec.h"
 #include "serialization/wire.capnp.h"
 
 namespace procpool {
@@ -72,6 +73,7 @@ namespace wire {
 namespace {
 
 namespace s = ::procpool::wire::schema;
+using ::procpool::internal::ReserveBig;
 
 // Data blobs at least this big are referenced by the builder, not copied into
 // it (each becomes a segment of its own; see the top of the file).
@@ -165,7 +167,7 @@ class FrameBuilder {
     size_t total_words = table_words;
     for (const auto& segment : segments) total_words += segment.size();
     std::string frame;
-    frame.reserve(total_words * sizeof(capnp::word));
+    ReserveBig(&frame, total_words * sizeof(capnp::word));
     std::vector<kj::byte> table(table_words * sizeof(capnp::word), 0);
     WriteU32(&table[0], static_cast<uint32_t>(segments.size() - 1));
     for (size_t i = 0; i < segments.size(); ++i) {
@@ -366,6 +368,7 @@ class BlobReader {
       steal_size_ = d.size();
       return;
     }
+    ReserveBig(out, d.size());
     out->assign(reinterpret_cast<const char*>(d.begin()), d.size());
   }
 
@@ -381,6 +384,7 @@ class BlobReader {
 
  private:
   void Copy(std::string* out, size_t offset, size_t size) {
+    ReserveBig(out, size);
     out->assign(reinterpret_cast<const char*>(base_) + offset, size);
   }
 

@@ -51,11 +51,41 @@
 //
 // Cost: a frame from the manager to a worker crosses one more thread (the KJ
 // thread) than with "unix", and so does its answer; each frame is three RPC
-// messages (Call, Return, Finish), and the worker waits for the parent's
-// Return before SendBlocking() returns. A tiny round trip is therefore several
-// times slower than "unix" (tools/bench --transport=capnp measures it). Ways
-// to cut it, not done yet: one KJ thread for all channels, a short spin in the
-// KJ thread before it sleeps, and acknowledging frames in batches.
+// messages (Call, Return, Finish), each read with two or three read() calls,
+// and the worker waits for the parent's Return before SendBlocking() returns.
+// perf on the 2-core VM: the round trip is dominated by context switches
+// (finish_task_switch and the irq-restore around wake-ups, ~70% of samples),
+// not by Cap'n Proto's own code (a few percent): about nine sleeping
+// wake-ups per round trip at ~15 us each.
+//
+// What pays (kept): a caller's Poll() (pool.h's fast path) costs no system
+// call and no lock when nothing arrived (an atomic says so), so
+// PollIsCheap() is true and Submit() takes results on its way; while a
+// caller polls with `stay`, OnFrame() does not write the ready eventfd (nor
+// does Poll() read it back). Measured on top of 83696a3, median of 3 runs,
+// bench --only=roundtrip,submit: on this loaded 2-core VM round trip p50
+// 276 -> 189 us and Submit 6.5k -> 8.7k tasks/s; on an idle 16-core host
+// Submit 19.6k -> 28.1k tasks/s.
+//
+// What did not pay (tried, measured, removed): letting the parent's KJ thread
+// and the worker poll their event loops (WaitScope::poll(), epoll_wait with
+// timeout 0) for up to 50 us before sleeping, gated like shm's SpinGate. On
+// two CPUs the caller already spins (Help), so a spinning KJ thread and a
+// spinning worker make three spinners for two CPUs: round trip p50 got worse
+// (idle host pinned to 2 CPUs: ~130-195 us spinning on both sides vs ~55-130
+// us without; with sched_yield in the loop ~105-120 us), and on the loaded VM
+// the gate forbade spinning most of the time anyway. Spinning only in the
+// parent's KJ thread was within noise of not spinning.
+//
+// What remains (the 3x-over-CPython goal, <= 50 us, is not met): the extra
+// thread hop and the per-frame Return/Finish messages, each a possible
+// wake-up. The promising ways: one-way delivery that does not need the
+// Return (read push() calls off the message stream as they arrive, so that a
+// worker's frame written before it exits is never lost, then stop waiting
+// for the Return in SendBlocking()); batching several frames per push(); or
+// letting the caller thread run the parent's side of the connection instead
+// of a KJ thread (KJ loops are thread-bound, so this means a channel whose
+// event loop is driven by whoever holds pool's io_mu_).
 //
 // Remote workers (a parent's channel to a worker daemon on another host, TCP,
 // TLS, authentication, heartbeats) are in remote.h, target :remote; they share

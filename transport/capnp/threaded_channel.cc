@@ -102,10 +102,22 @@ absl::Status ThreadedChannel::Send(std::string frame) {
 }
 
 absl::Status ThreadedChannel::Pump(std::vector<std::string>* frames) {
+  return Poll(frames, /*stay=*/false);
+}
+
+absl::Status ThreadedChannel::Poll(std::vector<std::string>* frames,
+                                   bool stay) {
+  // With `stay`, OnFrame() leaves the ready eventfd alone (the caller will
+  // look again); without, it signals again. Stored before news_ is read, and
+  // OnFrame() stores news_ before it reads stay_ (both sequentially
+  // consistent): a frame is either seen here or signalled.
+  stay_.store(stay);
+  if (!news_.load()) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
   TakeReadySignalLocked();
   for (std::string& frame : incoming_) frames->push_back(std::move(frame));
   incoming_.clear();
+  news_.store(!status_.ok());
   return status_;
 }
 
@@ -133,6 +145,7 @@ absl::StatusOr<std::string> ThreadedChannel::ReceiveBlocking() {
       if (!incoming_.empty()) {
         std::string frame = std::move(incoming_.front());
         incoming_.pop_front();
+        news_.store(!incoming_.empty() || !status_.ok());
         return frame;
       }
       if (!status_.ok()) return status_;
@@ -171,6 +184,7 @@ void ThreadedChannel::SetError(absl::Status status) {
       first_after_open = open_;
     }
     outgoing_.clear();
+    news_.store(true);
     SignalReadyLocked();
   }
   if (first_after_open && options_.on_error) options_.on_error(status);
@@ -179,7 +193,8 @@ void ThreadedChannel::SetError(absl::Status status) {
 void ThreadedChannel::OnFrame(std::string frame) {
   absl::MutexLock lock(&mu_);
   incoming_.push_back(std::move(frame));
-  SignalReadyLocked();
+  news_.store(true);
+  if (!stay_.load()) SignalReadyLocked();
 }
 
 void ThreadedChannel::RunKjThread() {

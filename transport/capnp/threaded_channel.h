@@ -36,6 +36,7 @@
 #ifndef PROCPOOL_TRANSPORT_CAPNP_THREADED_CHANNEL_H_
 #define PROCPOOL_TRANSPORT_CAPNP_THREADED_CHANNEL_H_
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -107,6 +108,11 @@ class ThreadedChannel final : public Channel, public FrameReceiver {
 
   absl::Status Send(std::string frame) override;
   absl::Status Pump(std::vector<std::string>* frames) override;
+  // Costs no system call and takes no lock when nothing arrived; with
+  // `stay`, frames that arrive do not signal PollFd() until Poll(false) or
+  // Pump().
+  absl::Status Poll(std::vector<std::string>* frames, bool stay) override;
+  bool PollIsCheap() const override { return true; }
   int PollFd() const override { return ready_fd_; }
   uint32_t PollEvents() const override;
   absl::Status SendBlocking(absl::string_view frame) override;
@@ -146,6 +152,13 @@ class ThreadedChannel final : public Channel, public FrameReceiver {
   // KJ thread only.
   kj::TimePoint last_heard_ = kj::origin<kj::TimePoint>();
   kj::TimePoint last_ping_ = kj::origin<kj::TimePoint>();
+
+  // Lock-free hints for Poll(), written under mu_ or (stay_) by the user
+  // thread.
+  // incoming_ is not empty or status_ is an error: Poll() must lock.
+  std::atomic<bool> news_{false};
+  // The user thread polls with `stay`: OnFrame() need not signal ready_fd_.
+  std::atomic<bool> stay_{false};
 
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

@@ -163,7 +163,7 @@ link() {
   "$cxx" "$sanitizers" "${objs[@]}" -o "$bin" "${libs[@]}" -lpthread ||
     build_failed "linking $bin (is libclang-rt-14-dev installed? bash tools/setup.sh)"
 }
-link wire_fuzzer fuzzer wire_fuzzer wire wire.capnp
+link wire_fuzzer fuzzer wire_fuzzer wire wire.capnp codec
 link codec_fuzzer fuzzer codec_fuzzer codec
 link write_seeds plain write_seeds seeds codec wire wire.capnp
 

@@ -1,57 +1,67 @@
 // Where the bytes of a big payload are copied, and why (issue 3).
 //
 // Measured with `bench --transport=shm --only=echo` (a 64 MiB std::string to
-// a worker and back). A copy into memory that is already mapped costs ~3.5 ms
-// per 64 MiB here; a copy into a fresh buffer costs ~48 ms, because glibc
-// mmaps every allocation over 32 MiB and the kernel then faults in (and
-// zeroes) 16k pages, and unmaps them again on free. So what counts is the
-// number of fresh big buffers, not the number of memcpy passes.
+// a worker and back; 2 cores, shared and noisy). A copy into memory that is
+// already mapped costs ~3.5 ms per 64 MiB here; a copy into a fresh buffer
+// ~48 ms, because glibc mmaps every allocation over 32 MiB and the kernel then
+// faults in and zeroes 16k pages one by one (and unmaps them on free). So
+// what counts is the number of fresh big buffers, more than memcpy passes.
 //
-// One round trip, before this file's rework (fresh buffers marked *):
-//   parent: EncodeArgs: tuple<string>(payload)*, Writer*       (executor/task.h)
+// One round trip before (fresh buffers marked *; ~770 ms, ~180 MB/s):
+//   parent: EncodeArgs: tuple<string>(payload)*, Writer*         (task.h)
 //           EncodeMessage(call): Call -> Message variant*, capnp setData into
 //             a calloc'd 64 MiB segment*, messageToFlatArray*, std::string*
-//           shm Send: into the ring;  worker: ring -> frame*
-//   worker: DecodeMessage: Data -> std::string* (no aligned copy: a
-//             std::string's heap buffer is 16-aligned)
+//           shm Send -> ring
+//   worker: ring -> frame*; DecodeMessage: Data -> std::string* (no aligned
+//             copy: a std::string's heap buffer is 16-aligned)
 //           task: decode args*, Echo's own copy*, EncodeValue*
-//           EncodeMessage(result): the same four as above*; ring; frame*
-//   parent: DecodeMessage*, DecodeValue<std::string>* (executor/future.h)
-// That is 18 copies, 16 of them into fresh memory: ~770 ms, ~175 MB/s.
+//           EncodeMessage(result): the same four as the call*; ring
+//   parent: ring -> frame*; DecodeMessage*; DecodeValue<std::string>*
+// 18 copies, 16 of them into fresh memory.
 //
-// What this file does now:
-//   * EncodeMessage has overloads for Config, Call and Result, so that
-//     EncodeMessage(call) no longer copies the whole Call into a Message.
-//   * Data blobs of 16 KiB or more are not copied into the builder:
-//     Orphanage::referenceExternalData makes each one a segment of its own
-//     (with a double-far landing pad), and nothing is zeroed for it.
+// Now (~1,080 MB/s, median of 3, against ~180 for the old binary in the same
+// minutes; the 64 MiB Call alone: encode 166 -> 9.5 ms, decode 36 -> 11 ms,
+// or 2.8 ms owned):
+//   * EncodeMessage has overloads for Config, Call and Result: no copy of the
+//     whole message into a Message variant.
+//   * Data blobs of 16 KiB or more are not copied into the capnp builder:
+//     Orphanage::referenceExternalData makes each a segment of its own (with
+//     a double-far landing pad); nothing is zeroed for them.
 //   * FrameBuilder::Finish writes the segment table and the segments straight
 //     into one std::string reserved once (no messageToFlatArray, no second
 //     string). A referenced blob's last word reaches past the std::string's
-//     bytes: we write the blob's bytes and then zeros, never reading past it.
-//     The frame is still one standard Cap'n Proto message (several segments
-//     instead of one); any reader, including an older one, decodes it.
-//   So encoding is one copy (~35 ms for 64 MiB instead of ~170 ms).
-//   * DecodeOwnedMessage(std::string) (the worker's loop uses it) lets the
-//     biggest blob take over the frame's buffer: a memmove down by the
-//     header's few words inside memory already mapped (~3.5 ms instead of
-//     ~39 ms for a copy into a fresh string). DecodeMessage(string_view) still
-//     copies (the parent's pool hands it a const std::string&).
-//   * Decoding reads in place when the frame is 8-byte aligned (always, for a
-//     std::string's heap buffer) and copies only a misaligned frame.
+//     bytes: we copy the blob's bytes and then zeros, never reading past it.
+//     The frame is still one standard Cap'n Proto message, with several
+//     segments instead of one; any reader, an older one too, decodes it.
+//   * EncodeOwnedMessage(Result&&) (the worker's loop) builds the frame in the
+//     biggest value's own buffer when its capacity allows: a memmove up by
+//     the header, in mapped memory. executor/task.h reserves 4 KiB extra
+//     after a std::string result for that.
+//   * DecodeOwnedMessage(std::string) (the worker's loop) lets the biggest
+//     blob take over the frame's buffer (a memmove down, in mapped memory);
+//     then the task takes its argument string too (TaskInvoker gets a
+//     std::string; codec.h's DecodeOwnedValue for string and tuple<string>),
+//     and a future takes its result's (executor/future.h).
+//   * EncodeArgs encodes the arguments in place of a tuple copy.
+//   * Every big fresh buffer left (Writer growth, decoded strings, frames) is
+//     reserved once and advised for transparent huge pages before it is
+//     written (codec.h's ReserveBig): 2 MiB faults instead of 4 KiB ones. This
+//     took the bench from ~520 to ~950 MB/s on its own; the shm transport
+//     does the same for its receive buffers.
 //
-// What remains (outside this file), per round trip:
-//   parent: the args tuple copy and the Writer copy (task.h / codec.h), the
-//     one copy into the frame, the ring, the receiving frame string
-//     (transport), DecodeMessage's copy of the value (the pool decodes a
-//     const std::string&: DecodeOwnedMessage with the frame moved in would
-//     save it), DecodeValue<std::string>'s copy (codec).
-//   worker: the ring, the receiving frame, decoding the args (codec reads a
-//     string_view), the task's own return value, EncodeValue, the one copy
-//     into the frame, the ring.
-// glibc's mmap of big buffers is most of what is left: with
-// GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (transparent huge pages for malloc)
-// the unchanged code ran ~550 MB/s instead of ~175.
+// What remains per round trip: 7 fresh buffers (each now mostly the kernel
+// zeroing huge pages: clear_page_erms is ~20% of a profile, memmove ~34%):
+//   parent: the Writer of EncodeArgs; the Call frame (the pool keeps the
+//     args to rerun the call elsewhere, so the frame cannot take them over);
+//     the receive frame (transport); DecodeMessage's copy of the value (the
+//     pool decodes a const std::string&: HandleFrames taking its frames by
+//     value and calling DecodeOwnedMessage would remove this one).
+//   worker: the receive frame (transport); Echo's own copy (the task's); the
+//     Writer of EncodeValue (it needs the length prefix in front).
+// Beyond that, only reusing buffers across calls (a pool of big strings, or
+// glibc keeping freed memory: M_MMAP_THRESHOLD cannot go above 32 MiB by
+// tunable) or a transport that hands out views of its ring would go further.
+
 #include "serialization/wire.h"
 
 #include <capnp/message.h>

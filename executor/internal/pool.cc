@@ -780,8 +780,8 @@ void Pool::OnWorkerExit(int id) {
   if (w.channel != nullptr) {
     std::vector<std::string> frames;
     absl::Status status = w.channel->Pump(&frames);
-    for (const std::string& frame : frames) {
-      if (!HandleFrame(w, frame)) break;
+    for (std::string& frame : frames) {
+      if (!HandleFrame(w, std::move(frame))) break;
     }
     CloseChannel(w);
   }

@@ -248,13 +248,15 @@ class Pool {
   void AfterWorkerGone(int id, WorkerCrash crash)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   void PumpWorker(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  // Hands `frames` (from w's channel) on, then the channel's `status`.
+  // Hands `frames` (from w's channel; moved from) on, then the channel's
+  // `status`.
   // Returns false if w must not be used anymore (the pool broke).
-  bool HandleFrames(Worker& w, const std::vector<std::string>& frames,
+  bool HandleFrames(Worker& w, std::vector<std::string>& frames,
                     const absl::Status& status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  // Returns false if the pool broke while handling the frame.
-  bool HandleFrame(Worker& w, const std::string& frame)
+  // Returns false if the pool broke while handling the frame. Takes the
+  // frame's buffer (a large result keeps it: no copy).
+  bool HandleFrame(Worker& w, std::string frame)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   void HandleHello(Worker& w, const wire::Hello& hello)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);

@@ -19,10 +19,10 @@ void Pool::PumpWorker(Worker& w) {
   HandleFrames(w, frames, status);
 }
 
-bool Pool::HandleFrames(Worker& w, const std::vector<std::string>& frames,
+bool Pool::HandleFrames(Worker& w, std::vector<std::string>& frames,
                         const absl::Status& status) {
-  for (const std::string& frame : frames) {
-    if (!HandleFrame(w, frame)) return false;
+  for (std::string& frame : frames) {
+    if (!HandleFrame(w, std::move(frame))) return false;
   }
   if (!status.ok()) {
     OnChannelError(w, status);
@@ -60,8 +60,9 @@ void Pool::OnChannelError(Worker& w, const absl::Status& status) {
   w.kill_deadline = std::min(w.kill_deadline, absl::Now() + kExitGrace);
 }
 
-bool Pool::HandleFrame(Worker& w, const std::string& frame) {
-  absl::StatusOr<wire::Message> message = wire::DecodeMessage(frame);
+bool Pool::HandleFrame(Worker& w, std::string frame) {
+  absl::StatusOr<wire::Message> message =
+      wire::DecodeOwnedMessage(std::move(frame));
   if (!message.ok()) {
     OnChannelError(w, message.status());
     return false;

@@ -345,7 +345,11 @@ bool Pool::PollWorkers(bool stay, bool cheap_only) {
   absl::Time now = stay ? absl::Now() : absl::InfinitePast();
   for (auto& [id, w] : workers_) {
     if (w.channel == nullptr) continue;
-    if (cheap_only && !w.channel->PollIsCheap()) continue;
+    // A socket costs a recv() per look: look only where a result is due.
+    if (cheap_only && !w.channel->PollIsCheap() &&
+        (w.assigned.empty() || !w.ready)) {
+      continue;
+    }
     polled = true;
     w.disarmed = stay;
     w.last_poll = now;

@@ -21,6 +21,21 @@ bool Satisfied(ReturnWhen return_when, size_t done, size_t total,
   return false;
 }
 
+// Before a waiter sleeps: let the pool (through one of the states' driver)
+// take results on this thread until something new completes, for at most
+// kHelpBudget (see Driver::Help).
+void HelpBeforeWaiting(Driver* driver, Waiter& waiter, size_t consumed,
+                       absl::Time deadline) {
+  if (driver == nullptr) return;
+  const absl::Duration left = deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) return;
+  driver->Help(
+      [&waiter, consumed] {
+        return waiter.count.load(std::memory_order_acquire) > consumed;
+      },
+      std::min(left, kHelpBudget));
+}
+
 }  // namespace
 
 std::vector<bool> WaitStates(const std::vector<StateBase*>& states,
@@ -43,7 +58,12 @@ std::vector<bool> WaitStates(const std::vector<StateBase*>& states,
     }
   }
   size_t consumed = 0;
+  std::shared_ptr<Driver> driver;
+  for (size_t i : registered) {
+    if ((driver = states[i]->driver()) != nullptr) break;
+  }
   while (!Satisfied(return_when, n_done, states.size(), any_failed)) {
+    HelpBeforeWaiting(driver.get(), waiter, consumed, deadline);
     std::vector<StateBase*> fresh;
     {
       absl::MutexLock lock(&waiter.mu);
@@ -94,6 +114,13 @@ int AsCompletedCore::Next() {
     return ready_[ready_pos_++];
   }
   if (yielded_ == states_.size()) return -1;
+  if (!driver_looked_up_) {
+    driver_looked_up_ = true;
+    for (StateBase* s : states_) {
+      if ((driver_ = s->driver()) != nullptr) break;
+    }
+  }
+  HelpBeforeWaiting(driver_.get(), waiter_, consumed_, deadline_);
   absl::MutexLock lock(&waiter_.mu);
   auto more = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(waiter_.mu) {
     return waiter_.completed.size() > consumed_;

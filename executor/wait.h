@@ -60,6 +60,9 @@ class AsCompletedCore {
   std::vector<int> ready_;   // already-done indices, yielded first
   size_t ready_pos_ = 0;
   size_t consumed_ = 0;      // entries of waiter_.completed taken
+  // One of the states' pool, which Next() lets poll before it sleeps.
+  std::shared_ptr<Driver> driver_;
+  bool driver_looked_up_ = false;
   size_t yielded_ = 0;
   absl::flat_hash_map<StateBase*, int> index_;
 };

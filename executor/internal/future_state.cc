@@ -12,6 +12,12 @@ namespace internal {
 void Waiter::Notify(StateBase* state) {
   absl::MutexLock lock(&mu);
   completed.push_back(state);
+  count.store(completed.size(), std::memory_order_release);
+}
+
+std::shared_ptr<Driver> StateBase::driver() const {
+  absl::MutexLock lock(&mu_);
+  return driver_;
 }
 
 bool StateBase::Cancel() {
@@ -46,12 +52,11 @@ bool StateBase::failed() const {
   return phase_ == Phase::kFinished && error_ != nullptr;
 }
 
-// How long a waiter polls the pool's workers itself before it sleeps. A
-// no-op round trip takes a few microseconds when the worker spins, and a
-// thread that sleeps costs ~15 us to wake on this kind of machine, so a
+// kHelpBudget: how long a waiter polls the pool's workers itself before it
+// sleeps. A no-op round trip takes a few microseconds when the worker spins,
+// and a thread that sleeps costs ~15 us to wake on this kind of machine, so a
 // result due soon is taken with no wake-up at all; a long task costs its
 // waiter this much CPU once.
-constexpr absl::Duration kHelpBudget = absl::Microseconds(50);
 
 bool StateBase::WaitDone(absl::Duration timeout) const {
   if (done_fast()) return true;
@@ -63,7 +68,7 @@ bool StateBase::WaitDone(absl::Duration timeout) const {
   }
   if (driver != nullptr && timeout > absl::ZeroDuration()) {
     const absl::Time start = absl::Now();
-    driver->Help(*this, std::min(timeout, kHelpBudget));
+    driver->Help([this] { return done_fast(); }, std::min(timeout, kHelpBudget));
     if (done_fast()) return true;
     timeout -= absl::Now() - start;
   }

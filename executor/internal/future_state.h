@@ -37,12 +37,18 @@ class Driver {
   virtual ~Driver() = default;
   // Future::Interrupt() of running work: asks the pool to kill its worker.
   virtual void Interrupt(StateBase* state) = 0;
-  // Called by a thread about to block on `state`: may do the pool's work on
-  // this thread (polling the workers' channels) for up to `budget`, so that a
-  // result that is about to arrive is taken without waking anyone. Returns
-  // early once `state` is done.
-  virtual void Help(const StateBase& state, absl::Duration budget) = 0;
+  // Called by a thread about to block until `done()` (a future is done, or
+  // any of several): may do the pool's work on this thread (polling the
+  // workers' channels) for up to `budget`, so that a result that is about to
+  // arrive is taken without waking anyone. Returns early once done() is true;
+  // done() must be cheap (it is called every polling round).
+  virtual void Help(const std::function<bool()>& done,
+                    absl::Duration budget) = 0;
 };
+
+// How long a waiter polls the pool's workers itself before it sleeps (see
+// future_state.cc).
+inline constexpr absl::Duration kHelpBudget = absl::Microseconds(50);
 
 // Collects completions of several states for Wait() and AsCompleted().
 class Waiter {
@@ -52,6 +58,8 @@ class Waiter {
 
   absl::Mutex mu;
   std::vector<StateBase*> completed ABSL_GUARDED_BY(mu);
+  // completed.size(), readable without mu (for a waiter that polls).
+  std::atomic<size_t> count{0};
 };
 
 // The outcome of one element of a call, as the executor hands it over:
@@ -109,6 +117,9 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   // Installed by the pool at Submit, before the state is shared: who to ask
   // to interrupt it, and who may help a waiter.
   void SetDriver(std::shared_ptr<Driver> driver);
+
+  // The driver installed by SetDriver (null if none).
+  std::shared_ptr<Driver> driver() const;
 
   // done() without the lock (acquire: what completed it is visible).
   bool done_fast() const { return done_flag_.load(std::memory_order_acquire); }

@@ -103,10 +103,11 @@ class Pool::DriverImpl final : public Driver {
     Leave();
   }
 
-  void Help(const StateBase& state, absl::Duration budget) override {
+  void Help(const std::function<bool()>& done,
+            absl::Duration budget) override {
     Pool* pool = Enter();
     if (pool == nullptr) return;
-    pool->Help(state, budget);
+    pool->Help(done, budget);
     Leave();
   }
 
@@ -303,16 +304,16 @@ void Pool::Interrupt(StateBase* state) {
   WakeManager();
 }
 
-void Pool::Help(const StateBase& state, absl::Duration budget) {
+void Pool::Help(const std::function<bool()>& done, absl::Duration budget) {
   absl::Time now = absl::Now();
   const absl::Time deadline = now + budget;
   bool polled = false;
-  for (int round = 1; !state.done_fast(); ++round) {
+  for (int round = 1; !done(); ++round) {
     if (io_mu_.TryLock()) {
       const absl::Time seen = manager_deadline_;
       if (!broken_local_ && PollWorkers(/*stay=*/true)) polled = true;
       ReleaseIo(seen);
-      if (state.done_fast()) break;
+      if (done()) break;
     }
     // The clock costs ~25 ns; a polling round with nothing new, ~50 ns.
     if (round % 8 == 0) {
@@ -329,7 +330,7 @@ void Pool::Help(const StateBase& state, absl::Duration budget) {
     __builtin_ia32_pause();
 #endif
   }
-  if (polled && !state.done_fast()) {
+  if (polled && !done()) {
     // This thread goes to sleep: re-arm every channel now rather than in
     // kRearmAfter, so that the manager sees the result at once.
     io_mu_.Lock();

@@ -55,6 +55,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -195,7 +196,7 @@ class Pool {
 
   void ManagerLoop();
   // The fast path (see the file comment).
-  void Help(const StateBase& state, absl::Duration budget);
+  void Help(const std::function<bool()>& done, absl::Duration budget);
   void Interrupt(StateBase* state);
   // Polls every worker's channel once (with `cheap_only`, only those whose
   // Poll() makes no system call) and handles what arrived; then hands out

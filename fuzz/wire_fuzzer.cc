@@ -9,13 +9,10 @@
 //     message. (Not byte for byte to the input: Cap'n Proto frames have many
 //     encodings of one message.)
 //
-// KNOWN, tolerated here: DecodeMessage accepts Text fields (task names,
-// signatures, exception type names) with an embedded NUL, but EncodeMessage
-// writes them only up to the first NUL (kj::StringPtr from a std::string goes
-// through c_str()). Text fields are therefore compared up to their first NUL
-// (Text() below); byte strings (Data fields) exactly. Reproducer:
-// fuzz/regressions/wire/text_with_nul. Drop Text() once the encoder keeps
-// the whole string or the decoder rejects the NUL.
+// Text fields (task names, signatures, exception type names) may hold any
+// bytes, NULs included: EncodeMessage keeps the whole string (it used to stop
+// at the first NUL; reproducer fuzz/regressions/wire/text_with_nul), so every
+// field is compared exactly.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -44,16 +41,13 @@ static_assert(sizeof(ExceptionInfo) == 96 && sizeof(TaskSignature) == 64 &&
                   sizeof(CallSpec) == 64,
               "compare the new field");
 
-// A Text field as EncodeMessage writes it (see KNOWN above).
-std::string Text(const std::string& s) { return s.substr(0, s.find('\0')); }
-
 // Field-wise equality, for the round-trip check only (wire.h has none).
 bool operator==(const TaskSignature& a, const TaskSignature& b) {
-  return Text(a.name) == Text(b.name) &&
-         Text(a.signature) == Text(b.signature);
+  return a.name == b.name &&
+         a.signature == b.signature;
 }
 bool operator==(const CallSpec& a, const CallSpec& b) {
-  return Text(a.task) == Text(b.task) && a.args == b.args;
+  return a.task == b.task && a.args == b.args;
 }
 bool operator==(const Config& a, const Config& b) {
   return std::tie(a.protocol_version, a.initializer, a.max_tasks,
@@ -66,11 +60,11 @@ bool operator==(const Hello& a, const Hello& b) {
          std::tie(b.protocol_version, b.pid, b.fingerprint, b.tasks);
 }
 bool operator==(const Call& a, const Call& b) {
-  return a.work_id == b.work_id && Text(a.task) == Text(b.task) &&
+  return a.work_id == b.work_id && a.task == b.task &&
          a.args == b.args;
 }
 bool operator==(const ExceptionInfo& a, const ExceptionInfo& b) {
-  return Text(a.type_name) == Text(b.type_name) &&
+  return a.type_name == b.type_name &&
          std::tie(a.message, a.traceback) == std::tie(b.message, b.traceback);
 }
 bool operator==(const Outcome& a, const Outcome& b) {

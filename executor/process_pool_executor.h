@@ -163,6 +163,7 @@ class ProcessPoolExecutor::Source final : public internal::ChunkSource<R> {
 
   std::optional<Chunk> Next() override {
     std::vector<std::string> args;
+    args.reserve(static_cast<size_t>(chunksize_));
     for (int i = 0; i < chunksize_ && it_ != end_; ++i, ++it_) {
       args.push_back(Encode(*it_));
     }

@@ -47,6 +47,13 @@ struct Call {
   task @1 :Text;
   args @2 :List(Data);
   # One encoded argument tuple per element: one for Submit, a chunk for Map.
+  # Empty when the call is packed (packedArgs/argEnds; see wire.cc).
+  packedArgs @3 :Data;
+  # Protocol 2, when every element is small: the elements' encodings, one
+  # after the other.
+  argEnds @4 :List(UInt32);
+  # Set when packed: one per element, where its bytes in packedArgs end
+  # (non-decreasing; the last one is packedArgs' size).
 }
 
 struct ExceptionInfo {
@@ -62,9 +69,22 @@ struct Outcome {
   }
 }
 
+struct Failure {
+  index @0 :UInt32;
+  exception @1 :ExceptionInfo;
+}
+
 struct Result {
   workId @0 :UInt64;
   outcomes @1 :List(Outcome);
+  # Empty when the result is packed (see wire.cc).
+  packedValues @2 :Data;
+  # Protocol 2, when every value is small: the values, one after the other
+  # (a failed element has none).
+  valueEnds @3 :List(UInt32);
+  # Set when packed: one per element, where its value ends in packedValues.
+  failures @4 :List(Failure);
+  # When packed: the failed elements, by increasing index.
 }
 
 struct Message {

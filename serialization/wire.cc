@@ -260,6 +260,40 @@ size_t FirstSegmentWords(const Hello& h) {
   }
   return n;
 }
+// A packed Call or Result (protocol 2) holds its elements' bytes in one Data
+// blob and their ends in a List(UInt32): no pointer, no Data and no landing
+// pad per element, and the decoder reads them without a capnp call each.
+// Used when every element is small (under kExternalBlobBytes: a big one is
+// referenced instead, see the top of the file) and the blob stays well below
+// Cap'n Proto's limits.
+constexpr size_t kMaxPackedBytes = size_t{256} << 20;
+
+bool Packable(const std::vector<std::string>& elements, size_t* total) {
+  size_t sum = 0;
+  for (const std::string& e : elements) {
+    if (e.size() >= kExternalBlobBytes) return false;
+    sum += e.size();
+  }
+  *total = sum;
+  return sum <= kMaxPackedBytes && elements.size() <= (1u << 28);
+}
+
+bool Packable(const std::vector<Outcome>& outcomes, size_t* total,
+              size_t* failed) {
+  size_t sum = 0, bad = 0;
+  for (const Outcome& o : outcomes) {
+    if (!o.ok) {
+      ++bad;
+      continue;
+    }
+    if (o.value.size() >= kExternalBlobBytes) return false;
+    sum += o.value.size();
+  }
+  *total = sum;
+  *failed = bad;
+  return sum <= kMaxPackedBytes && outcomes.size() <= (1u << 28);
+}
+
 size_t FirstSegmentWords(const Call& c) {
   size_t n = 32 + c.task.size() / 8 + c.args.size();
   for (const auto& a : c.args) n += BlobWords(a);
@@ -316,12 +350,51 @@ struct Builder {
     auto b = root.initCall();
     b.setWorkId(c.work_id);
     b.setTask(AsText(c.task));
+    size_t total = 0;
+    if (Packable(c.args, &total)) {
+      // Protocol 2: one blob and the elements' ends (no Data per element).
+      auto ends = b.initArgEnds(static_cast<unsigned>(c.args.size()));
+      kj::byte* out = b.initPackedArgs(static_cast<unsigned>(total)).begin();
+      uint32_t pos = 0;
+      for (size_t i = 0; i < c.args.size(); ++i) {
+        const std::string& a = c.args[i];
+        if (!a.empty()) std::memcpy(out + pos, a.data(), a.size());
+        pos += static_cast<uint32_t>(a.size());
+        ends.set(static_cast<unsigned>(i), pos);
+      }
+      return;
+    }
     auto args = b.initArgs(c.args.size());
     for (size_t i = 0; i < c.args.size(); ++i) args.adopt(i, f.Blob(c.args[i]));
   }
   void operator()(const Result& r) {
     auto b = root.initResult();
     b.setWorkId(r.work_id);
+    size_t total = 0, failed = 0;
+    if (Packable(r.outcomes, &total, &failed)) {
+      // Protocol 2: the values in one blob, their ends, and the failures.
+      const unsigned n = static_cast<unsigned>(r.outcomes.size());
+      auto ends = b.initValueEnds(n);
+      kj::byte* out = b.initPackedValues(static_cast<unsigned>(total)).begin();
+      auto failures = b.initFailures(static_cast<unsigned>(failed));
+      uint32_t pos = 0;
+      unsigned k = 0;
+      for (unsigned i = 0; i < n; ++i) {
+        const Outcome& o = r.outcomes[i];
+        if (o.ok) {
+          if (!o.value.empty()) {
+            std::memcpy(out + pos, o.value.data(), o.value.size());
+          }
+          pos += static_cast<uint32_t>(o.value.size());
+        } else {
+          auto fb = failures[k++];
+          fb.setIndex(i);
+          SetException(f, fb.initException(), o.exception);
+        }
+        ends.set(i, pos);
+      }
+      return;
+    }
     auto outcomes = b.initOutcomes(r.outcomes.size());
     for (size_t i = 0; i < r.outcomes.size(); ++i) {
       const Outcome& o = r.outcomes[i];
@@ -413,6 +486,28 @@ void GetException(BlobReader& blobs, s::ExceptionInfo::Reader r,
   blobs.Read(r.getTraceback(), &e->traceback);
 }
 
+// A packed list of elements (protocol 2): checks that `ends` is non-decreasing
+// and covers exactly `blob`, then calls reserve(count) once and
+// element(index, bytes, size) for each element in order. Malformed offsets
+// throw (a kDataLoss status from Decode).
+template <typename Reserve, typename Element>
+void ReadPacked(capnp::Data::Reader blob, capnp::List<uint32_t>::Reader ends,
+                Reserve reserve, Element element) {
+  const unsigned n = ends.size();
+  const char* base = reinterpret_cast<const char*>(blob.begin());
+  const size_t size = blob.size();
+  reserve(n);
+  uint32_t prev = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    const uint32_t end = ends[i];
+    KJ_REQUIRE(end >= prev, "packed element ends out of order", i, prev, end);
+    KJ_REQUIRE(end <= size, "packed element ends past its blob", i, end, size);
+    element(i, base + prev, end - prev);
+    prev = end;
+  }
+  KJ_REQUIRE(prev == size, "packed blob longer than its elements", prev, size);
+}
+
 // Reads `root` into `*out` in place (so that the strings BlobReader notes
 // stay where they are).
 void Read(s::Message::Reader root, BlobReader& blobs, Message* out) {
@@ -447,6 +542,15 @@ void Read(s::Message::Reader root, BlobReader& blobs, Message* out) {
       Call& c = out->emplace<Call>();
       c.work_id = r.getWorkId();
       c.task = ToString(r.getTask());
+      if (r.hasArgEnds()) {
+        KJ_REQUIRE(r.getArgs().size() == 0, "packed call also has args");
+        ReadPacked(r.getPackedArgs(), r.getArgEnds(),
+                   [&](unsigned n) { c.args.reserve(n); },
+                   [&](unsigned, const char* p, size_t size) {
+                     c.args.emplace_back(p, size);
+                   });
+        return;
+      }
       auto args = r.getArgs();
       c.args.resize(args.size());
       for (unsigned i = 0; i < args.size(); ++i) blobs.Read(args[i], &c.args[i]);
@@ -456,6 +560,33 @@ void Read(s::Message::Reader root, BlobReader& blobs, Message* out) {
       auto r = root.getResult();
       Result& res = out->emplace<Result>();
       res.work_id = r.getWorkId();
+      if (r.hasValueEnds()) {
+        KJ_REQUIRE(r.getOutcomes().size() == 0, "packed result also has outcomes");
+        auto failures = r.getFailures();
+        unsigned k = 0;  // the next failure
+        uint64_t next_failed =
+            failures.size() > 0 ? failures[0].getIndex() : ~uint64_t{0};
+        ReadPacked(
+            r.getPackedValues(), r.getValueEnds(),
+            [&](unsigned n) { res.outcomes.reserve(n); },
+            [&](unsigned i, const char* p, size_t size) {
+              Outcome& dst = res.outcomes.emplace_back();
+              if (i != next_failed) {
+                dst.value.assign(p, size);
+                return;
+              }
+              KJ_REQUIRE(size == 0, "failed element has a value", i);
+              dst.ok = false;
+              GetException(blobs, failures[k].getException(), &dst.exception);
+              ++k;
+              if (k < failures.size()) {
+                next_failed = failures[k].getIndex();
+                KJ_REQUIRE(next_failed > i, "failure indexes out of order");
+              }
+            });
+        KJ_REQUIRE(k == failures.size(), "failure index past the elements");
+        return;
+      }
       auto outcomes = r.getOutcomes();
       res.outcomes.resize(outcomes.size());
       for (unsigned i = 0; i < outcomes.size(); ++i) {

@@ -34,7 +34,9 @@ namespace procpool {
 namespace wire {
 
 // Bumped whenever a message changes incompatibly.
-inline constexpr uint32_t kProtocolVersion = 1;
+// 2: small elements of a Call or Result travel packed (one blob and a list
+// of offsets; see wire.cc).
+inline constexpr uint32_t kProtocolVersion = 2;
 
 // One task as a worker knows it (Hello::tasks).
 struct TaskSignature {

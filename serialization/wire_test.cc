@@ -194,6 +194,172 @@ TEST(Wire, OwnedMisalignedAndCorruptFrames) {
   }
 }
 
+// Protocol 2: a Call or Result whose elements are all small travels packed
+// (one blob and a list of ends).
+TEST(Wire, PackedCallRoundTrips) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{2}, size_t{1000}}) {
+    Call c{5, "Sq", {}};
+    for (size_t i = 0; i < n; ++i) c.args.push_back(std::string(i % 5, 'a' + i % 26));
+    Call out = RoundTrip(c);
+    EXPECT_EQ(out.work_id, 5u);
+    EXPECT_EQ(out.task, "Sq");
+    EXPECT_TRUE(out.args == c.args) << n;
+    absl::StatusOr<Message> owned = DecodeOwnedMessage(EncodeMessage(c));
+    ASSERT_TRUE(owned.ok()) << owned.status();
+    EXPECT_TRUE(std::get<Call>(*owned).args == c.args) << n;
+  }
+  // Packed: well under a Data pointer (8 bytes) per element.
+  Call ones{1, "F", std::vector<std::string>(1000, "x")};
+  EXPECT_LT(EncodeMessage(ones).size(), 6000u);
+  Call empties{1, "F", std::vector<std::string>(1000, "")};
+  EXPECT_TRUE(RoundTrip(empties).args == empties.args);
+  // Small and big elements mixed: not packed, still equal.
+  Call mixed{1, "F", {"a", std::string(20000, 'b'), ""}};
+  EXPECT_TRUE(RoundTrip(mixed).args == mixed.args);
+}
+
+TEST(Wire, PackedResultRoundTrips) {
+  auto failed = [](int i) {
+    Outcome o;
+    o.ok = false;
+    o.exception = {"E" + std::to_string(i), std::string("m\0", 2) + std::to_string(i),
+                   "tb" + std::to_string(i)};
+    return o;
+  };
+  for (size_t n : {size_t{0}, size_t{1}, size_t{3}, size_t{1000}}) {
+    for (int pattern = 0; pattern < 4; ++pattern) {
+      Result r;
+      r.work_id = 77;
+      for (size_t i = 0; i < n; ++i) {
+        bool bad = pattern == 1 ? i == 0
+                 : pattern == 2 ? i % 3 == 1 || i + 1 == n
+                 : pattern == 3;
+        if (bad) {
+          r.outcomes.push_back(failed(static_cast<int>(i)));
+        } else {
+          r.outcomes.push_back(Outcome{true, std::string(i % 4, 'v'), {}});
+        }
+      }
+      const std::string frame = EncodeMessage(r);
+      EXPECT_EQ(EncodeOwnedMessage(Result(r)), frame);
+      for (bool owned : {false, true}) {
+        absl::StatusOr<Message> m =
+            owned ? DecodeOwnedMessage(frame) : DecodeMessage(frame);
+        ASSERT_TRUE(m.ok()) << m.status();
+        const Result& out = std::get<Result>(*m);
+        EXPECT_EQ(out.work_id, 77u);
+        ASSERT_EQ(out.outcomes.size(), n);
+        for (size_t i = 0; i < n; ++i) {
+          const Outcome& a = r.outcomes[i];
+          const Outcome& b = out.outcomes[i];
+          ASSERT_EQ(a.ok, b.ok) << n << " " << pattern << " " << i;
+          EXPECT_EQ(a.value, b.value);
+          EXPECT_EQ(a.exception.type_name, b.exception.type_name);
+          EXPECT_EQ(a.exception.message, b.exception.message);
+          EXPECT_EQ(a.exception.traceback, b.exception.traceback);
+        }
+      }
+    }
+  }
+}
+
+// Replaces the one run of little-endian uint32 `from` in `frame` by `to`.
+void Patch(std::string* frame, const std::vector<uint32_t>& from,
+           const std::vector<uint32_t>& to) {
+  auto bytes = [](const std::vector<uint32_t>& v) {
+    std::string s;
+    for (uint32_t x : v) {
+      for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>(x >> (8 * i)));
+    }
+    return s;
+  };
+  const std::string f = bytes(from), t = bytes(to);
+  size_t at = frame->find(f);
+  ASSERT_NE(at, std::string::npos);
+  ASSERT_EQ(frame->find(f, at + 1), std::string::npos) << "ambiguous patch";
+  frame->replace(at, t.size(), t);
+}
+
+void ExpectDataLoss(const std::string& frame, absl::string_view what) {
+  for (bool owned : {false, true}) {
+    absl::StatusOr<Message> m =
+        owned ? DecodeOwnedMessage(frame) : DecodeMessage(frame);
+    ASSERT_FALSE(m.ok()) << what;
+    EXPECT_TRUE(absl::IsDataLoss(m.status())) << m.status();
+    EXPECT_NE(m.status().message().find(what), absl::string_view::npos)
+        << m.status();
+  }
+}
+
+TEST(Wire, PackedCallWithCorruptEndsIsDataLoss) {
+  const std::string frame =
+      EncodeMessage(Call{1, "F", {std::string(77, 'a'), std::string(55, 'b')}});
+  {
+    std::string f = frame;
+    Patch(&f, {77, 132}, {132, 77});
+    ExpectDataLoss(f, "out of order");
+  }
+  {
+    std::string f = frame;
+    Patch(&f, {77, 132}, {77, 200});
+    ExpectDataLoss(f, "past its blob");
+  }
+  {
+    std::string f = frame;
+    Patch(&f, {77, 132}, {77, 100});
+    ExpectDataLoss(f, "longer than its elements");
+  }
+}
+
+TEST(Wire, PackedResultWithCorruptEndsOrFailuresIsDataLoss) {
+  // 300 elements with empty values: every end is 0, the failures' indexes
+  // (0x111 and 0x123) are the only such words in the frame.
+  Result r;
+  r.work_id = 2;
+  r.outcomes.resize(300);
+  r.outcomes[0x111].ok = false;
+  r.outcomes[0x111].exception = {"E", "m", "t"};
+  r.outcomes[0x123].ok = false;
+  r.outcomes[0x123].exception = {"E", "m", "t"};
+  const std::string frame = EncodeMessage(r);
+  ASSERT_TRUE(DecodeMessage(frame).ok());
+  {
+    std::string f = frame;
+    Patch(&f, {0x123, 0}, {300, 0});  // index == count
+    ExpectDataLoss(f, "past the elements");
+  }
+  {
+    std::string f = frame;
+    Patch(&f, {0x123, 0}, {0x110, 0});  // before the previous one
+    ExpectDataLoss(f, "out of order");
+  }
+  {
+    std::string f = frame;
+    Patch(&f, {0x111, 0}, {0x123, 0});  // the same index twice
+    ExpectDataLoss(f, "out of order");
+  }
+  // A failed element with a value; ends that run past the (empty) blob.
+  Result v;
+  v.work_id = 2;
+  v.outcomes.push_back(Outcome{true, std::string(0x51, 'x'), {}});
+  Outcome bad;
+  bad.ok = false;
+  bad.exception = {"E", "m", "t"};
+  v.outcomes.push_back(bad);
+  v.outcomes.push_back(Outcome{true, std::string(0x22, 'y'), {}});
+  const std::string vf = EncodeMessage(v);
+  {
+    std::string f = vf;
+    Patch(&f, {0x51, 0x51, 0x73}, {0x50, 0x51, 0x73});
+    ExpectDataLoss(f, "failed element has a value");
+  }
+  {
+    std::string f = vf;
+    Patch(&f, {0x51, 0x51, 0x73}, {0x51, 0x51, 0x74});
+    ExpectDataLoss(f, "past its blob");
+  }
+}
+
 TEST(Wire, EmptyAndOddSizesAreErrors) {
   EXPECT_TRUE(absl::IsDataLoss(DecodeMessage("").status()));
   EXPECT_TRUE(absl::IsDataLoss(DecodeMessage("abc").status()));

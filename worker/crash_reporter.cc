@@ -117,8 +117,12 @@ int64_t NowNs() {
 }  // namespace
 
 void SetWorkerPhase(WorkerPhase p) {
+  // The heartbeat reads phase_since_ns only in kOther: the clock (twice per
+  // element of a Map chunk otherwise) is read only on entering it.
+  if (p == WorkerPhase::kOther) {
+    phase_since_ns.store(NowNs(), std::memory_order_relaxed);
+  }
   phase.store(static_cast<int>(p), std::memory_order_relaxed);
-  phase_since_ns.store(NowNs(), std::memory_order_relaxed);
 }
 
 void StartHeartbeat(int interval_ms) {

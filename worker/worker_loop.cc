@@ -198,19 +198,20 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
     }
     wire::Result result;
     result.work_id = call->work_id;
-    result.outcomes.resize(call->args.size());
+    result.outcomes.reserve(call->args.size());
     const internal::TaskInfo* task = internal::FindTaskByName(call->task);
     if (hooks != nullptr) hooks->OnCallReceived(call->task);
     absl::Status protocol_error;
     for (size_t i = 0; i < call->args.size(); ++i) {
       if (task == nullptr) {
-        result.outcomes[i] = UnknownTask(call->task);
+        result.outcomes.push_back(UnknownTask(call->task));
       } else {
+        wire::Outcome& outcome = result.outcomes.emplace_back();
         if (hooks != nullptr) hooks->OnTaskStart(call->task);
         SetCurrentTask(task->name.c_str());
         SetWorkerPhase(WorkerPhase::kRunningTask);
         // Taken: a big argument keeps the frame's buffer (no new memory).
-        RunElement(*task, std::move(call->args[i]), &result.outcomes[i],
+        RunElement(*task, std::move(call->args[i]), &outcome,
                    &protocol_error);
         SetWorkerPhase(WorkerPhase::kOther);
         SetCurrentTask(nullptr);

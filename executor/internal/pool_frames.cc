@@ -159,17 +159,18 @@ void Pool::HandleResult(Worker& w, wire::Result& result) {
   } else {
     w.idle_since = absl::Now();
   }
-  std::vector<ElementOutcome> outcomes(result.outcomes.size());
-  for (size_t i = 0; i < result.outcomes.size(); ++i) {
-    wire::Outcome& o = result.outcomes[i];
+  std::vector<ElementOutcome> outcomes;
+  outcomes.reserve(result.outcomes.size());
+  for (wire::Outcome& o : result.outcomes) {
+    ElementOutcome& out = outcomes.emplace_back();
     if (o.ok) {
-      outcomes[i].value = std::move(o.value);
+      out.value = std::move(o.value);
     } else {
       RemoteTracebackInfo info;
       info.pid = w.process.pid;
       info.task_name = done.item.task;
       info.traceback = std::move(o.exception.traceback);
-      outcomes[i].error = RebuildException(o.exception.type_name,
+      out.error = RebuildException(o.exception.type_name,
                                            o.exception.message, std::move(info));
     }
   }

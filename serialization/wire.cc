@@ -1,3 +1,10 @@
+// Two layouts for a Call's args and a Result's outcomes (protocol 2): when
+// every element is under 16 KiB they are packed (one Data blob of the
+// concatenated encodings, a List(UInt32) of element ends, and failures by
+// index), so a Map chunk costs no Cap'n Proto call per element; otherwise one
+// Data (or Outcome) per element, so that the big-payload handling below
+// applies. tools/BENCHMARKS.md ("Map") has the numbers.
+//
 // Where the bytes of a big payload are copied, and why (issue 3).
 //
 // Measured with `bench --transport=shm --only=echo` (a 64 MiB std::string to

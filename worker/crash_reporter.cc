@@ -68,7 +68,9 @@ void OnFatalSignal(int sig, siginfo_t*, void*) {
     Write(absl::Symbolize(frames[i], name, sizeof(name)) ? name : "(unknown)");
     Write("\n");
   }
-  close(report_fd);
+  // report_fd stays open: the heartbeat thread may be writing to it right
+  // now (closing it here raced with that write, and the number could be
+  // reused), and the kernel closes it when we die, just below.
   // Die of the same signal, as if there had been no handler.
   signal(sig, SIG_DFL);
   sigset_t unblock;

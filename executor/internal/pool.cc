@@ -504,10 +504,15 @@ void Pool::ManagerLoop() {
     if (!broken_local_) RetireIdleWorkers();
     FillStatsIfRequested();
     if (workers_changed_) UpdateLivePids();
+    // Something this round did needs another (e.g. a remote worker whose
+    // channel failed during Dispatch(): the scan for gone workers ran before
+    // it): go round again at once rather than sleep on it.
+    const bool again = wake_manager_;
     wake_manager_ = false;
-    const bool exit = ShouldExit();
+    const bool exit = !again && ShouldExit();
     manager_deadline_ = NextDeadline();
-    timeout = manager_deadline_ == absl::InfiniteFuture()
+    timeout = again ? absl::ZeroDuration()
+              : manager_deadline_ == absl::InfiniteFuture()
                   ? absl::InfiniteDuration()
                   : std::max(absl::ZeroDuration(),
                              manager_deadline_ - absl::Now());

@@ -23,7 +23,7 @@ bool Satisfied(ReturnWhen return_when, size_t done, size_t total,
 
 // Before a waiter sleeps: let the pool (through one of the states' driver)
 // take results on this thread until something new completes, for at most
-// kHelpBudget (see Driver::Help).
+// as long as the pool finds worth it (see Driver::Help).
 void HelpBeforeWaiting(Driver* driver, Waiter& waiter, size_t consumed,
                        absl::Time deadline) {
   if (driver == nullptr) return;
@@ -33,7 +33,7 @@ void HelpBeforeWaiting(Driver* driver, Waiter& waiter, size_t consumed,
       [&waiter, consumed] {
         return waiter.count.load(std::memory_order_acquire) > consumed;
       },
-      std::min(left, kHelpBudget));
+      left);
 }
 
 }  // namespace

@@ -52,12 +52,6 @@ bool StateBase::failed() const {
   return phase_ == Phase::kFinished && error_ != nullptr;
 }
 
-// kHelpBudget: how long a waiter polls the pool's workers itself before it
-// sleeps. A no-op round trip takes a few microseconds when the worker spins,
-// and a thread that sleeps costs ~15 us to wake on this kind of machine, so a
-// result due soon is taken with no wake-up at all; a long task costs its
-// waiter this much CPU once.
-
 bool StateBase::WaitDone(absl::Duration timeout) const {
   if (done_fast()) return true;
   std::shared_ptr<Driver> driver;
@@ -68,7 +62,7 @@ bool StateBase::WaitDone(absl::Duration timeout) const {
   }
   if (driver != nullptr && timeout > absl::ZeroDuration()) {
     const absl::Time start = absl::Now();
-    driver->Help([this] { return done_fast(); }, std::min(timeout, kHelpBudget));
+    driver->Help([this] { return done_fast(); }, timeout);
     if (done_fast()) return true;
     timeout -= absl::Now() - start;
   }

@@ -38,17 +38,14 @@ class Driver {
   // Future::Interrupt() of running work: asks the pool to kill its worker.
   virtual void Interrupt(StateBase* state) = 0;
   // Called by a thread about to block until `done()` (a future is done, or
-  // any of several): may do the pool's work on this thread (polling the
-  // workers' channels) for up to `budget`, so that a result that is about to
-  // arrive is taken without waking anyone. Returns early once done() is true;
-  // done() must be cheap (it is called every polling round).
+  // any of several) for at most `timeout`: may do the pool's work on this
+  // thread (polling the workers' channels) for a while (the pool decides how
+  // long, never past `timeout`), so that a result that is about to arrive is
+  // taken without waking anyone. Returns early once done() is true; done()
+  // must be cheap (it is called every polling round).
   virtual void Help(const std::function<bool()>& done,
-                    absl::Duration budget) = 0;
+                    absl::Duration timeout) = 0;
 };
-
-// How long a waiter polls the pool's workers itself before it sleeps (see
-// future_state.cc).
-inline constexpr absl::Duration kHelpBudget = absl::Microseconds(50);
 
 // Collects completions of several states for Wait() and AsCompleted().
 class Waiter {

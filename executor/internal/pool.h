@@ -196,7 +196,7 @@ class Pool {
 
   void ManagerLoop();
   // The fast path (see the file comment).
-  void Help(const std::function<bool()>& done, absl::Duration budget);
+  void Help(const std::function<bool()>& done, absl::Duration timeout);
   void Interrupt(StateBase* state);
   // Polls every worker's channel once (with `cheap_only`, only those whose
   // Poll() makes no system call) and handles what arrived; then hands out
@@ -284,6 +284,7 @@ class Pool {
   // Constant after construction.
   const PoolConfig config_;
   const std::unique_ptr<Launcher> launcher_;
+  const absl::Duration help_budget_;  // how long Help() polls at most
   int wake_fd_ = -1;   // eventfd: Submit/Shutdown -> manager
   int epoll_fd_ = -1;
   std::shared_ptr<DriverImpl> driver_;  // installed in every future

@@ -77,7 +77,13 @@
 // the gate forbade spinning most of the time anyway. Spinning only in the
 // parent's KJ thread was within noise of not spinning.
 //
-// What remains (the 3x-over-CPython goal, <= 50 us, is not met): the extra
+// And in the pool (executor/internal/pool.cc, kHelpBudgetCapnp): a waiter on
+// a capnp pool polls for up to 250 us instead of 50, so that a round trip of
+// ~70-100 us is taken by the waiter itself instead of through the manager
+// and a condition variable: p50 ~95 -> ~64 us, 3.2x-4.0x CPython's (three
+// bench_compare runs at dc329b4; CPython measured 204-255 us in them).
+//
+// What remains (the margin over 3x is thin when CPython is fast): the extra
 // thread hop and the per-frame Return/Finish messages, each a possible
 // wake-up. The promising ways: one-way delivery that does not need the
 // Return (read push() calls off the message stream as they arrive, so that a

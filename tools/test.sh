@@ -155,7 +155,11 @@ if [[ -z "$pattern_given" ]]; then
   # not fit CI's time. The shm and capnp packages' own tests still run.
   # ParentDeathUnblocksTheChild (shm) relies on a 20 ms window that ASan's
   # slowdown can miss; it runs in the normal build.
-  asan_filter='-*/shm_*:*/capnp_*:*ParentDeathUnblocksTheChild*'
+  # S21SubmitNeverBlocksWhileBusy/*_fork: four threads allocate while the
+  # manager forks workers, and GCC 12's ASan allocator has no fork handler: a
+  # child forked while another thread held its lock hangs in its first
+  # malloc (tools/SANITIZERS.md).
+  asan_filter='-*/shm_*:*/capnp_*:*ParentDeathUnblocksTheChild*:*S21SubmitNeverBlocksWhileBusy/*_fork'
   if [[ "${PROCPOOL_SKIP_SANITIZERS:-0}" != 1 ]]; then
     step "ASan" bash tools/test.sh "${flags[@]}" --config=asan \
       "--test_filter=$asan_filter" "${san_patterns[@]}"

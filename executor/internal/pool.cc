@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/posix_error.h"
+#include "common/spin.h"
 #include "executor/exception_registry.h"
 #include "executor/task.h"
 #include "glog/logging.h"
@@ -221,21 +222,39 @@ void Pool::Submit(WorkItem item) {
       ReleaseIo(seen);
       return;
     }
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+    CpuRelax();
   }
   WakeManager();
 }
 
-void Pool::HandOutQueued() {
-  size_t left = HandOut(/*max_in_flight=*/0);
+void Pool::HandOutQueued(bool may_start) {
+  // 1. Idle ready workers take pending work.
+  const size_t left = HandOut(/*max_in_flight=*/0);
   if (broken_local_) return;
-  if (starting_ == 0 &&
-      static_cast<int>(workers_.size()) >= config_.max_workers) {
-    left = HandOut(/*max_in_flight=*/1);
+  // 2. Start workers for what no idle or starting worker will take (S6).
+  if (!may_start) {
+    if (ShouldStartWorker(left)) wake_manager_ = true;
+  } else {
+    while (!broken_local_ && ShouldStartWorker(left)) StartWorker();
   }
-  if (left > 0 && ShouldStartWorker(left)) wake_manager_ = true;
+  // 3. Only when the pool is at full strength: one queued item per busy
+  //    worker, so that it never waits for a round trip between tasks. A
+  //    future is handed out early at most once beyond the running one (S16).
+  if (!broken_local_ && starting_ == 0 &&
+      static_cast<int>(workers_.size()) >= config_.max_workers) {
+    HandOut(/*max_in_flight=*/1);
+  }
+}
+
+WorkerCrash Pool::CrashOf(const Worker& w, bool with_task) const {
+  WorkerCrash crash;
+  crash.pid = w.process.pid > 0 ? w.process.pid : -1;
+  crash.host = w.remote;
+  if (with_task && !w.assigned.empty()) {
+    crash.task_name = w.assigned.front().item.task;
+    crash.work_id = static_cast<int64_t>(w.assigned.front().work_id);
+  }
+  return crash;
 }
 
 void Pool::ReleaseIo(absl::Time manager_deadline_seen) {
@@ -342,9 +361,7 @@ void Pool::Help(const std::function<bool()>& done, absl::Duration timeout) {
       // it. Sleeping lets the scheduler place the two apart again.
       if (now - before > kPreempted) break;
     }
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+    CpuRelax();
   }
   if (polled && !done()) {
     // This thread goes to sleep: re-arm every channel now rather than in
@@ -359,7 +376,7 @@ void Pool::Help(const std::function<bool()>& done, absl::Duration timeout) {
 bool Pool::PollWorkers(bool stay, bool cheap_only) {
   bool polled = false;
   std::vector<std::string> frames;
-  absl::Time now = stay ? absl::Now() : absl::InfinitePast();
+  const absl::Time now = stay ? absl::Now() : absl::InfinitePast();
   for (auto& [id, w] : workers_) {
     if (w.channel == nullptr) continue;
     // A socket costs a recv() per look: look only where a result is due.
@@ -368,14 +385,19 @@ bool Pool::PollWorkers(bool stay, bool cheap_only) {
       continue;
     }
     polled = true;
-    w.disarmed = stay;
-    w.last_poll = now;
-    frames.clear();
-    absl::Status status = w.channel->Poll(&frames, stay);
-    if (!HandleFrames(w, frames, status)) return polled;
+    if (!PollWorker(w, stay, now, frames)) return polled;
   }
   if (!broken_local_) HandOutQueued();
   return polled;
+}
+
+bool Pool::PollWorker(Worker& w, bool stay, absl::Time now,
+                      std::vector<std::string>& frames) {
+  w.disarmed = stay;
+  w.last_poll = now;
+  frames.clear();
+  absl::Status status = w.channel->Poll(&frames, stay);
+  return HandleFrames(w, frames, status);
 }
 
 void Pool::Shutdown(bool wait, bool cancel_futures) {
@@ -508,20 +530,19 @@ void Pool::ManagerLoop() {
       CheckDeadlines();
     }
     // Channels callers left disarmed and stopped polling.
+    std::vector<std::string> frames;
     for (auto& [id, w] : workers_) {
       if (!w.disarmed || now < w.last_poll + kRearmAfter) continue;
       w.disarmed = false;
       if (w.channel == nullptr) continue;
-      std::vector<std::string> frames;
-      absl::Status status = w.channel->Poll(&frames, /*stay=*/false);
-      if (!HandleFrames(w, frames, status)) break;
+      if (!PollWorker(w, /*stay=*/false, absl::InfinitePast(), frames)) break;
     }
-    if (!broken_local_) Dispatch();
+    if (!broken_local_) HandOutQueued(/*may_start=*/true);
     if (!broken_local_) RetireIdleWorkers();
     FillStatsIfRequested();
     if (workers_changed_) UpdateLivePids();
     // Something this round did needs another (e.g. a remote worker whose
-    // channel failed during Dispatch(): the scan for gone workers ran before
+    // channel failed during HandOutQueued(): the scan for gone workers ran before
     // it): go round again at once rather than sleep on it.
     const bool again = wake_manager_;
     wake_manager_ = false;
@@ -544,21 +565,6 @@ bool Pool::CanTakeWork(const Worker& w) const {
   }
   return config_.max_tasks_per_child <= 0 ||
          w.tasks_assigned < config_.max_tasks_per_child;
-}
-
-void Pool::Dispatch() {
-  // 1. Idle ready workers take pending work.
-  size_t still_pending = HandOut(/*max_in_flight=*/0);
-  if (broken_local_) return;
-  // 2. Start workers for what no idle or starting worker will take (S6).
-  while (!broken_local_ && ShouldStartWorker(still_pending)) StartWorker();
-  // 3. Only when the pool is at full strength: one queued item per busy
-  //    worker, so that it never waits for a round trip between tasks. A
-  //    future is handed out early at most once beyond the running one (S16).
-  if (!broken_local_ && starting_ == 0 &&
-      static_cast<int>(workers_.size()) >= config_.max_workers) {
-    HandOut(/*max_in_flight=*/1);
-  }
 }
 
 bool Pool::ShouldStartWorker(size_t still_pending) const {
@@ -834,9 +840,7 @@ void Pool::OnWorkerExit(int id) {
 
 void Pool::OnRemoteWorkerGone(int id) {
   Worker& w = workers_.at(id);
-  WorkerCrash crash;
-  crash.pid = w.process.pid > 0 ? w.process.pid : -1;
-  crash.host = w.remote;
+  WorkerCrash crash = CrashOf(w, /*with_task=*/false);
   crash.cause = w.lost_cause.empty() ? "its connection closed" : w.lost_cause;
   crash.idle = w.assigned.empty();
   // (CloseChannel() cleared w.ready; the pid comes with the Hello.)
@@ -877,10 +881,9 @@ void Pool::AfterWorkerGone(int id, WorkerCrash crash) {
     return;
   }
   if (!expected && !broken_local_) {
-    if (!w.assigned.empty()) {
-      crash.task_name = w.assigned.front().item.task;
-      crash.work_id = static_cast<int64_t>(w.assigned.front().work_id);
-    }
+    const WorkerCrash who = CrashOf(w, /*with_task=*/true);
+    crash.task_name = who.task_name;
+    crash.work_id = who.work_id;
     int sig;
     {
       absl::MutexLock lock(&mu_);

@@ -9,8 +9,8 @@
 //  Submit(fn, args)        |                              |
 //   encode args  --------> pending_ (under mu_)           |
 //   wake_fd_ (eventfd) --> epoll_wait                     |
-//                          |  Dispatch(): pending_ ->     |
-//                          |   worker.assigned (<= 2)  --Channel--> RunWorker:
+//                          |  HandOutQueued(): pending_   |
+//                          |   -> worker.assigned (<= 2) --Channel--> RunWorker:
 //                          |                              |   decode, run task,
 //  Future::Get() <-------- Complete(state) <---Channel------  encode result
 //   (state's mutex)        |  pidfd readable: reap, and   |
@@ -204,9 +204,20 @@ class Pool {
   // (Worker::disarmed). Returns true if some channel was polled.
   bool PollWorkers(bool stay, bool cheap_only = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  // Dispatch() without starting workers; notes in wake_manager_ whether the
-  // manager should start some.
-  void HandOutQueued() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Hands pending work to workers that can take it (S16: one queued item
+  // beyond the running one, once the pool is at full strength) and starts
+  // workers for the rest (S6); without `may_start` (a caller's thread) it
+  // only notes in wake_manager_ that the manager should start some.
+  void HandOutQueued(bool may_start = false)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Polls w's channel once (PollWorkers, the manager's re-arm) and handles
+  // what arrived; false if the pool broke.
+  bool PollWorker(Worker& w, bool stay, absl::Time now,
+                  std::vector<std::string>& frames)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Who `w` is, for a WorkerCrash: pid (-1 before a remote worker's Hello),
+  // host, and with `with_task` the task it was running, if any.
+  WorkerCrash CrashOf(const Worker& w, bool with_task) const;
   // For a caller thread: releases io_mu_, wakes the manager if what the
   // caller did needs it, and runs the completions it queued.
   void ReleaseIo(absl::Time manager_deadline_seen) ABSL_UNLOCK_FUNCTION(io_mu_);
@@ -231,8 +242,6 @@ class Pool {
   bool SettleDeadWorker(Worker& w, const WorkerCrash& crash)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   void Requeue(std::vector<WorkItem> items);
-  // Moves pending work to ready workers and starts workers as needed.
-  void Dispatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // Hands one pending item to each worker that can take work and has at
   // most `max_in_flight` items; returns how many items are still pending.
   size_t HandOut(size_t max_in_flight) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);

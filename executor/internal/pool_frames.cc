@@ -44,12 +44,7 @@ void Pool::OnChannelError(Worker& w, const absl::Status& status) {
     return;
   }
   if (absl::IsDataLoss(status)) {
-    WorkerCrash crash;
-    crash.pid = w.process.pid;
-    if (!w.assigned.empty()) {
-      crash.task_name = w.assigned.front().item.task;
-      crash.work_id = static_cast<int64_t>(w.assigned.front().work_id);
-    }
+    WorkerCrash crash = CrashOf(w, /*with_task=*/true);
     crash.cause = absl::StrCat("corrupted data from the worker: ",
                                status.message());
     BreakPool("A worker sent data the pool could not read", crash);
@@ -72,8 +67,7 @@ bool Pool::HandleFrame(Worker& w, std::string frame) {
   } else if (auto* result = std::get_if<wire::Result>(&*message)) {
     HandleResult(w, *result);
   } else if (auto* failed = std::get_if<wire::InitFailed>(&*message)) {
-    WorkerCrash crash;
-    crash.pid = w.process.pid;
+    WorkerCrash crash = CrashOf(w, /*with_task=*/false);
     crash.cause = absl::StrCat("initializer ", config_.initializer->task,
                                " failed: ", failed->exception.type_name, ": ",
                                failed->exception.message);
@@ -82,12 +76,7 @@ bool Pool::HandleFrame(Worker& w, std::string frame) {
         "not usable anymore",
         crash);
   } else if (auto* fatal = std::get_if<wire::Fatal>(&*message)) {
-    WorkerCrash crash;
-    crash.pid = w.process.pid;
-    if (!w.assigned.empty()) {
-      crash.task_name = w.assigned.front().item.task;
-      crash.work_id = static_cast<int64_t>(w.assigned.front().work_id);
-    }
+    WorkerCrash crash = CrashOf(w, /*with_task=*/true);
     crash.cause = fatal->exception.message;
     BreakPool("A worker hit a protocol error", crash);
   } else {
@@ -99,14 +88,14 @@ bool Pool::HandleFrame(Worker& w, std::string frame) {
 }
 
 void Pool::HandleHello(Worker& w, const wire::Hello& hello) {
+  // A remote worker's pid is on its host: for messages only.
+  if (!w.remote.empty()) w.process.pid = hello.pid;
   // Who built the worker: the binary we started, or a remote daemon.
   const std::string who =
       w.remote.empty() ? absl::StrCat("The worker binary ", config_.worker_binary)
                        : absl::StrCat("The worker daemon at ", w.remote);
   if (hello.protocol_version != wire::kProtocolVersion) {
-    WorkerCrash crash;
-    crash.pid = w.remote.empty() ? w.process.pid : hello.pid;
-    crash.host = w.remote;
+    WorkerCrash crash = CrashOf(w, /*with_task=*/false);
     crash.cause = absl::StrCat("protocol version ", hello.protocol_version,
                                " in the worker, ", wire::kProtocolVersion,
                                " in this program");
@@ -118,9 +107,7 @@ void Pool::HandleHello(Worker& w, const wire::Hello& hello) {
     for (const wire::TaskSignature& theirs : hello.tasks) {
       const TaskInfo* ours = FindTaskByName(theirs.name);
       if (ours != nullptr && ours->signature != theirs.signature) {
-        WorkerCrash crash;
-        crash.pid = w.remote.empty() ? w.process.pid : hello.pid;
-        crash.host = w.remote;
+        WorkerCrash crash = CrashOf(w, /*with_task=*/false);
         crash.cause = absl::StrCat(
             "handshake fingerprint mismatch: task ", theirs.name, " is ",
             ours->signature, " in this program but ", theirs.signature,
@@ -135,10 +122,7 @@ void Pool::HandleHello(Worker& w, const wire::Hello& hello) {
   }
   if (!w.ready) --starting_;
   w.ready = true;
-  if (!w.remote.empty()) {
-    w.process.pid = hello.pid;  // on its host: for messages only
-    return;
-  }
+  if (!w.remote.empty()) return;
   if (config_.max_rss_growth_bytes > 0) w.base_rss = ResidentBytes(w.process.pid);
 }
 

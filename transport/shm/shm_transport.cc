@@ -42,6 +42,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "common/posix_error.h"
+#include "common/spin.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "transport/shm/shm_ring.h"
@@ -73,20 +74,6 @@ constexpr uintptr_t kHugePageBytes = uintptr_t{2} << 20;
 
 // Spin iterations between two reads of the clock.
 constexpr int kSpinsPerClockRead = 64;
-
-void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
-
-int64_t MonotonicNanos() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 // Threads runnable on the whole machine now, this one included (the kernel's
 // nr_running, the fourth field of /proc/loadavg: "0.50 0.40 0.30 3/131 42");

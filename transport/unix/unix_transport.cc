@@ -21,7 +21,6 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,6 +35,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/spin.h"
 #include "common/posix_error.h"
 #include "common/status_macros.h"
 #include "transport/transport.h"
@@ -61,12 +61,6 @@ constexpr int kMaxIov = 128;
 // worker stops taking CPU after this long.
 constexpr int64_t kReceiveSpinNs = 20'000;
 
-int64_t MonotonicNanos() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
 // recv() that first polls for up to kReceiveSpinNs.
 ssize_t SpinThenRecv(int fd, char* dst, size_t want) {
   const int64_t deadline = MonotonicNanos() + kReceiveSpinNs;
@@ -76,9 +70,7 @@ ssize_t SpinThenRecv(int fd, char* dst, size_t want) {
       return n;
     }
     if (i % 4 == 0 && MonotonicNanos() >= deadline) break;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+    CpuRelax();
   }
   return recv(fd, dst, want, 0);
 }

@@ -1,11 +1,14 @@
 #include "testing/fault_injection/fault_injection.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <memory>
 #include <thread>
 #include <tuple>
@@ -118,6 +121,10 @@ void Fire(const Spec& spec) {
     case Mode::kAbort:
       abort();
     case Mode::kExit:
+      // exit_group(2) itself, not _exit(): a sanitizer's _exit runs its
+      // finalization first (TSan sleeps atexit_sleep_ms, 1 s by default,
+      // and may change the code), while the other threads go on.
+      syscall(SYS_exit_group, spec.exit_code);
       _exit(spec.exit_code);
     case Mode::kCloseChannel:
       if (current_channel) current_channel->Drop();
@@ -143,6 +150,33 @@ void MaybeFire(Point point) {
   Fire(a.spec);
 }
 
+// A mid-send fault parks the sending thread before it fires: otherwise the
+// send could go on while the fault takes effect (a crash handler writing its
+// report, a sanitizer's exit) and the frame arrive whole, so that the worker
+// died after its result and with the next task (a flaky test under TSan).
+// The thread stays in this handler until the process dies.
+int ParkSignal() { return SIGRTMIN + 2; }
+std::atomic<bool> sender_parked{false};
+
+void ParkHere(int) {
+  sender_parked.store(true);
+  for (;;) pause();
+}
+
+// Parks `sender`; waits (bounded) until it is. Returns whether it is.
+bool Park(pthread_t sender) {
+  struct sigaction action = {};
+  action.sa_handler = ParkHere;
+  sigemptyset(&action.sa_mask);
+  if (sigaction(ParkSignal(), &action, nullptr) != 0) return false;
+  if (pthread_kill(sender, ParkSignal()) != 0) return false;
+  const absl::Time deadline = absl::Now() + absl::Seconds(2);
+  while (!sender_parked.load() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Microseconds(100));
+  }
+  return sender_parked.load();
+}
+
 absl::Status FaultChannel::SendBlocking(absl::string_view frame) {
   ApplyPending();
   Armed& a = GetArmed();
@@ -156,9 +190,13 @@ absl::Status FaultChannel::SendBlocking(absl::string_view frame) {
     a.armed.store(false);
     spec = a.spec;
     due = std::make_shared<std::atomic<bool>>(true);
-    std::thread([spec, due] {
+    std::thread([spec, due, sender = pthread_self()] {
       absl::SleepFor(absl::Milliseconds(2));
-      if (due->exchange(false)) Fire(spec);
+      if (!due->exchange(false)) return;
+      if (!Park(sender)) {
+        fprintf(stderr, "fault injection: could not park the sender\n");
+      }
+      Fire(spec);
     }).detach();
   }
   // Not under mu_: a mid-send fault from another thread must not wait for

@@ -132,6 +132,41 @@ TEST_P(BeyondTest, MemoryCapFailsTheTaskSayingSo) {
   EXPECT_EQ(pool.Submit(tt::AllocateMiB, 16).Get(kWait), 16 << 20);
 }
 
+TEST_P(BeyondTest, WorkersKeepFreedMemoryUntilIdle) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the sanitizers' allocators ignore mallopt";
+#endif
+  if (GetParam().start_method == StartMethod::kFork) {
+    GTEST_SKIP() << "a forked worker's thread keeps the forking thread's "
+                    "malloc arena, a secondary one, where glibc serves "
+                    "blocks over 64 MiB with mmap anyway";
+  }
+  constexpr int64_t kMiB = 1 << 20;
+  for (bool keep : {true, false}) {
+    SCOPED_TRACE(keep ? "workers_keep_freed_memory" : "not kept");
+    Options o = MakeOptions(1);
+    o.workers_keep_freed_memory = keep;
+    ProcessPoolExecutor pool(o);
+    auto rss = [&] {
+      std::vector<WorkerStats> stats = pool.Stats();
+      return stats.size() == 1 ? stats[0].rss_bytes : int64_t{-1};
+    };
+    ASSERT_EQ(pool.Submit(tt::Pow, 2, 2).Get(kWait), 4);
+    const int64_t base = rss();
+    ASSERT_GT(base, 0);
+    ASSERT_EQ(pool.Submit(tt::AllocateMiB, 200).Get(kWait), 200 * kMiB);
+    const int64_t after = rss() - base;
+    if (keep) {
+      // Kept for the next task, then given back once the worker is idle.
+      EXPECT_GT(after, 150 * kMiB);
+      EXPECT_TRUE(WaitFor([&] { return rss() - base < 50 * kMiB; }, kWait))
+          << "still " << (rss() - base) / kMiB << " MiB more than at start";
+    } else {
+      EXPECT_LT(after, 50 * kMiB);
+    }
+  }
+}
+
 TEST_P(BeyondTest, LeakingWorkerIsRecycled) {
   Options o = MakeOptions(1);
   o.max_rss_growth_bytes = 64 << 20;

@@ -102,6 +102,15 @@ struct Options {
   // Recycles a worker whose resident memory grew by more than this since it
   // started (checked after each task; loky's leak guard). 0: never.
   int64_t max_rss_growth_bytes = 0;
+  // Workers keep the memory their heap frees (glibc never mmaps there, and
+  // freed blocks stay, up to 256 MiB) and give it all back once they have
+  // waited a second for work: a big message then costs no fresh pages (the
+  // kernel zeroing them was a third of a 64 MiB echo). While busy, a worker's
+  // resident size is its high-water mark. Off where max_rss_growth_bytes is
+  // set (that guard reads resident memory as live memory). With kFork the
+  // worker allocates from the forking thread's arena, where blocks over
+  // 64 MiB are still mmapped.
+  bool workers_keep_freed_memory = true;
 
   // Workers on other hosts (Cap'n Proto over TCP), each "HOST:PORT" of a
   // daemon started there with `procpool_worker --listen=HOST:PORT

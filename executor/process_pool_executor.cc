@@ -193,6 +193,9 @@ internal::PoolConfig MakeConfig(const Options& options) {
   config.heartbeat_timeout = options.heartbeat_timeout;
   config.max_memory_bytes_per_worker = options.max_memory_bytes_per_worker;
   config.max_rss_growth_bytes = options.max_rss_growth_bytes;
+  // A leak guard wants resident memory to mean live memory (options.h).
+  config.keep_freed_memory = options.workers_keep_freed_memory &&
+                             options.max_rss_growth_bytes == 0;
   ConfigureRemote(options, config);
   if (options.worker_binary.empty()) {
     config.worker_binary = SelfExecutable();

@@ -32,7 +32,7 @@ namespace wire {
 // A message or field added to wire.h must be compared below too; these
 // sizes (x86-64, libstdc++) make a change a compile error here.
 static_assert(std::variant_size_v<Message> == 7, "compare the new message");
-static_assert(sizeof(Config) == 104, "compare Config's new field");
+static_assert(sizeof(Config) == 112, "compare Config's new field");
 static_assert(sizeof(Hello) == 40, "compare Hello's new field");
 static_assert(sizeof(Call) == 64, "compare Call's new field");
 static_assert(sizeof(Result) == 32 && sizeof(Outcome) == 136,
@@ -51,9 +51,11 @@ bool operator==(const CallSpec& a, const CallSpec& b) {
 }
 bool operator==(const Config& a, const Config& b) {
   return std::tie(a.protocol_version, a.initializer, a.max_tasks,
-                  a.heartbeat_interval_ms, a.memory_limit_bytes) ==
+                  a.heartbeat_interval_ms, a.memory_limit_bytes,
+                  a.keep_freed_memory) ==
          std::tie(b.protocol_version, b.initializer, b.max_tasks,
-                  b.heartbeat_interval_ms, b.memory_limit_bytes);
+                  b.heartbeat_interval_ms, b.memory_limit_bytes,
+                  b.keep_freed_memory);
 }
 bool operator==(const Hello& a, const Hello& b) {
   return std::tie(a.protocol_version, a.pid, a.fingerprint, a.tasks) ==

@@ -32,6 +32,8 @@ struct Config {
   # 0: no heartbeats.
   memoryLimitBytes @5 :Int64;
   # RLIMIT_AS for the worker; 0: none.
+  keepFreedMemory @6 :Bool;
+  # The worker's heap keeps what it frees until the worker is idle.
 }
 
 struct Hello {

@@ -335,6 +335,7 @@ struct Builder {
     b.setMaxTasks(c.max_tasks);
     b.setHeartbeatIntervalMs(c.heartbeat_interval_ms);
     b.setMemoryLimitBytes(c.memory_limit_bytes);
+    b.setKeepFreedMemory(c.keep_freed_memory);
     b.setHasInitializer(c.initializer.has_value());
     if (c.initializer) {
       auto init = b.initInitializer();
@@ -526,6 +527,7 @@ void Read(s::Message::Reader root, BlobReader& blobs, Message* out) {
       c.max_tasks = r.getMaxTasks();
       c.heartbeat_interval_ms = r.getHeartbeatIntervalMs();
       c.memory_limit_bytes = r.getMemoryLimitBytes();
+      c.keep_freed_memory = r.getKeepFreedMemory();
       if (r.getHasInitializer()) {
         c.initializer.emplace();
         c.initializer->task = ToString(r.getInitializer().getTask());

@@ -57,6 +57,7 @@ struct Config {
   int64_t max_tasks = 0;  // Calls to serve before exiting; 0: unlimited
   uint32_t heartbeat_interval_ms = 0;  // 0: no heartbeats
   int64_t memory_limit_bytes = 0;      // RLIMIT_AS; 0: none
+  bool keep_freed_memory = false;      // Options::workers_keep_freed_memory
 };
 
 // worker -> parent, the answer to Config: who the worker is and which tasks

@@ -21,9 +21,12 @@ TEST(Wire, ConfigRoundTrip) {
   Config c;
   c.max_tasks = 3;
   c.initializer = CallSpec{"Init", std::string("\0\1\2", 3)};
+  c.keep_freed_memory = true;
   Config out = RoundTrip(c);
   EXPECT_EQ(out.protocol_version, kProtocolVersion);
   EXPECT_EQ(out.max_tasks, 3);
+  EXPECT_TRUE(out.keep_freed_memory);
+  EXPECT_FALSE(RoundTrip(Config{}).keep_freed_memory);
   ASSERT_TRUE(out.initializer.has_value());
   EXPECT_EQ(out.initializer->task, "Init");
   EXPECT_EQ(out.initializer->args, std::string("\0\1\2", 3));

@@ -28,6 +28,13 @@ void SetCurrentTask(const char* name);
 // task, goes quiet. Needs InstallCrashReporter first.
 void StartHeartbeat(int interval_ms);
 
+// Makes the worker's heap keep the memory it frees, so that the buffers of
+// the next big message cost no page faults; a thread of its own gives it all
+// back (malloc_trim) once the worker has waited for work for a second
+// (Options::workers_keep_freed_memory). Needs the worker's thread to call
+// SetWorkerPhase.
+void KeepFreedMemory();
+
 // What the worker's thread is doing, for the heartbeat.
 enum class WorkerPhase { kWaiting, kRunningTask, kOther };
 void SetWorkerPhase(WorkerPhase phase);

@@ -143,6 +143,7 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
     }
     memory_limit_bytes = config->memory_limit_bytes;
   }
+  if (config->keep_freed_memory) KeepFreedMemory();
   StartHeartbeat(static_cast<int>(config->heartbeat_interval_ms));
   wire::Hello hello;
   hello.pid = getpid();

@@ -744,6 +744,7 @@ void Pool::ConfigureWorker(Worker& w) {
   config.initializer = config_.initializer;
   config.max_tasks = config_.max_tasks_per_child;
   config.memory_limit_bytes = config_.max_memory_bytes_per_worker;
+  config.keep_freed_memory = config_.keep_freed_memory;
   if (config_.heartbeat_timeout != absl::InfiniteDuration() &&
       w.crash_fd >= 0) {
     config.heartbeat_interval_ms = static_cast<uint32_t>(std::max<int64_t>(

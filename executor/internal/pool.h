@@ -90,6 +90,7 @@ struct PoolConfig {
   absl::Duration heartbeat_timeout = absl::InfiniteDuration();
   int64_t max_memory_bytes_per_worker = 0;
   int64_t max_rss_growth_bytes = 0;
+  bool keep_freed_memory = false;
   // Remote worker slots ("HOST:PORT" each); non-empty: the pool's workers
   // are exactly these (max_workers == their count), reached with
   // transport->ConnectRemote(remote), remote.address set per slot.

@@ -137,24 +137,15 @@ class Pool::DriverImpl final : public Driver {
   int active_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// How long a waiter polls the workers itself before it sleeps (Help). A
-// shm or unix round trip takes a few microseconds when the worker spins, and
-// a thread that sleeps costs ~15 us to wake on this kind of machine (and a
-// result then takes the manager's wake-up too), so a result due soon is taken
-// with no wake-up at all; a long task costs its waiter this much CPU once.
-// A capnp frame crosses a KJ thread each way (a round trip of ~60-100 us
-// here): polling 250 us instead of 50 took its round trip p50 from ~95 to
-// ~70 us (3 interleaved runs each).
-constexpr absl::Duration kHelpBudget = absl::Microseconds(50);
-constexpr absl::Duration kHelpBudgetCapnp = absl::Microseconds(250);
-
+// How long a waiter polls the workers itself before it sleeps (Help): what
+// the transport says a round trip takes (Transport::WaiterPollBudget). A
+// long task costs its waiter this much CPU once.
 Pool::Pool(PoolConfig config)
     : config_(std::move(config)),
       launcher_(MakeLauncher(config_.start_method)),
-      help_budget_(config_.transport != nullptr &&
-                           config_.transport->name() == "capnp"
-                       ? kHelpBudgetCapnp
-                       : kHelpBudget) {
+      help_budget_(config_.transport != nullptr
+                       ? config_.transport->WaiterPollBudget()
+                       : absl::Microseconds(50)) {
   InstallAtExitOnce();
   driver_ = std::make_shared<DriverImpl>(this);
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

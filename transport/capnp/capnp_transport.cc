@@ -204,6 +204,13 @@ class CapnpTransport final : public Transport {
  public:
   absl::string_view name() const override { return kCapnpTransportName; }
 
+  // A frame crosses a KJ thread each way (a round trip of ~60-100 us on the
+  // 2-core VM): polling 250 us instead of 50 took the round trip p50 from
+  // ~95 to ~70 us (3 interleaved runs each).
+  absl::Duration WaiterPollBudget() const override {
+    return absl::Microseconds(250);
+  }
+
   absl::StatusOr<ChannelPair> CreatePair() override {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {

@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "executor/process_pool_executor.h"
 #include "executor/testdata/test_tasks.h"
+#include "executor/testdata/test_worker.h"
 #include "gtest/gtest.h"
 #include "worker/testing/daemon_harness.h"
 #include "worker/testing/netns.h"
@@ -38,6 +39,8 @@ namespace procpool {
 namespace {
 
 namespace tt = test_tasks;
+using testing::RemotePoolOptions;
+using testing::TestWorkerBinary;
 using daemon_testing::Daemon;
 using daemon_testing::ParentOf;
 using daemon_testing::StartDaemon;
@@ -53,10 +56,6 @@ constexpr absl::Duration kWait = absl::Seconds(20);
 // this much more for a loaded 2-core machine (the manager thread, the future).
 constexpr absl::Duration kSlack = absl::Milliseconds(1000);
 
-std::string TestWorker() {
-  return absl::StrCat(getenv("TEST_SRCDIR"), "/procpool/executor/test_worker");
-}
-
 class RemoteTwoHostTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -66,7 +65,7 @@ class RemoteTwoHostTest : public ::testing::Test {
     const Topology& t = TheTopology();
     key_file_ = WriteKeyFile("remote_netns.key", kKey);
     absl::StatusOr<std::unique_ptr<Daemon>> d = StartDaemon(
-        {"ip", "netns", "exec", t.ns, TestWorker(),
+        {"ip", "netns", "exec", t.ns, TestWorkerBinary(),
          absl::StrCat("--listen=", t.there_ip, ":0"),
          absl::StrCat("--auth_key_file=", key_file_)},
         "remote_netns_daemon.log");
@@ -83,10 +82,7 @@ class RemoteTwoHostTest : public ::testing::Test {
 
   // Two worker slots on the other host, default heartbeats (2 s).
   Options RemoteOptions(int slots = 2) {
-    Options o;
-    o.remote_workers.assign(slots, daemon_->address);
-    o.auth_key_file = key_file_;
-    return o;
+    return RemotePoolOptions(daemon_->address, key_file_, slots);
   }
 
   // Runs `get` (a future's Get) expecting BrokenProcessPool naming the

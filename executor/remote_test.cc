@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "executor/process_pool_executor.h"
 #include "executor/testdata/test_tasks.h"
+#include "executor/testdata/test_worker.h"
 #include "gtest/gtest.h"
 #include "worker/testing/daemon_harness.h"
 
@@ -23,6 +24,8 @@ namespace procpool {
 namespace {
 
 namespace tt = test_tasks;
+using testing::RemotePoolOptions;
+using testing::TestWorkerBinary;
 using daemon_testing::Daemon;
 using daemon_testing::ParentOf;
 using daemon_testing::StartDaemon;
@@ -30,16 +33,12 @@ using daemon_testing::WriteKeyFile;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
 
-std::string TestWorker() {
-  return absl::StrCat(getenv("TEST_SRCDIR"), "/procpool/executor/test_worker");
-}
-
 class RemotePoolTest : public ::testing::Test {
  protected:
   void SetUp() override {
     key_file_ = WriteKeyFile("remote_pool.key", "the shared secret");
     absl::StatusOr<std::unique_ptr<Daemon>> d = StartDaemon(
-        {TestWorker(), "--listen=127.0.0.1:0",
+        {TestWorkerBinary(), "--listen=127.0.0.1:0",
          absl::StrCat("--auth_key_file=", key_file_)},
         "remote_pool_daemon");
     ASSERT_TRUE(d.ok()) << d.status();
@@ -47,9 +46,7 @@ class RemotePoolTest : public ::testing::Test {
   }
 
   Options RemoteOptions(int slots = 2) {
-    Options o;
-    o.remote_workers.assign(slots, daemon_->address);
-    o.auth_key_file = key_file_;
+    Options o = RemotePoolOptions(daemon_->address, key_file_, slots);
     o.remote_heartbeat_timeout = absl::Seconds(1);
     return o;
   }

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "executor/testdata/executor_test_base.h"
+#include "executor/testdata/test_worker.h"
 
 namespace procpool {
 namespace testing {
@@ -16,13 +17,11 @@ namespace tt = ::procpool::test_tasks;
 class WorkerBinaryTest : public ::testing::TestWithParam<StartMethod> {};
 
 TEST_P(WorkerBinaryTest, RunsTasksInTheWorkerBinary) {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  ASSERT_NE(srcdir, nullptr);
   Options o;
   o.max_workers = 2;
   o.transport = "unix";
   o.start_method = GetParam();
-  o.worker_binary = std::string(srcdir) + "/procpool/executor/test_worker";
+  o.worker_binary = TestWorkerBinary();
   ProcessPoolExecutor pool(o);
   EXPECT_EQ(pool.Submit(tt::Pow, 3, 4).Get(kWait), 81);
   int pid = pool.Submit(tt::GetPid).Get(kWait);

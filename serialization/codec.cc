@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "common/big_buffers.h"
 #include "absl/strings/str_format.h"
 
 namespace procpool {
@@ -76,16 +77,16 @@ namespace internal {
 
 void ReserveBig(std::string* s, size_t n) {
   if (n <= s->capacity()) return;  // (reserve below the capacity may shrink)
-  s->reserve(n);
-  if (s->capacity() < kBigBufferBytes) return;
-  // Only the whole 2 MiB extents inside the buffer can be huge pages.
-  constexpr uintptr_t kHuge = kBigBufferBytes;
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(s->data());
-  const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
-  const uintptr_t last = (begin + s->capacity()) & ~(kHuge - 1);
-  if (last > first) {
-    madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+  if (n >= kBigBufferBytes && s->size() <= kBigBufferBytes / 32) {
+    // Perhaps memory already there (a Writer holds a few header bytes when
+    // its first big blob comes).
+    std::string big = TakeBigBuffer(n);
+    big.append(*s);
+    *s = std::move(big);
+    return;
   }
+  s->reserve(n);
+  AdviseHugePages(*s);
 }
 
 absl::Status TruncatedError(uint64_t need, size_t left,

@@ -82,6 +82,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/big_buffers.h"
 #include "serialization/codec.h"
 #include "serialization/wire.capnp.h"
 
@@ -676,7 +677,9 @@ absl::StatusOr<Message> DecodeMessage(absl::string_view frame) {
 }
 
 absl::StatusOr<Message> DecodeOwnedMessage(std::string frame) {
-  return Decode(frame, &frame);
+  absl::StatusOr<Message> message = Decode(frame, &frame);
+  RecycleBigBuffer(std::move(frame));  // unless a blob took it over
+  return message;
 }
 
 const char* MessageKind(const Message& message) {

@@ -88,7 +88,7 @@ cxxflags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link
   "${san[@]}" -Wall -Wno-sign-compare -I"$workspace" -I"$out/gen")
 libs=()
 read -r -a libs <<<"$(pkg-config --libs capnp kj absl_status absl_statusor \
-  absl_str_format absl_strings)" || build_failed "pkg-config --libs capnp kj absl_... failed (bash tools/setup.sh)"
+  absl_str_format absl_strings absl_synchronization absl_time)" || build_failed "pkg-config --libs capnp kj absl_... failed (bash tools/setup.sh)"
 
 # The schema, as //serialization:wire_capnp_gen generates it.
 schema=serialization/wire.capnp
@@ -111,6 +111,7 @@ stale() {
   return 1
 }
 sources=(
+  common/big_buffers.cc
   serialization/codec.cc
   serialization/wire.cc
   "$gen"
@@ -163,9 +164,9 @@ link() {
   "$cxx" "$sanitizers" "${objs[@]}" -o "$bin" "${libs[@]}" -lpthread ||
     build_failed "linking $bin (is libclang-rt-14-dev installed? bash tools/setup.sh)"
 }
-link wire_fuzzer fuzzer wire_fuzzer wire wire.capnp codec
-link codec_fuzzer fuzzer codec_fuzzer codec
-link write_seeds plain write_seeds seeds codec wire wire.capnp
+link wire_fuzzer fuzzer wire_fuzzer wire wire.capnp codec big_buffers
+link codec_fuzzer fuzzer codec_fuzzer codec big_buffers
+link write_seeds plain write_seeds seeds codec wire wire.capnp big_buffers
 
 for t in "${targets[@]}"; do
   rm -rf "$out/seeds/$t"

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/big_buffers.h"
 #include "executor/exception_registry.h"
 #include "executor/internal/pool.h"
 #include "executor/task.h"
@@ -158,6 +159,9 @@ void Pool::HandleResult(Worker& w, wire::Result& result) {
                                            o.exception.message, std::move(info));
     }
   }
+  // The arguments were kept to run the work again; a big buffer serves the
+  // next message (common/big_buffers.h).
+  for (std::string& args : done.item.args) RecycleBigBuffer(std::move(args));
   Completion c{Completion::Kind::kOutcomes, std::move(done.item.state)};
   c.outcomes = std::move(outcomes);
   c.pid = w.process.pid;

@@ -41,6 +41,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "common/big_buffers.h"
 #include "common/posix_error.h"
 #include "common/spin.h"
 #include "common/status_macros.h"
@@ -68,9 +69,6 @@ static_assert(sizeof(ShmControl) <= kShmControlBytes,
 // reallocation copies what arrived and, worse, touches fresh pages, which is
 // what a large frame costs most (see the file comment).
 constexpr uint64_t kMaxEagerReserve = uint64_t{1} << 30;
-// Buffers at least this large ask for transparent huge pages.
-constexpr uint64_t kHugePageMin = uint64_t{4} << 20;
-constexpr uintptr_t kHugePageBytes = uintptr_t{2} << 20;
 
 // Spin iterations between two reads of the clock.
 constexpr int kSpinsPerClockRead = 64;
@@ -591,6 +589,7 @@ class ShmChannel final : public Channel {
       budget_ -= n;
       out_offset_ += n;
       if (out_offset_ == total) {
+        RecycleBigBuffer(std::move(f.payload));
         out_frames_.pop_front();
         out_offset_ = 0;
       }
@@ -633,25 +632,12 @@ class ShmChannel final : public Channel {
     AdviseHugePages(frame_);
   }
 
-  // Starts receiving a payload of frame_len_ bytes.
+  // Starts receiving a payload of frame_len_ bytes, into a recycled buffer
+  // when one fits (common/big_buffers.h), else into one advised for huge
+  // pages: a page fault per 4 KiB costs more than the copy into it (see the
+  // file comment).
   void StartFrame() {
-    frame_ = std::string();
-    frame_.reserve(std::min(frame_len_, kMaxEagerReserve));
-    AdviseHugePages(frame_);
-  }
-
-  // Asks for transparent huge pages under a large receive buffer, before any
-  // of it is touched: a 4 KiB page fault per 4 KiB costs more than the copy
-  // into it (see the file comment). Only the whole 2 MiB extents inside the
-  // buffer are advised.
-  static void AdviseHugePages(std::string& buffer) {
-    if (buffer.capacity() < kHugePageMin) return;
-    const uintptr_t begin = reinterpret_cast<uintptr_t>(buffer.data());
-    const uintptr_t first = (begin + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
-    const uintptr_t last = (begin + buffer.capacity()) & ~(kHugePageBytes - 1);
-    if (last > first) {
-      madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-    }
+    frame_ = TakeBigBuffer(std::min(frame_len_, kMaxEagerReserve));
   }
 
   // Moves whole frames from the in ring to `frames`, reading at most

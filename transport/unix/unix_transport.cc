@@ -36,6 +36,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/spin.h"
+#include "common/big_buffers.h"
 #include "common/posix_error.h"
 #include "common/status_macros.h"
 #include "transport/transport.h"
@@ -355,6 +356,7 @@ class UnixChannel final : public Channel {
         return;
       }
       written -= left;
+      RecycleBigBuffer(std::move(out_.front().payload));
       out_.pop_front();
       out_offset_ = 0;
     }

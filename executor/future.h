@@ -79,7 +79,7 @@ class State : public StateBase {
         chunk[i].value.emplace();
       } else {
         absl::StatusOr<R> v =
-            DecodeOwnedValue<R>(std::move(outcomes[i].value));
+            DecodeTaskValue<R>(std::move(outcomes[i].value));
         if (!v.ok()) return v.status();
         chunk[i].value.emplace(*std::move(v));
       }
@@ -105,7 +105,7 @@ class State : public StateBase {
       }
       FinishWith([] {});
     } else {
-      absl::StatusOr<T> v = DecodeOwnedValue<T>(std::move(o.value));
+      absl::StatusOr<T> v = DecodeTaskValue<T>(std::move(o.value));
       if (!v.ok()) return v.status();
       FinishWith([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
         value_.emplace(*std::move(v));

@@ -19,7 +19,7 @@ Future<int> NewFuture() { return Future<int>(std::make_shared<State<int>>()); }
 void Finish(Future<int>& f, int v) {
   f.state()->SetRunningOrNotifyCancel();
   std::vector<ElementOutcome> outcomes(1);
-  outcomes[0].value = EncodeValue(v);
+  outcomes[0].value = EncodeTaskValue(v);
   ASSERT_TRUE(f.state()->Complete(std::move(outcomes)).ok());
 }
 

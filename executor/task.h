@@ -36,7 +36,7 @@ namespace internal {
 // Runs a task on one encoded argument tuple and returns the encoded result.
 // A malformed argument tuple is an error status; whatever the task (or the
 // encoding of its result) throws propagates as that exception. `args` is
-// taken: a big string argument may keep its buffer (DecodeOwnedValue).
+// taken: a lone string argument keeps its buffer (codec.h's DecodeTaskValue).
 using TaskInvoker = absl::StatusOr<std::string> (*)(std::string args);
 
 // One registered task.
@@ -96,29 +96,18 @@ decltype(auto) PassArg(T& value) {
   }
 }
 
-// Spare capacity of an encoded std::string result: its length prefix and the
-// header of the frame that carries it (wire::EncodeOwnedMessage).
-inline constexpr size_t kResultHeadroomBytes = 4096;
-
 template <auto Fn, typename R, typename... P, size_t... I>
 absl::StatusOr<std::string> InvokeImpl(std::string bytes,
                                        std::index_sequence<I...>) {
   using Args = std::tuple<std::decay_t<P>...>;
-  absl::StatusOr<Args> args = DecodeOwnedValue<Args>(std::move(bytes));
+  absl::StatusOr<Args> args = DecodeTaskValue<Args>(std::move(bytes));
   if (!args.ok()) return args.status();
   if constexpr (std::is_void_v<R>) {
     Fn(PassArg<P>(std::get<I>(*args))...);
     return std::string();
-  } else if constexpr (std::is_same_v<std::decay_t<R>, std::string>) {
-    const std::string& value = Fn(PassArg<P>(std::get<I>(*args))...);
-    // Room for the frame's header too: wire::EncodeOwnedMessage then builds
-    // the frame in this buffer instead of in new memory.
-    Writer w;
-    w.Reserve(value.size() + kResultHeadroomBytes);
-    Codec<std::string>::Encode(w, value);
-    return w.Release();
   } else {
-    return EncodeValue<std::decay_t<R>>(Fn(PassArg<P>(std::get<I>(*args))...));
+    // A std::string returned by value is sent as it is (codec.h).
+    return EncodeTaskValue(Fn(PassArg<P>(std::get<I>(*args))...));
   }
 }
 
@@ -158,14 +147,23 @@ decltype(auto) AsParam(A&& arg) {
 // The encoded argument tuple for calling `fn` with `args` (converted to the
 // parameter types first, as a call would): the encoding of
 // std::tuple<std::decay_t<P>...>, written element by element without building
-// the tuple.
+// the tuple; for one std::string parameter, the string's bytes (codec.h's
+// DecodeTaskValue), taken over when the argument is a std::string rvalue.
 template <typename R, typename... P, typename... A>
 std::string EncodeArgs(R (*)(P...), A&&... args) {
   static_assert(sizeof...(P) == sizeof...(A),
                 "procpool: wrong number of arguments for this task");
-  Writer w;
-  (Codec<std::decay_t<P>>::Encode(w, AsParam<P>(std::forward<A>(args))), ...);
-  return w.Release();
+  if constexpr (kIsLoneString<std::tuple<std::decay_t<P>...>>) {
+    if constexpr ((std::is_same_v<A, std::string> && ...)) {
+      return std::string(std::move(args)...);  // an rvalue: no copy
+    } else {
+      return EncodeTaskValue(AsParam<P...>(std::forward<A>(args)...));
+    }
+  } else {
+    Writer w;
+    (Codec<std::decay_t<P>>::Encode(w, AsParam<P>(std::forward<A>(args))), ...);
+    return w.Release();
+  }
 }
 
 }  // namespace internal

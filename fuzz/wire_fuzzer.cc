@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "fuzz/fuzz_check.h"
 #include "serialization/wire.h"
@@ -115,5 +116,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                              " does not decode: " + again.status().ToString());
   FUZZ_CHECK(*again == *message,
              std::string("round trip changed a ") + wire::MessageKind(*message));
+  if (const auto* result = std::get_if<wire::Result>(&*message)) {
+    std::string storage;
+    FUZZ_CHECK(absl::StrJoin(wire::EncodeMessageParts(*result, &storage), "") ==
+                   encoded,
+               "a Result's parts are not its frame");
+  }
   return 0;
 }

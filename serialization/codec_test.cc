@@ -714,5 +714,35 @@ TEST(CodecOwned, OtherCasesAreDecodeValue) {
             DecodeValue<std::string>(big + "z").status().message());
 }
 
+TEST(TaskValue, ALoneStringIsItsBytes) {
+  const std::string odd("\0\x80\xff prefix-like", 16);
+  EXPECT_EQ(EncodeTaskValue(odd), odd);
+  EXPECT_EQ(EncodeTaskArgs(std::make_tuple(odd)), odd);
+  EXPECT_EQ(*DecodeTaskValue<std::string>(odd), odd);
+  EXPECT_EQ(std::get<0>(*DecodeTaskValue<std::tuple<std::string>>(odd)), odd);
+  EXPECT_EQ(*DecodeTaskValue<std::string>(""), "");
+  // A result returned by value keeps its buffer all the way.
+  std::string big(1 << 20, 'b');
+  const char* memory = big.data();
+  std::string encoded = EncodeTaskValue(std::move(big));
+  EXPECT_EQ(encoded.data(), memory);
+  absl::StatusOr<std::string> decoded =
+      DecodeTaskValue<std::string>(std::move(encoded));
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(decoded->data(), memory);
+  EXPECT_EQ(decoded->size(), size_t{1} << 20);
+}
+
+TEST(TaskValue, AnythingElseIsTheCodecsEncoding) {
+  EXPECT_EQ(EncodeTaskValue(int32_t{7}), EncodeValue(int32_t{7}));
+  const auto two = std::make_tuple(std::string("a"), std::string("b"));
+  EXPECT_EQ(EncodeTaskArgs(two), EncodeValue(two));
+  using Vec = std::vector<std::string>;
+  EXPECT_EQ(EncodeTaskValue(Vec{"x"}), EncodeValue(Vec{"x"}));
+  EXPECT_EQ(*DecodeTaskValue<Vec>(EncodeValue(Vec{"x", "y"})), (Vec{"x", "y"}));
+  absl::StatusOr<int32_t> bad = DecodeTaskValue<int32_t>("xyz");
+  EXPECT_TRUE(absl::IsDataLoss(bad.status())) << bad.status();
+}
+
 }  // namespace
 }  // namespace procpool

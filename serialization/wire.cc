@@ -141,39 +141,63 @@ class FrameBuilder {
     return orphanage.referenceExternalData(AsData(bytes));
   }
 
-  // Finish(), but built in `*blob`'s buffer (and returned from there) when
-  // `*blob` is a referenced blob whose capacity holds the whole frame.
-  std::string FinishInto(std::string* blob) {
+  // Finish()'s frame as parts whose concatenation it is, for a sender that
+  // gathers: the table, the builder's segments and the padding are copied
+  // into `*storage`; each referenced blob is a view of its own bytes (which
+  // must outlive the parts, as must `*storage`).
+  std::vector<absl::string_view> FinishParts(std::string* storage) {
     kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments =
         builder_.getSegmentsForOutput();
-    const auto* start = reinterpret_cast<const capnp::word*>(blob->data());
-    if (external_.count(start) == 0) return Finish();
     const size_t table_bytes = (segments.size() / 2 + 1) * sizeof(capnp::word);
-    size_t total = table_bytes, at = 0;
-    size_t k = segments.size();
-    for (size_t i = 0; i < segments.size(); ++i) {
-      if (segments[i].begin() == start) {
-        k = i;
-        at = total;
+    // First where each piece is (its bytes in *storage, or a blob), then the
+    // views: *storage does not move once complete.
+    struct Piece {
+      const char* blob;  // null: bytes [at, at + size) of *storage
+      size_t at;
+      size_t size;
+    };
+    std::vector<Piece> pieces;
+    size_t stored = table_bytes;
+    for (const auto& segment : segments) {
+      const size_t words_bytes = segment.size() * sizeof(capnp::word);
+      auto it = external_.find(segment.begin());
+      if (it == external_.end()) {
+        stored += words_bytes;
+      } else {
+        stored += words_bytes - it->second;
       }
-      total += segments[i].size() * sizeof(capnp::word);
     }
-    if (k == segments.size() || blob->capacity() < total) return Finish();
-    const size_t n = blob->size();
-    blob->resize(total);  // within its capacity: no new memory
-    char* frame = &(*blob)[0];
-    std::memmove(frame + at, frame, n);
-    std::memset(frame + at + n, 0, segments[k].size() * sizeof(capnp::word) - n);
-    WriteTable(segments, frame);
-    size_t pos = table_bytes;
-    for (size_t i = 0; i < segments.size(); ++i) {
-      const size_t bytes = segments[i].size() * sizeof(capnp::word);
-      // Only segment k is a blob of ours: the others are the builder's own
-      // memory, or blobs the caller still owns (their tails are padded).
-      if (i != k) CopySegment(segments[i], frame + pos);
-      pos += bytes;
+    storage->clear();
+    storage->reserve(stored);
+    storage->resize(table_bytes);
+    WriteTable(segments, &(*storage)[0]);
+    pieces.push_back({nullptr, 0, table_bytes});
+    auto store = [&](const char* bytes, size_t n) {
+      if (n == 0) return;
+      if (pieces.back().blob != nullptr) {
+        pieces.push_back({nullptr, storage->size(), 0});
+      }
+      storage->append(bytes, n);
+      pieces.back().size += n;
+    };
+    for (const auto& segment : segments) {
+      const char* begin = reinterpret_cast<const char*>(segment.begin());
+      const size_t words_bytes = segment.size() * sizeof(capnp::word);
+      auto it = external_.find(segment.begin());
+      if (it == external_.end()) {
+        store(begin, words_bytes);
+      } else {
+        pieces.push_back({begin, 0, it->second});
+        store(kZeros, words_bytes - it->second);
+      }
     }
-    return std::move(*blob);
+    std::vector<absl::string_view> parts;
+    parts.reserve(pieces.size());
+    for (const Piece& p : pieces) {
+      parts.emplace_back(p.blob != nullptr ? p.blob : storage->data() + p.at,
+                         p.size);
+    }
+    return parts;
   }
 
   std::string Finish() {
@@ -221,16 +245,6 @@ class FrameBuilder {
     for (size_t i = 0; i < segments.size(); ++i) {
       WriteU32(table + 4 * (i + 1), static_cast<uint32_t>(segments[i].size()));
     }
-  }
-
-  // One segment's bytes to `out` (a referenced blob's, then zeros).
-  void CopySegment(const kj::ArrayPtr<const capnp::word>& segment,
-                   char* out) const {
-    const size_t words_bytes = segment.size() * sizeof(capnp::word);
-    auto it = external_.find(segment.begin());
-    const size_t n = it == external_.end() ? words_bytes : it->second;
-    std::memcpy(out, segment.begin(), n);
-    std::memset(out + n, 0, words_bytes - n);
   }
 
   static void WriteU32(kj::byte* out, uint32_t v) {
@@ -430,16 +444,11 @@ std::string Encode(const T& message) {
   return f.Finish();
 }
 
-std::string EncodeOwned(Result& result) {
+std::vector<absl::string_view> EncodeParts(const Result& result,
+                                           std::string* storage) {
   FrameBuilder f(FirstSegmentWords(result));
   Builder{f, f.Root()}(result);
-  std::string* biggest = nullptr;
-  for (Outcome& o : result.outcomes) {
-    if (o.ok && (biggest == nullptr || o.value.size() > biggest->size())) {
-      biggest = &o.value;
-    }
-  }
-  return biggest == nullptr ? f.Finish() : f.FinishInto(biggest);
+  return f.FinishParts(storage);
 }
 
 // Copies decoded Data blobs into strings, except (when `frame` is set) the
@@ -670,7 +679,10 @@ std::string EncodeMessage(const Message& message) {
 std::string EncodeMessage(const Config& config) { return Encode(config); }
 std::string EncodeMessage(const Call& call) { return Encode(call); }
 std::string EncodeMessage(const Result& result) { return Encode(result); }
-std::string EncodeOwnedMessage(Result&& result) { return EncodeOwned(result); }
+std::vector<absl::string_view> EncodeMessageParts(const Result& result,
+                                                  std::string* storage) {
+  return EncodeParts(result, storage);
+}
 
 absl::StatusOr<Message> DecodeMessage(absl::string_view frame) {
   return Decode(frame, nullptr);

@@ -36,7 +36,9 @@ namespace wire {
 // Bumped whenever a message changes incompatibly.
 // 2: small elements of a Call or Result travel packed (one blob and a list
 // of offsets; see wire.cc).
-inline constexpr uint32_t kProtocolVersion = 2;
+// 3: a lone std::string argument or result is its bytes, with no length
+// prefix (codec.h's DecodeTaskValue).
+inline constexpr uint32_t kProtocolVersion = 3;
 
 // One task as a worker knows it (Hello::tasks).
 struct TaskSignature {
@@ -123,12 +125,12 @@ std::string EncodeMessage(const Config& config);
 std::string EncodeMessage(const Call& call);
 std::string EncodeMessage(const Result& result);
 
-// EncodeMessage for a Result the caller gives up: when its biggest value
-// (16 KiB or more) has spare capacity for the rest of the frame, the frame is
-// built in that value's buffer (its bytes move up by the header's size, in
-// memory already mapped) instead of in new memory. Same bytes as
-// EncodeMessage(result).
-std::string EncodeOwnedMessage(Result&& result);
+// EncodeMessage(result)'s frame as parts whose concatenation it is, for
+// Channel::SendBlockingParts: each value of 16 KiB or more is a view of its
+// own bytes in `result` (not copied into a frame); the rest is in `*storage`.
+// `result` and `*storage` must outlive the parts and not change meanwhile.
+std::vector<absl::string_view> EncodeMessageParts(const Result& result,
+                                                  std::string* storage);
 
 // Decodes one frame; kDataLoss with a description on any malformed input.
 // Every byte string of the message is a copy of its bytes in `frame`.

@@ -7,6 +7,12 @@
 #include "absl/synchronization/mutex.h"
 
 namespace procpool {
+
+absl::Status Channel::SendBlockingParts(
+    absl::Span<const absl::string_view> parts) {
+  return SendBlocking(absl::StrJoin(parts, ""));
+}
+
 namespace {
 
 struct Registry {

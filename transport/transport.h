@@ -40,6 +40,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "absl/time/time.h"
 
 namespace procpool {
@@ -94,6 +95,13 @@ class Channel {
 
   // Sends `frame` and returns once it is fully handed to the transport.
   virtual absl::Status SendBlocking(absl::string_view frame) = 0;
+
+  // SendBlocking() of the frame that is the concatenation of `parts`, without
+  // concatenating them first: a big result goes from the task's own string
+  // straight into the transport (wire::EncodeMessageParts). The default
+  // concatenates.
+  virtual absl::Status SendBlockingParts(
+      absl::Span<const absl::string_view> parts);
 
   // Blocks until the next frame arrives. A clean close by the peer before any
   // byte of a frame is kUnavailable.

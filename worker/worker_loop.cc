@@ -220,11 +220,12 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
       }
     }
     call->args.clear();
-    // Built in the biggest value's buffer when it has room (task.h leaves
-    // some after a std::string result).
-    std::string encoded = wire::EncodeOwnedMessage(std::move(result));
+    // Big values go from their own strings into the transport.
+    std::string header;
+    const std::vector<absl::string_view> parts =
+        wire::EncodeMessageParts(result, &header);
     if (hooks != nullptr) hooks->OnResultEncoded(call->task);
-    absl::Status sent = channel->SendBlocking(encoded);
+    absl::Status sent = channel->SendBlockingParts(parts);
     if (!sent.ok()) {
       VLOG(1) << "worker " << getpid() << ": send failed: " << sent;
       return 0;

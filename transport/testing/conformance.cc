@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
@@ -213,6 +214,38 @@ TEST_P(TransportConformanceTest, ManyFramesFromChildInOrder) {
   for (int i = 0; i < kFrames; ++i) {
     ASSERT_EQ(session->frames()[i], NumberedFrame(i)) << "frame " << i;
   }
+  EXPECT_TRUE(session->CloseAndExitsCleanly());
+}
+
+// SendBlockingParts sends one frame, the parts' concatenation: empty parts,
+// more parts than one system call gathers, and parts bigger than a ring.
+TEST_P(TransportConformanceTest, PartsMakeOneFrame) {
+  static const std::vector<std::string>* const parts = [] {
+    auto* p = new std::vector<std::string>;
+    p->push_back("");
+    for (int i = 0; i < 150; ++i) p->push_back(Pattern(i % 7 == 0 ? 0 : i, i));
+    p->push_back(Pattern(size_t{5} << 20, 3));
+    p->push_back("tail");
+    return p;
+  }();
+  std::unique_ptr<Session> session =
+      Session::Start(transport_, [](Channel& channel) {
+        const std::vector<absl::string_view> views(parts->begin(),
+                                                   parts->end());
+        absl::Status s = channel.SendBlockingParts(views);
+        if (!s.ok()) return ChildFailure(4, s.ToString());
+        s = channel.SendBlockingParts({});
+        if (!s.ok()) return ChildFailure(5, s.ToString());
+        s = channel.SendBlockingParts({"after", "", "wards"});
+        if (!s.ok()) return ChildFailure(6, s.ToString());
+        return EchoLoop(channel);
+      });
+  ASSERT_NE(session, nullptr);
+  CONFORMANCE_ASSERT_OK(session->driver().PumpUntilFrames(3, kTimeout));
+  ASSERT_EQ(session->frames().size(), 3u);
+  EXPECT_TRUE(SameBytes(session->frames()[0], absl::StrJoin(*parts, "")));
+  EXPECT_EQ(session->frames()[1], "");
+  EXPECT_EQ(session->frames()[2], "afterwards");
   EXPECT_TRUE(session->CloseAndExitsCleanly());
 }
 

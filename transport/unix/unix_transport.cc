@@ -146,8 +146,16 @@ class UnixChannel final : public Channel {
   }
 
   absl::Status SendBlocking(absl::string_view frame) override {
+    return SendBlockingParts({frame});
+  }
+
+  // One sendmsg() gathers the header and the parts (kMaxIov at a time).
+  absl::Status SendBlockingParts(
+      absl::Span<const absl::string_view> parts) override {
     if (!status_.ok()) return status_;
-    RETURN_IF_ERROR(CheckOutgoingSize(frame.size()));
+    size_t size = 0;
+    for (absl::string_view part : parts) size += part.size();
+    RETURN_IF_ERROR(CheckOutgoingSize(size));
     // Output queued by Send() goes first, to keep frames in order.
     while (!out_.empty()) {
       absl::Status s = Flush();
@@ -155,20 +163,23 @@ class UnixChannel final : public Channel {
       if (!out_.empty()) RETURN_IF_ERROR(WaitFor(POLLOUT));
     }
     char header[kUnixFrameHeaderSize];
-    EncodeHeader(frame.size(), header);
-    const size_t total = kUnixFrameHeaderSize + frame.size();
-    size_t done = 0;
-    while (done < total) {
-      struct iovec iov[2];
-      int n = 0;
-      if (done < kUnixFrameHeaderSize) {
-        iov[n++] = {header + done, kUnixFrameHeaderSize - done};
-      }
-      const size_t payload_done =
-          done > kUnixFrameHeaderSize ? done - kUnixFrameHeaderSize : 0;
-      if (payload_done < frame.size()) {
-        iov[n++] = {const_cast<char*>(frame.data()) + payload_done,
-                    frame.size() - payload_done};
+    EncodeHeader(size, header);
+    std::vector<absl::string_view> pieces;
+    pieces.reserve(parts.size() + 1);
+    pieces.emplace_back(header, kUnixFrameHeaderSize);
+    for (absl::string_view part : parts) {
+      if (!part.empty()) pieces.push_back(part);
+    }
+    size_t piece = 0;   // the first piece not wholly sent
+    size_t offset = 0;  // bytes of it sent
+    while (piece < pieces.size()) {
+      constexpr size_t kMaxIov = 64;
+      struct iovec iov[kMaxIov];
+      size_t n = 0;
+      for (size_t i = piece; i < pieces.size() && n < kMaxIov; ++i) {
+        const size_t skip = i == piece ? offset : 0;
+        iov[n++] = {const_cast<char*>(pieces[i].data()) + skip,
+                    pieces[i].size() - skip};
       }
       struct msghdr msg = {};
       msg.msg_iov = iov;
@@ -182,7 +193,15 @@ class UnixChannel final : public Channel {
         }
         return Fail(WriteError(errno));
       }
-      done += static_cast<size_t>(w);
+      for (size_t sent = static_cast<size_t>(w); sent > 0;) {
+        const size_t k = std::min(sent, pieces[piece].size() - offset);
+        sent -= k;
+        offset += k;
+        if (offset == pieces[piece].size()) {
+          ++piece;
+          offset = 0;
+        }
+      }
     }
     return absl::OkStatus();
   }

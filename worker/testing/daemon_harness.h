@@ -59,13 +59,13 @@ class RemoteSession {
   Channel& channel() { return *channel_; }
   const wire::Hello& hello() const { return hello_; }
 
-  // Sends Call{work_id, task, {EncodeValue(args)}}.
+  // Sends Call{work_id, task, {EncodeTaskArgs(args)}}.
   template <typename... A>
   absl::Status Call(uint64_t work_id, const std::string& task, A... args) {
     wire::Call call;
     call.work_id = work_id;
     call.task = task;
-    call.args.push_back(EncodeValue(std::make_tuple(args...)));
+    call.args.push_back(EncodeTaskArgs(std::make_tuple(args...)));
     return channel_->Send(wire::EncodeMessage(call));
   }
 
@@ -94,7 +94,7 @@ absl::StatusOr<T> Value(const wire::Result& result) {
   if (!o.ok) {
     return absl::AbortedError(o.exception.type_name + ": " + o.exception.message);
   }
-  return DecodeValue<T>(o.value);
+  return DecodeTaskValue<T>(o.value);
 }
 
 // True while `pid` exists and is not a zombie.

@@ -3,14 +3,17 @@
 #include <pthread.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <mutex>
+#include <new>
 #include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/spin.h"
 
@@ -30,67 +33,92 @@ struct Kept {
   int64_t kept_at_ns;
 };
 
+// A std::mutex, not an absl::Mutex: a forked child unlocks it in its fork
+// handler, and a pthread mutex has nothing else to tidy there (absl's may
+// hold a queue of the parent's waiting threads).
 struct Cache {
-  absl::Mutex mu;
-  absl::CondVar timer;  // never signalled: the releaser waits for time only
+  std::mutex mu;
   std::vector<Kept> kept ABSL_GUARDED_BY(mu);  // least recently kept first
   size_t bytes ABSL_GUARDED_BY(mu) = 0;
   bool releaser_running ABSL_GUARDED_BY(mu) = false;
+  // A forked child's copies of the parent's buffers: freed by its first use
+  // of the cache, not in the fork handler (an allocator without a fork
+  // handler of its own, ASan's, may be locked there).
+  std::vector<Kept> inherited ABSL_GUARDED_BY(mu);
 };
 
 void LockForFork();
 void UnlockAfterFork();
-void EmptyInChild();
+void ForgetInChild();
 
 // Never destroyed: the releaser may outlive static destruction.
 Cache& TheCache() {
   static Cache* cache = [] {
     auto* c = new Cache;
-    pthread_atfork(LockForFork, UnlockAfterFork, EmptyInChild);
+    pthread_atfork(LockForFork, UnlockAfterFork, ForgetInChild);
     return c;
   }();
   return *cache;
 }
 
-void LockForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { TheCache().mu.Lock(); }
-void UnlockAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { TheCache().mu.Unlock(); }
-// glibc's malloc is usable in a child's fork handlers; the releaser thread
-// does not exist there.
-void EmptyInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+void LockForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { TheCache().mu.lock(); }
+void UnlockAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  TheCache().mu.unlock();
+}
+// Allocates nothing (a swap); the releaser does not exist here.
+void ForgetInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Cache& c = TheCache();
-  c.kept.clear();
+  if (c.inherited.empty()) {
+    c.inherited.swap(c.kept);
+  } else {
+    // Forked again before its first use: these copies are never freed here.
+    new (&c.kept) std::vector<Kept>();
+  }
   c.bytes = 0;
   c.releaser_running = false;
-  c.mu.Unlock();
+  c.mu.unlock();
 }
 
-// The releaser: frees each buffer kBigBufferIdleMs after it was kept; exits
-// when nothing is kept (the next RecycleBigBuffer starts another).
+// Moves what must be freed out of the cache (to free after unlocking).
+void TakeInherited(Cache& c, std::vector<Kept>* to_free)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(c.mu) {
+  if (c.inherited.empty()) return;
+  for (Kept& k : c.inherited) to_free->push_back(std::move(k));
+  c.inherited.clear();
+}
+
+// The releaser: frees each buffer kBigBufferIdleMs after it was kept (it
+// looks at least every kReleaserTickMs); exits when nothing is kept (the next
+// RecycleBigBuffer starts another).
+constexpr int64_t kReleaserTickMs = 100;
+
 void ReleaseIdle() {
   Cache& c = TheCache();
-  std::vector<std::string> to_free;
-  c.mu.Lock();
   for (;;) {
-    if (c.kept.empty()) break;
-    const int64_t due =
-        c.kept.front().kept_at_ns + int64_t{kBigBufferIdleMs} * 1000000;
-    const int64_t now = MonotonicNanos();
-    if (now < due) {
-      if (!to_free.empty()) {
-        c.mu.Unlock();
-        to_free.clear();  // munmap outside the lock
-        c.mu.Lock();
-        continue;
+    std::vector<std::string> to_free;
+    int64_t wait_ns = 0;
+    {
+      std::lock_guard<std::mutex> lock(c.mu);
+      const int64_t now = MonotonicNanos();
+      while (!c.kept.empty() &&
+             c.kept.front().kept_at_ns + int64_t{kBigBufferIdleMs} * 1000000 <=
+                 now) {
+        c.bytes -= c.kept.front().buffer.capacity();
+        to_free.push_back(std::move(c.kept.front().buffer));
+        c.kept.erase(c.kept.begin());
       }
-      c.timer.WaitWithTimeout(&c.mu, absl::Nanoseconds(due - now));
-      continue;
+      if (c.kept.empty()) {
+        c.releaser_running = false;
+        return;  // to_free is freed on the way out, after unlocking
+      }
+      wait_ns = std::min(
+          c.kept.front().kept_at_ns + int64_t{kBigBufferIdleMs} * 1000000 -
+              now,
+          kReleaserTickMs * 1000000);
     }
-    c.bytes -= c.kept.front().buffer.capacity();
-    to_free.push_back(std::move(c.kept.front().buffer));
-    c.kept.erase(c.kept.begin());
+    to_free.clear();  // munmap outside the lock
+    absl::SleepFor(absl::Nanoseconds(wait_ns));
   }
-  c.releaser_running = false;
-  c.mu.Unlock();
 }
 
 }  // namespace
@@ -108,9 +136,11 @@ void AdviseHugePages(std::string& buffer) {
 }
 
 std::string TakeBigBuffer(size_t capacity) {
+  std::vector<Kept> to_free;
   if (capacity >= kMinBigBuffer) {
     Cache& c = TheCache();
-    absl::MutexLock lock(&c.mu);
+    std::lock_guard<std::mutex> lock(c.mu);
+    TakeInherited(c, &to_free);
     size_t best = c.kept.size();
     for (size_t i = 0; i < c.kept.size(); ++i) {
       const size_t have = c.kept[i].buffer.capacity();
@@ -138,10 +168,12 @@ void RecycleBigBuffer(std::string buffer) {
   if (capacity < kMinBigBuffer || capacity > kMaxBigBufferBytes) return;
   buffer.clear();
   std::vector<std::string> to_free;
+  std::vector<Kept> inherited;
   bool start_releaser = false;
   {
     Cache& c = TheCache();
-    absl::MutexLock lock(&c.mu);
+    std::lock_guard<std::mutex> lock(c.mu);
+    TakeInherited(c, &inherited);
     c.kept.push_back({std::move(buffer), MonotonicNanos()});
     c.bytes += capacity;
     while (c.kept.size() > kMaxBigBuffers || c.bytes > kMaxBigBufferBytes) {
@@ -159,7 +191,7 @@ void RecycleBigBuffer(std::string buffer) {
     std::thread(ReleaseIdle).detach();
   } catch (const std::system_error&) {  // no thread: keep nothing
     Cache& c = TheCache();
-    absl::MutexLock lock(&c.mu);
+    std::lock_guard<std::mutex> lock(c.mu);
     c.bytes = 0;
     to_free.clear();
     for (Kept& k : c.kept) to_free.push_back(std::move(k.buffer));
@@ -170,13 +202,13 @@ void RecycleBigBuffer(std::string buffer) {
 
 size_t KeptBigBuffers() {
   Cache& c = TheCache();
-  absl::MutexLock lock(&c.mu);
+  std::lock_guard<std::mutex> lock(c.mu);
   return c.kept.size();
 }
 
 size_t KeptBigBufferBytes() {
   Cache& c = TheCache();
-  absl::MutexLock lock(&c.mu);
+  std::lock_guard<std::mutex> lock(c.mu);
   return c.bytes;
 }
 

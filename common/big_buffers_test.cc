@@ -92,6 +92,10 @@ TEST(BigBuffers, AnIdleCacheIsFreedByItself) {
 }
 
 TEST(BigBuffers, AForkedChildStartsEmpty) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "TSan does not support threads started after a fork of a "
+                  "multithreaded process (tools/SANITIZERS.md)";
+#endif
   ASSERT_TRUE(WaitUntilEmpty());
   RecycleBigBuffer(TakeBigBuffer(8 * kMiB));
   ASSERT_EQ(KeptBigBuffers(), 1u);
@@ -100,12 +104,18 @@ TEST(BigBuffers, AForkedChildStartsEmpty) {
   if (pid == 0) {
     const bool empty = KeptBigBuffers() == 0 && KeptBigBufferBytes() == 0;
     RecycleBigBuffer(TakeBigBuffer(8 * kMiB));  // usable there too
-    _exit(empty && KeptBigBuffers() == 1 ? 0 : 1);
+    const bool kept = KeptBigBuffers() == 1;
+    // And its releaser runs there.
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (KeptBigBuffers() != 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    _exit(empty && kept && KeptBigBuffers() == 0 ? 0 : 1);
   }
+  EXPECT_EQ(KeptBigBuffers(), 1u);  // the parent's own, untouched
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-  EXPECT_EQ(KeptBigBuffers(), 1u);
 }
 
 }  // namespace

@@ -100,6 +100,29 @@ TEST_P(BeyondTest, RetriesRunATaskAgainAfterItsWorkerDied) {
   EXPECT_EQ(pool.Submit(tt::Pow, 2, 2).Get(kWait), 4);
 }
 
+// A big argument is sent from the pool's own copy (not copied into a frame):
+// that copy must still be there for the work's second run.
+TEST_P(BeyondTest, ABigArgumentRunsAgainIntact) {
+  Options o = MakeOptions(1);
+  o.on_worker_death = WorkerDeathPolicy::kReplaceWorker;
+  o.max_retries = 1;
+  ProcessPoolExecutor pool(o);
+  std::string payload(3 << 20, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 7);
+  std::string marker = TempPath("die_once_big");
+  unlink(marker.c_str());
+  EXPECT_TRUE(pool.Submit(tt::DieOnceThenEcho, marker, payload).Get(kWait) ==
+              payload);
+  unlink(marker.c_str());
+  // Behind a task killed for its timeout (run elsewhere: not its fault).
+  TaskOptions t;
+  t.timeout = absl::Milliseconds(200);
+  Future<int> slow = pool.SubmitWith(t, tt::SleepMs, 20000);
+  Future<std::string> behind = pool.Submit(tt::Echo, payload);
+  EXPECT_THROW(slow.Get(kWait), TimeoutError);
+  EXPECT_TRUE(behind.Get(kWait) == payload);
+}
+
 TEST_P(BeyondTest, InterruptCancelsRunningWork) {
   ProcessPoolExecutor pool(MakeOptions(1));
   Future<int> running = pool.Submit(tt::SleepMs, 20000);

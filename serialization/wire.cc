@@ -26,7 +26,7 @@
 //   parent: ring -> frame*; DecodeMessage*; DecodeValue<std::string>*
 // 18 copies, 16 of them into fresh memory.
 //
-// Now (~1,080 MB/s, median of 3, against ~180 for the old binary in the same
+// Then (~1,080 MB/s, median of 3, against ~180 for the old binary in the same
 // minutes; the 64 MiB Call alone: encode 166 -> 9.5 ms, decode 36 -> 11 ms,
 // or 2.8 ms owned):
 //   * EncodeMessage has overloads for Config, Call and Result: no copy of the
@@ -40,34 +40,38 @@
 //     bytes: we copy the blob's bytes and then zeros, never reading past it.
 //     The frame is still one standard Cap'n Proto message, with several
 //     segments instead of one; any reader, an older one too, decodes it.
-//   * EncodeOwnedMessage(Result&&) (the worker's loop) builds the frame in the
-//     biggest value's own buffer when its capacity allows: a memmove up by
-//     the header, in mapped memory. executor/task.h reserves 4 KiB extra
-//     after a std::string result for that.
-//   * DecodeOwnedMessage(std::string) (the worker's loop) lets the biggest
-//     blob take over the frame's buffer (a memmove down, in mapped memory);
-//     then the task takes its argument string too (TaskInvoker gets a
-//     std::string; codec.h's DecodeOwnedValue for string and tuple<string>),
-//     and a future takes its result's (executor/future.h).
+//   * DecodeOwnedMessage(std::string) lets the biggest blob take over the
+//     frame's buffer (a memmove down, in mapped memory); a frame nobody took
+//     over goes back to common/big_buffers.h.
 //   * EncodeArgs encodes the arguments in place of a tuple copy.
-//   * Every big fresh buffer left (Writer growth, decoded strings, frames) is
-//     reserved once and advised for transparent huge pages before it is
-//     written (codec.h's ReserveBig): 2 MiB faults instead of 4 KiB ones. This
-//     took the bench from ~520 to ~950 MB/s on its own; the shm transport
-//     does the same for its receive buffers.
+//   * Every big fresh buffer left is reserved once and advised for
+//     transparent huge pages before it is written (codec.h's ReserveBig):
+//     2 MiB faults instead of 4 KiB ones (~520 -> ~950 MB/s on its own).
 //
-// What remains per round trip: 7 fresh buffers (each now mostly the kernel
-// zeroing huge pages: clear_page_erms is ~20% of a profile, memmove ~34%):
-//   parent: the Writer of EncodeArgs; the Call frame (the pool keeps the
-//     args to rerun the call elsewhere, so the frame cannot take them over);
-//     the receive frame (transport); DecodeMessage's copy of the value (the
-//     pool decodes a const std::string&: HandleFrames taking its frames by
-//     value and calling DecodeOwnedMessage would remove this one).
-//   worker: the receive frame (transport); Echo's own copy (the task's); the
-//     Writer of EncodeValue (it needs the length prefix in front).
-// Beyond that, only reusing buffers across calls (a pool of big strings, or
-// glibc keeping freed memory: M_MMAP_THRESHOLD cannot go above 32 MiB by
-// tunable) or a transport that hands out views of its ring would go further.
+// Then (protocol 3; ~1.1 -> ~3.0-3.3 GB/s; tools/BENCHMARKS.md "Echo"):
+//   * Workers keep the memory their heap frees (Options::
+//     workers_keep_freed_memory) and the parent recycles its own big buffers
+//     (common/big_buffers.h): the kernel zeroing fresh pages had become half
+//     of the parent's time on this VM.
+//   * A lone std::string argument or result is its bytes, with no length
+//     prefix (codec.h's DecodeTaskValue): nothing is copied to add or strip
+//     one, and a result returned by value is the value sent.
+//   * The worker sends a Result as parts (EncodeMessageParts,
+//     Channel::SendBlockingParts): its big values go from their own strings
+//     into the ring; no frame is built around them.
+//
+// What remains per round trip, in sequence (~40 ms at ~7 GB/s a copy):
+//   parent: the argument into the arguments buffer (the caller keeps its
+//     string); that buffer into the Call frame (the pool keeps the arguments
+//     to rerun the call elsewhere, so the frame cannot take them over); the
+//     frame into the ring, while the worker reads it out.
+//   worker: the argument moved down to the start of the frame's buffer
+//     (TakeFrame); Echo's own copy; the value into the ring, while the parent
+//     reads it out.
+//   parent: the value moved down to the start of the frame's buffer.
+// A frame that put its biggest blob first would save both moves down, and a
+// Call sent as parts with its arguments shared by the pool and the transport
+// the parent's second copy.
 
 #include "serialization/wire.h"
 
@@ -93,9 +97,6 @@ namespace {
 namespace s = ::procpool::wire::schema;
 using ::procpool::internal::ReserveBig;
 
-// Data blobs at least this big are referenced by the builder, not copied into
-// it (each becomes a segment of its own; see the top of the file).
-constexpr size_t kExternalBlobBytes = size_t{16} << 10;
 
 // A decoded blob at least this big may take over the frame's buffer
 // (DecodeOwnedMessage).
@@ -444,10 +445,11 @@ std::string Encode(const T& message) {
   return f.Finish();
 }
 
-std::vector<absl::string_view> EncodeParts(const Result& result,
+template <typename T>
+std::vector<absl::string_view> EncodeParts(const T& message,
                                            std::string* storage) {
-  FrameBuilder f(FirstSegmentWords(result));
-  Builder{f, f.Root()}(result);
+  FrameBuilder f(FirstSegmentWords(message));
+  Builder{f, f.Root()}(message);
   return f.FinishParts(storage);
 }
 
@@ -682,6 +684,10 @@ std::string EncodeMessage(const Result& result) { return Encode(result); }
 std::vector<absl::string_view> EncodeMessageParts(const Result& result,
                                                   std::string* storage) {
   return EncodeParts(result, storage);
+}
+std::vector<absl::string_view> EncodeMessageParts(const Call& call,
+                                                  std::string* storage) {
+  return EncodeParts(call, storage);
 }
 
 absl::StatusOr<Message> DecodeMessage(absl::string_view frame) {

@@ -125,11 +125,18 @@ std::string EncodeMessage(const Config& config);
 std::string EncodeMessage(const Call& call);
 std::string EncodeMessage(const Result& result);
 
-// EncodeMessage(result)'s frame as parts whose concatenation it is, for
-// Channel::SendBlockingParts: each value of 16 KiB or more is a view of its
-// own bytes in `result` (not copied into a frame); the rest is in `*storage`.
-// `result` and `*storage` must outlive the parts and not change meanwhile.
+// Byte strings at least this big are referenced by the encoder, not copied
+// into its message (each becomes a segment of its own; see wire.cc).
+inline constexpr size_t kExternalBlobBytes = size_t{16} << 10;
+
+// EncodeMessage's frame as parts whose concatenation it is, for
+// Channel::SendBlockingParts and SendParts: each value or argument of
+// kExternalBlobBytes or more is a view of its own bytes in the message (not
+// copied into a frame); the rest is in `*storage`. The message and
+// `*storage` must outlive the parts and not change meanwhile.
 std::vector<absl::string_view> EncodeMessageParts(const Result& result,
+                                                  std::string* storage);
+std::vector<absl::string_view> EncodeMessageParts(const Call& call,
                                                   std::string* storage);
 
 // Decodes one frame; kDataLoss with a description on any malformed input.

@@ -8,6 +8,12 @@
 
 namespace procpool {
 
+absl::Status Channel::SendParts(std::vector<absl::string_view> parts,
+                                std::shared_ptr<const void> owner) {
+  (void)owner;
+  return Send(absl::StrJoin(parts, ""));
+}
+
 absl::Status Channel::SendBlockingParts(
     absl::Span<const absl::string_view> parts) {
   return SendBlocking(absl::StrJoin(parts, ""));

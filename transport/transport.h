@@ -57,6 +57,14 @@ class Channel {
   // still delivered by Pump(), which then reports kUnavailable too.
   virtual absl::Status Send(std::string frame) = 0;
 
+  // Send() of the frame that is the concatenation of `parts`, whose bytes
+  // `owner` keeps alive: the transport holds `owner` until it has written
+  // them (or the channel is gone), so that a big argument the caller keeps
+  // too (to run the call again elsewhere) is not copied into a frame. The
+  // default concatenates.
+  virtual absl::Status SendParts(std::vector<absl::string_view> parts,
+                                 std::shared_ptr<const void> owner);
+
   // Does all I/O possible without blocking: flushes queued output and appends
   // every complete incoming frame to `*frames`, in order. Returns an error
   // once the channel is unusable (frames completed before the error are still

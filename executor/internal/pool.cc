@@ -600,17 +600,41 @@ size_t Pool::HandOut(size_t max_in_flight) {
   }
   // Record every hand-out before sending anything, so that a send failure
   // (which may break the pool) finds all of them in some worker's list.
-  std::vector<std::pair<Worker*, std::string>> frames;
+  struct Out {
+    Worker* worker;
+    std::string frame;
+    std::vector<absl::string_view> parts;  // with `sent`: SendParts
+    std::shared_ptr<SentCall> sent;
+  };
+  std::vector<Out> frames;
   for (Send& s : sends) {
     Worker& w = *s.worker;
-    wire::Call call;
-    call.work_id = next_work_id_++;
-    call.task = s.item.task;
-    call.args = std::move(s.item.args);
-    std::string frame = wire::EncodeMessage(call);
-    s.item.args = std::move(call.args);  // kept for a rerun elsewhere
+    Out out{&w};
+    const uint64_t work_id = next_work_id_++;
+    const bool big = std::any_of(
+        s.item.args.begin(), s.item.args.end(), [](const std::string& a) {
+          return a.size() >= wire::kExternalBlobBytes;
+        });
+    if (big) {
+      // Sent from the arguments themselves (a 64 MiB argument is not copied
+      // into a frame); the transport and the pool share them.
+      out.sent = std::make_shared<SentCall>();
+      out.sent->call.work_id = work_id;
+      out.sent->call.task = s.item.task;
+      out.sent->call.args = std::move(s.item.args);
+      out.parts =
+          wire::EncodeMessageParts(out.sent->call, &out.sent->storage);
+    } else {
+      wire::Call call;
+      call.work_id = work_id;
+      call.task = s.item.task;
+      call.args = std::move(s.item.args);
+      out.frame = wire::EncodeMessage(call);
+      s.item.args = std::move(call.args);  // kept for a rerun elsewhere
+    }
     ++w.tasks_assigned;
-    Assigned a{call.work_id, std::move(s.item)};
+    Assigned a{work_id, std::move(s.item)};
+    a.sent = out.sent;
     if (w.assigned.empty()) {
       a.deadline = a.item.timeout == absl::InfiniteDuration()
                        ? absl::InfiniteFuture()
@@ -618,12 +642,16 @@ size_t Pool::HandOut(size_t max_in_flight) {
       w.idle_since = absl::InfiniteFuture();
     }
     w.assigned.push_back(std::move(a));
-    frames.emplace_back(&w, std::move(frame));
+    frames.push_back(std::move(out));
   }
-  for (auto& [w, frame] : frames) {
+  for (Out& out : frames) {
+    Worker* w = out.worker;
     if (broken_local_) return 0;
     if (w->channel == nullptr) continue;  // failed earlier; its exit follows
-    absl::Status sent = w->channel->Send(std::move(frame));
+    absl::Status sent =
+        out.sent != nullptr
+            ? w->channel->SendParts(std::move(out.parts), std::move(out.sent))
+            : w->channel->Send(std::move(out.frame));
     if (!sent.ok()) {
       OnChannelError(*w, sent);
       continue;
@@ -631,6 +659,16 @@ size_t Pool::HandOut(size_t max_in_flight) {
     UpdateEvents(*w);
   }
   return still_pending;
+}
+
+void Pool::TakeBackArgs(Assigned& a) {
+  if (a.sent == nullptr) return;
+  if (a.sent.use_count() == 1) {
+    a.item.args = std::move(a.sent->call.args);
+  } else {
+    a.item.args = a.sent->call.args;  // the transport still sends them
+  }
+  a.sent.reset();
 }
 
 void Pool::StartRemoteWorker() {

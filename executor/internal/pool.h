@@ -137,11 +137,24 @@ class Pool {
 
  private:
   class DriverImpl;
+  // A Call sent as parts (SendParts): its big arguments are not copied into
+  // a frame; the transport holds it until written, the pool to run the work
+  // again elsewhere.
+  struct SentCall {
+    wire::Call call;
+    std::string storage;  // the frame's other bytes
+  };
   struct Assigned {
     uint64_t work_id;
-    WorkItem item;  // args kept so the work can be run again elsewhere
+    // args kept so the work can be run again elsewhere (in `sent` instead
+    // when it was sent as parts: TakeBackArgs)
+    WorkItem item;
     absl::Time deadline = absl::InfiniteFuture();  // per-task timeout
+    std::shared_ptr<SentCall> sent;
   };
+  // Moves the arguments of `a`'s work back into a.item.args (copies them
+  // while the transport still holds them).
+  static void TakeBackArgs(Assigned& a);
   // A future to complete once io_mu_ is released.
   struct Completion {
     enum class Kind { kOutcomes, kError, kCancel };

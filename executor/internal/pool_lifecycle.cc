@@ -161,9 +161,11 @@ bool Pool::SettleDeadWorker(Worker& w, const WorkerCrash& crash) {
                          a.work_id) != w.interrupted.end()) {
       DeferCancel(state);
     } else if (on_purpose) {
+      TakeBackArgs(a);
       again.push_back(std::move(a.item));  // not its fault: run it elsewhere
     } else if (a.item.retries_left > 0) {
       --a.item.retries_left;
+      TakeBackArgs(a);
       again.push_back(std::move(a.item));
     } else {
       WorkerCrash mine = crash;

@@ -132,6 +132,12 @@ int DieOnceThenReturn(const std::string& path) {
   return 7;
 }
 
+std::string DieOnceThenEcho(const std::string& path,
+                            const std::string& payload) {
+  DieOnceThenReturn(path);
+  return payload;
+}
+
 int64_t AllocateMiB(int mib) {
   std::vector<char> block(static_cast<size_t>(mib) << 20);
   for (size_t i = 0; i < block.size(); i += 4096) block[i] = 1;
@@ -208,6 +214,7 @@ PROCPOOL_TASK(tt::NetnsId);
 PROCPOOL_TASK(tt::Ipv4Addresses);
 PROCPOOL_TASK(tt::CorruptChannel);
 PROCPOOL_TASK(tt::DieOnceThenReturn);
+PROCPOOL_TASK(tt::DieOnceThenEcho);
 PROCPOOL_TASK(tt::AllocateMiB);
 PROCPOOL_TASK(tt::LeakMiB);
 PROCPOOL_TASK(tt::SetInitValue);

@@ -69,6 +69,9 @@ int CorruptChannel(int ms);
 
 // Dies (SIGKILL) the first time for `path` (creating it), returns 7 after.
 int DieOnceThenReturn(const std::string& path);
+// The same, then returns `payload`.
+std::string DieOnceThenEcho(const std::string& path,
+                            const std::string& payload);
 // Allocates and touches `mib` MiB; returns how many bytes it got.
 int64_t AllocateMiB(int mib);
 // Allocates, touches and leaks `mib` MiB; returns getpid().

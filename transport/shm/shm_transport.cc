@@ -41,6 +41,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "absl/types/span.h"
 #include "common/big_buffers.h"
 #include "common/posix_error.h"
 #include "common/spin.h"
@@ -310,9 +311,27 @@ class ShmChannel final : public Channel {
     if (!status_.ok()) return status_;
     RETURN_IF_ERROR(CheckOutgoingSize(frame.size()));
     if (PeerClosed()) return Fail(ClosedError());
-    out_frames_.emplace_back();
-    EncodeHeader(frame.size(), out_frames_.back().header);
-    out_frames_.back().payload = std::move(frame);
+    OutFrame& f = out_frames_.emplace_back();
+    EncodeHeader(frame.size(), f.header);
+    f.size = frame.size();
+    f.payload = std::move(frame);
+    f.parts = {f.payload};
+    budget_ = kShmMaxReadPerPump;
+    return FlushAndArm();
+  }
+
+  absl::Status SendParts(std::vector<absl::string_view> parts,
+                         std::shared_ptr<const void> owner) override {
+    if (!status_.ok()) return status_;
+    uint64_t size = 0;
+    for (absl::string_view part : parts) size += part.size();
+    RETURN_IF_ERROR(CheckOutgoingSize(size));
+    if (PeerClosed()) return Fail(ClosedError());
+    OutFrame& f = out_frames_.emplace_back();
+    EncodeHeader(size, f.header);
+    f.size = size;
+    f.parts = std::move(parts);
+    f.owner = std::move(owner);
     budget_ = kShmMaxReadPerPump;
     return FlushAndArm();
   }
@@ -417,9 +436,6 @@ class ShmChannel final : public Channel {
     char header[kShmFrameHeaderSize];
     EncodeHeader(size, header);
     const uint64_t total = kShmFrameHeaderSize + size;
-    // Where the next byte comes from: the header (part -1), then the parts.
-    int64_t part = -1;
-    uint64_t offset = 0;
     uint64_t done = 0;
     while (done < total) {
       const uint64_t free = out_.Free(std::min(total - done, chunk_));
@@ -429,19 +445,7 @@ class ShmChannel final : public Channel {
         continue;
       }
       const uint64_t n = std::min({free, total - done, chunk_});
-      for (uint64_t left = n; left > 0;) {
-        const absl::string_view from =
-            part < 0 ? absl::string_view(header, kShmFrameHeaderSize)
-                     : parts[static_cast<size_t>(part)];
-        const uint64_t k = std::min<uint64_t>(left, from.size() - offset);
-        out_.Put(from.data() + offset, k);
-        left -= k;
-        offset += k;
-        if (offset == from.size()) {
-          ++part;
-          offset = 0;
-        }
-      }
+      PutFrameBytes(header, parts, done, n);
       done += n;
       if (out_.Publish()) WakePeer();
     }
@@ -473,9 +477,14 @@ class ShmChannel final : public Channel {
   }
 
  private:
+  // A frame queued by Send (`payload` is its one part) or SendParts (the
+  // parts' bytes are kept alive by `owner`).
   struct OutFrame {
     char header[kShmFrameHeaderSize];
+    uint64_t size = 0;  // of the parts together
+    std::vector<absl::string_view> parts;
     std::string payload;
+    std::shared_ptr<const void> owner;
   };
 
   // Records `s` unless an error came first; the channel is unusable for
@@ -585,8 +594,9 @@ class ShmChannel final : public Channel {
     return absl::OkStatus();
   }
 
-  // Copies bytes [offset, offset + n) of header ++ payload into the ring.
-  void PutFrameBytes(const char* header, absl::string_view payload,
+  // Copies bytes [offset, offset + n) of header ++ parts into the ring.
+  void PutFrameBytes(const char* header,
+                     absl::Span<const absl::string_view> parts,
                      uint64_t offset, uint64_t n) {
     if (offset < kShmFrameHeaderSize) {
       const uint64_t h = std::min(n, kShmFrameHeaderSize - offset);
@@ -594,7 +604,18 @@ class ShmChannel final : public Channel {
       offset += h;
       n -= h;
     }
-    if (n > 0) out_.Put(payload.data() + (offset - kShmFrameHeaderSize), n);
+    offset -= kShmFrameHeaderSize;  // now within the parts
+    for (absl::string_view part : parts) {
+      if (n == 0) return;
+      if (offset >= part.size()) {
+        offset -= part.size();
+        continue;
+      }
+      const uint64_t k = std::min<uint64_t>(n, part.size() - offset);
+      out_.Put(part.data() + offset, k);
+      n -= k;
+      offset = 0;
+    }
   }
 
   // Writes queued output until it is all in the ring, the ring is full or
@@ -602,13 +623,13 @@ class ShmChannel final : public Channel {
   absl::Status Flush() {
     while (!out_frames_.empty() && budget_ > 0) {
       OutFrame& f = out_frames_.front();
-      const uint64_t total = kShmFrameHeaderSize + f.payload.size();
+      const uint64_t total = kShmFrameHeaderSize + f.size;
       const uint64_t left = total - out_offset_;
       const uint64_t free = out_.Free(std::min(left, chunk_));
       if (out_.corrupt()) return CorruptIndexError("tail");
       if (free == 0) break;
       const uint64_t n = std::min({free, left, chunk_, budget_});
-      PutFrameBytes(f.header, f.payload, out_offset_, n);
+      PutFrameBytes(f.header, f.parts, out_offset_, n);
       budget_ -= n;
       out_offset_ += n;
       if (out_offset_ == total) {

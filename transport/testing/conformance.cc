@@ -249,6 +249,33 @@ TEST_P(TransportConformanceTest, PartsMakeOneFrame) {
   EXPECT_TRUE(session->CloseAndExitsCleanly());
 }
 
+// SendParts queues one frame, the parts' concatenation, and keeps their owner
+// until they are written; frames sent before and after stay in order.
+TEST_P(TransportConformanceTest, SendPartsKeepsItsOwnerUntilWritten) {
+  std::unique_ptr<Session> session = Session::Start(transport_, EchoLoop);
+  ASSERT_NE(session, nullptr);
+  auto owned = std::make_shared<std::vector<std::string>>();
+  owned->push_back(Pattern(size_t{6} << 20, 5));  // more than a ring holds
+  owned->push_back("");
+  owned->push_back(Pattern(100, 6));
+  std::vector<absl::string_view> parts = {"head:", (*owned)[0], (*owned)[1],
+                                          (*owned)[2], ":tail"};
+  const std::string expected = absl::StrJoin(parts, "");
+  std::weak_ptr<std::vector<std::string>> watch = owned;
+  CONFORMANCE_ASSERT_OK(session->driver().Send("before"));
+  CONFORMANCE_ASSERT_OK(
+      session->driver().SendParts(std::move(parts), std::move(owned)));
+  CONFORMANCE_ASSERT_OK(session->driver().Send("after"));
+  CONFORMANCE_ASSERT_OK(session->driver().PumpUntilFrames(3, kTimeout));
+  ASSERT_EQ(session->frames().size(), 3u);
+  EXPECT_EQ(session->frames()[0], "before");
+  EXPECT_TRUE(SameBytes(session->frames()[1], expected));
+  EXPECT_EQ(session->frames()[2], "after");
+  // Written (the echo came back): the transport let go of the owner.
+  EXPECT_TRUE(watch.expired());
+  EXPECT_TRUE(session->CloseAndExitsCleanly());
+}
+
 TEST_P(TransportConformanceTest, HugeFrameEcho) {
   std::unique_ptr<Session> session = Session::Start(transport_, EchoLoop);
   ASSERT_NE(session, nullptr);

@@ -208,6 +208,13 @@ absl::Status ChannelDriver::Send(std::string frame) {
   return s;
 }
 
+absl::Status ChannelDriver::SendParts(std::vector<absl::string_view> parts,
+                                      std::shared_ptr<const void> owner) {
+  absl::Status s = channel_->SendParts(std::move(parts), std::move(owner));
+  UpdateEvents();
+  return s;
+}
+
 absl::Status ChannelDriver::PumpOnce() {
   absl::Status s = channel_->Pump(&frames_);
   UpdateEvents();

@@ -116,6 +116,10 @@ class ChannelDriver {
   // channel->Send(frame), then re-reads PollEvents().
   absl::Status Send(std::string frame);
 
+  // channel->SendParts(parts, owner), then re-reads PollEvents().
+  absl::Status SendParts(std::vector<absl::string_view> parts,
+                         std::shared_ptr<const void> owner);
+
   // One Pump() into frames(), then re-reads PollEvents().
   absl::Status PumpOnce();
 

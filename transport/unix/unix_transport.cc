@@ -118,15 +118,26 @@ class UnixChannel final : public Channel {
   absl::Status Send(std::string frame) override {
     if (!status_.ok()) return status_;
     RETURN_IF_ERROR(CheckOutgoingSize(frame.size()));
-    out_.emplace_back();
-    EncodeHeader(frame.size(), out_.back().header);
-    out_.back().payload = std::move(frame);
-    // Output left queued by an earlier call means the socket was full; Pump()
-    // writes it when epoll reports EPOLLOUT.
-    if (out_.size() > 1) return absl::OkStatus();
-    absl::Status s = Flush();
-    if (!s.ok()) SetError(s);
-    return s;
+    OutFrame& f = out_.emplace_back();
+    EncodeHeader(frame.size(), f.header);
+    f.size = frame.size();
+    f.payload = std::move(frame);
+    f.parts = {f.payload};
+    return FlushIfFirst();
+  }
+
+  absl::Status SendParts(std::vector<absl::string_view> parts,
+                         std::shared_ptr<const void> owner) override {
+    if (!status_.ok()) return status_;
+    size_t size = 0;
+    for (absl::string_view part : parts) size += part.size();
+    RETURN_IF_ERROR(CheckOutgoingSize(size));
+    OutFrame& f = out_.emplace_back();
+    EncodeHeader(size, f.header);
+    f.size = size;
+    f.parts = std::move(parts);
+    f.owner = std::move(owner);
+    return FlushIfFirst();
   }
 
   absl::Status Pump(std::vector<std::string>* frames) override {
@@ -173,9 +184,8 @@ class UnixChannel final : public Channel {
     size_t piece = 0;   // the first piece not wholly sent
     size_t offset = 0;  // bytes of it sent
     while (piece < pieces.size()) {
-      constexpr size_t kMaxIov = 64;
       struct iovec iov[kMaxIov];
-      size_t n = 0;
+      int n = 0;
       for (size_t i = piece; i < pieces.size() && n < kMaxIov; ++i) {
         const size_t skip = i == piece ? offset : 0;
         iov[n++] = {const_cast<char*>(pieces[i].data()) + skip,
@@ -249,10 +259,24 @@ class UnixChannel final : public Channel {
   }
 
  private:
+  // A frame queued by Send (`payload` is its one part) or SendParts (the
+  // parts' bytes are kept alive by `owner`).
   struct OutFrame {
     char header[kUnixFrameHeaderSize];
+    size_t size = 0;  // of the parts together
+    std::vector<absl::string_view> parts;
     std::string payload;
+    std::shared_ptr<const void> owner;
   };
+
+  // Send's tail: output left queued by an earlier call means the socket was
+  // full; Pump() writes it when epoll reports EPOLLOUT.
+  absl::Status FlushIfFirst() {
+    if (out_.size() > 1) return absl::OkStatus();
+    absl::Status s = Flush();
+    if (!s.ok()) SetError(s);
+    return s;
+  }
 
   // Records `s` unless an error came first; the channel is unusable from now
   // on. Returns the channel's (first) error.
@@ -336,17 +360,24 @@ class UnixChannel final : public Channel {
       int n = 0;
       size_t want = 0;
       size_t offset = out_offset_;  // applies to the front frame only
-      for (auto it = out_.begin(); it != out_.end() && n + 2 <= kMaxIov; ++it) {
+      for (auto it = out_.begin(); it != out_.end() && n < kMaxIov; ++it) {
         if (offset < kUnixFrameHeaderSize) {
           iov[n++] = {it->header + offset, kUnixFrameHeaderSize - offset};
           want += kUnixFrameHeaderSize - offset;
         }
-        const size_t payload_offset =
+        // Bytes of the parts to skip (the front frame's, already written).
+        size_t skip =
             offset > kUnixFrameHeaderSize ? offset - kUnixFrameHeaderSize : 0;
-        if (payload_offset < it->payload.size()) {
-          iov[n++] = {&it->payload[payload_offset],
-                      it->payload.size() - payload_offset};
-          want += it->payload.size() - payload_offset;
+        for (absl::string_view part : it->parts) {
+          if (n == kMaxIov) break;
+          if (skip >= part.size()) {
+            skip -= part.size();
+            continue;
+          }
+          iov[n++] = {const_cast<char*>(part.data()) + skip,
+                      part.size() - skip};
+          want += part.size() - skip;
+          skip = 0;
         }
         offset = 0;
       }
@@ -369,7 +400,7 @@ class UnixChannel final : public Channel {
   void ConsumeOutput(size_t written) {
     while (written > 0) {
       const size_t left =
-          kUnixFrameHeaderSize + out_.front().payload.size() - out_offset_;
+          kUnixFrameHeaderSize + out_.front().size - out_offset_;
       if (written < left) {
         out_offset_ += written;
         return;

@@ -60,18 +60,21 @@
 //     Channel::SendBlockingParts): its big values go from their own strings
 //     into the ring; no frame is built around them.
 //
-// What remains per round trip, in sequence (~40 ms at ~7 GB/s a copy):
+//   * The pool sends a Call with a big argument as parts too (SendParts), the
+//     arguments shared by the transport and the pool (which keeps them to
+//     run the call again elsewhere): no Call frame is built around them.
+//
+// What remains per round trip, in sequence (~35-40 ms at ~7 GB/s a copy):
 //   parent: the argument into the arguments buffer (the caller keeps its
-//     string); that buffer into the Call frame (the pool keeps the arguments
-//     to rerun the call elsewhere, so the frame cannot take them over); the
-//     frame into the ring, while the worker reads it out.
+//     string); that buffer into the ring, while the worker reads it out.
 //   worker: the argument moved down to the start of the frame's buffer
 //     (TakeFrame); Echo's own copy; the value into the ring, while the parent
-//     reads it out.
-//   parent: the value moved down to the start of the frame's buffer.
-// A frame that put its biggest blob first would save both moves down, and a
-// Call sent as parts with its arguments shared by the pool and the transport
-// the parent's second copy.
+//     reads it out into a fresh buffer (the value the caller takes away).
+//   parent: the value moved down to the start of that buffer.
+// The one fresh 64 MiB buffer per round trip is what varies: the kernel
+// zeroes its pages, ~5 ms when the VM has them at hand, up to ~150 ms when
+// it does not. A frame that put its biggest blob first would save both
+// moves down.
 
 #include "serialization/wire.h"
 

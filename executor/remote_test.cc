@@ -158,5 +158,45 @@ TEST_F(RemotePoolTest, BadOptionsAreRefusedAtConstruction) {
   EXPECT_THROW(ProcessPoolExecutor{wrong_count}, std::invalid_argument);
 }
 
+// The daemon with --tls_cert_file/--tls_key_file and a pool with remote_tls:
+// tasks run over TLS (the certificate names "localhost", so the pool names
+// the daemon so too); a pool without TLS is refused, saying where.
+TEST(RemoteTlsPoolTest, TasksRunOverTlsAndAPlainPoolIsRefused) {
+  const std::string testdata =
+      absl::StrCat(getenv("TEST_SRCDIR"), "/procpool/transport/capnp/testdata/");
+  const std::string key_file = WriteKeyFile("remote_tls.key", "a TLS secret");
+  absl::StatusOr<std::unique_ptr<Daemon>> d = StartDaemon(
+      {TestWorkerBinary(), "--listen=127.0.0.1:0",
+       absl::StrCat("--auth_key_file=", key_file),
+       absl::StrCat("--tls_cert_file=", testdata, "localhost.pem"),
+       absl::StrCat("--tls_key_file=", testdata, "localhost.key")},
+      "remote_tls_daemon");
+  ASSERT_TRUE(d.ok()) << d.status();
+  const std::string port =
+      (*d)->address.substr((*d)->address.rfind(':') + 1);
+  const std::string address = absl::StrCat("localhost:", port);
+  {
+    Options o = RemotePoolOptions(address, key_file, 1);
+    o.remote_tls = true;
+    o.remote_tls_ca_file = testdata + "localhost.pem";
+    ProcessPoolExecutor pool(o);
+    EXPECT_EQ(pool.Submit(tt::Pow, 3, 4).Get(kWait), 81);
+    EXPECT_EQ(pool.Submit(tt::Echo, std::string(1 << 20, 't')).Get(kWait),
+              std::string(1 << 20, 't'));
+  }
+  {
+    Options o = RemotePoolOptions(address, key_file, 1);
+    o.remote_connect_timeout = absl::Seconds(5);
+    ProcessPoolExecutor pool(o);
+    try {
+      pool.Submit(tt::Pow, 2, 2).Get(kWait);
+      FAIL() << "a pool without TLS ran a task on a TLS daemon";
+    } catch (const BrokenProcessPool& e) {
+      EXPECT_TRUE(absl::StrContains(e.what(), address)) << e.what();
+      EXPECT_TRUE(absl::StrContains(e.what(), "TLS")) << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace procpool

@@ -36,6 +36,15 @@ void HelpBeforeWaiting(Driver* driver, Waiter& waiter, size_t consumed,
       left);
 }
 
+// The pool of the first of `states` that has one (they usually share it).
+template <typename States, typename Get>
+std::shared_ptr<Driver> FirstDriver(const States& states, Get state) {
+  for (const auto& s : states) {
+    if (std::shared_ptr<Driver> driver = state(s)->driver()) return driver;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 std::vector<bool> WaitStates(const std::vector<StateBase*>& states,
@@ -58,10 +67,8 @@ std::vector<bool> WaitStates(const std::vector<StateBase*>& states,
     }
   }
   size_t consumed = 0;
-  std::shared_ptr<Driver> driver;
-  for (size_t i : registered) {
-    if ((driver = states[i]->driver()) != nullptr) break;
-  }
+  const std::shared_ptr<Driver> driver =
+      FirstDriver(registered, [&states](size_t i) { return states[i]; });
   while (!Satisfied(return_when, n_done, states.size(), any_failed)) {
     HelpBeforeWaiting(driver.get(), waiter, consumed, deadline);
     std::vector<StateBase*> fresh;
@@ -116,9 +123,7 @@ int AsCompletedCore::Next() {
   if (yielded_ == states_.size()) return -1;
   if (!driver_looked_up_) {
     driver_looked_up_ = true;
-    for (StateBase* s : states_) {
-      if ((driver_ = s->driver()) != nullptr) break;
-    }
+    driver_ = FirstDriver(states_, [](StateBase* s) { return s; });
   }
   HelpBeforeWaiting(driver_.get(), waiter_, consumed_, deadline_);
   absl::MutexLock lock(&waiter_.mu);

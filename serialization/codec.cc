@@ -1,14 +1,13 @@
 #include "serialization/codec.h"
 
 #include <cxxabi.h>
-#include <sys/mman.h>
 
 #include <cstdlib>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "common/big_buffers.h"
 #include "absl/strings/str_format.h"
+#include "common/big_buffers.h"
 
 namespace procpool {
 

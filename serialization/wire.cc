@@ -693,6 +693,22 @@ std::vector<absl::string_view> EncodeMessageParts(const Call& call,
   return EncodeParts(call, storage);
 }
 
+bool HasExternalBlobs(const Call& call) {
+  return std::any_of(call.args.begin(), call.args.end(),
+                     [](const std::string& a) {
+                       return a.size() >= kExternalBlobBytes;
+                     });
+}
+
+bool HasExternalBlobs(const Result& result) {
+  return std::any_of(result.outcomes.begin(), result.outcomes.end(),
+                     [](const Outcome& o) {
+                       return o.value.size() >= kExternalBlobBytes ||
+                              o.exception.message.size() >= kExternalBlobBytes ||
+                              o.exception.traceback.size() >= kExternalBlobBytes;
+                     });
+}
+
 absl::StatusOr<Message> DecodeMessage(absl::string_view frame) {
   return Decode(frame, nullptr);
 }

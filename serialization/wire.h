@@ -139,6 +139,12 @@ std::vector<absl::string_view> EncodeMessageParts(const Result& result,
 std::vector<absl::string_view> EncodeMessageParts(const Call& call,
                                                   std::string* storage);
 
+// Whether a byte string of the message is kExternalBlobBytes or more: only
+// then do EncodeMessageParts' parts save a copy (otherwise EncodeMessage's one
+// frame costs fewer allocations).
+bool HasExternalBlobs(const Call& call);
+bool HasExternalBlobs(const Result& result);
+
 // Decodes one frame; kDataLoss with a description on any malformed input.
 // Every byte string of the message is a copy of its bytes in `frame`.
 absl::StatusOr<Message> DecodeMessage(absl::string_view frame);

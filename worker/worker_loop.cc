@@ -221,11 +221,18 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
     }
     call->args.clear();
     // Big values go from their own strings into the transport.
-    std::string header;
-    const std::vector<absl::string_view> parts =
-        wire::EncodeMessageParts(result, &header);
-    if (hooks != nullptr) hooks->OnResultEncoded(call->task);
-    absl::Status sent = channel->SendBlockingParts(parts);
+    absl::Status sent;
+    if (wire::HasExternalBlobs(result)) {
+      std::string header;
+      const std::vector<absl::string_view> parts =
+          wire::EncodeMessageParts(result, &header);
+      if (hooks != nullptr) hooks->OnResultEncoded(call->task);
+      sent = channel->SendBlockingParts(parts);
+    } else {
+      const std::string frame = wire::EncodeMessage(result);
+      if (hooks != nullptr) hooks->OnResultEncoded(call->task);
+      sent = channel->SendBlocking(frame);
+    }
     if (!sent.ok()) {
       VLOG(1) << "worker " << getpid() << ": send failed: " << sent;
       return 0;

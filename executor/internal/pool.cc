@@ -610,25 +610,19 @@ size_t Pool::HandOut(size_t max_in_flight) {
   for (Send& s : sends) {
     Worker& w = *s.worker;
     Out out{&w};
-    const uint64_t work_id = next_work_id_++;
-    const bool big = std::any_of(
-        s.item.args.begin(), s.item.args.end(), [](const std::string& a) {
-          return a.size() >= wire::kExternalBlobBytes;
-        });
-    if (big) {
+    wire::Call call;
+    call.work_id = next_work_id_++;
+    call.task = s.item.task;
+    call.args = std::move(s.item.args);
+    const uint64_t work_id = call.work_id;
+    if (wire::HasExternalBlobs(call)) {
       // Sent from the arguments themselves (a 64 MiB argument is not copied
       // into a frame); the transport and the pool share them.
       out.sent = std::make_shared<SentCall>();
-      out.sent->call.work_id = work_id;
-      out.sent->call.task = s.item.task;
-      out.sent->call.args = std::move(s.item.args);
+      out.sent->call = std::move(call);
       out.parts =
           wire::EncodeMessageParts(out.sent->call, &out.sent->storage);
     } else {
-      wire::Call call;
-      call.work_id = work_id;
-      call.task = s.item.task;
-      call.args = std::move(s.item.args);
       out.frame = wire::EncodeMessage(call);
       s.item.args = std::move(call.args);  // kept for a rerun elsewhere
     }

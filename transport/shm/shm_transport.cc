@@ -308,32 +308,12 @@ class ShmChannel final : public Channel {
   ShmChannel& operator=(const ShmChannel&) = delete;
 
   absl::Status Send(std::string frame) override {
-    if (!status_.ok()) return status_;
-    RETURN_IF_ERROR(CheckOutgoingSize(frame.size()));
-    if (PeerClosed()) return Fail(ClosedError());
-    OutFrame& f = out_frames_.emplace_back();
-    EncodeHeader(frame.size(), f.header);
-    f.size = frame.size();
-    f.payload = std::move(frame);
-    f.parts = {f.payload};
-    budget_ = kShmMaxReadPerPump;
-    return FlushAndArm();
+    return Enqueue({}, std::move(frame), nullptr);
   }
 
   absl::Status SendParts(std::vector<absl::string_view> parts,
                          std::shared_ptr<const void> owner) override {
-    if (!status_.ok()) return status_;
-    uint64_t size = 0;
-    for (absl::string_view part : parts) size += part.size();
-    RETURN_IF_ERROR(CheckOutgoingSize(size));
-    if (PeerClosed()) return Fail(ClosedError());
-    OutFrame& f = out_frames_.emplace_back();
-    EncodeHeader(size, f.header);
-    f.size = size;
-    f.parts = std::move(parts);
-    f.owner = std::move(owner);
-    budget_ = kShmMaxReadPerPump;
-    return FlushAndArm();
+    return Enqueue(std::move(parts), std::string(), std::move(owner));
   }
 
   absl::Status Pump(std::vector<std::string>* frames) override {
@@ -477,15 +457,42 @@ class ShmChannel final : public Channel {
   }
 
  private:
-  // A frame queued by Send (`payload` is its one part) or SendParts (the
-  // parts' bytes are kept alive by `owner`).
+  // A frame queued by Send (its bytes are `payload`) or SendParts (`parts`,
+  // whose bytes `owner` keeps alive).
   struct OutFrame {
     char header[kShmFrameHeaderSize];
-    uint64_t size = 0;  // of the parts together
+    uint64_t size = 0;
     std::vector<absl::string_view> parts;
     std::string payload;
+    absl::string_view whole;  // = payload
     std::shared_ptr<const void> owner;
+    // The frame's bytes (after the header), in order.
+    absl::Span<const absl::string_view> Bytes() const {
+      if (parts.empty()) return absl::MakeConstSpan(&whole, 1);
+      return parts;
+    }
   };
+
+  // Send() (`payload`, no parts) and SendParts() (`parts` kept alive by
+  // `owner`, no payload): queues the frame and writes what fits.
+  absl::Status Enqueue(std::vector<absl::string_view> parts,
+                       std::string payload,
+                       std::shared_ptr<const void> owner) {
+    if (!status_.ok()) return status_;
+    uint64_t size = payload.size();
+    for (absl::string_view part : parts) size += part.size();
+    RETURN_IF_ERROR(CheckOutgoingSize(size));
+    if (PeerClosed()) return Fail(ClosedError());
+    OutFrame& f = out_frames_.emplace_back();
+    EncodeHeader(size, f.header);
+    f.size = size;
+    f.parts = std::move(parts);
+    f.payload = std::move(payload);
+    f.whole = f.payload;  // where its bytes now are (a short one is inline)
+    f.owner = std::move(owner);
+    budget_ = kShmMaxReadPerPump;
+    return FlushAndArm();
+  }
 
   // Records `s` unless an error came first; the channel is unusable for
   // sending from now on. Returns the channel's (first) error.
@@ -629,7 +636,7 @@ class ShmChannel final : public Channel {
       if (out_.corrupt()) return CorruptIndexError("tail");
       if (free == 0) break;
       const uint64_t n = std::min({free, left, chunk_, budget_});
-      PutFrameBytes(f.header, f.parts, out_offset_, n);
+      PutFrameBytes(f.header, f.Bytes(), out_offset_, n);
       budget_ -= n;
       out_offset_ += n;
       if (out_offset_ == total) {

@@ -35,9 +35,10 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "common/spin.h"
+#include "absl/types/span.h"
 #include "common/big_buffers.h"
 #include "common/posix_error.h"
+#include "common/spin.h"
 #include "common/status_macros.h"
 #include "transport/transport.h"
 
@@ -116,28 +117,12 @@ class UnixChannel final : public Channel {
   // Send() reports a failure it meets while writing (kUnavailable when the
   // peer is gone); frames that arrived before are still handed out by Pump().
   absl::Status Send(std::string frame) override {
-    if (!status_.ok()) return status_;
-    RETURN_IF_ERROR(CheckOutgoingSize(frame.size()));
-    OutFrame& f = out_.emplace_back();
-    EncodeHeader(frame.size(), f.header);
-    f.size = frame.size();
-    f.payload = std::move(frame);
-    f.parts = {f.payload};
-    return FlushIfFirst();
+    return Enqueue({}, std::move(frame), nullptr);
   }
 
   absl::Status SendParts(std::vector<absl::string_view> parts,
                          std::shared_ptr<const void> owner) override {
-    if (!status_.ok()) return status_;
-    size_t size = 0;
-    for (absl::string_view part : parts) size += part.size();
-    RETURN_IF_ERROR(CheckOutgoingSize(size));
-    OutFrame& f = out_.emplace_back();
-    EncodeHeader(size, f.header);
-    f.size = size;
-    f.parts = std::move(parts);
-    f.owner = std::move(owner);
-    return FlushIfFirst();
+    return Enqueue(std::move(parts), std::string(), std::move(owner));
   }
 
   absl::Status Pump(std::vector<std::string>* frames) override {
@@ -259,19 +244,40 @@ class UnixChannel final : public Channel {
   }
 
  private:
-  // A frame queued by Send (`payload` is its one part) or SendParts (the
-  // parts' bytes are kept alive by `owner`).
+  // A frame queued by Send (its bytes are `payload`) or SendParts (`parts`,
+  // whose bytes `owner` keeps alive).
   struct OutFrame {
     char header[kUnixFrameHeaderSize];
-    size_t size = 0;  // of the parts together
+    size_t size = 0;
     std::vector<absl::string_view> parts;
     std::string payload;
+    absl::string_view whole;  // = payload
     std::shared_ptr<const void> owner;
+    // The frame's bytes (after the header), in order.
+    absl::Span<const absl::string_view> Bytes() const {
+      if (parts.empty()) return absl::MakeConstSpan(&whole, 1);
+      return parts;
+    }
   };
 
-  // Send's tail: output left queued by an earlier call means the socket was
-  // full; Pump() writes it when epoll reports EPOLLOUT.
-  absl::Status FlushIfFirst() {
+  // Send() (`payload`, no parts) and SendParts() (`parts` kept alive by
+  // `owner`, no payload): queues the frame and writes what it can. Output
+  // left queued by an earlier call means the socket was full; Pump() writes
+  // it when epoll reports EPOLLOUT.
+  absl::Status Enqueue(std::vector<absl::string_view> parts,
+                       std::string payload,
+                       std::shared_ptr<const void> owner) {
+    if (!status_.ok()) return status_;
+    size_t size = payload.size();
+    for (absl::string_view part : parts) size += part.size();
+    RETURN_IF_ERROR(CheckOutgoingSize(size));
+    OutFrame& f = out_.emplace_back();
+    EncodeHeader(size, f.header);
+    f.size = size;
+    f.parts = std::move(parts);
+    f.payload = std::move(payload);
+    f.whole = f.payload;  // where its bytes now are (a short one is inline)
+    f.owner = std::move(owner);
     if (out_.size() > 1) return absl::OkStatus();
     absl::Status s = Flush();
     if (!s.ok()) SetError(s);
@@ -368,7 +374,7 @@ class UnixChannel final : public Channel {
         // Bytes of the parts to skip (the front frame's, already written).
         size_t skip =
             offset > kUnixFrameHeaderSize ? offset - kUnixFrameHeaderSize : 0;
-        for (absl::string_view part : it->parts) {
+        for (absl::string_view part : it->Bytes()) {
           if (n == kMaxIov) break;
           if (skip >= part.size()) {
             skip -= part.size();

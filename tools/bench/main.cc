@@ -47,6 +47,9 @@ ABSL_FLAG(bool, quick, false,
           "Shrink every workload to a smoke run (a few seconds; the figures "
           "are not meaningful).");
 ABSL_FLAG(int, workers, 2, "Workers per pool.");
+ABSL_FLAG(int, reps, 0,
+          "Repetitions of the throughput workloads (0: the default, 3); more "
+          "for profiling one workload with perf.");
 ABSL_FLAG(std::string, only, "",
           "Comma-separated subset of the workloads first_result, submit, map, "
           "roundtrip, echo, crash (empty: all).");
@@ -98,6 +101,7 @@ int Main() {
   config.start_method = ParseStartMethodOrDie(method_name);
   config.workers = absl::GetFlag(FLAGS_workers);
   if (absl::GetFlag(FLAGS_quick)) config = Config::Quick(config);
+  if (absl::GetFlag(FLAGS_reps) > 0) config.reps = absl::GetFlag(FLAGS_reps);
   const std::set<std::string> selected =
       SelectedWorkloads(absl::GetFlag(FLAGS_only));
   const std::string system = absl::StrCat("procpool-", config.transport);

@@ -55,7 +55,8 @@ class State : public StateBase {
  public:
   using Stored = std::conditional_t<std::is_void_v<T>, Unit, T>;
 
-  absl::Status Complete(std::vector<ElementOutcome>&& outcomes) override {
+  using StateBase::Complete;
+  absl::Status Complete(CallOutcomes&& outcomes) override {
     if constexpr (IsChunkResult<T>::value) {
       return CompleteChunk(std::move(outcomes));
     } else {
@@ -69,17 +70,32 @@ class State : public StateBase {
   }
 
  private:
-  absl::Status CompleteChunk(std::vector<ElementOutcome>&& outcomes) {
+  absl::Status CompleteChunk(CallOutcomes&& outcomes) {
     using R = typename IsChunkResult<T>::Element;
     T chunk(outcomes.size());
-    for (size_t i = 0; i < outcomes.size(); ++i) {
-      if (outcomes[i].error) {
-        chunk[i].error = std::move(outcomes[i].error);
+    if (outcomes.elements.empty()) {
+      // Packed: each value decodes from its bytes in place.
+      size_t k = 0;  // the next failure
+      for (size_t i = 0; i < chunk.size(); ++i) {
+        if (k < outcomes.errors.size() && outcomes.errors[k].first == i) {
+          chunk[i].error = std::move(outcomes.errors[k++].second);
+        } else if constexpr (std::is_void_v<R>) {
+          chunk[i].value.emplace();
+        } else {
+          absl::StatusOr<R> v = DecodeTaskValueView<R>(outcomes.values[i]);
+          if (!v.ok()) return v.status();
+          chunk[i].value.emplace(*std::move(v));
+        }
+      }
+    }
+    std::vector<ElementOutcome>& elements = outcomes.elements;
+    for (size_t i = 0; i < elements.size(); ++i) {
+      if (elements[i].error) {
+        chunk[i].error = std::move(elements[i].error);
       } else if constexpr (std::is_void_v<R>) {
         chunk[i].value.emplace();
       } else {
-        absl::StatusOr<R> v =
-            DecodeTaskValue<R>(std::move(outcomes[i].value));
+        absl::StatusOr<R> v = DecodeTaskValue<R>(std::move(elements[i].value));
         if (!v.ok()) return v.status();
         chunk[i].value.emplace(*std::move(v));
       }
@@ -90,11 +106,20 @@ class State : public StateBase {
     return absl::OkStatus();
   }
 
-  absl::Status CompleteOne(std::vector<ElementOutcome>&& outcomes) {
+  absl::Status CompleteOne(CallOutcomes&& outcomes) {
     if (outcomes.size() != 1) {
       return absl::DataLossError("result carries a wrong number of outcomes");
     }
-    ElementOutcome& o = outcomes[0];
+    if (outcomes.elements.empty()) {
+      // Packed (a small value).
+      ElementOutcome& o = outcomes.elements.emplace_back();
+      if (!outcomes.errors.empty()) {
+        o.error = std::move(outcomes.errors[0].second);
+      } else {
+        o.value = std::string(outcomes.values[0]);
+      }
+    }
+    ElementOutcome& o = outcomes.elements[0];
     if (o.error) {
       SetException(o.error);
       return absl::OkStatus();

@@ -50,6 +50,72 @@ TEST(Future, S27StateTable) {
   EXPECT_EQ(finished.Get(), 5);
 }
 
+// A state completed from packed outcomes (internal::CallOutcomes::values):
+// each value decodes from its bytes in the one buffer; failed elements keep
+// their exceptions; a value that does not decode is an error.
+TEST(Future, CompletesFromPackedOutcomes) {
+  using internal::CallOutcomes;
+  using internal::ChunkResult;
+  auto chunk = std::make_shared<State<ChunkResult<int>>>();
+  Future<ChunkResult<int>> f(chunk);
+  CallOutcomes packed;
+  packed.values.Append(EncodeTaskValue(10));
+  packed.values.EndElement();  // element 1 failed
+  packed.errors.emplace_back(
+      1, std::make_exception_ptr(std::invalid_argument("three")));
+  packed.values.Append(EncodeTaskValue(-30));
+  chunk->SetRunningOrNotifyCancel();
+  ASSERT_TRUE(chunk->Complete(std::move(packed)).ok());
+  const ChunkResult<int>& got = f.Get(absl::ZeroDuration());
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(*got[0].value, 10);
+  EXPECT_TRUE(got[1].error && !got[1].value);
+  EXPECT_EQ(*got[2].value, -30);
+
+  auto empty = std::make_shared<State<ChunkResult<std::string>>>();
+  empty->SetRunningOrNotifyCancel();
+  ASSERT_TRUE(empty->Complete(CallOutcomes()).ok());
+  EXPECT_TRUE(Future<ChunkResult<std::string>>(empty)
+                  .Get(absl::ZeroDuration())
+                  .empty());
+
+  // A lone string is its bytes (codec.h); a big one beside small ones.
+  auto strings = std::make_shared<State<ChunkResult<std::string>>>();
+  CallOutcomes mixed;
+  mixed.values.Append("a");
+  mixed.values.Append(std::string(20000, 'b'));
+  mixed.values.Append("");
+  strings->SetRunningOrNotifyCancel();
+  ASSERT_TRUE(strings->Complete(std::move(mixed)).ok());
+  const auto& s = Future<ChunkResult<std::string>>(strings).Get();
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(*s[0].value, "a");
+  EXPECT_EQ(*s[1].value, std::string(20000, 'b'));
+  EXPECT_EQ(*s[2].value, "");
+
+  Future<int> one = NewFuture();
+  CallOutcomes single;
+  single.values.Append(EncodeTaskValue(5));
+  one.state()->SetRunningOrNotifyCancel();
+  ASSERT_TRUE(one.state()->Complete(std::move(single)).ok());
+  EXPECT_EQ(one.Get(), 5);
+
+  Future<int> failed = NewFuture();
+  CallOutcomes error;
+  error.values.EndElement();
+  error.errors.emplace_back(0, std::make_exception_ptr(std::logic_error("x")));
+  failed.state()->SetRunningOrNotifyCancel();
+  ASSERT_TRUE(failed.state()->Complete(std::move(error)).ok());
+  EXPECT_THROW(failed.Get(), std::logic_error);
+
+  auto bad = std::make_shared<State<ChunkResult<int>>>();
+  CallOutcomes truncated;
+  truncated.values.Append("\x01");  // 1 byte of a 4-byte int
+  bad->SetRunningOrNotifyCancel();
+  EXPECT_FALSE(bad->Complete(std::move(truncated)).ok());
+  EXPECT_FALSE(bad->done());
+}
+
 TEST(Future, S28GetAndException) {
   Future<int> f = NewFuture();
   EXPECT_THROW(f.Get(absl::ZeroDuration()), TimeoutError);

@@ -150,6 +150,47 @@ TEST_P(MapTest, S26DestroyingResultsEarlyCancelsTheRest) {
   unlink(marker.c_str());
 }
 
+// A chunk of small elements travels packed (one buffer, serialization/
+// packed.h); one with a big argument, or whose worker returns a big value,
+// switches to a string per element part-way. Each mix comes back intact.
+TEST_P(MapTest, SmallAndBigElementsShareAChunk) {
+  ProcessPoolExecutor pool(MakeOptions());
+  const std::vector<std::string> strings = {
+      "a", "", std::string(20000, 'b'), "c", std::string(70000, 'd'), "e"};
+  const std::vector<int> sizes = {1, 0, 3, 20000, 2, 70000, 5, 0};
+  std::vector<std::string> filled;
+  for (int n : sizes) filled.push_back(tt::Filler(n));
+  for (int chunksize : {1, 2, 3, 8}) {
+    SCOPED_TRACE(chunksize);
+    MapOptions o;
+    o.chunksize = chunksize;
+    o.timeout = kWait;
+    EXPECT_TRUE(pool.Map(tt::Echo, strings, o).ToVector() == strings);
+    EXPECT_TRUE(pool.Map(tt::Filler, sizes, o).ToVector() == filled);
+  }
+}
+
+// A packed chunk is kept by the pool while it runs: its worker dies on the
+// first element, and the whole chunk runs again elsewhere.
+TEST_P(MapTest, APackedChunkRunsAgainAfterItsWorkerDied) {
+  Options options = MakeOptions(1);
+  options.on_worker_death = WorkerDeathPolicy::kReplaceWorker;
+  options.max_retries = 1;
+  ProcessPoolExecutor pool(options);
+  std::string marker = std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR")
+                                                         : "/tmp") +
+                       "/map_die_once_" + std::to_string(getpid());
+  unlink(marker.c_str());
+  MapOptions o;
+  o.chunksize = 4;
+  o.timeout = kWait;
+  EXPECT_EQ(pool.Map(tt::DieOnceThenReturn, std::vector<std::string>(4, marker),
+                     o)
+                .ToVector(),
+            std::vector<int>(4, 7));
+  unlink(marker.c_str());
+}
+
 INSTANTIATE_EXECUTOR_SUITE(MapTest);
 
 }  // namespace

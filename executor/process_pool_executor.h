@@ -161,18 +161,30 @@ class ProcessPoolExecutor::Source final : public internal::ChunkSource<R> {
         chunksize_(chunksize),
         chunk_timeout_(chunk_timeout) {}
 
+  // A chunk of small elements is encoded into one buffer (WorkItem::
+  // packed_args), each element appended where the codec allows it: no
+  // string per element from here to the worker (executor/internal/pool.h,
+  // "Map's small elements").
   std::optional<Chunk> Next() override {
-    std::vector<std::string> args;
-    args.reserve(static_cast<size_t>(chunksize_));
-    for (int i = 0; i < chunksize_ && it_ != end_; ++i, ++it_) {
-      args.push_back(Encode(*it_));
-    }
-    if (args.empty()) return std::nullopt;
-    const size_t n = args.size();
-    auto state = std::make_shared<internal::State<internal::ChunkResult<R>>>();
     internal::WorkItem item;
+    item.packed_args.ends.reserve(static_cast<size_t>(chunksize_));
+    item.packed_args.bytes.reserve(last_chunk_bytes_);
+    for (int i = 0; i < chunksize_ && it_ != end_; ++i, ++it_) {
+      if constexpr (kLoneString) {
+        internal::AddElement(&item, Encode(*it_));
+      } else if (!item.args.empty()) {
+        item.args.push_back(Encode(*it_));
+      } else {
+        const size_t begin = item.packed_args.bytes.size();
+        Append(*it_, &item.packed_args.bytes);
+        internal::EndAppendedElement(&item, begin);
+      }
+    }
+    const size_t n = item.size();
+    if (n == 0) return std::nullopt;
+    last_chunk_bytes_ = item.packed_args.bytes.size();
+    auto state = std::make_shared<internal::State<internal::ChunkResult<R>>>();
     item.task = task_;
-    item.args = std::move(args);
     item.state = state;
     item.timeout = chunk_timeout_;
     executor_->SubmitItem(std::move(item));
@@ -180,6 +192,23 @@ class ProcessPoolExecutor::Source final : public internal::ChunkSource<R> {
   }
 
  private:
+  static constexpr bool kLoneString =
+      kIsLoneString<std::tuple<std::decay_t<P>...>>;
+
+  // Appends the encoding of `element` to `*out` (not for kLoneString).
+  template <typename E>
+  void Append(E&& element, std::string* out) {
+    if constexpr (sizeof...(P) == 1) {
+      internal::AppendArgs(out, fn_, std::forward<E>(element));
+    } else {
+      std::apply(
+          [this, out](auto&&... xs) {
+            internal::AppendArgs(out, fn_, std::forward<decltype(xs)>(xs)...);
+          },
+          std::forward<E>(element));
+    }
+  }
+
   template <typename E>
   std::string Encode(E&& element) {
     if constexpr (sizeof...(P) == 1) {
@@ -201,6 +230,7 @@ class ProcessPoolExecutor::Source final : public internal::ChunkSource<R> {
   Sentinel end_;
   int chunksize_;
   absl::Duration chunk_timeout_;
+  size_t last_chunk_bytes_ = 0;  // the last chunk's packed bytes
 };
 
 }  // namespace procpool

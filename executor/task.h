@@ -39,11 +39,23 @@ namespace internal {
 // taken: a lone string argument keeps its buffer (codec.h's DecodeTaskValue).
 using TaskInvoker = absl::StatusOr<std::string> (*)(std::string args);
 
+// TaskInvoker for an element of a packed Map chunk (serialization/packed.h):
+// runs the task on `args` (the caller keeps them) and appends the encoded
+// result to `*out` (the chunk's packed values), so that a small element costs
+// no string of its own; except a std::string result of `own_bytes` or more,
+// which is moved into `*own` instead (it then goes from its own buffer into
+// the transport). Whatever the task throws propagates; `*out` then still
+// holds what it held, perhaps followed by part of the result (the caller cuts
+// it off).
+using TaskRunner = absl::Status (*)(absl::string_view args, std::string* out,
+                                    size_t own_bytes, std::string* own);
+
 // One registered task.
 struct TaskInfo {
   std::string name;       // as written in PROCPOOL_TASK, e.g. "Square"
   std::string signature;  // codec signature, e.g. "i32(i32)"
   TaskInvoker invoke = nullptr;
+  TaskRunner run = nullptr;  // null: use invoke
 };
 
 // Registers a task; `fn` is the function's address (the key Submit uses).
@@ -111,6 +123,46 @@ absl::StatusOr<std::string> InvokeImpl(std::string bytes,
   }
 }
 
+// A Writer that appends to `*out` (taking its buffer: no copy) and gives the
+// buffer back when it goes, an exception thrown by an encoder included.
+class AppendingWriter {
+ public:
+  explicit AppendingWriter(std::string* out)
+      : out_(out), writer_(std::move(*out)) {}
+  ~AppendingWriter() { *out_ = writer_.Release(); }
+  AppendingWriter(const AppendingWriter&) = delete;
+  AppendingWriter& operator=(const AppendingWriter&) = delete;
+  Writer& writer() { return writer_; }
+
+ private:
+  std::string* out_;
+  Writer writer_;
+};
+
+template <auto Fn, typename R, typename... P, size_t... I>
+absl::Status RunImpl(absl::string_view bytes, std::string* out,
+                     size_t own_bytes, std::string* own,
+                     std::index_sequence<I...>) {
+  using Args = std::tuple<std::decay_t<P>...>;
+  absl::StatusOr<Args> args = DecodeTaskValueView<Args>(bytes);
+  if (!args.ok()) return args.status();
+  if constexpr (std::is_void_v<R>) {
+    Fn(PassArg<P>(std::get<I>(*args))...);
+  } else if constexpr (std::is_same_v<std::decay_t<R>, std::string>) {
+    R value = Fn(PassArg<P>(std::get<I>(*args))...);
+    if (value.size() >= own_bytes) {
+      *own = EncodeTaskValue(static_cast<R&&>(value));  // moved if it can be
+    } else {
+      out->append(value);
+    }
+  } else {
+    AppendingWriter w(out);
+    Codec<std::decay_t<R>>::Encode(w.writer(),
+                                   Fn(PassArg<P>(std::get<I>(*args))...));
+  }
+  return absl::OkStatus();
+}
+
 template <auto Fn, typename F = decltype(Fn)>
 struct TaskInvokerFor;
 
@@ -120,6 +172,11 @@ struct TaskInvokerFor<Fn, R (*)(P...)> {
     return InvokeImpl<Fn, R, P...>(std::move(bytes),
                                    std::index_sequence_for<P...>{});
   }
+  static absl::Status Run(absl::string_view bytes, std::string* out,
+                          size_t own_bytes, std::string* own) {
+    return RunImpl<Fn, R, P...>(bytes, out, own_bytes, own,
+                                std::index_sequence_for<P...>{});
+  }
 };
 
 template <auto Fn>
@@ -127,7 +184,7 @@ bool RegisterTaskFn(const char* name) {
   using Traits = FunctionTraits<decltype(Fn)>;
   RegisterTask(reinterpret_cast<const void*>(Fn),
                TaskInfo{name, Traits::Signature(),
-                        &TaskInvokerFor<Fn>::Invoke});
+                        &TaskInvokerFor<Fn>::Invoke, &TaskInvokerFor<Fn>::Run});
   return true;
 }
 
@@ -164,6 +221,21 @@ std::string EncodeArgs(R (*)(P...), A&&... args) {
     (Codec<std::decay_t<P>>::Encode(w, AsParam<P>(std::forward<A>(args))), ...);
     return w.Release();
   }
+}
+
+// EncodeArgs appended to `*out` (a Map chunk's packed elements), for tasks
+// whose argument tuple is not a lone std::string (that one is its bytes
+// already: EncodeArgs). If it throws, `*out` holds what it held, perhaps
+// followed by part of the encoding.
+template <typename R, typename... P, typename... A>
+void AppendArgs(std::string* out, R (*)(P...), A&&... args) {
+  static_assert(sizeof...(P) == sizeof...(A),
+                "procpool: wrong number of arguments for this task");
+  static_assert(!kIsLoneString<std::tuple<std::decay_t<P>...>>);
+  AppendingWriter w(out);
+  (Codec<std::decay_t<P>>::Encode(w.writer(),
+                                  AsParam<P>(std::forward<A>(args))),
+   ...);
 }
 
 }  // namespace internal

@@ -35,9 +35,10 @@ namespace wire {
 static_assert(std::variant_size_v<Message> == 7, "compare the new message");
 static_assert(sizeof(Config) == 112, "compare Config's new field");
 static_assert(sizeof(Hello) == 40, "compare Hello's new field");
-static_assert(sizeof(Call) == 64, "compare Call's new field");
-static_assert(sizeof(Result) == 32 && sizeof(Outcome) == 136,
-              "compare Result's or Outcome's new field");
+static_assert(sizeof(Call) == 120, "compare Call's new field");
+static_assert(sizeof(Result) == 112 && sizeof(Outcome) == 136 &&
+                  sizeof(Failure) == 104,
+              "compare Result's, Outcome's or Failure's new field");
 static_assert(sizeof(ExceptionInfo) == 96 && sizeof(TaskSignature) == 64 &&
                   sizeof(CallSpec) == 64,
               "compare the new field");
@@ -62,9 +63,13 @@ bool operator==(const Hello& a, const Hello& b) {
   return std::tie(a.protocol_version, a.pid, a.fingerprint, a.tasks) ==
          std::tie(b.protocol_version, b.pid, b.fingerprint, b.tasks);
 }
+// A Call or Result compares by its elements, whichever form holds them (a
+// packed frame decodes packed; its re-encoding need not be packed).
 bool operator==(const Call& a, const Call& b) {
-  return a.work_id == b.work_id && a.task == b.task &&
-         a.args == b.args;
+  Call ua = a, ub = b;
+  Unpack(&ua);
+  Unpack(&ub);
+  return a.work_id == b.work_id && a.task == b.task && ua.args == ub.args;
 }
 bool operator==(const ExceptionInfo& a, const ExceptionInfo& b) {
   return a.type_name == b.type_name &&
@@ -75,7 +80,10 @@ bool operator==(const Outcome& a, const Outcome& b) {
   return a.ok ? a.value == b.value : a.exception == b.exception;
 }
 bool operator==(const Result& a, const Result& b) {
-  return std::tie(a.work_id, a.outcomes) == std::tie(b.work_id, b.outcomes);
+  Result ua = a, ub = b;
+  Unpack(&ua);
+  Unpack(&ub);
+  return std::tie(ua.work_id, ua.outcomes) == std::tie(ub.work_id, ub.outcomes);
 }
 bool operator==(const InitFailed& a, const InitFailed& b) {
   return a.exception == b.exception;

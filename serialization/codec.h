@@ -625,6 +625,17 @@ absl::StatusOr<T> DecodeTaskValue(std::string bytes) {
   }
 }
 
+// DecodeTaskValue for bytes the caller keeps (an element of a packed Map
+// chunk: serialization/packed.h).
+template <typename T>
+absl::StatusOr<T> DecodeTaskValueView(absl::string_view bytes) {
+  if constexpr (kIsLoneString<T>) {
+    return T(std::string(bytes));
+  } else {
+    return DecodeValue<T>(bytes);
+  }
+}
+
 // The encoding of a task's result `v` (above).
 template <typename T>
 std::string EncodeTaskValue(T&& v) {

@@ -5,6 +5,13 @@
 // Data (or Outcome) per element, so that the big-payload handling below
 // applies. tools/BENCHMARKS.md ("Map") has the numbers.
 //
+// The structs have the packed layout too (Call::packed_args,
+// Result::packed_values, serialization/packed.h): a packed frame decodes into
+// one string of bytes and a vector of ends, not a string per element, and a
+// packed struct encodes with one copy of its bytes. Map's chunks travel in
+// that form from Source::Next to State::CompleteChunk (map_chunk256, 2 cores:
+// see executor/internal/pool.h, "Map's small elements").
+//
 // Where the bytes of a big payload are copied, and why (issue 3).
 //
 // Measured with `bench --transport=shm --only=echo` (a 64 MiB std::string to
@@ -110,9 +117,16 @@ capnp::Text::Reader AsText(const std::string& s) {
   return capnp::Text::Reader(s.data(), s.size());
 }
 
-capnp::Data::Reader AsData(const std::string& s) {
+capnp::Data::Reader AsData(absl::string_view s) {
   return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()),
                              s.size());
+}
+
+// Writes a packed list's ends and bytes into a message.
+void SetPacked(const PackedElements& p, capnp::List<uint32_t>::Builder ends,
+               capnp::Data::Builder bytes) {
+  for (unsigned i = 0; i < p.size(); ++i) ends.set(i, p.ends[i]);
+  if (!p.bytes.empty()) std::memcpy(bytes.begin(), p.bytes.data(), p.bytes.size());
 }
 
 std::string ToString(capnp::Text::Reader t) {
@@ -320,7 +334,21 @@ bool Packable(const std::vector<Outcome>& outcomes, size_t* total,
   return sum <= kMaxPackedBytes && outcomes.size() <= (1u << 28);
 }
 
+// Whether a packed Call or Result may keep the packed layout on the wire
+// (else each element goes as a Data of its own).
+bool PackedFits(const PackedElements& p) {
+  return p.bytes.size() <= kMaxPackedBytes && p.size() <= (1u << 28);
+}
+
+size_t PackedWords(const PackedElements& p) {
+  return p.bytes.size() / 8 + p.size() / 2 + 4;
+}
+
 size_t FirstSegmentWords(const Call& c) {
+  if (c.args.empty()) {
+    return 32 + c.task.size() / 8 + PackedWords(c.packed_args) +
+           (PackedFits(c.packed_args) ? 0 : 2 * c.packed_args.size());
+  }
   size_t n = 32 + c.task.size() / 8 + c.args.size();
   for (const auto& a : c.args) n += BlobWords(a);
   return n;
@@ -330,6 +358,12 @@ size_t ExceptionWords(const ExceptionInfo& e) {
          BlobWords(e.traceback);
 }
 size_t FirstSegmentWords(const Result& r) {
+  if (r.outcomes.empty()) {
+    size_t n = 32 + PackedWords(r.packed_values) +
+               (PackedFits(r.packed_values) ? 0 : 4 * r.packed_values.size());
+    for (const Failure& f : r.failures) n += 2 + ExceptionWords(f.exception);
+    return n;
+  }
   size_t n = 32 + 2 * r.outcomes.size();
   for (const auto& o : r.outcomes) {
     n += o.ok ? BlobWords(o.value) : ExceptionWords(o.exception);
@@ -377,6 +411,18 @@ struct Builder {
     auto b = root.initCall();
     b.setWorkId(c.work_id);
     b.setTask(AsText(c.task));
+    if (c.args.empty()) {
+      const PackedElements& p = c.packed_args;
+      const unsigned n = static_cast<unsigned>(p.size());
+      if (PackedFits(p)) {
+        SetPacked(p, b.initArgEnds(n),
+                  b.initPackedArgs(static_cast<unsigned>(p.bytes.size())));
+        return;
+      }
+      auto args = b.initArgs(n);
+      for (unsigned i = 0; i < n; ++i) args.set(i, AsData(p[i]));
+      return;
+    }
     size_t total = 0;
     if (Packable(c.args, &total)) {
       // Protocol 2: one blob and the elements' ends (no Data per element).
@@ -397,6 +443,30 @@ struct Builder {
   void operator()(const Result& r) {
     auto b = root.initResult();
     b.setWorkId(r.work_id);
+    if (r.outcomes.empty()) {
+      const PackedElements& p = r.packed_values;
+      const unsigned n = static_cast<unsigned>(p.size());
+      if (PackedFits(p)) {
+        SetPacked(p, b.initValueEnds(n),
+                  b.initPackedValues(static_cast<unsigned>(p.bytes.size())));
+        auto failures = b.initFailures(static_cast<unsigned>(r.failures.size()));
+        for (unsigned k = 0; k < r.failures.size(); ++k) {
+          failures[k].setIndex(r.failures[k].index);
+          SetException(f, failures[k].initException(), r.failures[k].exception);
+        }
+        return;
+      }
+      auto outcomes = b.initOutcomes(n);
+      size_t k = 0;  // the next failure
+      for (unsigned i = 0; i < n; ++i) {
+        if (k < r.failures.size() && r.failures[k].index == i) {
+          SetException(f, outcomes[i].initException(), r.failures[k++].exception);
+        } else {
+          outcomes[i].setValue(AsData(p[i]));
+        }
+      }
+      return;
+    }
     size_t total = 0, failed = 0;
     if (Packable(r.outcomes, &total, &failed)) {
       // Protocol 2: the values in one blob, their ends, and the failures.
@@ -509,26 +579,24 @@ void GetException(BlobReader& blobs, s::ExceptionInfo::Reader r,
   blobs.Read(r.getTraceback(), &e->traceback);
 }
 
-// A packed list of elements (protocol 2): checks that `ends` is non-decreasing
-// and covers exactly `blob`, then calls reserve(count) once and
-// element(index, bytes, size) for each element in order. Malformed offsets
-// throw (a kDataLoss status from Decode).
-template <typename Reserve, typename Element>
-void ReadPacked(capnp::Data::Reader blob, capnp::List<uint32_t>::Reader ends,
-                Reserve reserve, Element element) {
+// A packed list (protocol 2) into `*out`: checks that `ends` is
+// non-decreasing and covers exactly `blob`. Malformed offsets throw (a
+// kDataLoss status from Decode).
+void ReadPackedInto(capnp::Data::Reader blob, capnp::List<uint32_t>::Reader ends,
+                    PackedElements* out) {
   const unsigned n = ends.size();
-  const char* base = reinterpret_cast<const char*>(blob.begin());
   const size_t size = blob.size();
-  reserve(n);
+  out->ends.resize(n);
   uint32_t prev = 0;
   for (unsigned i = 0; i < n; ++i) {
     const uint32_t end = ends[i];
     KJ_REQUIRE(end >= prev, "packed element ends out of order", i, prev, end);
     KJ_REQUIRE(end <= size, "packed element ends past its blob", i, end, size);
-    element(i, base + prev, end - prev);
+    out->ends[i] = end;
     prev = end;
   }
   KJ_REQUIRE(prev == size, "packed blob longer than its elements", prev, size);
+  out->bytes.assign(reinterpret_cast<const char*>(blob.begin()), size);
 }
 
 // Reads `root` into `*out` in place (so that the strings BlobReader notes
@@ -568,11 +636,7 @@ void Read(s::Message::Reader root, BlobReader& blobs, Message* out) {
       c.task = ToString(r.getTask());
       if (r.hasArgEnds()) {
         KJ_REQUIRE(r.getArgs().size() == 0, "packed call also has args");
-        ReadPacked(r.getPackedArgs(), r.getArgEnds(),
-                   [&](unsigned n) { c.args.reserve(n); },
-                   [&](unsigned, const char* p, size_t size) {
-                     c.args.emplace_back(p, size);
-                   });
+        ReadPackedInto(r.getPackedArgs(), r.getArgEnds(), &c.packed_args);
         return;
       }
       auto args = r.getArgs();
@@ -586,29 +650,20 @@ void Read(s::Message::Reader root, BlobReader& blobs, Message* out) {
       res.work_id = r.getWorkId();
       if (r.hasValueEnds()) {
         KJ_REQUIRE(r.getOutcomes().size() == 0, "packed result also has outcomes");
+        PackedElements& values = res.packed_values;
+        ReadPackedInto(r.getPackedValues(), r.getValueEnds(), &values);
         auto failures = r.getFailures();
-        unsigned k = 0;  // the next failure
-        uint64_t next_failed =
-            failures.size() > 0 ? failures[0].getIndex() : ~uint64_t{0};
-        ReadPacked(
-            r.getPackedValues(), r.getValueEnds(),
-            [&](unsigned n) { res.outcomes.reserve(n); },
-            [&](unsigned i, const char* p, size_t size) {
-              Outcome& dst = res.outcomes.emplace_back();
-              if (i != next_failed) {
-                dst.value.assign(p, size);
-                return;
-              }
-              KJ_REQUIRE(size == 0, "failed element has a value", i);
-              dst.ok = false;
-              GetException(blobs, failures[k].getException(), &dst.exception);
-              ++k;
-              if (k < failures.size()) {
-                next_failed = failures[k].getIndex();
-                KJ_REQUIRE(next_failed > i, "failure indexes out of order");
-              }
-            });
-        KJ_REQUIRE(k == failures.size(), "failure index past the elements");
+        res.failures.resize(failures.size());
+        for (unsigned k = 0; k < failures.size(); ++k) {
+          const uint32_t i = failures[k].getIndex();
+          KJ_REQUIRE(i < values.size(), "failure index past the elements", i);
+          KJ_REQUIRE(k == 0 || i > res.failures[k - 1].index,
+                     "failure indexes out of order");
+          KJ_REQUIRE(values[i].empty(), "failed element has a value", i);
+          res.failures[k].index = i;
+          GetException(blobs, failures[k].getException(),
+                       &res.failures[k].exception);
+        }
         return;
       }
       auto outcomes = r.getOutcomes();
@@ -700,13 +755,44 @@ bool HasExternalBlobs(const Call& call) {
                      });
 }
 
+namespace {
+bool IsBig(const ExceptionInfo& e) {
+  return e.message.size() >= kExternalBlobBytes ||
+         e.traceback.size() >= kExternalBlobBytes;
+}
+}  // namespace
+
 bool HasExternalBlobs(const Result& result) {
+  // A packed form's values are copied into the frame whatever their size.
   return std::any_of(result.outcomes.begin(), result.outcomes.end(),
                      [](const Outcome& o) {
                        return o.value.size() >= kExternalBlobBytes ||
-                              o.exception.message.size() >= kExternalBlobBytes ||
-                              o.exception.traceback.size() >= kExternalBlobBytes;
-                     });
+                              IsBig(o.exception);
+                     }) ||
+         std::any_of(result.failures.begin(), result.failures.end(),
+                     [](const Failure& f) { return IsBig(f.exception); });
+}
+
+void Unpack(Call* call) {
+  if (!call->args.empty() || call->packed_args.empty()) return;
+  call->args = call->packed_args.Unpack();
+  call->packed_args.clear();
+}
+
+void Unpack(Result* result) {
+  if (!result->outcomes.empty() || result->packed_values.empty()) return;
+  const PackedElements& values = result->packed_values;
+  result->outcomes.resize(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    result->outcomes[i].value.assign(values[i].data(), values[i].size());
+  }
+  for (Failure& f : result->failures) {
+    Outcome& o = result->outcomes[f.index];
+    o.ok = false;
+    o.exception = std::move(f.exception);
+  }
+  result->packed_values.clear();
+  result->failures.clear();
 }
 
 absl::StatusOr<Message> DecodeMessage(absl::string_view frame) {

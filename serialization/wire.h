@@ -29,6 +29,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "serialization/packed.h"
 
 namespace procpool {
 namespace wire {
@@ -71,12 +72,23 @@ struct Hello {
   std::vector<TaskSignature> tasks;  // every registered task
 };
 
-// parent -> worker: run `task` once per element of `args` (one element for
-// Submit, a chunk for Map) and answer with one Result.
+// parent -> worker: run `task` once per element (one for Submit, a chunk for
+// Map) and answer with one Result.
+//
+// The elements, one encoded tuple each, are in one of two forms: `args`, a
+// string each (a big argument keeps its own buffer), or, when `args` is
+// empty, `packed_args` (serialization/packed.h): what Map builds its chunks
+// as and what DecodeMessage gives for a packed frame, so that a chunk of
+// small elements costs no string per element. Either form encodes to either
+// layout on the wire (wire.cc): the frame does not tell them apart.
 struct Call {
   uint64_t work_id = 0;  // chosen by the parent, echoed in the Result
   std::string task;
-  std::vector<std::string> args;  // one encoded tuple per element
+  std::vector<std::string> args;  // one encoded tuple per element, or
+  PackedElements packed_args;     // all of them here, when args is empty
+
+  // The number of elements.
+  size_t size() const { return args.empty() ? packed_args.size() : args.size(); }
 };
 
 // An exception as it crosses the wire (executor/exception_registry.h).
@@ -93,11 +105,33 @@ struct Outcome {
   ExceptionInfo exception;  // when !ok
 };
 
-// worker -> parent: the answer to the Call with the same work_id.
+// A failed element of a packed Result.
+struct Failure {
+  uint32_t index = 0;  // of the element
+  ExceptionInfo exception;
+};
+
+// worker -> parent: the answer to the Call with the same work_id: one outcome
+// per element of the Call, in order, in one of two forms (as Call's): a
+// wire::Outcome each, or, when `outcomes` is empty, `packed_values` (a failed
+// element's value is empty) with the failed elements in `failures`, by
+// increasing index. DecodeMessage gives the packed form for a packed frame.
 struct Result {
   uint64_t work_id = 0;
-  std::vector<Outcome> outcomes;  // one per element of the Call, in order
+  std::vector<Outcome> outcomes;
+  PackedElements packed_values;
+  std::vector<Failure> failures;
+
+  // The number of elements.
+  size_t size() const {
+    return outcomes.empty() ? packed_values.size() : outcomes.size();
+  }
 };
+
+// Turns a packed Call or Result into the form with a string (an Outcome) per
+// element; a no-op for one that is not packed.
+void Unpack(Call* call);
+void Unpack(Result* result);
 
 // worker -> parent, instead of serving: the initializer threw. The worker
 // then exits.

@@ -2,6 +2,7 @@
 
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/strings/str_join.h"
@@ -11,13 +12,24 @@ namespace procpool {
 namespace wire {
 namespace {
 
+// A Call or Result with a string (an Outcome) per element; other messages as
+// they are.
 template <typename T>
-T RoundTrip(const T& in) {
+T Unpacked(T m) {
+  if constexpr (std::is_same_v<T, Call> || std::is_same_v<T, Result>) {
+    Unpack(&m);
+  }
+  return m;
+}
+
+// Encodes and decodes `in`; the result unpacked (Unpacked) unless `packed`.
+template <typename T>
+T RoundTrip(const T& in, bool packed = false) {
   std::string frame = EncodeMessage(in);
   absl::StatusOr<Message> out = DecodeMessage(frame);
   EXPECT_TRUE(out.ok()) << out.status();
   EXPECT_TRUE(std::holds_alternative<T>(*out)) << MessageKind(*out);
-  return std::get<T>(*out);
+  return packed ? std::get<T>(*out) : Unpacked(std::get<T>(*out));
 }
 
 TEST(Wire, ConfigRoundTrip) {
@@ -215,7 +227,7 @@ TEST(Wire, PackedCallRoundTrips) {
     EXPECT_TRUE(out.args == c.args) << n;
     absl::StatusOr<Message> owned = DecodeOwnedMessage(EncodeMessage(c));
     ASSERT_TRUE(owned.ok()) << owned.status();
-    EXPECT_TRUE(std::get<Call>(*owned).args == c.args) << n;
+    EXPECT_TRUE(Unpacked(std::get<Call>(*owned)).args == c.args) << n;
   }
   // Packed: well under a Data pointer (8 bytes) per element.
   Call ones{1, "F", std::vector<std::string>(1000, "x")};
@@ -256,7 +268,7 @@ TEST(Wire, PackedResultRoundTrips) {
         absl::StatusOr<Message> m =
             owned ? DecodeOwnedMessage(frame) : DecodeMessage(frame);
         ASSERT_TRUE(m.ok()) << m.status();
-        const Result& out = std::get<Result>(*m);
+        const Result out = Unpacked(std::get<Result>(*m));
         EXPECT_EQ(out.work_id, 77u);
         ASSERT_EQ(out.outcomes.size(), n);
         for (size_t i = 0; i < n; ++i) {
@@ -268,6 +280,116 @@ TEST(Wire, PackedResultRoundTrips) {
           EXPECT_EQ(a.exception.message, b.exception.message);
           EXPECT_EQ(a.exception.traceback, b.exception.traceback);
         }
+      }
+    }
+  }
+}
+
+// The packed forms of the structs (Call::packed_args, Result::packed_values):
+// a packed frame decodes into them, and they encode as the other form does.
+PackedElements Pack(const std::vector<std::string>& elements) {
+  PackedElements p;
+  for (const std::string& e : elements) p.Append(e);
+  return p;
+}
+
+TEST(Wire, PackedFormsDecodeFromPackedFrames) {
+  Call c{3, "Sq", {"ab", "", "c"}};
+  Call out = RoundTrip(c, /*packed=*/true);
+  EXPECT_TRUE(out.args.empty());
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out.packed_args, Pack(c.args));
+  Unpack(&out);
+  EXPECT_EQ(out.args, c.args);
+  EXPECT_TRUE(out.packed_args.empty());
+  Unpack(&out);  // not packed: nothing to do
+  EXPECT_EQ(out.args, c.args);
+
+  // Not packed on the wire (a big element): one string each.
+  Call mixed{1, "F", {"a", std::string(20000, 'b')}};
+  Call mixed_out = RoundTrip(mixed, /*packed=*/true);
+  EXPECT_EQ(mixed_out.args, mixed.args);
+  EXPECT_TRUE(mixed_out.packed_args.empty());
+}
+
+TEST(Wire, PackedCallEncodesAsItsElements) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{300}}) {
+    std::vector<std::string> elements;
+    for (size_t i = 0; i < n; ++i) elements.push_back(std::string(i % 7, 'a' + i % 26));
+    Call packed{11, "T", {}, Pack(elements)};
+    EXPECT_EQ(packed.size(), n);
+    // A big element among small ones still travels packed when the Call
+    // was built packed (the producer chose to).
+    if (n == 300) packed.packed_args.Append(std::string(20000, 'z'));
+    Call out = RoundTrip(packed, /*packed=*/true);
+    EXPECT_EQ(out.work_id, 11u);
+    EXPECT_EQ(out.packed_args, packed.packed_args) << n;
+    EXPECT_EQ(Unpacked(out).args, packed.packed_args.Unpack()) << n;
+    // The same frame decodes the same whichever form it was built from.
+    Call strings{11, "T", packed.packed_args.Unpack()};
+    EXPECT_EQ(Unpacked(RoundTrip(strings, true)).args, Unpacked(out).args);
+  }
+}
+
+TEST(Wire, PackedResultRoundTripsWithFailures) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{5}, size_t{1000}}) {
+    Result r;
+    r.work_id = 8;
+    for (size_t i = 0; i < n; ++i) {
+      if (i % 4 == 1) {
+        r.packed_values.EndElement();
+        r.failures.push_back(
+            {static_cast<uint32_t>(i),
+             {"E", std::string("m\0", 2) + std::to_string(i), "tb"}});
+      } else {
+        r.packed_values.Append(std::string(i % 3, 'v'));
+      }
+    }
+    if (n == 5) r.packed_values.Append(std::string(30000, 'B'));  // big, last
+    EXPECT_EQ(r.size(), n + (n == 5 ? 1 : 0));
+    EXPECT_FALSE(HasExternalBlobs(r));  // copied into the frame whatever size
+    const std::string frame = EncodeMessage(r);
+    for (bool owned : {false, true}) {
+      absl::StatusOr<Message> m =
+          owned ? DecodeOwnedMessage(frame) : DecodeMessage(frame);
+      ASSERT_TRUE(m.ok()) << m.status();
+      const Result& out = std::get<Result>(*m);
+      EXPECT_EQ(out.work_id, 8u);
+      EXPECT_TRUE(out.outcomes.empty());
+      EXPECT_EQ(out.packed_values, r.packed_values) << n;
+      ASSERT_EQ(out.failures.size(), r.failures.size());
+      for (size_t k = 0; k < r.failures.size(); ++k) {
+        EXPECT_EQ(out.failures[k].index, r.failures[k].index);
+        EXPECT_EQ(out.failures[k].exception.type_name, "E");
+        EXPECT_EQ(out.failures[k].exception.message,
+                  r.failures[k].exception.message);
+        EXPECT_EQ(out.failures[k].exception.traceback, "tb");
+      }
+      // Unpacked: an Outcome per element, the failed ones in place.
+      Result u = Unpacked(out);
+      ASSERT_EQ(u.outcomes.size(), r.size());
+      EXPECT_TRUE(u.packed_values.empty() && u.failures.empty());
+      size_t k = 0;
+      for (size_t i = 0; i < u.outcomes.size(); ++i) {
+        if (k < r.failures.size() && r.failures[k].index == i) {
+          EXPECT_FALSE(u.outcomes[i].ok) << i;
+          EXPECT_EQ(u.outcomes[i].exception.message,
+                    r.failures[k].exception.message);
+          ++k;
+        } else {
+          EXPECT_TRUE(u.outcomes[i].ok) << i;
+          EXPECT_EQ(u.outcomes[i].value, r.packed_values[i]) << i;
+        }
+      }
+      // Encoded again from the Outcomes: the same message, packed on the
+      // wire unless a value is big.
+      Result again = RoundTrip(u, /*packed=*/true);
+      if (n == 5) {
+        EXPECT_EQ(again.outcomes.size(), u.outcomes.size());
+        EXPECT_TRUE(again.packed_values.empty());
+      } else {
+        EXPECT_EQ(again.packed_values, out.packed_values) << n;
+        EXPECT_EQ(again.failures.size(), out.failures.size());
       }
     }
   }

@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -24,6 +25,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "serialization/packed.h"
 
 namespace procpool {
 namespace internal {
@@ -66,6 +68,22 @@ struct ElementOutcome {
   std::exception_ptr error;  // set: the element failed
 };
 
+// The outcomes of a call's elements, in order, in one of two forms (as
+// wire::Result has them): an ElementOutcome each (a big value keeps its own
+// buffer), or, when `elements` is empty, the encoded values packed in
+// `values` (a failed element's is empty) and the exceptions of the failed
+// ones in `errors`, by increasing index: a Map chunk of small values then
+// costs no string per element.
+struct CallOutcomes {
+  std::vector<ElementOutcome> elements;
+  PackedElements values;
+  std::vector<std::pair<size_t, std::exception_ptr>> errors;
+
+  size_t size() const {
+    return elements.empty() ? values.size() : elements.size();
+  }
+};
+
 class StateBase : public std::enable_shared_from_this<StateBase> {
  public:
   enum class Phase { kPending, kRunning, kCancelled, kFinished };
@@ -96,7 +114,12 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   // Completes the state from the worker's outcomes. Returns an error (and
   // leaves the state untouched) if the values cannot be decoded; the executor
   // then breaks the pool (S5).
-  virtual absl::Status Complete(std::vector<ElementOutcome>&& outcomes) = 0;
+  virtual absl::Status Complete(CallOutcomes&& outcomes) = 0;
+  absl::Status Complete(std::vector<ElementOutcome>&& elements) {
+    CallOutcomes outcomes;
+    outcomes.elements = std::move(elements);
+    return Complete(std::move(outcomes));
+  }
   // Completes the state with `error`. Throws InvalidStateError if it is
   // already finished or cancelled.
   void SetException(std::exception_ptr error);

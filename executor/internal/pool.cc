@@ -91,6 +91,31 @@ uint64_t Key(int id, uint64_t kind) {
 
 }  // namespace
 
+void AddElement(WorkItem* item, std::string encoded) {
+  if (item->args.empty() && encoded.size() < wire::kExternalBlobBytes) {
+    item->packed_args.Append(encoded);
+    return;
+  }
+  if (item->args.empty()) {
+    item->args = item->packed_args.Unpack();
+    item->packed_args.clear();
+  }
+  item->args.push_back(std::move(encoded));
+}
+
+void EndAppendedElement(WorkItem* item, size_t begin) {
+  std::string& bytes = item->packed_args.bytes;
+  if (bytes.size() - begin < wire::kExternalBlobBytes) {
+    item->packed_args.EndElement();
+    return;
+  }
+  std::string big = bytes.substr(begin);
+  bytes.resize(begin);
+  item->args = item->packed_args.Unpack();
+  item->packed_args.clear();
+  item->args.push_back(std::move(big));
+}
+
 // What a future sees of its pool. Outlives the pool: Detach() cuts it off
 // once no caller is inside it.
 class Pool::DriverImpl final : public Driver {
@@ -614,6 +639,7 @@ size_t Pool::HandOut(size_t max_in_flight) {
     call.work_id = next_work_id_++;
     call.task = s.item.task;
     call.args = std::move(s.item.args);
+    call.packed_args = std::move(s.item.packed_args);
     const uint64_t work_id = call.work_id;
     if (wire::HasExternalBlobs(call)) {
       // Sent from the arguments themselves (a 64 MiB argument is not copied
@@ -624,7 +650,9 @@ size_t Pool::HandOut(size_t max_in_flight) {
           wire::EncodeMessageParts(out.sent->call, &out.sent->storage);
     } else {
       out.frame = wire::EncodeMessage(call);
-      s.item.args = std::move(call.args);  // kept for a rerun elsewhere
+      // Kept for a rerun elsewhere.
+      s.item.args = std::move(call.args);
+      s.item.packed_args = std::move(call.packed_args);
     }
     ++w.tasks_assigned;
     Assigned a{work_id, std::move(s.item)};

@@ -133,6 +133,18 @@ void Pool::HandleResult(Worker& w, wire::Result& result) {
                           "result for unexpected work id ", result.work_id)));
     return;
   }
+  {
+    const Assigned& a = w.assigned.front();
+    const size_t elements =
+        a.sent != nullptr ? a.sent->call.size() : a.item.size();
+    if (result.size() != elements) {
+      OnChannelError(w, absl::DataLossError(absl::StrCat(
+                            "result with ", result.size(), " outcomes for ",
+                            elements, " elements (work id ", result.work_id,
+                            ")")));
+      return;
+    }
+  }
   Assigned done = std::move(w.assigned.front());
   w.assigned.pop_front();
   ++w.tasks_run;
@@ -144,19 +156,30 @@ void Pool::HandleResult(Worker& w, wire::Result& result) {
   } else {
     w.idle_since = absl::Now();
   }
-  std::vector<ElementOutcome> outcomes;
-  outcomes.reserve(result.outcomes.size());
-  for (wire::Outcome& o : result.outcomes) {
-    ElementOutcome& out = outcomes.emplace_back();
-    if (o.ok) {
-      out.value = std::move(o.value);
-    } else {
-      RemoteTracebackInfo info;
-      info.pid = w.process.pid;
-      info.task_name = done.item.task;
-      info.traceback = std::move(o.exception.traceback);
-      out.error = RebuildException(o.exception.type_name,
-                                           o.exception.message, std::move(info));
+  auto rebuild = [&](wire::ExceptionInfo& e) {
+    RemoteTracebackInfo info;
+    info.pid = w.process.pid;
+    info.task_name = done.item.task;
+    info.traceback = std::move(e.traceback);
+    return RebuildException(e.type_name, e.message, std::move(info));
+  };
+  CallOutcomes outcomes;
+  if (result.outcomes.empty()) {
+    // Packed: the values stay in one buffer (CallOutcomes).
+    outcomes.values = std::move(result.packed_values);
+    outcomes.errors.reserve(result.failures.size());
+    for (wire::Failure& f : result.failures) {
+      outcomes.errors.emplace_back(f.index, rebuild(f.exception));
+    }
+  } else {
+    outcomes.elements.reserve(result.outcomes.size());
+    for (wire::Outcome& o : result.outcomes) {
+      ElementOutcome& out = outcomes.elements.emplace_back();
+      if (o.ok) {
+        out.value = std::move(o.value);
+      } else {
+        out.error = rebuild(o.exception);
+      }
     }
   }
   // The arguments were kept to run the work again; a big buffer serves the

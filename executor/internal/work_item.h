@@ -8,6 +8,7 @@
 
 #include "absl/time/time.h"
 #include "executor/internal/future_state.h"
+#include "serialization/packed.h"
 
 namespace procpool {
 namespace internal {
@@ -16,7 +17,11 @@ namespace internal {
 // for Map), and the state its outcome completes.
 struct WorkItem {
   std::string task;
+  // The elements: a string each, or, when `args` is empty, packed (Map's
+  // chunks of small elements: AddElement). As wire::Call has them; kept
+  // while the work runs, to run it again after a worker death.
   std::vector<std::string> args;
+  PackedElements packed_args;
   std::shared_ptr<StateBase> state;
   // Per-task timeout (TaskOptions / MapOptions::chunk_timeout).
   absl::Duration timeout = absl::InfiniteDuration();
@@ -24,7 +29,17 @@ struct WorkItem {
   int retries_left = 0;
   // Already RUNNING: handed out before, put back after its worker died.
   bool requeued = false;
+
+  size_t size() const { return args.empty() ? packed_args.size() : args.size(); }
 };
+
+// Adds an encoded argument tuple to a Map chunk: packed while every element
+// is small (under wire::kExternalBlobBytes), else a string each (a big one
+// then goes from its own buffer into the transport).
+void AddElement(WorkItem* item, std::string encoded);
+// The same for an element whose encoding the caller appended to
+// item->packed_args.bytes from `begin` on (a big one is then copied out).
+void EndAppendedElement(WorkItem* item, size_t begin);
 
 }  // namespace internal
 }  // namespace procpool

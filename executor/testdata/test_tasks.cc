@@ -107,6 +107,10 @@ int AppendMarker(const std::string& path, int ms) {
   return ms;
 }
 
+std::string Filler(int n) {
+  return std::string(static_cast<size_t>(n), static_cast<char>('a' + n % 26));
+}
+
 int CorruptChannel(int ms) {
   for (int fd = 3; fd < 64; ++fd) {
     char target[64];
@@ -210,6 +214,7 @@ PROCPOOL_TASK(tt::ReturnEncodeKills);
 PROCPOOL_TASK(tt::RaiseSigintAndReturn);
 PROCPOOL_TASK(tt::FailIfThree);
 PROCPOOL_TASK(tt::AppendMarker);
+PROCPOOL_TASK(tt::Filler);
 PROCPOOL_TASK(tt::NetnsId);
 PROCPOOL_TASK(tt::Ipv4Addresses);
 PROCPOOL_TASK(tt::CorruptChannel);

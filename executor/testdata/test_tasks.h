@@ -57,6 +57,7 @@ EncodeKills ReturnEncodeKills();
 int RaiseSigintAndReturn(int v);
 int FailIfThree(int x);  // throws std::invalid_argument for 3, else x * 10
 int AppendMarker(const std::string& path, int ms);  // appends a byte, sleeps
+std::string Filler(int n);  // n bytes (a small argument, a value of any size)
 
 // Where a task ran (two-host tests): its network namespace
 // ("net:[4026531840]", from /proc/self/ns/net), and the IPv4 addresses of

@@ -169,7 +169,10 @@ absl::StatusOr<wire::Message> RemoteSession::Next(absl::Duration timeout) {
 absl::StatusOr<wire::Result> RemoteSession::AwaitResult(absl::Duration timeout) {
   absl::StatusOr<wire::Message> m = Next(timeout);
   if (!m.ok()) return m.status();
-  if (auto* result = std::get_if<wire::Result>(&*m)) return *result;
+  if (auto* result = std::get_if<wire::Result>(&*m)) {
+    wire::Unpack(result);  // tests read outcomes
+    return *result;
+  }
   return absl::DataLossError(
       absl::StrCat("expected result, got ", wire::MessageKind(*m)));
 }

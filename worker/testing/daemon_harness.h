@@ -69,7 +69,8 @@ class RemoteSession {
     return channel_->Send(wire::EncodeMessage(call));
   }
 
-  // The next Result, or the channel's error, within `timeout`.
+  // The next Result (with an Outcome per element: wire::Unpack), or the
+  // channel's error, within `timeout`.
   absl::StatusOr<wire::Result> AwaitResult(absl::Duration timeout = kTimeout);
 
   // Pumps until the channel fails; kDeadlineExceeded if it has not within

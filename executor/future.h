@@ -74,19 +74,27 @@ class State : public StateBase {
     using R = typename IsChunkResult<T>::Element;
     T chunk(outcomes.size());
     if (outcomes.elements.empty()) {
-      // Packed: each value decodes from its bytes in place.
+      // Packed: each value decodes from its bytes in place, into its slot
+      // (one exception guard for the chunk: a user type's constructor may
+      // throw).
       size_t k = 0;  // the next failure
-      for (size_t i = 0; i < chunk.size(); ++i) {
-        if (k < outcomes.errors.size() && outcomes.errors[k].first == i) {
-          chunk[i].error = std::move(outcomes.errors[k++].second);
-        } else if constexpr (std::is_void_v<R>) {
-          chunk[i].value.emplace();
-        } else {
-          absl::StatusOr<R> v = DecodeTaskValueView<R>(outcomes.values[i]);
-          if (!v.ok()) return v.status();
-          chunk[i].value.emplace(*std::move(v));
+      absl::Status decoded = internal::CatchExceptions([&]() -> absl::Status {
+        for (size_t i = 0; i < chunk.size(); ++i) {
+          if (k < outcomes.errors.size() && outcomes.errors[k].first == i) {
+            chunk[i].error = std::move(outcomes.errors[k++].second);
+          } else if constexpr (std::is_void_v<R>) {
+            chunk[i].value.emplace();
+          } else if constexpr (kIsLoneString<R>) {
+            chunk[i].value.emplace(outcomes.values[i]);
+          } else {
+            absl::Status s =
+                DecodeValueInto(outcomes.values[i], &chunk[i].value.emplace());
+            if (!s.ok()) return s;
+          }
         }
-      }
+        return absl::OkStatus();
+      });
+      if (!decoded.ok()) return decoded;
     }
     std::vector<ElementOutcome>& elements = outcomes.elements;
     for (size_t i = 0; i < elements.size(); ++i) {
@@ -110,27 +118,25 @@ class State : public StateBase {
     if (outcomes.size() != 1) {
       return absl::DataLossError("result carries a wrong number of outcomes");
     }
-    if (outcomes.elements.empty()) {
-      // Packed (a small value).
-      ElementOutcome& o = outcomes.elements.emplace_back();
-      if (!outcomes.errors.empty()) {
-        o.error = std::move(outcomes.errors[0].second);
-      } else {
-        o.value = std::string(outcomes.values[0]);
-      }
-    }
-    ElementOutcome& o = outcomes.elements[0];
-    if (o.error) {
-      SetException(o.error);
+    // Packed (a small value: decoded from its bytes) or a string of its own.
+    const bool packed = outcomes.elements.empty();
+    std::exception_ptr error =
+        packed ? (outcomes.errors.empty() ? nullptr : outcomes.errors[0].second)
+               : outcomes.elements[0].error;
+    if (error) {
+      SetException(std::move(error));
       return absl::OkStatus();
     }
     if constexpr (std::is_void_v<T>) {
-      if (!o.value.empty()) {
+      if (!(packed ? outcomes.values[0].empty()
+                   : outcomes.elements[0].value.empty())) {
         return absl::DataLossError("void result carries a value");
       }
       FinishWith([] {});
     } else {
-      absl::StatusOr<T> v = DecodeTaskValue<T>(std::move(o.value));
+      absl::StatusOr<T> v =
+          packed ? DecodeTaskValueView<T>(outcomes.values[0])
+                 : DecodeTaskValue<T>(std::move(outcomes.elements[0].value));
       if (!v.ok()) return v.status();
       FinishWith([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
         value_.emplace(*std::move(v));
@@ -138,6 +144,7 @@ class State : public StateBase {
     }
     return absl::OkStatus();
   }
+
 
   std::optional<Stored> value_ ABSL_GUARDED_BY(mu_);
 };

@@ -170,6 +170,29 @@ TEST_P(MapTest, SmallAndBigElementsShareAChunk) {
   }
 }
 
+// A value whose encoding throws after writing part of it, in a packed chunk:
+// its bytes are cut off, it fails alone, and its neighbours are intact.
+TEST_P(MapTest, AValueThatFailsToEncodeFailsAlone) {
+  ProcessPoolExecutor pool(MakeOptions());
+  MapOptions o;
+  o.chunksize = 5;
+  o.timeout = kWait;
+  auto results = pool.Map(tt::EncodeHalfwayIfThree,
+                          std::vector<int>{1, 2, 3, 4, 5}, o);
+  std::vector<int> got;
+  int failures = 0;
+  for (auto it = results.begin(); it != results.end(); ++it) {
+    try {
+      got.push_back(it->value);
+    } catch (const std::length_error& e) {
+      EXPECT_STREQ(e.what(), "three encodes halfway");
+      ++failures;
+    }
+  }
+  EXPECT_EQ(failures, 1);
+  EXPECT_EQ(got, (std::vector<int>{1, 2, 4, 5}));
+}
+
 // A packed chunk is kept by the pool while it runs: its worker dies on the
 // first element, and the whole chunk runs again elsewhere.
 TEST_P(MapTest, APackedChunkRunsAgainAfterItsWorkerDied) {

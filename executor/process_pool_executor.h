@@ -168,17 +168,31 @@ class ProcessPoolExecutor::Source final : public internal::ChunkSource<R> {
   std::optional<Chunk> Next() override {
     internal::WorkItem item;
     item.packed_args.ends.reserve(static_cast<size_t>(chunksize_));
-    item.packed_args.bytes.reserve(last_chunk_bytes_);
-    for (int i = 0; i < chunksize_ && it_ != end_; ++i, ++it_) {
-      if constexpr (kLoneString) {
+    if constexpr (kLoneString) {
+      for (int i = 0; i < chunksize_ && it_ != end_; ++i, ++it_) {
         internal::AddElement(&item, Encode(*it_));
-      } else if (!item.args.empty()) {
-        item.args.push_back(Encode(*it_));
-      } else {
-        const size_t begin = item.packed_args.bytes.size();
-        Append(*it_, &item.packed_args.bytes);
-        internal::EndAppendedElement(&item, begin);
       }
+    } else {
+      // One writer for the chunk: no string per element.
+      Writer w;
+      w.Reserve(last_chunk_bytes_);
+      bool packed = true;
+      for (int i = 0; i < chunksize_ && it_ != end_; ++i, ++it_) {
+        if (!packed) {
+          item.args.push_back(Encode(*it_));
+          continue;
+        }
+        const size_t begin = w.size();
+        Append(*it_, w);
+        if (w.size() - begin < internal::kBigElementBytes) {
+          item.packed_args.ends.push_back(static_cast<uint32_t>(w.size()));
+          continue;
+        }
+        item.packed_args.bytes = w.Release();
+        internal::EndAppendedElement(&item, begin);
+        packed = false;
+      }
+      if (packed) item.packed_args.bytes = w.Release();
     }
     const size_t n = item.size();
     if (n == 0) return std::nullopt;
@@ -195,15 +209,15 @@ class ProcessPoolExecutor::Source final : public internal::ChunkSource<R> {
   static constexpr bool kLoneString =
       kIsLoneString<std::tuple<std::decay_t<P>...>>;
 
-  // Appends the encoding of `element` to `*out` (not for kLoneString).
+  // Appends the encoding of `element` to `w` (not for kLoneString).
   template <typename E>
-  void Append(E&& element, std::string* out) {
+  void Append(E&& element, Writer& w) {
     if constexpr (sizeof...(P) == 1) {
-      internal::AppendArgs(out, fn_, std::forward<E>(element));
+      internal::AppendArgs(w, fn_, std::forward<E>(element));
     } else {
       std::apply(
-          [this, out](auto&&... xs) {
-            internal::AppendArgs(out, fn_, std::forward<decltype(xs)>(xs)...);
+          [this, &w](auto&&... xs) {
+            internal::AppendArgs(w, fn_, std::forward<decltype(xs)>(xs)...);
           },
           std::forward<E>(element));
     }

@@ -41,13 +41,13 @@ using TaskInvoker = absl::StatusOr<std::string> (*)(std::string args);
 
 // TaskInvoker for an element of a packed Map chunk (serialization/packed.h):
 // runs the task on `args` (the caller keeps them) and appends the encoded
-// result to `*out` (the chunk's packed values), so that a small element costs
-// no string of its own; except a std::string result of `own_bytes` or more,
-// which is moved into `*own` instead (it then goes from its own buffer into
-// the transport). Whatever the task throws propagates; `*out` then still
-// holds what it held, perhaps followed by part of the result (the caller cuts
-// it off).
-using TaskRunner = absl::Status (*)(absl::string_view args, std::string* out,
+// result to `*out` (the writer of the chunk's packed values), so that a small
+// element costs no string of its own; except a std::string result of
+// `own_bytes` or more, which is moved into `*own` instead (it then goes from
+// its own buffer into the transport). Whatever the task throws propagates;
+// `*out` then holds what it held, perhaps followed by part of the result (the
+// caller cuts it off).
+using TaskRunner = absl::Status (*)(absl::string_view args, Writer* out,
                                     size_t own_bytes, std::string* own);
 
 // One registered task.
@@ -123,24 +123,8 @@ absl::StatusOr<std::string> InvokeImpl(std::string bytes,
   }
 }
 
-// A Writer that appends to `*out` (taking its buffer: no copy) and gives the
-// buffer back when it goes, an exception thrown by an encoder included.
-class AppendingWriter {
- public:
-  explicit AppendingWriter(std::string* out)
-      : out_(out), writer_(std::move(*out)) {}
-  ~AppendingWriter() { *out_ = writer_.Release(); }
-  AppendingWriter(const AppendingWriter&) = delete;
-  AppendingWriter& operator=(const AppendingWriter&) = delete;
-  Writer& writer() { return writer_; }
-
- private:
-  std::string* out_;
-  Writer writer_;
-};
-
 template <auto Fn, typename R, typename... P, size_t... I>
-absl::Status RunImpl(absl::string_view bytes, std::string* out,
+absl::Status RunImpl(absl::string_view bytes, Writer* out,
                      size_t own_bytes, std::string* own,
                      std::index_sequence<I...>) {
   using Args = std::tuple<std::decay_t<P>...>;
@@ -153,12 +137,10 @@ absl::Status RunImpl(absl::string_view bytes, std::string* out,
     if (value.size() >= own_bytes) {
       *own = EncodeTaskValue(static_cast<R&&>(value));  // moved if it can be
     } else {
-      out->append(value);
+      out->WriteBytes(value.data(), value.size());
     }
   } else {
-    AppendingWriter w(out);
-    Codec<std::decay_t<R>>::Encode(w.writer(),
-                                   Fn(PassArg<P>(std::get<I>(*args))...));
+    Codec<std::decay_t<R>>::Encode(*out, Fn(PassArg<P>(std::get<I>(*args))...));
   }
   return absl::OkStatus();
 }
@@ -172,7 +154,7 @@ struct TaskInvokerFor<Fn, R (*)(P...)> {
     return InvokeImpl<Fn, R, P...>(std::move(bytes),
                                    std::index_sequence_for<P...>{});
   }
-  static absl::Status Run(absl::string_view bytes, std::string* out,
+  static absl::Status Run(absl::string_view bytes, Writer* out,
                           size_t own_bytes, std::string* own) {
     return RunImpl<Fn, R, P...>(bytes, out, own_bytes, own,
                                 std::index_sequence_for<P...>{});
@@ -223,19 +205,15 @@ std::string EncodeArgs(R (*)(P...), A&&... args) {
   }
 }
 
-// EncodeArgs appended to `*out` (a Map chunk's packed elements), for tasks
-// whose argument tuple is not a lone std::string (that one is its bytes
-// already: EncodeArgs). If it throws, `*out` holds what it held, perhaps
-// followed by part of the encoding.
+// EncodeArgs appended to `w` (the writer of a Map chunk's packed elements),
+// for tasks whose argument tuple is not a lone std::string (that one is its
+// bytes already: EncodeArgs).
 template <typename R, typename... P, typename... A>
-void AppendArgs(std::string* out, R (*)(P...), A&&... args) {
+void AppendArgs(Writer& w, R (*)(P...), A&&... args) {
   static_assert(sizeof...(P) == sizeof...(A),
                 "procpool: wrong number of arguments for this task");
   static_assert(!kIsLoneString<std::tuple<std::decay_t<P>...>>);
-  AppendingWriter w(out);
-  (Codec<std::decay_t<P>>::Encode(w.writer(),
-                                  AsParam<P>(std::forward<A>(args))),
-   ...);
+  (Codec<std::decay_t<P>>::Encode(w, AsParam<P>(std::forward<A>(args))), ...);
 }
 
 }  // namespace internal

@@ -85,6 +85,7 @@
 
 #include "serialization/wire.h"
 
+#include <capnp/any.h>
 #include <capnp/message.h>
 #include <capnp/orphan.h>
 #include <capnp/serialize.h>
@@ -122,10 +123,30 @@ capnp::Data::Reader AsData(absl::string_view s) {
                              s.size());
 }
 
-// Writes a packed list's ends and bytes into a message.
+// A List(UInt32)'s elements as they lie in the message (little-endian
+// uint32s, one after the other), or null when the list is laid out otherwise
+// (a reader may meet a list of structs in its place) or the host is
+// big-endian: then read it element by element.
+const kj::byte* RawUInt32s(capnp::List<uint32_t>::Reader list) {
+  if (!internal::kLittleEndian) return nullptr;
+  capnp::AnyList::Reader any(list);
+  if (any.getElementSize() != capnp::ElementSize::FOUR_BYTES) return nullptr;
+  kj::ArrayPtr<const kj::byte> raw = any.getRawBytes();
+  if (raw.size() != size_t{4} * list.size()) return nullptr;
+  return raw.begin();
+}
+
+// Writes a packed list's ends and bytes into a message. The ends go in one
+// copy where the list lies as plain uint32s (a list we just built: its
+// memory is ours to write).
 void SetPacked(const PackedElements& p, capnp::List<uint32_t>::Builder ends,
                capnp::Data::Builder bytes) {
-  for (unsigned i = 0; i < p.size(); ++i) ends.set(i, p.ends[i]);
+  const kj::byte* raw = p.empty() ? nullptr : RawUInt32s(ends.asReader());
+  if (raw != nullptr) {
+    std::memcpy(const_cast<kj::byte*>(raw), p.ends.data(), 4 * p.size());
+  } else {
+    for (unsigned i = 0; i < p.size(); ++i) ends.set(i, p.ends[i]);
+  }
   if (!p.bytes.empty()) std::memcpy(bytes.begin(), p.bytes.data(), p.bytes.size());
 }
 
@@ -587,12 +608,20 @@ void ReadPackedInto(capnp::Data::Reader blob, capnp::List<uint32_t>::Reader ends
   const unsigned n = ends.size();
   const size_t size = blob.size();
   out->ends.resize(n);
+  // One copy of the ends where they lie as plain uint32s, then the checks.
+  const kj::byte* raw = n == 0 ? nullptr : RawUInt32s(ends);
+  if (raw != nullptr) {
+    std::memcpy(out->ends.data(), raw, size_t{4} * n);
+  } else {
+    for (unsigned i = 0; i < n; ++i) out->ends[i] = ends[i];
+  }
   uint32_t prev = 0;
   for (unsigned i = 0; i < n; ++i) {
-    const uint32_t end = ends[i];
-    KJ_REQUIRE(end >= prev, "packed element ends out of order", i, prev, end);
-    KJ_REQUIRE(end <= size, "packed element ends past its blob", i, end, size);
-    out->ends[i] = end;
+    const uint32_t end = out->ends[i];
+    if (ABSL_PREDICT_FALSE(end < prev || end > size)) {
+      KJ_REQUIRE(end >= prev, "packed element ends out of order", i, prev, end);
+      KJ_REQUIRE(end <= size, "packed element ends past its blob", i, end, size);
+    }
     prev = end;
   }
   KJ_REQUIRE(prev == size, "packed blob longer than its elements", prev, size);

@@ -108,45 +108,47 @@ size_t RunPacked(const internal::TaskInfo& task, const wire::Call& call,
                  WorkerHooks* hooks, wire::Result* result,
                  absl::Status* protocol_error) {
   PackedElements& values = result->packed_values;
-  values.bytes.reserve(call.packed_args.bytes.size());
   values.ends.reserve(call.size());
+  // One writer for the values of the whole call.
+  Writer w;
+  w.Reserve(call.packed_args.bytes.size());
   wire::ExceptionInfo exception;
   std::string own;
   for (size_t i = 0; i < call.size(); ++i) {
     if (hooks != nullptr) StartElement(task, call, hooks);
-    const size_t begin = values.bytes.size();
+    const size_t begin = w.size();
     const absl::string_view args = call.packed_args[i];
     const bool ok = RunGuarded(
         task,
-        [&] {
-          return task.run(args, &values.bytes, wire::kExternalBlobBytes, &own);
-        },
+        [&] { return task.run(args, &w, wire::kExternalBlobBytes, &own); },
         &exception, protocol_error);
     if (!protocol_error->ok()) return i;
     if (!ok) {
-      values.bytes.resize(begin);  // what an encoder wrote before it threw
-      values.EndElement();
+      w.buffer().resize(begin);  // what an encoder wrote before it threw
+      values.ends.push_back(static_cast<uint32_t>(begin));
       result->failures.push_back({static_cast<uint32_t>(i), std::move(exception)});
       exception = wire::ExceptionInfo();
       continue;
     }
-    if (own.empty() && values.bytes.size() - begin < wire::kExternalBlobBytes) {
-      values.EndElement();
+    if (own.empty() && w.size() - begin < wire::kExternalBlobBytes) {
+      values.ends.push_back(static_cast<uint32_t>(w.size()));
       continue;
     }
     // A big value: from here on, an Outcome per element.
     wire::Outcome big;
     if (own.empty()) {
-      big.value = values.bytes.substr(begin);
+      big.value = w.buffer().substr(begin);
     } else {
       big.value = std::move(own);
     }
-    values.bytes.resize(begin);
+    w.buffer().resize(begin);
+    values.bytes = w.Release();
     wire::Unpack(result);
     result->outcomes.reserve(call.size());
     result->outcomes.push_back(std::move(big));
     return i + 1;
   }
+  values.bytes = w.Release();
   return call.size();
 }
 

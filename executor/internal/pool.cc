@@ -91,8 +91,10 @@ uint64_t Key(int id, uint64_t kind) {
 
 }  // namespace
 
+static_assert(kBigElementBytes == wire::kExternalBlobBytes);
+
 void AddElement(WorkItem* item, std::string encoded) {
-  if (item->args.empty() && encoded.size() < wire::kExternalBlobBytes) {
+  if (item->args.empty() && encoded.size() < kBigElementBytes) {
     item->packed_args.Append(encoded);
     return;
   }
@@ -105,10 +107,6 @@ void AddElement(WorkItem* item, std::string encoded) {
 
 void EndAppendedElement(WorkItem* item, size_t begin) {
   std::string& bytes = item->packed_args.bytes;
-  if (bytes.size() - begin < wire::kExternalBlobBytes) {
-    item->packed_args.EndElement();
-    return;
-  }
   std::string big = bytes.substr(begin);
   bytes.resize(begin);
   item->args = item->packed_args.Unpack();

@@ -36,11 +36,12 @@
 // Map's small elements. A Map chunk of small elements (bench: Map(Identity)
 // over ints, chunksize 256) is one buffer of bytes and a vector of ends
 // (serialization/packed.h) all the way, never a std::string per element:
-//   Source::Next encodes each element appended to the chunk's buffer
+//   Source::Next encodes each element with one Writer for the chunk
 //   (WorkItem::packed_args) -> HandOut copies it into the Call frame in one
-//   piece (protocol 2's packed layout) -> the worker decodes it as one buffer
-//   (wire::Call::packed_args), runs each element on a view of its bytes and
-//   appends each value to the Result's buffer (TaskInfo::run) -> the caller
+//   piece (protocol 2's packed layout; the ends as one memcpy) -> the worker
+//   decodes it as one buffer (wire::Call::packed_args), runs each element on
+//   a view of its bytes and appends each value to one Writer for the Result
+//   (TaskInfo::run) -> the caller
 //   decodes the Result as one buffer (wire::Result::packed_values),
 //   HandleResult moves it into CallOutcomes::values and rebuilds only the
 //   failed elements' exceptions -> State::CompleteChunk decodes each value
@@ -51,10 +52,15 @@
 //   clock per element was ~13% of its time.
 //   Before, each element was a std::string in WorkItem::args, wire::Call,
 //   wire::Outcome (bool and four strings) and ElementOutcome, moved or copied
-//   at each step: ~400 ns of CPU per element across the four threads, the
-//   caller's thread the bottleneck. Measured on the 2-core VM (loaded by
-//   other builds; interleaved runs, medians): map_chunk256 3.9M -> 5.9M
-//   items/s (9 runs each); on a quieter machine ~5.5M -> ~9M.
+//   at each step (a call of memmove each, for 4 bytes), and the worker read
+//   the clock per element. Measured on the 2-core VM, shared with other
+//   builds (interleaved runs, medians of 9): map_chunk256 4.3M -> 10.2M
+//   items/s; perf over 8M items: 4657 -> ~2000-2900 samples at 2 kHz, i.e.
+//   ~290 -> ~130-180 ns of CPU per element over all threads. What is left
+//   per element is the codec (DecodeValue/Encode of each int, both sides),
+//   a std::string append per encoded element, MapResults' iteration; per
+//   chunk, the shm transport's wake-ups (kernel context switches ~14% of the
+//   samples) and the spinning of whoever waits (worker ReceiveBlocking ~8%).
 //
 // Ownership:
 //  * mu_ guards what callers and the manager share: pending_, the shutdown and

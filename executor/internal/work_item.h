@@ -33,12 +33,17 @@ struct WorkItem {
   size_t size() const { return args.empty() ? packed_args.size() : args.size(); }
 };
 
-// Adds an encoded argument tuple to a Map chunk: packed while every element
-// is small (under wire::kExternalBlobBytes), else a string each (a big one
-// then goes from its own buffer into the transport).
+// wire::kExternalBlobBytes: a Map chunk with an element this big is a string
+// per element (the big one then goes from its own buffer into the
+// transport); otherwise it is packed.
+inline constexpr size_t kBigElementBytes = size_t{16} << 10;
+
+// Adds an encoded argument tuple to a Map chunk (packed, or a string each:
+// kBigElementBytes).
 void AddElement(WorkItem* item, std::string encoded);
-// The same for an element whose encoding the caller appended to
-// item->packed_args.bytes from `begin` on (a big one is then copied out).
+// Makes the element whose encoding is item->packed_args.bytes from `begin`
+// on, kBigElementBytes or more, a string of its own (a copy), and the chunk
+// a string per element.
 void EndAppendedElement(WorkItem* item, size_t begin);
 
 }  // namespace internal

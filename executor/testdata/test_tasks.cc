@@ -23,6 +23,14 @@ void ProcpoolEncode(Writer&, const EncodeThrows&) {
 }
 absl::Status ProcpoolDecode(Reader&, EncodeThrows*) { return absl::OkStatus(); }
 
+void ProcpoolEncode(Writer& w, const ThreeEncodesHalfway& v) {
+  w.WriteFixed(v.value);
+  if (v.value == 3) throw std::length_error("three encodes halfway");
+}
+absl::Status ProcpoolDecode(Reader& r, ThreeEncodesHalfway* v) {
+  return r.ReadFixed(&v->value);
+}
+
 void ProcpoolEncode(Writer& w, const DecodeFails&) { w.WriteVarint(1); }
 absl::Status ProcpoolDecode(Reader&, DecodeFails*) {
   return absl::DataLossError("DecodeFails never decodes");
@@ -106,6 +114,8 @@ int AppendMarker(const std::string& path, int ms) {
   absl::SleepFor(absl::Milliseconds(ms));
   return ms;
 }
+
+ThreeEncodesHalfway EncodeHalfwayIfThree(int x) { return {x}; }
 
 std::string Filler(int n) {
   return std::string(static_cast<size_t>(n), static_cast<char>('a' + n % 26));
@@ -215,6 +225,7 @@ PROCPOOL_TASK(tt::RaiseSigintAndReturn);
 PROCPOOL_TASK(tt::FailIfThree);
 PROCPOOL_TASK(tt::AppendMarker);
 PROCPOOL_TASK(tt::Filler);
+PROCPOOL_TASK(tt::EncodeHalfwayIfThree);
 PROCPOOL_TASK(tt::NetnsId);
 PROCPOOL_TASK(tt::Ipv4Addresses);
 PROCPOOL_TASK(tt::CorruptChannel);

@@ -20,6 +20,14 @@ struct EncodeThrows {};
 void ProcpoolEncode(Writer& w, const EncodeThrows&);
 absl::Status ProcpoolDecode(Reader& r, EncodeThrows*);
 
+// A value whose encoding throws after writing its bytes when it is 3 (a
+// Map chunk's other values must come back intact).
+struct ThreeEncodesHalfway {
+  int value = 0;
+};
+void ProcpoolEncode(Writer& w, const ThreeEncodesHalfway& v);
+absl::Status ProcpoolDecode(Reader& r, ThreeEncodesHalfway* v);
+
 // A type that encodes but never decodes (S5: decode failures break the pool).
 struct DecodeFails {};
 void ProcpoolEncode(Writer& w, const DecodeFails&);
@@ -58,6 +66,7 @@ int RaiseSigintAndReturn(int v);
 int FailIfThree(int x);  // throws std::invalid_argument for 3, else x * 10
 int AppendMarker(const std::string& path, int ms);  // appends a byte, sleeps
 std::string Filler(int n);  // n bytes (a small argument, a value of any size)
+ThreeEncodesHalfway EncodeHalfwayIfThree(int x);
 
 // Where a task ran (two-host tests): its network namespace
 // ("net:[4026531840]", from /proc/self/ns/net), and the IPv4 addresses of

@@ -193,6 +193,23 @@ TEST_P(MapTest, AValueThatFailsToEncodeFailsAlone) {
   EXPECT_EQ(got, (std::vector<int>{1, 2, 4, 5}));
 }
 
+// Arguments a worker cannot decode, in a packed chunk (TaskInfo::run): a
+// protocol error that breaks the pool, as for a Submit (S5).
+TEST_P(MapTest, UndecodableArgumentsInAChunkBreakThePool) {
+  ProcessPoolExecutor pool(MakeOptions());
+  MapOptions o;
+  o.chunksize = 3;
+  o.timeout = kWait;
+  try {
+    pool.Map(tt::TakeDecodeFails, std::vector<tt::DecodeFails>(3), o).ToVector();
+    ADD_FAILURE() << "no exception";
+  } catch (const BrokenProcessPool& e) {
+    EXPECT_NE(std::string(e.what()).find("DecodeFails never decodes"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // A packed chunk is kept by the pool while it runs: its worker dies on the
 // first element, and the whole chunk runs again elsewhere.
 TEST_P(MapTest, APackedChunkRunsAgainAfterItsWorkerDied) {

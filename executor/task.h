@@ -20,6 +20,7 @@
 #define PROCPOOL_EXECUTOR_TASK_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -128,8 +129,17 @@ absl::Status RunImpl(absl::string_view bytes, Writer* out,
                      size_t own_bytes, std::string* own,
                      std::index_sequence<I...>) {
   using Args = std::tuple<std::decay_t<P>...>;
-  absl::StatusOr<Args> args = DecodeTaskValueView<Args>(bytes);
-  if (!args.ok()) return args.status();
+  // DecodeTaskValueView without its StatusOr (~5 of ~9 ns for an int).
+  std::optional<Args> args;
+  if constexpr (kIsLoneString<Args>) {
+    args.emplace(std::string(bytes));
+  } else {
+    absl::Status decoded = CatchExceptions([&] {
+      args.emplace();  // may throw (a user type's constructor)
+      return DecodeValueInto(bytes, &*args);
+    });
+    if (!decoded.ok()) return decoded;
+  }
   if constexpr (std::is_void_v<R>) {
     Fn(PassArg<P>(std::get<I>(*args))...);
   } else if constexpr (std::is_same_v<std::decay_t<R>, std::string>) {

@@ -41,26 +41,29 @@
 //   piece (protocol 2's packed layout; the ends as one memcpy) -> the worker
 //   decodes it as one buffer (wire::Call::packed_args), runs each element on
 //   a view of its bytes and appends each value to one Writer for the Result
-//   (TaskInfo::run) -> the caller
-//   decodes the Result as one buffer (wire::Result::packed_values),
-//   HandleResult moves it into CallOutcomes::values and rebuilds only the
-//   failed elements' exceptions -> State::CompleteChunk decodes each value
-//   from its bytes in place. A big element (wire::kExternalBlobBytes) turns
-//   its chunk, or the rest of its Result, into a string per element again,
-//   so that it still travels without being copied into a frame. The worker
-//   also stays in WorkerPhase::kRunningTask for a whole call: reading the
-//   clock per element was ~13% of its time.
+//   (TaskInfo::run) -> the caller decodes the Result as one buffer
+//   (wire::Result::packed_values), HandleResult moves it into
+//   CallOutcomes::values and rebuilds only the failed elements' exceptions
+//   -> State::CompleteChunk decodes each value from its bytes in place. A
+//   big element (wire::kExternalBlobBytes) turns its chunk, or the rest of
+//   its Result, into a string per element again, so that it still travels
+//   without being copied into a frame. The worker also stays in
+//   WorkerPhase::kRunningTask for a whole call: reading the clock per
+//   element was ~13% of its time.
 //   Before, each element was a std::string in WorkItem::args, wire::Call,
 //   wire::Outcome (bool and four strings) and ElementOutcome, moved or copied
 //   at each step (a call of memmove each, for 4 bytes), and the worker read
 //   the clock per element. Measured on the 2-core VM, shared with other
 //   builds (interleaved runs, medians of 9): map_chunk256 4.3M -> 10.2M
-//   items/s; perf over 8M items: 4657 -> ~2000-2900 samples at 2 kHz, i.e.
-//   ~290 -> ~130-180 ns of CPU per element over all threads. What is left
-//   per element is the codec (DecodeValue/Encode of each int, both sides),
-//   a std::string append per encoded element, MapResults' iteration; per
-//   chunk, the shm transport's wake-ups (kernel context switches ~14% of the
-//   samples) and the spinning of whoever waits (worker ReceiveBlocking ~8%).
+//   items/s; with --reps=40 on a quieter machine 6.2-6.6M -> 19-28M, the
+//   CPU time of the process (perf stat task-clock, 8M items) 2.2-2.4 s ->
+//   0.63-0.81 s; perf: ~290 -> ~135 ns of CPU per element over all threads.
+//   What bounds it now: the caller's thread (~43% of the samples; the
+//   workers wait for it, spinning in ReceiveBlocking ~12%). Per element it
+//   encodes (a std::string append per value: Writer::WriteFixed), decodes
+//   (DecodeValueInto) and iterates (MapResults::Current); per chunk come the
+//   shm transport's wake-ups (kernel scheduling ~14% of the samples) and
+//   malloc/free of the chunk's state and vectors.
 //
 // Ownership:
 //  * mu_ guards what callers and the manager share: pending_, the shutdown and

@@ -1,8 +1,7 @@
 // The "capnp" transport (see capnp_transport.h for the design).
 //
-// The parent's end is a ThreadedChannel (threaded_channel.h), shared with the
-// remote channels; the child's end, driven synchronously by the worker's only
-// thread, is here. KJ exceptions become absl::Status in one place:
+// The parent's end is a DrivenChannel (driven_channel.h); the child's end,
+// driven synchronously by the worker's only thread, is here. KJ exceptions become absl::Status in one place:
 // StatusFromKj() in rpc_common.cc (used directly by TaskSet error handlers,
 // and through CatchKj() around every call that may throw).
 #include "transport/capnp/capnp_transport.h"
@@ -39,8 +38,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "common/posix_error.h"
+#include "transport/capnp/driven_channel.h"
 #include "transport/capnp/rpc_common.h"
-#include "transport/capnp/threaded_channel.h"
 #include "transport/capnp/remote.h"
 #include "transport/transport.h"
 
@@ -53,8 +52,10 @@ using capnp_internal::ErrorHandler;
 using capnp_internal::FrameReceiver;
 using capnp_internal::FrameSink;
 using capnp_internal::FrameSinkImpl;
+using capnp_internal::kSpinBeforeSleep;
 using capnp_internal::ObservedMessageStream;
 using capnp_internal::PushFrame;
+using capnp_internal::SpinUntilReady;
 using capnp_internal::WhenDisconnected;
 
 // The child's end: the worker's only thread drives the KJ loop synchronously
@@ -104,23 +105,30 @@ class ChildChannel final : public Channel, public FrameReceiver {
   int PollFd() const override { return socket_fd_; }
   uint32_t PollEvents() const override { return EPOLLIN; }
 
+  // Returns once the frame's last message is written to the socket, as a
+  // plain socket's send does; the parent's answers are taken by later calls
+  // into the loop (a failed one fails the channel). Not waiting for them
+  // saves the worker a wake-up per frame, and the parent need not be
+  // pumping: the frame waits in the socket, also after the worker exits.
   absl::Status SendBlocking(absl::string_view frame) override {
     if (!status_.ok()) return status_;
     absl::Status status = CatchKj("sending to the parent", [this, frame] {
       const void* last_message = nullptr;
       kj::Array<kj::Promise<void>> answers =
           PushFrame(*peer_, frame, &last_message);
-      messages_->Mark(last_message);
-      kj::joinPromises(kj::mv(answers)).wait(io_->waitScope);
+      tasks_->add(messages_->Mark(last_message).then([this] { Wake(); }));
+      tasks_->add(kj::joinPromises(kj::mv(answers)));
+      while (!messages_->marker_written() && status_.ok()) {
+        auto paf = kj::newPromiseAndFulfiller<void>();
+        waiter_ = kj::mv(paf.fulfiller);
+        SpinUntilReady(paf.promise, io_->waitScope, kSpinBeforeSleep);
+        paf.promise.wait(io_->waitScope);
+      }
     });
-    if (status.ok()) return absl::OkStatus();
-    Fail(status);
-    // The parent closed before it answered, but every byte of the frame was
-    // written to the socket: as with a plain socket, the send succeeded (and
-    // the next call reports the close).
-    if (absl::IsUnavailable(status) && messages_->marker_written()) {
-      return absl::OkStatus();
-    }
+    if (!status.ok()) Fail(status);
+    // Every byte of the frame was written: as with a plain socket, the send
+    // succeeded even if the parent closed since (the next call reports it).
+    if (messages_->marker_written()) return absl::OkStatus();
     return status_;
   }
 
@@ -135,6 +143,7 @@ class ChildChannel final : public Channel, public FrameReceiver {
       auto paf = kj::newPromiseAndFulfiller<void>();
       waiter_ = kj::mv(paf.fulfiller);
       absl::Status status = CatchKj("waiting for the parent", [this, &paf] {
+        SpinUntilReady(paf.promise, io_->waitScope, kSpinBeforeSleep);
         paf.promise.wait(io_->waitScope);
       });
       if (!status.ok()) Fail(status);
@@ -216,12 +225,11 @@ class CapnpTransport final : public Transport {
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
       return PosixError("capnp transport: socketpair", errno);
     }
-    // The parent's end: the manager thread calls Send()/Pump(); a KJ thread
-    // of the channel's own runs the RPC connection.
-    absl::StatusOr<std::unique_ptr<capnp_internal::ThreadedChannel>> parent =
-        capnp_internal::ThreadedChannel::Start(
-            capnp_internal::SocketOpener(sv[0]),
-            capnp_internal::ThreadedChannelOptions());
+    // The parent's end: driven by the pool's I/O thread of the moment (a
+    // caller or the manager), with no KJ thread of its own
+    // (driven_channel.h says why).
+    absl::StatusOr<std::unique_ptr<capnp_internal::DrivenChannel>> parent =
+        capnp_internal::DrivenChannel::Open(sv[0], "worker");
     if (!parent.ok()) {
       close(sv[1]);
       return parent.status();

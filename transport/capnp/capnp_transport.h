@@ -14,88 +14,63 @@
 // limit). Calls on one capability arrive in order, so frames do too. Frames
 // are opaque bytes: the executor's own wire messages.
 //
-//   parent (manager thread)        parent (KJ thread, one per channel)
-//   Send(frame) -> outgoing queue -> wake eventfd -> push() calls, no waiting
-//   Pump() <- incoming queue <- ready eventfd (PollFd) <- FrameSink::push()
+//   parent: the pool's I/O thread of the moment (a caller or the manager)
+//   Send(frame): push() calls, written to the socket at once, no waiting
+//   Poll()/Pump(): one non-blocking turn of the channel's KJ loop: reads,
+//                  answers the worker's push() calls, hands out frames
 //
 //   child (the worker's only thread; it drives its own KJ loop synchronously)
-//   SendBlocking(frame): push() calls, then waits for their answers
+//   SendBlocking(frame): push() calls; returns once they are written
 //   ReceiveBlocking():   runs the loop until FrameSink::push() completes one
 //
-// SendBlocking() returns only once the parent's KJ thread has queued the frame
-// for the manager: a worker that sends its result and exits at once cannot
-// lose it, since the manager pumps its channel once when it sees the exit.
-// Send() in the parent never blocks: it queues under a mutex and writes the
-// KJ thread's wake eventfd when the queue was empty. PollFd() is an eventfd
-// the KJ thread makes readable when a frame completes or the channel fails,
-// and Pump() reads it back to zero under the same mutex, so it is readable
-// exactly when Pump() has something to hand out. PollEvents() is always
-// EPOLLIN (output is written by the KJ thread).
+// The parent's end is a DrivenChannel (driven_channel.h): its KJ event loop
+// has no thread of its own but is run by whichever thread calls it, so a
+// frame crosses only the caller's thread and the worker's, as with "unix".
+// PollFd() is the socket: readable when the worker sent something (a frame,
+// or the RPC's own Return/Finish messages, which Pump() takes and hands out
+// nothing for); PollEvents() adds EPOLLOUT while a write waits for space.
+// SendBlocking() in the child returns once the frame is in the socket, like
+// a plain socket's send: the parent need not be pumping, and a worker that
+// sends its result and exits at once cannot lose it, because the parent's
+// end hands the RPC system the end of stream only after every call read
+// before it was dispatched (and a write that meets the closed socket fails
+// only after everything the worker sent was read).
 //
 // Errors: the peer closing or dying (KJ DISCONNECTED) is kUnavailable; a
 // stream that is not Cap'n Proto RPC (KJ FAILED) is kDataLoss. Every KJ
 // exception becomes an absl::Status in one helper in capnp_transport.cc.
 //
-// fork(): the parent's KJ threads and event loops stay in the parent. A child
-// forked without exec must not touch inherited Channel objects (transport.h
-// says so); OpenChild() makes the child's own event loop, on the calling
-// thread, after the fork. A thread can have only one KJ event loop, so a
-// process opens at most one child end per thread at a time. Making an event
-// loop sets SIGPIPE to be ignored in the process (KJ does so; writes to a dead
-// peer then fail with EPIPE, which is kUnavailable).
+// fork(): a child forked without exec must not touch inherited Channel
+// objects (transport.h says so); OpenChild() makes the child's own event
+// loop, on the calling thread, after the fork. A thread can have only one
+// KJ event loop current, so a process opens at most one child end per thread
+// at a time, and a thread that runs a KJ loop of its own cannot drive a
+// parent's end. Making an event loop sets SIGPIPE to be ignored in the
+// process (KJ does so; writes to a dead peer then fail with EPIPE, which is
+// kUnavailable).
 //
 // Descriptors: CreatePair() returns ChildEndpoint{fds = {child socket},
 // spec = kCapnpEndpointSpec}; everything is close-on-exec. Per parent channel:
-// the socket, two eventfds and the KJ thread's event loop (epoll, eventfd,
-// signalfd), all closed when the channel is destroyed.
+// the socket and its event loop's epoll, eventfd and signalfd, all closed when
+// the channel is destroyed.
 //
-// Cost: a frame from the manager to a worker crosses one more thread (the KJ
-// thread) than with "unix", and so does its answer; each frame is three RPC
-// messages (Call, Return, Finish), each read with two or three read() calls,
-// and the worker waits for the parent's Return before SendBlocking() returns.
-// perf on the 2-core VM: the round trip is dominated by context switches
-// (finish_task_switch and the irq-restore around wake-ups, ~70% of samples),
-// not by Cap'n Proto's own code (a few percent): about nine sleeping
-// wake-ups per round trip at ~15 us each.
+// Cost: each frame is three RPC messages (Call, Return, Finish), read with
+// two or three read() calls each. The worker spins on its event loop for
+// kSpinBeforeSleep after each frame (rpc_common.h) before it sleeps in epoll.
 //
-// What pays (kept): a caller's Poll() (pool.h's fast path) costs no system
-// call and no lock when nothing arrived (an atomic says so), so
-// PollIsCheap() is true and Submit() takes results on its way; while a
-// caller polls with `stay`, OnFrame() does not write the ready eventfd (nor
-// does Poll() read it back). Measured on top of 83696a3, median of 3 runs,
-// bench --only=roundtrip,submit: on this loaded 2-core VM round trip p50
-// 276 -> 189 us and Submit 6.5k -> 8.7k tasks/s; on an idle 16-core host
-// Submit 19.6k -> 28.1k tasks/s.
-//
-// What did not pay (tried, measured, removed): letting the parent's KJ thread
-// and the worker poll their event loops (WaitScope::poll(), epoll_wait with
-// timeout 0) for up to 50 us before sleeping, gated like shm's SpinGate. On
-// two CPUs the caller already spins (Help), so a spinning KJ thread and a
-// spinning worker make three spinners for two CPUs: round trip p50 got worse
-// (idle host pinned to 2 CPUs: ~130-195 us spinning on both sides vs ~55-130
-// us without; with sched_yield in the loop ~105-120 us), and on the loaded VM
-// the gate forbade spinning most of the time anyway. Spinning only in the
-// parent's KJ thread was within noise of not spinning.
-//
-// And in the pool (executor/internal/pool.cc, kHelpBudgetCapnp): a waiter on
-// a capnp pool polls for up to 250 us instead of 50, so that a round trip of
-// ~70-100 us is taken by the waiter itself instead of through the manager
-// and a condition variable: p50 ~95 -> ~64 us, 3.2x-4.0x CPython's (three
-// bench_compare runs at dc329b4; CPython measured 204-255 us in them).
-//
-// What remains (the margin over 3x is thin when CPython is fast): the extra
-// thread hop and the per-frame Return/Finish messages, each a possible
-// wake-up. The promising ways: one-way delivery that does not need the
-// Return (read push() calls off the message stream as they arrive, so that a
-// worker's frame written before it exits is never lost, then stop waiting
-// for the Return in SendBlocking()); batching several frames per push(); or
-// letting the caller thread run the parent's side of the connection instead
-// of a KJ thread (KJ loops are thread-bound, so this means a channel whose
-// event loop is driven by whoever holds pool's io_mu_).
+// History (tools/BENCHMARKS.md, "capnp"): until 2026-11-27 the parent's end
+// had a KJ thread of its own (ThreadedChannel, still used by remote workers,
+// whose heartbeats need a loop that runs while nobody polls). A round trip
+// then crossed that thread twice and cost ~5 sleeping wake-ups; perf sched
+// showed the KJ thread and the worker taking turns on one CPU while the
+// caller spun on the other (~20-90 us of scheduling delay per hop), and
+// spinning more threads only made three spinners for two CPUs. Driving the
+// connection from the caller's thread removed the hop: round trip p50
+// ~70-250 -> see BENCHMARKS.md.
 //
 // Remote workers (a parent's channel to a worker daemon on another host, TCP,
-// TLS, authentication, heartbeats) are in remote.h, target :remote; they share
-// the parent's channel (threaded_channel.h) and the FrameSink protocol.
+// TLS, authentication, heartbeats) are in remote.h, target :remote; they use
+// a ThreadedChannel (threaded_channel.h) and the same FrameSink protocol.
 //
 // Thread safety: as transport.h says; the Transport object is stateless.
 #ifndef PROCPOOL_TRANSPORT_CAPNP_CAPNP_TRANSPORT_H_

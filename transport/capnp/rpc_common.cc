@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/posix_error.h"
+#include "common/spin.h"
 #include "transport/capnp/capnp_transport.h"
 
 namespace procpool {
@@ -101,9 +103,8 @@ ObservedMessageStream::tryReadMessage(kj::ArrayPtr<kj::AutoCloseFd> fd_space,
 kj::Promise<void> ObservedMessageStream::writeMessage(
     kj::ArrayPtr<const int> fds,
     kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
-  kj::Promise<void> written = inner_.writeMessage(fds, segments);
-  if (!HoldsMarker(segments)) return written;
-  return written.then([this] { marker_written_ = true; });
+  return WatchMarker(inner_.writeMessage(fds, segments),
+                     HoldsMarker(segments));
 }
 
 kj::Promise<void> ObservedMessageStream::writeMessages(
@@ -111,9 +112,19 @@ kj::Promise<void> ObservedMessageStream::writeMessages(
         messages) {
   bool marked = false;
   for (auto& segments : messages) marked = marked || HoldsMarker(segments);
-  kj::Promise<void> written = inner_.writeMessages(messages);
+  return WatchMarker(inner_.writeMessages(messages), marked);
+}
+
+kj::Promise<void> ObservedMessageStream::WatchMarker(kj::Promise<void> written,
+                                                     bool marked) {
   if (!marked) return written;
-  return written.then([this] { marker_written_ = true; });
+  return written.then([this] {
+    marker_written_ = true;
+    if (marker_fulfiller_.get() != nullptr) {
+      marker_fulfiller_->fulfill();
+      marker_fulfiller_ = nullptr;
+    }
+  });
 }
 
 bool ObservedMessageStream::HoldsMarker(
@@ -171,6 +182,23 @@ void SignalEventFd(int fd) {
 void DrainEventFd(int fd) {
   uint64_t value;
   while (read(fd, &value, sizeof(value)) < 0 && errno == EINTR) {
+  }
+}
+
+bool SpinUntilReady(kj::Promise<void>& promise, kj::WaitScope& wait_scope,
+                    absl::Duration budget) {
+  // A gap this long between two polls means the thread lost its CPU.
+  constexpr int64_t kPreemptedNs = 50'000;
+  const int64_t budget_ns = absl::ToInt64Nanoseconds(budget);
+  int64_t now = MonotonicNanos();
+  const int64_t deadline = now + budget_ns;
+  for (;;) {
+    if (promise.poll(wait_scope)) return true;
+    if (budget_ns <= 0) return false;
+    const int64_t before = now;
+    now = MonotonicNanos();
+    if (now >= deadline || now - before > kPreemptedNs) return false;
+    sched_yield();
   }
 }
 

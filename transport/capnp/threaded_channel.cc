@@ -15,35 +15,6 @@
 
 namespace procpool {
 namespace capnp_internal {
-namespace {
-
-class SocketOpenerImpl final : public StreamOpener {
- public:
-  explicit SocketOpenerImpl(int socket_fd) : socket_fd_(socket_fd) {}
-  ~SocketOpenerImpl() override {
-    if (socket_fd_ >= 0) close(socket_fd_);
-  }
-
-  kj::Promise<OpenedStream> Open(kj::AsyncIoContext& io) override {
-    OpenedStream opened;
-    opened.socket_fd = socket_fd_;
-    opened.stream = io.lowLevelProvider->wrapSocketFd(
-        socket_fd_, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
-                        kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC);
-    socket_fd_ = -1;
-    return kj::mv(opened);
-  }
-
- private:
-  int socket_fd_;  // owned until Open()
-};
-
-}  // namespace
-
-std::unique_ptr<StreamOpener> SocketOpener(int socket_fd) {
-  return std::make_unique<SocketOpenerImpl>(socket_fd);
-}
-
 absl::StatusOr<std::unique_ptr<ThreadedChannel>> ThreadedChannel::Start(
     std::unique_ptr<StreamOpener> opener, ThreadedChannelOptions options) {
   absl::StatusOr<int> wake_fd = MakeEventFd();

@@ -1,15 +1,16 @@
 // A Channel whose Cap'n Proto RPC connection runs on a KJ event-loop thread of
-// its own: the parent's end of every capnp channel (local and remote), and
-// the worker's end of a remote one (so that the worker answers heartbeats
-// while its only other thread runs a task).
+// its own: both ends of a remote capnp channel (the parent's, so that
+// heartbeats run while nobody polls; the worker's, so that the worker answers
+// heartbeats while its only other thread runs a task). A local channel's
+// parent end is a DrivenChannel instead (driven_channel.h says why).
 //
 //   user thread                      KJ thread (one per channel)
 //   Send(frame) -> outgoing queue -> wake eventfd -> push() calls, no waiting
 //   Pump() <- incoming queue <- ready eventfd (PollFd) <- FrameSink::push()
 //
-// The KJ thread first asks its StreamOpener for the connection (a socket it
-// wraps, or a TCP connect + TLS + authentication); frames sent meanwhile wait
-// in the queue, and a failure to open becomes the channel's error. Then it
+// The KJ thread first asks its StreamOpener for the connection (a TCP connect
+// + TLS + authentication, or an accepted connection); frames sent meanwhile
+// wait in the queue, and a failure to open becomes the channel's error. Then it
 // serves the RPC connection until the channel is destroyed.
 //
 // Send() never blocks: it queues under a mutex and writes the KJ thread's wake
@@ -172,10 +173,6 @@ class ThreadedChannel final : public Channel, public FrameReceiver {
   uint64_t frames_queued_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t frames_acknowledged_ ABSL_GUARDED_BY(mu_) = 0;
 };
-
-// The opener of a connected socket (a socketpair's end, an accepted
-// connection): wraps it as it is. Takes ownership of `socket_fd`.
-std::unique_ptr<StreamOpener> SocketOpener(int socket_fd);
 
 }  // namespace capnp_internal
 }  // namespace procpool

@@ -1,0 +1,374 @@
+// The channel driven by its user's thread; see driven_channel.h.
+#include "transport/capnp/driven_channel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+#include <kj/debug.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/posix_error.h"
+
+namespace procpool {
+namespace capnp_internal {
+
+// A non-blocking stream socket as a kj::AsyncIoStream on a given
+// UnixEventPort (KJ's own socket wrapper is made only by setupAsyncIo(),
+// whose event loop stays bound to the thread that made it). Reads and writes
+// go straight to the socket; only when it would block does the stream wait
+// for the port to say it is ready.
+class FdStream final : public kj::AsyncIoStream {
+ public:
+  // Must be made with the event loop current.
+  FdStream(kj::UnixEventPort& port, int fd)
+      : FdStream(port, fd, kj::newPromiseAndFulfiller<void>()) {}
+
+  ~FdStream() noexcept(false) {
+    observer_ = nullptr;  // leaves the port's epoll set before the close
+    close(fd_);
+  }
+
+  // Whether a write waits for the socket to take more.
+  bool write_blocked() const { return write_blocked_; }
+
+  kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes,
+                              size_t max_bytes) override {
+    return ReadFrom(static_cast<kj::byte*>(buffer), min_bytes, max_bytes, 0);
+  }
+
+  kj::Promise<void> write(const void* buffer, size_t size) override {
+    auto iov = kj::heapArray<struct iovec>(1);
+    iov[0].iov_base = const_cast<void*>(buffer);
+    iov[0].iov_len = size;
+    return WriteFrom(kj::mv(iov), 0);
+  }
+
+  kj::Promise<void> write(
+      kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
+    auto iov = kj::heapArray<struct iovec>(pieces.size());
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      iov[i].iov_base = const_cast<kj::byte*>(pieces[i].begin());
+      iov[i].iov_len = pieces[i].size();
+    }
+    return WriteFrom(kj::mv(iov), 0);
+  }
+
+  kj::Promise<void> whenWriteDisconnected() override {
+    return observer_->whenWriteDisconnected();
+  }
+
+  void shutdownWrite() override { ::shutdown(fd_, SHUT_WR); }
+
+  kj::Maybe<int> getFd() const override { return fd_; }
+
+  void getsockopt(int level, int option, void* value,
+                  kj::uint* length) override {
+    socklen_t len = *length;
+    KJ_SYSCALL(::getsockopt(fd_, level, option, value, &len));
+    *length = len;
+  }
+
+  void setsockopt(int level, int option, const void* value,
+                  kj::uint length) override {
+    KJ_SYSCALL(::setsockopt(fd_, level, option, value, length));
+  }
+
+ private:
+  FdStream(kj::UnixEventPort& port, int fd,
+           kj::PromiseFulfillerPair<void> read_end)
+      : fd_(fd),
+        observer_(kj::heap<kj::UnixEventPort::FdObserver>(
+            port, fd, kj::UnixEventPort::FdObserver::OBSERVE_READ_WRITE)),
+        read_end_(read_end.promise.fork()),
+        read_end_fulfiller_(kj::mv(read_end.fulfiller)) {}
+
+  void ReadEnded() { read_end_fulfiller_->fulfill(); }
+
+  kj::Promise<size_t> ReadFrom(kj::byte* buffer, size_t min_bytes,
+                               size_t max_bytes, size_t done) {
+    for (;;) {
+      const ssize_t n = ::recv(fd_, buffer, max_bytes, 0);
+      if (n < 0) {
+        const int error = errno;
+        if (error == EINTR) continue;
+        if (error == EAGAIN || error == EWOULDBLOCK) {
+          return observer_->whenBecomesReadable().then(
+              [this, buffer, min_bytes, max_bytes, done] {
+                return ReadFrom(buffer, min_bytes, max_bytes, done);
+              });
+        }
+        // As the end of stream: after what is already queued.
+        ReadEnded();
+        return kj::evalLast([error]() -> size_t {
+          KJ_FAIL_SYSCALL("recv", error);
+        });
+      }
+      if (n == 0) {
+        // The end of stream goes to the RPC system only once nothing else
+        // is queued: it dispatches each call it read on a later turn of the
+        // loop (kj::evalLater), and a disconnect cancels the calls not yet
+        // dispatched, so the frames a worker sent just before it exited
+        // would be lost.
+        ReadEnded();
+        return kj::evalLast([done] { return done; });
+      }
+      const size_t got = static_cast<size_t>(n);
+      done += got;
+      if (got >= min_bytes) return done;
+      buffer += got;
+      min_bytes -= got;
+      max_bytes -= got;
+    }
+  }
+
+  // Writes iov[first..]; the array is advanced in place as bytes go out.
+  kj::Promise<void> WriteFrom(kj::Array<struct iovec> iov, size_t first) {
+    while (first < iov.size()) {
+      if (iov[first].iov_len == 0) {
+        ++first;
+        continue;
+      }
+      struct msghdr msg = {};
+      msg.msg_iov = iov.begin() + first;
+      msg.msg_iovlen = std::min<size_t>(iov.size() - first, IOV_MAX);
+      const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      if (n < 0) {
+        const int error = errno;
+        if (error == EINTR) continue;
+        if (error == EAGAIN || error == EWOULDBLOCK) {
+          write_blocked_ = true;
+          return observer_->whenBecomesWritable().then(
+              [this, iov = kj::mv(iov), first]() mutable {
+                return WriteFrom(kj::mv(iov), first);
+              });
+        }
+        write_blocked_ = false;
+        if (error == EPIPE || error == ECONNRESET) {
+          // The worker is gone, but what it sent before may still wait in
+          // the socket: the write fails only once that has been read, or
+          // the failure would break the connection before its last frames
+          // were dispatched.
+          return read_end_.addBranch().then(
+              [error] { KJ_FAIL_SYSCALL("sendmsg", error); });
+        }
+        KJ_FAIL_SYSCALL("sendmsg", error);
+      }
+      size_t left = static_cast<size_t>(n);
+      while (left > 0) {
+        struct iovec& v = iov[first];
+        const size_t take = std::min(left, v.iov_len);
+        v.iov_base = static_cast<char*>(v.iov_base) + take;
+        v.iov_len -= take;
+        left -= take;
+        if (v.iov_len == 0) ++first;
+      }
+    }
+    write_blocked_ = false;
+    return kj::READY_NOW;
+  }
+
+  const int fd_;
+  kj::Own<kj::UnixEventPort::FdObserver> observer_;
+  bool write_blocked_ = false;
+  // Resolves once reading met the end of stream or an error.
+  kj::ForkedPromise<void> read_end_;
+  kj::Own<kj::PromiseFulfiller<void>> read_end_fulfiller_;
+};
+
+absl::StatusOr<std::unique_ptr<DrivenChannel>> DrivenChannel::Open(
+    int socket_fd, std::string peer_name) {
+  std::unique_ptr<DrivenChannel> channel(
+      new DrivenChannel(std::move(peer_name)));
+  bool fd_taken = false;
+  absl::Status status = CatchKj(
+      absl::StrCat("capnp transport: opening the channel to the ",
+                   channel->peer_name_),
+      [&channel, &fd_taken, socket_fd] {
+        channel->Init(socket_fd, &fd_taken);
+      });
+  if (!status.ok()) {
+    if (!fd_taken) close(socket_fd);
+    return status;
+  }
+  absl::StatusOr<int> pending = MakeEventFd();
+  if (!pending.ok()) return pending.status();
+  channel->pending_fd_ = *pending;
+  channel->poll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (channel->poll_fd_ < 0) {
+    return PosixError("capnp transport: epoll_create1", errno);
+  }
+  for (int fd : {channel->socket_fd_, channel->pending_fd_}) {
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (epoll_ctl(channel->poll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      return PosixError("capnp transport: epoll_ctl", errno);
+    }
+  }
+  return channel;
+}
+
+DrivenChannel::DrivenChannel(std::string peer_name)
+    : peer_name_(std::move(peer_name)) {}
+
+void DrivenChannel::Init(int socket_fd, bool* fd_taken) {
+  port_ = std::make_unique<kj::UnixEventPort>();
+  loop_ = std::make_unique<kj::EventLoop>(*port_);
+  kj::WaitScope wait_scope(*loop_);
+  const int flags = fcntl(socket_fd, F_GETFL);
+  KJ_SYSCALL(fcntl(socket_fd, F_SETFL, flags | O_NONBLOCK));
+  stream_ = kj::heap<FdStream>(*port_, socket_fd);
+  *fd_taken = true;
+  socket_fd_ = socket_fd;
+  messages_ = std::make_unique<ObservedMessageStream>(*stream_);
+  network_ = std::make_unique<capnp::TwoPartyVatNetwork>(
+      *messages_, capnp::rpc::twoparty::Side::CLIENT);
+  rpc_ = std::make_unique<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(
+      capnp::makeRpcServer(*network_, kj::heap<FrameSinkImpl>(this)));
+  peer_ = std::make_unique<FrameSink::Client>(
+      Bootstrap(*rpc_, capnp::rpc::twoparty::Side::SERVER));
+  handler_ = std::make_unique<ErrorHandler>(
+      absl::StrCat("the connection to the ", peer_name_),
+      [this](absl::Status s) { Fail(std::move(s)); });
+  tasks_ = std::make_unique<kj::TaskSet>(*handler_);
+  tasks_->add(WhenDisconnected(*network_, *peer_, socket_fd, peer_name_,
+                               [this](absl::Status s) { Fail(s); }));
+  wait_scope.poll();
+}
+
+DrivenChannel::~DrivenChannel() noexcept {
+  if (poll_fd_ >= 0) close(poll_fd_);
+  if (pending_fd_ >= 0) close(pending_fd_);
+  if (loop_ == nullptr) return;
+  // Members that need the event loop go first, with the loop current.
+  (void)CatchKj("capnp transport: closing the channel", [this] {
+    kj::WaitScope wait_scope(*loop_);
+    waiter_ = nullptr;
+    tasks_.reset();
+    peer_.reset();
+    rpc_.reset();
+    network_.reset();
+    messages_.reset();
+    stream_ = nullptr;
+  });
+  (void)CatchKj("capnp transport: closing the channel", [this] {
+    loop_.reset();
+    port_.reset();
+  });
+}
+
+template <typename Body>
+void DrivenChannel::Drive(absl::string_view context, Body&& body) {
+  absl::Status status = CatchKj(context, [this, &body] {
+    kj::WaitScope wait_scope(*loop_);
+    body(wait_scope);
+    wait_scope.poll();
+  });
+  if (!status.ok()) Fail(std::move(status));
+}
+
+absl::Status DrivenChannel::Send(std::string frame) {
+  if (!status_.ok()) return status_;
+  Drive("capnp transport: sending to the worker",
+        [this, &frame](kj::WaitScope&) {
+          // PushFrame copies the bytes into its messages.
+          tasks_->add(kj::joinPromises(PushFrame(*peer_, frame)));
+        });
+  UpdatePollFd(/*handed_out=*/false);
+  return absl::OkStatus();
+}
+
+void DrivenChannel::UpdatePollFd(bool handed_out) {
+  if (handed_out) {
+    if (pending_signaled_ && ready_.empty() && status_.ok()) {
+      DrainEventFd(pending_fd_);
+      pending_signaled_ = false;
+    }
+  } else if (!pending_signaled_ && (!ready_.empty() || !status_.ok())) {
+    SignalEventFd(pending_fd_);
+    pending_signaled_ = true;
+  }
+  const bool want_output = stream_.get() != nullptr && stream_->write_blocked();
+  if (want_output != watching_output_) {
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN | (want_output ? EPOLLOUT : 0);
+    ev.data.fd = socket_fd_;
+    if (epoll_ctl(poll_fd_, EPOLL_CTL_MOD, socket_fd_, &ev) == 0) {
+      watching_output_ = want_output;
+    }
+  }
+}
+
+absl::Status DrivenChannel::Pump(std::vector<std::string>* frames) {
+  return Poll(frames, /*stay=*/false);
+}
+
+absl::Status DrivenChannel::Poll(std::vector<std::string>* frames,
+                                 bool stay) {
+  // Nothing signals anybody here (the socket is the signal), so `stay`
+  // changes nothing.
+  (void)stay;
+  Drive("capnp transport: receiving from the worker", [](kj::WaitScope&) {});
+  for (std::string& frame : ready_) frames->push_back(std::move(frame));
+  ready_.clear();
+  UpdatePollFd(/*handed_out=*/true);
+  return status_;
+}
+
+uint32_t DrivenChannel::PollEvents() const { return EPOLLIN; }
+
+absl::Status DrivenChannel::SendBlocking(absl::string_view frame) {
+  if (!status_.ok()) return status_;
+  Drive("capnp transport: sending to the worker",
+        [this, frame](kj::WaitScope& wait_scope) {
+          kj::joinPromises(PushFrame(*peer_, frame)).wait(wait_scope);
+        });
+  UpdatePollFd(/*handed_out=*/false);
+  return status_;
+}
+
+absl::StatusOr<std::string> DrivenChannel::ReceiveBlocking() {
+  for (;;) {
+    if (!ready_.empty()) {
+      std::string frame = std::move(ready_.front());
+      ready_.pop_front();
+      UpdatePollFd(/*handed_out=*/ready_.empty());
+      return frame;
+    }
+    if (!status_.ok()) return status_;
+    Drive("capnp transport: waiting for the worker",
+          [this](kj::WaitScope& wait_scope) {
+            auto paf = kj::newPromiseAndFulfiller<void>();
+            waiter_ = kj::mv(paf.fulfiller);
+            paf.promise.wait(wait_scope);
+          });
+  }
+}
+
+void DrivenChannel::Wake() {
+  if (waiter_.get() != nullptr) {
+    waiter_->fulfill();
+    waiter_ = nullptr;
+  }
+}
+
+void DrivenChannel::Fail(absl::Status status) {
+  if (status_.ok()) status_ = std::move(status);
+  Wake();
+}
+
+void DrivenChannel::OnFrame(std::string frame) {
+  ready_.push_back(std::move(frame));
+  Wake();
+}
+
+}  // namespace capnp_internal
+}  // namespace procpool

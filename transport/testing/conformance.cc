@@ -572,6 +572,36 @@ TEST_P(TransportConformanceTest, NoDescriptorLeaks) {
   EXPECT_EQ(CountOpenFds(), before);
 }
 
+// A transport may take in what arrived while it sends (capnp's parent end
+// runs its event loop in Send()); a frame taken in that way must still make
+// PollFd() readable, or a manager that waits on PollFd() never sees it. The
+// child does not look at its channel meanwhile, so nothing else it sends
+// (capnp's answer to the parent's call) can make PollFd() readable instead.
+TEST_P(TransportConformanceTest, FrameTakenInDuringSendMakesPollFdReadable) {
+  SignalPipe sent;
+  SignalPipe done;
+  std::unique_ptr<Session> session = Session::Start(
+      transport_,
+      [&sent, &done](Channel& channel) {
+        absl::Status s = channel.SendBlocking("early");
+        if (!s.ok()) return ChildFailure(4, s.ToString());
+        sent.Signal();
+        return done.Await(kTimeout) ? 0 : ChildFailure(5, "no \"done\"");
+      },
+      {sent.write_fd, done.read_fd});
+  ASSERT_NE(session, nullptr);
+  ChannelDriver& driver = session->driver();
+  ASSERT_TRUE(sent.Await(kTimeout));
+  absl::SleepFor(absl::Milliseconds(20));  // "early" is in the transport
+  CONFORMANCE_ASSERT_OK(driver.Send("late"));
+  EXPECT_TRUE(driver.WaitReadable(kTimeout))
+      << "a frame that arrived before Send() is not signalled";
+  CONFORMANCE_ASSERT_OK(driver.PumpUntilFrames(1, kTimeout));
+  EXPECT_EQ(driver.frames(), std::vector<std::string>{"early"});
+  done.Signal();
+  EXPECT_TRUE(ExitsCleanly(session->child(), kTimeout));
+}
+
 TEST_P(TransportConformanceTest, PollFdReadableExactlyWhenThereIsInput) {
   std::unique_ptr<Session> session =
       Session::Start(transport_, [](Channel& channel) {

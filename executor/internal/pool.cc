@@ -357,25 +357,30 @@ void Pool::Help(const std::function<bool()>& done, absl::Duration timeout) {
   absl::Time now = absl::Now();
   const absl::Time deadline = now + budget;
   bool polled = false;
-  for (int round = 1; !done(); ++round) {
+  while (!done()) {
+    absl::Time polled_until = now;
     if (io_mu_.TryLock()) {
       const absl::Time seen = manager_deadline_;
-      if (!broken_local_ && PollWorkers(/*stay=*/true)) polled = true;
+      if (!broken_local_ && PollWorkers(/*stay=*/true, /*cheap_only=*/false,
+                                        now)) {
+        polled = true;
+      }
       ReleaseIo(seen);
       if (done()) break;
-    }
-    // The clock costs ~25 ns; a polling round with nothing new, ~50 ns.
-    if (round % 8 == 0) {
-      const absl::Time before = now;
-      now = absl::Now();
-      if (now >= deadline) break;
-      // A gap means this thread lost its CPU, most likely to the worker it
-      // waits for (the scheduler tends to put a waker and the thread it
-      // woke on one CPU): spinning on would only keep taking turns with
-      // it. Sleeping lets the scheduler place the two apart again.
-      if (now - before > kPreempted) break;
+      // A poll may take long on its own (a socket's recv(), a big frame):
+      // that is not time lost to another thread.
+      polled_until = absl::Now();
     }
     CpuRelax();
+    // The clock costs ~25 ns; a polling round with nothing new, ~50 ns (shm)
+    // or a system call (sockets).
+    now = absl::Now();
+    if (now >= deadline) break;
+    // A gap means this thread lost its CPU, most likely to the worker it
+    // waits for (the scheduler tends to put a waker and the thread it
+    // woke on one CPU): spinning on would only keep taking turns with
+    // it. Sleeping lets the scheduler place the two apart again.
+    if (now - polled_until > kPreempted) break;
   }
   if (polled && !done()) {
     // This thread goes to sleep: re-arm every channel now rather than in
@@ -387,10 +392,14 @@ void Pool::Help(const std::function<bool()>& done, absl::Duration timeout) {
   }
 }
 
-bool Pool::PollWorkers(bool stay, bool cheap_only) {
+bool Pool::PollWorkers(bool stay, bool cheap_only, absl::Time now) {
   bool polled = false;
   std::vector<std::string> frames;
-  const absl::Time now = stay ? absl::Now() : absl::InfinitePast();
+  if (!stay) {
+    now = absl::InfinitePast();
+  } else if (now == absl::InfinitePast()) {
+    now = absl::Now();
+  }
   for (auto& [id, w] : workers_) {
     if (w.channel == nullptr) continue;
     // A socket costs a recv() per look: look only where a result is due.

@@ -248,7 +248,9 @@ class Pool {
   // Poll() makes no system call) and handles what arrived; then hands out
   // queued work. With `stay`, the channels may be left disarmed
   // (Worker::disarmed). Returns true if some channel was polled.
-  bool PollWorkers(bool stay, bool cheap_only = false)
+  // `now`, if given, is the time (saves reading the clock again).
+  bool PollWorkers(bool stay, bool cheap_only = false,
+                   absl::Time now = absl::InfinitePast())
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // Hands pending work to workers that can take it (S16: one queued item
   // beyond the running one, once the pool is at full strength) and starts

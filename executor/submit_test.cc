@@ -24,6 +24,21 @@ TEST_P(SubmitTest, S1PowAndArgumentsEncodedAtSubmit) {
   EXPECT_EQ(pool.Submit(tt::Echo, std::string()).Get(kWait), "");
 }
 
+// A std::string travels as its bare bytes also inside a one-element tuple
+// (codec.h's lone string), by Submit and by Map's packed chunks alike.
+TEST_P(SubmitTest, AStringInATupleComesBackIntact) {
+  ProcessPoolExecutor pool(MakeOptions());
+  const std::string s("in\0tuple", 8);
+  EXPECT_EQ(std::get<0>(pool.Submit(tt::EchoInTuple, s).Get(kWait)), s);
+  std::vector<std::string> inputs = {"a", "", s, std::string(40000, 'x')};
+  std::vector<std::tuple<std::string>> out =
+      pool.Map(tt::EchoInTuple, inputs, {.chunksize = 4}).ToVector();
+  ASSERT_EQ(out.size(), inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    EXPECT_EQ(std::get<0>(out[i]), inputs[i]) << i;
+  }
+}
+
 TEST_P(SubmitTest, S2StandardExceptionsComeBackAsThemselves) {
   ProcessPoolExecutor pool(MakeOptions());
   auto expect = [&](const std::string& kind, auto* type_tag,

@@ -142,10 +142,11 @@ absl::Status RunImpl(absl::string_view bytes, Writer* out,
   }
   if constexpr (std::is_void_v<R>) {
     Fn(PassArg<P>(std::get<I>(*args))...);
-  } else if constexpr (std::is_same_v<std::decay_t<R>, std::string>) {
-    R value = Fn(PassArg<P>(std::get<I>(*args))...);
+  } else if constexpr (kIsLoneString<std::decay_t<R>>) {
+    // std::string or std::tuple<std::string>: the string's bytes (codec.h).
+    std::string value = EncodeTaskValue(Fn(PassArg<P>(std::get<I>(*args))...));
     if (value.size() >= own_bytes) {
-      *own = EncodeTaskValue(static_cast<R&&>(value));  // moved if it can be
+      *own = std::move(value);
     } else {
       out->WriteBytes(value.data(), value.size());
     }

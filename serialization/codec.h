@@ -636,11 +636,14 @@ absl::StatusOr<T> DecodeTaskValueView(absl::string_view bytes) {
   }
 }
 
-// The encoding of a task's result `v` (above).
+// The encoding of a task's result `v` (above). A result of type
+// std::tuple<std::string> is a lone string too: its string's bytes.
 template <typename T>
 std::string EncodeTaskValue(T&& v) {
   using D = std::decay_t<T>;
-  if constexpr (std::is_same<D, std::string>::value) {
+  if constexpr (std::is_same<D, std::tuple<std::string>>::value) {
+    return EncodeTaskValue(std::get<0>(std::forward<T>(v)));
+  } else if constexpr (std::is_same<D, std::string>::value) {
     if constexpr (std::is_rvalue_reference<T&&>::value) {
       return std::move(v);
     } else {

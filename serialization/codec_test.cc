@@ -733,6 +733,23 @@ TEST(TaskValue, ALoneStringIsItsBytes) {
   EXPECT_EQ(decoded->size(), size_t{1} << 20);
 }
 
+// A result of type std::tuple<std::string> follows the same rule both ways
+// (it used to be encoded with its length prefix and decoded as bare bytes).
+TEST(TaskValue, ALoneStringInATupleIsItsBytes) {
+  const std::string s("tuple\0result", 12);
+  std::tuple<std::string> t{s};
+  EXPECT_EQ(EncodeTaskValue(t), s);
+  EXPECT_EQ(EncodeTaskValue(std::move(t)), s);
+  absl::StatusOr<std::tuple<std::string>> back =
+      DecodeTaskValue<std::tuple<std::string>>(
+          EncodeTaskValue(std::tuple<std::string>{s}));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(std::get<0>(*back), s);
+  EXPECT_EQ(std::get<0>(*DecodeTaskValueView<std::tuple<std::string>>(
+                EncodeTaskValue(std::tuple<std::string>{s}))),
+            s);
+}
+
 TEST(TaskValue, AnythingElseIsTheCodecsEncoding) {
   EXPECT_EQ(EncodeTaskValue(int32_t{7}), EncodeValue(int32_t{7}));
   const auto two = std::make_tuple(std::string("a"), std::string("b"));

@@ -55,6 +55,7 @@ int SleepThenPid(int ms) {
   return getpid();
 }
 std::string Echo(const std::string& s) { return s; }
+std::tuple<std::string> EchoInTuple(const std::string& s) { return {s}; }
 int64_t Length(const std::string& s) { return static_cast<int64_t>(s.size()); }
 
 int Throw(const std::string& kind) {
@@ -213,6 +214,7 @@ PROCPOOL_TASK(tt::GetPid);
 PROCPOOL_TASK(tt::SleepMs);
 PROCPOOL_TASK(tt::SleepThenPid);
 PROCPOOL_TASK(tt::Echo);
+PROCPOOL_TASK(tt::EchoInTuple);
 PROCPOOL_TASK(tt::Length);
 PROCPOOL_TASK(tt::Throw);
 PROCPOOL_TASK(tt::DieBy);

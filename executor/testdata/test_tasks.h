@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -54,6 +55,7 @@ int GetPid();
 int SleepMs(int ms);                     // sleeps, returns ms
 int SleepThenPid(int ms);                // sleeps, returns getpid()
 std::string Echo(const std::string& s);  // returns s
+std::tuple<std::string> EchoInTuple(const std::string& s);  // returns {s}
 int64_t Length(const std::string& s);
 int Throw(const std::string& kind);      // throws by kind; see .cc
 int DieBy(const std::string& how);       // kills its own process

@@ -18,55 +18,59 @@
 //   Send(frame): push() calls, written to the socket at once, no waiting
 //   Poll()/Pump(): one non-blocking turn of the channel's KJ loop: reads,
 //                  answers the worker's push() calls, hands out frames
+//   parent: the channel's loop thread (the bridge to the manager)
+//   turns the loop when the worker sent something and no caller is polling
+//   for it, and signals PollFd() (an eventfd) once frames wait
 //
 //   child (the worker's only thread; it drives its own KJ loop synchronously)
 //   SendBlocking(frame): push() calls; returns once they are written
 //   ReceiveBlocking():   runs the loop until FrameSink::push() completes one
 //
 // The parent's end is a DrivenChannel (driven_channel.h): its KJ event loop
-// has no thread of its own but is run by whichever thread calls it, so a
-// frame crosses only the caller's thread and the worker's, as with "unix".
-// PollFd() is the socket: readable when the worker sent something (a frame,
-// or the RPC's own Return/Finish messages, which Pump() takes and hands out
-// nothing for); PollEvents() adds EPOLLOUT while a write waits for space.
-// SendBlocking() in the child returns once the frame is in the socket, like
-// a plain socket's send: the parent need not be pumping, and a worker that
-// sends its result and exits at once cannot lose it, because the parent's
-// end hands the RPC system the end of stream only after every call read
-// before it was dispatched (and a write that meets the closed socket fails
-// only after everything the worker sent was read).
+// runs on a thread of its own, and a caller of the channel drives it too, on
+// its own thread, under the channel's mutex. So a caller's frame is written by
+// the caller, and a caller polling for its result reads it itself: a round
+// trip crosses only the caller's thread and the worker's, as with "unix".
+// PollFd() is readable exactly while frames (or an error) wait for Pump(): the
+// RPC's own Return/Finish traffic wakes the loop thread only. PollEvents() is
+// always EPOLLIN. SendBlocking() in the child returns once the frame is in the
+// socket, like a plain socket's send: the parent need not be pumping, and a
+// worker that sends its result and exits at once cannot lose it, because the
+// parent's end hands the RPC system the end of stream only after every call
+// read before it was dispatched (and a write that meets the closed socket
+// fails only after everything the worker sent was read).
 //
 // Errors: the peer closing or dying (KJ DISCONNECTED) is kUnavailable; a
 // stream that is not Cap'n Proto RPC (KJ FAILED) is kDataLoss. Every KJ
 // exception becomes an absl::Status in one helper in capnp_transport.cc.
 //
-// fork(): a child forked without exec must not touch inherited Channel
-// objects (transport.h says so); OpenChild() makes the child's own event
-// loop, on the calling thread, after the fork. A thread can have only one
-// KJ event loop current, so a process opens at most one child end per thread
-// at a time, and a thread that runs a KJ loop of its own cannot drive a
-// parent's end. Making an event loop sets SIGPIPE to be ignored in the
-// process (KJ does so; writes to a dead peer then fail with EPIPE, which is
-// kUnavailable).
+// fork(): the parent's loop threads and event loops stay in the parent. A
+// child forked without exec must not touch inherited Channel objects
+// (transport.h says so); OpenChild() makes the child's own event loop, on the
+// calling thread, after the fork. A thread can have only one KJ event loop
+// current, so a process opens at most one child end per thread at a time,
+// and a thread that runs a KJ loop of its own cannot use a parent's end.
+// Making an event loop sets SIGPIPE to be ignored in the process (KJ does so;
+// writes to a dead peer then fail with EPIPE, which is kUnavailable).
 //
 // Descriptors: CreatePair() returns ChildEndpoint{fds = {child socket},
 // spec = kCapnpEndpointSpec}; everything is close-on-exec. Per parent channel:
-// the socket and its event loop's epoll, eventfd and signalfd, all closed when
-// the channel is destroyed.
+// the socket, two eventfds (PollFd() and the loop thread's wake-up) and the
+// event loop's epoll, eventfd and signalfd, all closed when the channel is
+// destroyed.
 //
 // Cost: each frame is three RPC messages (Call, Return, Finish), read with
 // two or three read() calls each. The worker spins on its event loop for
 // kSpinBeforeSleep after each frame (rpc_common.h) before it sleeps in epoll.
 //
-// History (tools/BENCHMARKS.md, "capnp"): until 2026-11-27 the parent's end
-// had a KJ thread of its own (ThreadedChannel, still used by remote workers,
-// whose heartbeats need a loop that runs while nobody polls). A round trip
-// then crossed that thread twice and cost ~5 sleeping wake-ups; perf sched
-// showed the KJ thread and the worker taking turns on one CPU while the
-// caller spun on the other (~20-90 us of scheduling delay per hop), and
-// spinning more threads only made three spinners for two CPUs. Driving the
-// connection from the caller's thread removed the hop: round trip p50
-// ~70-250 -> see BENCHMARKS.md.
+// History (tools/BENCHMARKS.md, "capnp"): until 2026-11-27 only the loop
+// thread ran the parent's connection (ThreadedChannel, still used by remote
+// workers). A round trip then crossed it twice and cost ~5 sleeping
+// wake-ups; perf sched showed the loop thread and the worker taking turns on
+// one CPU while the caller spun on the other (~20-90 us of scheduling delay
+// per hop), and spinning more threads only made three spinners for two
+// CPUs. Letting the caller drive the connection took the round trip p50 from
+// ~65-120 us to ~35-55 us on the 2-core VM.
 //
 // Remote workers (a parent's channel to a worker daemon on another host, TCP,
 // TLS, authentication, heartbeats) are in remote.h, target :remote; they use

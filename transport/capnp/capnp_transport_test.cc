@@ -1,8 +1,6 @@
 #include "transport/capnp/capnp_transport.h"
 
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,24 +64,11 @@ TEST(CapnpTransportTest, FrameSentJustBeforeExitIsInTheNextPump) {
         });
     CloseEndpoint(&pair->child);
     ASSERT_TRUE(child.ok()) << child.status();
-    std::vector<std::string> frames;
-    if (size > kCapnpChunkSize) {
-      // More than the socket holds: the parent reads while the worker sends,
-      // as the manager does when PollFd() is readable. A small frame waits
-      // in the socket for the one Pump() after the exit.
-      const absl::Time deadline = absl::Now() + kTimeout;
-      siginfo_t info = {};
-      while (waitid(P_PID, child->pid(), &info, WEXITED | WNOHANG | WNOWAIT) ==
-                 0 &&
-             info.si_pid == 0 && absl::Now() < deadline) {
-        struct pollfd p = {pair->parent->PollFd(), POLLIN, 0};
-        if (poll(&p, 1, 10) > 0) (void)pair->parent->Pump(&frames);
-      }
-    }
     absl::StatusOr<int> wait_status = child->Wait(kTimeout);
     ASSERT_TRUE(wait_status.ok()) << wait_status.status();
     ASSERT_TRUE(WIFEXITED(*wait_status) && WEXITSTATUS(*wait_status) == 0)
         << transport_testing::DescribeWaitStatus(*wait_status);
+    std::vector<std::string> frames;
     (void)pair->parent->Pump(&frames);
     ASSERT_EQ(frames.size(), 1u) << "round " << round;
     EXPECT_TRUE(SameBytes(frames[0], Pattern(size, round)));

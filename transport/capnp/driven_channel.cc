@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <limits.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -15,6 +16,7 @@
 #include <kj/debug.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/posix_error.h"
 
 namespace procpool {
@@ -185,39 +187,44 @@ class FdStream final : public kj::AsyncIoStream {
 
 absl::StatusOr<std::unique_ptr<DrivenChannel>> DrivenChannel::Open(
     int socket_fd, std::string peer_name) {
+  absl::StatusOr<int> pending = MakeEventFd();
+  if (!pending.ok()) {
+    close(socket_fd);
+    return pending.status();
+  }
+  absl::StatusOr<int> kick = MakeEventFd();
+  if (!kick.ok()) {
+    close(*pending);
+    close(socket_fd);
+    return kick.status();
+  }
   std::unique_ptr<DrivenChannel> channel(
-      new DrivenChannel(std::move(peer_name)));
+      new DrivenChannel(std::move(peer_name), *pending, *kick));
   bool fd_taken = false;
-  absl::Status status = CatchKj(
-      absl::StrCat("capnp transport: opening the channel to the ",
-                   channel->peer_name_),
-      [&channel, &fd_taken, socket_fd] {
-        channel->Init(socket_fd, &fd_taken);
-      });
+  absl::Status status;
+  {
+    absl::MutexLock lock(&channel->mu_);
+    status = CatchKj(absl::StrCat("capnp transport: opening the channel to the ",
+                                  channel->peer_name_),
+                     [&channel, &fd_taken, socket_fd]()
+                         ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                           channel->Init(socket_fd, &fd_taken);
+                         });
+  }
   if (!status.ok()) {
     if (!fd_taken) close(socket_fd);
     return status;
   }
-  absl::StatusOr<int> pending = MakeEventFd();
-  if (!pending.ok()) return pending.status();
-  channel->pending_fd_ = *pending;
-  channel->poll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (channel->poll_fd_ < 0) {
-    return PosixError("capnp transport: epoll_create1", errno);
-  }
-  for (int fd : {channel->socket_fd_, channel->pending_fd_}) {
-    struct epoll_event ev = {};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
-    if (epoll_ctl(channel->poll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      return PosixError("capnp transport: epoll_ctl", errno);
-    }
-  }
+  DrivenChannel* raw = channel.get();
+  channel->thread_ = std::thread([raw] { raw->RunLoopThread(); });
   return channel;
 }
 
-DrivenChannel::DrivenChannel(std::string peer_name)
-    : peer_name_(std::move(peer_name)) {}
+DrivenChannel::DrivenChannel(std::string peer_name, int pending_fd,
+                             int kick_fd)
+    : peer_name_(std::move(peer_name)),
+      pending_fd_(pending_fd),
+      kick_fd_(kick_fd) {}
 
 void DrivenChannel::Init(int socket_fd, bool* fd_taken) {
   port_ = std::make_unique<kj::UnixEventPort>();
@@ -237,74 +244,119 @@ void DrivenChannel::Init(int socket_fd, bool* fd_taken) {
       Bootstrap(*rpc_, capnp::rpc::twoparty::Side::SERVER));
   handler_ = std::make_unique<ErrorHandler>(
       absl::StrCat("the connection to the ", peer_name_),
-      [this](absl::Status s) { Fail(std::move(s)); });
+      [this](absl::Status s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        Fail(std::move(s));
+      });
   tasks_ = std::make_unique<kj::TaskSet>(*handler_);
-  tasks_->add(WhenDisconnected(*network_, *peer_, socket_fd, peer_name_,
-                               [this](absl::Status s) { Fail(s); }));
+  tasks_->add(WhenDisconnected(
+      *network_, *peer_, socket_fd, peer_name_,
+      [this](absl::Status s) ABSL_NO_THREAD_SAFETY_ANALYSIS { Fail(s); }));
   wait_scope.poll();
 }
 
 DrivenChannel::~DrivenChannel() noexcept {
-  if (poll_fd_ >= 0) close(poll_fd_);
-  if (pending_fd_ >= 0) close(pending_fd_);
-  if (loop_ == nullptr) return;
-  // Members that need the event loop go first, with the loop current.
-  (void)CatchKj("capnp transport: closing the channel", [this] {
-    kj::WaitScope wait_scope(*loop_);
-    waiter_ = nullptr;
-    tasks_.reset();
-    peer_.reset();
-    rpc_.reset();
-    network_.reset();
-    messages_.reset();
-    stream_ = nullptr;
-  });
-  (void)CatchKj("capnp transport: closing the channel", [this] {
-    loop_.reset();
-    port_.reset();
-  });
+  if (thread_.joinable()) {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    SignalEventFd(kick_fd_);
+    thread_.join();
+  }
+  absl::MutexLock lock(&mu_);
+  if (loop_ != nullptr) {
+    // Members that need the event loop go first, with the loop current.
+    (void)CatchKj("capnp transport: closing the channel",
+                  [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                    kj::WaitScope wait_scope(*loop_);
+                    waiter_ = nullptr;
+                    tasks_.reset();
+                    peer_.reset();
+                    rpc_.reset();
+                    network_.reset();
+                    messages_.reset();
+                    stream_ = nullptr;
+                  });
+    (void)CatchKj("capnp transport: closing the channel", [this] {
+      loop_.reset();
+      port_.reset();
+    });
+  }
+  close(pending_fd_);
+  close(kick_fd_);
 }
 
 template <typename Body>
 void DrivenChannel::Drive(absl::string_view context, Body&& body) {
-  absl::Status status = CatchKj(context, [this, &body] {
-    kj::WaitScope wait_scope(*loop_);
-    body(wait_scope);
-    wait_scope.poll();
-  });
+  absl::Status status =
+      CatchKj(context, [this, &body]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        kj::WaitScope wait_scope(*loop_);
+        body(wait_scope);
+        wait_scope.poll();
+      });
   if (!status.ok()) Fail(std::move(status));
 }
 
+short DrivenChannel::LoopThreadEvents() const {
+  if (!status_.ok()) return 0;  // a failed socket stays readable
+  short events = 0;
+  if (!user_polling_) events |= POLLIN;
+  if (stream_->write_blocked()) events |= POLLOUT;
+  return events;
+}
+
+void DrivenChannel::AfterTurn(bool handed_out) {
+  const bool waiting = !ready_.empty() || !status_.ok();
+  if (waiting && !pending_signaled_ && !handed_out) {
+    SignalEventFd(pending_fd_);
+    pending_signaled_ = true;
+  } else if (!waiting && pending_signaled_) {
+    DrainEventFd(pending_fd_);
+    pending_signaled_ = false;
+  }
+  if ((LoopThreadEvents() & ~loop_thread_events_) != 0) {
+    SignalEventFd(kick_fd_);
+  }
+}
+
+// Sleeps until the socket has something for it (nothing while a user polls
+// with `stay`, output space while a write waits) or it is kicked, then turns
+// the loop. Its wake-ups cost the worker's round trip nothing: a caller that
+// waits for a result reads it itself.
+void DrivenChannel::RunLoopThread() {
+  short events;
+  {
+    absl::MutexLock lock(&mu_);
+    events = loop_thread_events_ = LoopThreadEvents();
+  }
+  for (;;) {
+    struct pollfd fds[2] = {{kick_fd_, POLLIN, 0}, {socket_fd_, events, 0}};
+    if (poll(fds, events != 0 ? 2 : 1, -1) < 0 && errno != EINTR) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    if ((fds[0].revents & POLLIN) != 0) DrainEventFd(kick_fd_);
+    absl::MutexLock lock(&mu_);
+    if (stop_) return;
+    if ((fds[1].revents & LoopThreadEvents()) != 0 ||
+        (fds[1].revents & (POLLHUP | POLLERR)) != 0) {
+      Drive("capnp transport: the connection to the worker",
+            [](kj::WaitScope&) {});
+      AfterTurn(/*handed_out=*/false);
+    }
+    events = loop_thread_events_ = LoopThreadEvents();
+  }
+}
+
 absl::Status DrivenChannel::Send(std::string frame) {
+  absl::MutexLock lock(&mu_);
   if (!status_.ok()) return status_;
   Drive("capnp transport: sending to the worker",
-        [this, &frame](kj::WaitScope&) {
+        [this, &frame](kj::WaitScope&) ABSL_NO_THREAD_SAFETY_ANALYSIS {
           // PushFrame copies the bytes into its messages.
           tasks_->add(kj::joinPromises(PushFrame(*peer_, frame)));
         });
-  UpdatePollFd(/*handed_out=*/false);
+  AfterTurn(/*handed_out=*/false);
   return absl::OkStatus();
-}
-
-void DrivenChannel::UpdatePollFd(bool handed_out) {
-  if (handed_out) {
-    if (pending_signaled_ && ready_.empty() && status_.ok()) {
-      DrainEventFd(pending_fd_);
-      pending_signaled_ = false;
-    }
-  } else if (!pending_signaled_ && (!ready_.empty() || !status_.ok())) {
-    SignalEventFd(pending_fd_);
-    pending_signaled_ = true;
-  }
-  const bool want_output = stream_.get() != nullptr && stream_->write_blocked();
-  if (want_output != watching_output_) {
-    struct epoll_event ev = {};
-    ev.events = EPOLLIN | (want_output ? EPOLLOUT : 0);
-    ev.data.fd = socket_fd_;
-    if (epoll_ctl(poll_fd_, EPOLL_CTL_MOD, socket_fd_, &ev) == 0) {
-      watching_output_ = want_output;
-    }
-  }
 }
 
 absl::Status DrivenChannel::Pump(std::vector<std::string>* frames) {
@@ -313,39 +365,41 @@ absl::Status DrivenChannel::Pump(std::vector<std::string>* frames) {
 
 absl::Status DrivenChannel::Poll(std::vector<std::string>* frames,
                                  bool stay) {
-  // Nothing signals anybody here (the socket is the signal), so `stay`
-  // changes nothing.
-  (void)stay;
+  absl::MutexLock lock(&mu_);
+  user_polling_ = stay;
   Drive("capnp transport: receiving from the worker", [](kj::WaitScope&) {});
   for (std::string& frame : ready_) frames->push_back(std::move(frame));
   ready_.clear();
-  UpdatePollFd(/*handed_out=*/true);
+  AfterTurn(/*handed_out=*/true);
   return status_;
 }
 
 uint32_t DrivenChannel::PollEvents() const { return EPOLLIN; }
 
 absl::Status DrivenChannel::SendBlocking(absl::string_view frame) {
+  absl::MutexLock lock(&mu_);
   if (!status_.ok()) return status_;
   Drive("capnp transport: sending to the worker",
-        [this, frame](kj::WaitScope& wait_scope) {
-          kj::joinPromises(PushFrame(*peer_, frame)).wait(wait_scope);
-        });
-  UpdatePollFd(/*handed_out=*/false);
+        [this, frame](kj::WaitScope& wait_scope)
+            ABSL_NO_THREAD_SAFETY_ANALYSIS {
+              kj::joinPromises(PushFrame(*peer_, frame)).wait(wait_scope);
+            });
+  AfterTurn(/*handed_out=*/false);
   return status_;
 }
 
 absl::StatusOr<std::string> DrivenChannel::ReceiveBlocking() {
+  absl::MutexLock lock(&mu_);
   for (;;) {
     if (!ready_.empty()) {
       std::string frame = std::move(ready_.front());
       ready_.pop_front();
-      UpdatePollFd(/*handed_out=*/ready_.empty());
+      AfterTurn(/*handed_out=*/ready_.empty());
       return frame;
     }
     if (!status_.ok()) return status_;
     Drive("capnp transport: waiting for the worker",
-          [this](kj::WaitScope& wait_scope) {
+          [this](kj::WaitScope& wait_scope) ABSL_NO_THREAD_SAFETY_ANALYSIS {
             auto paf = kj::newPromiseAndFulfiller<void>();
             waiter_ = kj::mv(paf.fulfiller);
             paf.promise.wait(wait_scope);
@@ -365,7 +419,7 @@ void DrivenChannel::Fail(absl::Status status) {
   Wake();
 }
 
-void DrivenChannel::OnFrame(std::string frame) {
+void DrivenChannel::OnFrame(std::string frame) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   ready_.push_back(std::move(frame));
   Wake();
 }

@@ -1,35 +1,41 @@
-// A Channel whose Cap'n Proto RPC connection is driven by the thread that
-// uses the channel, with no event-loop thread of its own: the parent's end of
-// a local capnp channel.
+// A Channel whose Cap'n Proto RPC connection runs on a KJ event loop that
+// the channel's user drives itself whenever it calls, and a thread of the
+// channel's own drives otherwise: the parent's end of a local capnp channel.
 //
-//   user thread (the pool's I/O: a caller or the manager, one at a time)
+//   user thread (the pool's I/O: a caller or the manager)
 //   Send(frame) -> push() calls on the RPC connection, written at once
-//   Poll()/Pump() -> one non-blocking turn of the channel's KJ event loop:
-//                    reads what arrived, answers the worker's push() calls,
-//                    and hands out the frames they completed
+//   Poll()/Pump() -> one non-blocking turn of the loop: reads what arrived,
+//                    answers the worker's push() calls, hands out frames
+//   loop thread (one per channel, the bridge to the manager)
+//   sleeps in poll() on the socket; when the worker sent something and no
+//   user is polling, turns the loop, and signals PollFd() (an eventfd) once
+//   frames wait; keeps writing a big frame as the socket drains
 //
-// Why (tools/BENCHMARKS.md, "capnp"): with a KJ thread per channel
-// (ThreadedChannel) a round trip crossed four threads on the parent's side
-// (caller -> KJ thread -> worker -> KJ thread -> manager or caller) and cost
-// ~5 sleeping wake-ups; on a 2-core machine the KJ thread and the worker
-// then took turns on one CPU (perf sched: ~50 us of scheduling delay each
-// way). Driven from the caller's thread, a round trip crosses only the
-// caller and the worker, as with the unix transport.
+// Why (tools/BENCHMARKS.md, "capnp"): when only the loop thread ran the
+// connection (ThreadedChannel, still used by remote channels), a round trip
+// crossed it twice (caller -> loop thread -> worker -> loop thread -> the
+// caller polling for it) and cost ~5 sleeping wake-ups; on a 2-core machine
+// the loop thread and the worker took turns on one CPU while the caller spun
+// on the other (perf sched: 20-90 us of scheduling delay per hop). Driven
+// from the caller's thread, a round trip crosses only the caller and the
+// worker, as with the unix transport: a caller writes its Call itself, and a
+// caller polling for its result (Poll with `stay`) reads it itself while the
+// loop thread leaves the socket alone.
 //
 // How a KJ loop can be driven by more than one thread: kj::EventLoop binds to
 // a thread only while a kj::WaitScope for it exists (the thread-local
-// "current loop"), and every call here makes one on the calling thread and
-// destroys it before returning. So the channel is used by one thread at a
-// time (the Channel contract; the pool's io_mu_), and a thread that already
-// runs a KJ event loop of its own must not use it (KJ allows one current loop
-// per thread: the call fails with kInternal).
+// "current loop"); every turn here makes one on the calling thread, under
+// mu_, and destroys it before returning. A thread that already runs a KJ
+// event loop of its own cannot be the user (KJ allows one current loop per
+// thread: the call fails with the channel's error).
 //
-// PollFd() is an epoll set of the channel's own, readable when the socket is
-// (the worker sent something), when a write waits for space in the socket,
-// or when a Send() took in frames that no Pump() handed out yet (a pending
-// eventfd): any call turns the loop, which reads whatever arrived, and only
-// Poll()/Pump() hand frames out. PollEvents() is always EPOLLIN.
+// PollFd() is readable exactly while frames (or the channel's error) wait for
+// Poll()/Pump(): the RPC's own traffic (Return, Finish) wakes only the loop
+// thread. PollEvents() is always EPOLLIN.
 //
+// Thread safety: the Channel's methods may be called from any thread, one at
+// a time (the Channel contract); they and the loop thread share everything
+// under mu_.
 // Package-internal (KJ types below); capnp_transport.cc makes these.
 #ifndef PROCPOOL_TRANSPORT_CAPNP_DRIVEN_CHANNEL_H_
 #define PROCPOOL_TRANSPORT_CAPNP_DRIVEN_CHANNEL_H_
@@ -37,15 +43,18 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-unix.h>
 #include <kj/async.h>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "transport/capnp/rpc_common.h"
 #include "transport/transport.h"
 
@@ -67,41 +76,56 @@ class DrivenChannel final : public Channel, public FrameReceiver {
 
   absl::Status Send(std::string frame) override;
   absl::Status Pump(std::vector<std::string>* frames) override;
+  // With `stay`, the loop thread leaves the socket to the caller until
+  // Poll(frames, false) or Pump().
   absl::Status Poll(std::vector<std::string>* frames, bool stay) override;
-  int PollFd() const override { return poll_fd_; }
+  int PollFd() const override { return pending_fd_; }
   uint32_t PollEvents() const override;
   absl::Status SendBlocking(absl::string_view frame) override;
   absl::StatusOr<std::string> ReceiveBlocking() override;
 
  private:
-  explicit DrivenChannel(std::string peer_name);
-  void Init(int socket_fd, bool* fd_taken);
+  DrivenChannel(std::string peer_name, int pending_fd, int kick_fd);
+  void Init(int socket_fd, bool* fd_taken) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Runs `body` with the event loop current on this thread, then turns the
   // loop until nothing is left to do without blocking. A KJ exception becomes
   // the channel's error.
   template <typename Body>
-  void Drive(absl::string_view context, Body&& body);
+  void Drive(absl::string_view context, Body&& body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // After a call that does not hand frames out: makes PollFd() readable if
-  // frames or an error wait for Pump(). After every call: watches the socket
-  // for space while a write waits for it.
-  void UpdatePollFd(bool handed_out);
+  // After a turn: signals PollFd() if frames or an error wait (and
+  // `handed_out` is false), or takes the signal back once nothing waits;
+  // wakes the loop thread if it must watch the socket for more than it does.
+  void AfterTurn(bool handed_out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The poll() events the loop thread should wait for on the socket.
+  short LoopThreadEvents() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RunLoopThread();
 
-  void Fail(absl::Status status);
-  void Wake();
-  // FrameReceiver: inside Drive(), on the driving thread.
+  void Fail(absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Wake() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // FrameReceiver: inside Drive(), so under mu_.
   void OnFrame(std::string frame) override;
 
   const std::string peer_name_;
-  int poll_fd_ = -1;     // PollFd(): an epoll set of the socket and pending_fd_
-  int pending_fd_ = -1;  // an eventfd: frames wait for Pump()
-  bool pending_signaled_ = false;
-  bool watching_output_ = false;  // the socket is in poll_fd_ with EPOLLOUT
-  // Destroyed in the order the destructor spells out; the loop last.
+  const int pending_fd_;  // PollFd(): an eventfd, set while frames wait
+  const int kick_fd_;     // an eventfd that wakes the loop thread
+  int socket_fd_ = -1;    // owned by stream_; set before the thread starts
+  std::thread thread_;
+
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool user_polling_ ABSL_GUARDED_BY(mu_) = false;  // Poll() with `stay`
+  bool pending_signaled_ ABSL_GUARDED_BY(mu_) = false;
+  short loop_thread_events_ ABSL_GUARDED_BY(mu_) = 0;  // what it waits for
+  std::deque<std::string> ready_ ABSL_GUARDED_BY(mu_);  // not handed out
+  absl::Status status_ ABSL_GUARDED_BY(mu_);            // the first error
+
+  // The KJ state, used under mu_ only; destroyed in the order the destructor
+  // spells out, the loop last.
   std::unique_ptr<kj::UnixEventPort> port_;
   std::unique_ptr<kj::EventLoop> loop_;
-  int socket_fd_ = -1;  // owned by stream_
   kj::Own<FdStream> stream_;
   std::unique_ptr<ObservedMessageStream> messages_;
   std::unique_ptr<capnp::TwoPartyVatNetwork> network_;
@@ -110,9 +134,6 @@ class DrivenChannel final : public Channel, public FrameReceiver {
   std::unique_ptr<ErrorHandler> handler_;
   std::unique_ptr<kj::TaskSet> tasks_;
   kj::Own<kj::PromiseFulfiller<void>> waiter_;  // a blocking call's wait
-
-  std::deque<std::string> ready_;  // frames received and not handed out
-  absl::Status status_;            // the first error
 };
 
 }  // namespace capnp_internal

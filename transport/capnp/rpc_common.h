@@ -166,12 +166,11 @@ absl::StatusOr<int> MakeEventFd();
 void SignalEventFd(int fd);
 void DrainEventFd(int fd);
 
-// How long a thread that has just sent or received a frame keeps its event
-// loop spinning (SpinUntilReady) before it sleeps in epoll: a round trip
-// through the RPC connection crosses three threads (the caller, the parent's
-// KJ thread, the worker), and each one that sleeps costs the next a wake-up
-// of ~10-20 us on the 2-core VM (perf stat: ~5 sleeping wake-ups per round
-// trip without the spin). Measured in tools/BENCHMARKS.md ("capnp").
+// How long a worker that has just sent or received a frame keeps its event
+// loop spinning (SpinUntilReady) before it sleeps in epoll: the caller's next
+// frame usually comes within a round trip, and a worker that sleeps costs it
+// a wake-up of ~10-20 us on the 2-core VM. Measured in tools/BENCHMARKS.md
+// ("capnp").
 inline constexpr absl::Duration kSpinBeforeSleep = absl::Microseconds(100);
 
 // Runs the event loop of `wait_scope` without blocking (each round polls its

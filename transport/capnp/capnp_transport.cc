@@ -46,17 +46,12 @@
 namespace procpool {
 namespace {
 
-using capnp_internal::Bootstrap;
 using capnp_internal::CatchKj;
-using capnp_internal::ErrorHandler;
+using capnp_internal::FrameConnection;
 using capnp_internal::FrameReceiver;
-using capnp_internal::FrameSink;
-using capnp_internal::FrameSinkImpl;
 using capnp_internal::kSpinBeforeSleep;
-using capnp_internal::ObservedMessageStream;
 using capnp_internal::PushFrame;
 using capnp_internal::SpinUntilReady;
-using capnp_internal::WhenDisconnected;
 
 // The child's end: the worker's only thread drives the KJ loop synchronously
 // inside SendBlocking()/ReceiveBlocking().
@@ -81,11 +76,7 @@ class ChildChannel final : public Channel, public FrameReceiver {
     // Members that need the event loop go first; the loop (io_) last.
     (void)CatchKj("closing the worker's end", [this] {
       waiter_ = nullptr;
-      tasks_.reset();
-      peer_.reset();
-      rpc_.reset();
-      network_.reset();
-      messages_.reset();
+      conn_.reset();
       stream_ = nullptr;
       io_.reset();
     });
@@ -115,10 +106,11 @@ class ChildChannel final : public Channel, public FrameReceiver {
     absl::Status status = CatchKj("sending to the parent", [this, frame] {
       const void* last_message = nullptr;
       kj::Array<kj::Promise<void>> answers =
-          PushFrame(*peer_, frame, &last_message);
-      tasks_->add(messages_->Mark(last_message).then([this] { Wake(); }));
-      tasks_->add(kj::joinPromises(kj::mv(answers)));
-      while (!messages_->marker_written() && status_.ok()) {
+          PushFrame(conn_->peer(), frame, &last_message);
+      conn_->tasks().add(
+          conn_->messages().Mark(last_message).then([this] { Wake(); }));
+      conn_->tasks().add(kj::joinPromises(kj::mv(answers)));
+      while (!conn_->messages().marker_written() && status_.ok()) {
         auto paf = kj::newPromiseAndFulfiller<void>();
         waiter_ = kj::mv(paf.fulfiller);
         SpinUntilReady(paf.promise, io_->waitScope, kSpinBeforeSleep);
@@ -128,7 +120,7 @@ class ChildChannel final : public Channel, public FrameReceiver {
     if (!status.ok()) Fail(status);
     // Every byte of the frame was written: as with a plain socket, the send
     // succeeded even if the parent closed since (the next call reports it).
-    if (messages_->marker_written()) return absl::OkStatus();
+    if (conn_->messages().marker_written()) return absl::OkStatus();
     return status_;
   }
 
@@ -160,19 +152,9 @@ class ChildChannel final : public Channel, public FrameReceiver {
     stream_ = io_->lowLevelProvider->wrapSocketFd(
         socket_fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
                        kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC);
-    messages_ = std::make_unique<ObservedMessageStream>(*stream_);
-    network_ = std::make_unique<capnp::TwoPartyVatNetwork>(
-        *messages_, capnp::rpc::twoparty::Side::SERVER);
-    rpc_ = std::make_unique<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(
-        capnp::makeRpcServer(*network_, kj::heap<FrameSinkImpl>(this)));
-    peer_ = std::make_unique<FrameSink::Client>(
-        Bootstrap(*rpc_, capnp::rpc::twoparty::Side::CLIENT));
-    handler_ = std::make_unique<ErrorHandler>(
-        "the connection to the parent",
-        [this](absl::Status s) { Fail(std::move(s)); });
-    tasks_ = std::make_unique<kj::TaskSet>(*handler_);
-    tasks_->add(WhenDisconnected(*network_, *peer_, socket_fd, "parent",
-                                 [this](absl::Status s) { Fail(s); }));
+    conn_ = std::make_unique<FrameConnection>(
+        *stream_, socket_fd, capnp::rpc::twoparty::Side::SERVER, this,
+        "parent", [this](absl::Status s) { Fail(std::move(s)); });
   }
 
   void Wake() {
@@ -197,12 +179,7 @@ class ChildChannel final : public Channel, public FrameReceiver {
   std::unique_ptr<kj::AsyncIoContext> io_;
   int socket_fd_ = -1;  // owned by stream_
   kj::Own<kj::AsyncIoStream> stream_;
-  std::unique_ptr<ObservedMessageStream> messages_;
-  std::unique_ptr<capnp::TwoPartyVatNetwork> network_;
-  std::unique_ptr<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc_;
-  std::unique_ptr<FrameSink::Client> peer_;
-  std::unique_ptr<ErrorHandler> handler_;
-  std::unique_ptr<kj::TaskSet> tasks_;
+  std::unique_ptr<FrameConnection> conn_;
   kj::Own<kj::PromiseFulfiller<void>> waiter_;
 
   std::deque<std::string> ready_;  // frames received and not returned yet

@@ -235,22 +235,11 @@ void DrivenChannel::Init(int socket_fd, bool* fd_taken) {
   stream_ = kj::heap<FdStream>(*port_, socket_fd);
   *fd_taken = true;
   socket_fd_ = socket_fd;
-  messages_ = std::make_unique<ObservedMessageStream>(*stream_);
-  network_ = std::make_unique<capnp::TwoPartyVatNetwork>(
-      *messages_, capnp::rpc::twoparty::Side::CLIENT);
-  rpc_ = std::make_unique<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(
-      capnp::makeRpcServer(*network_, kj::heap<FrameSinkImpl>(this)));
-  peer_ = std::make_unique<FrameSink::Client>(
-      Bootstrap(*rpc_, capnp::rpc::twoparty::Side::SERVER));
-  handler_ = std::make_unique<ErrorHandler>(
-      absl::StrCat("the connection to the ", peer_name_),
-      [this](absl::Status s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  conn_ = std::make_unique<FrameConnection>(
+      *stream_, socket_fd, capnp::rpc::twoparty::Side::CLIENT, this,
+      peer_name_, [this](absl::Status s) ABSL_NO_THREAD_SAFETY_ANALYSIS {
         Fail(std::move(s));
       });
-  tasks_ = std::make_unique<kj::TaskSet>(*handler_);
-  tasks_->add(WhenDisconnected(
-      *network_, *peer_, socket_fd, peer_name_,
-      [this](absl::Status s) ABSL_NO_THREAD_SAFETY_ANALYSIS { Fail(s); }));
   wait_scope.poll();
 }
 
@@ -270,11 +259,7 @@ DrivenChannel::~DrivenChannel() noexcept {
                   [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
                     kj::WaitScope wait_scope(*loop_);
                     waiter_ = nullptr;
-                    tasks_.reset();
-                    peer_.reset();
-                    rpc_.reset();
-                    network_.reset();
-                    messages_.reset();
+                    conn_.reset();
                     stream_ = nullptr;
                   });
     (void)CatchKj("capnp transport: closing the channel", [this] {
@@ -353,7 +338,8 @@ absl::Status DrivenChannel::Send(std::string frame) {
   Drive("capnp transport: sending to the worker",
         [this, &frame](kj::WaitScope&) ABSL_NO_THREAD_SAFETY_ANALYSIS {
           // PushFrame copies the bytes into its messages.
-          tasks_->add(kj::joinPromises(PushFrame(*peer_, frame)));
+          conn_->tasks().add(
+              kj::joinPromises(PushFrame(conn_->peer(), frame)));
         });
   AfterTurn(/*handed_out=*/false);
   return absl::OkStatus();
@@ -382,7 +368,8 @@ absl::Status DrivenChannel::SendBlocking(absl::string_view frame) {
   Drive("capnp transport: sending to the worker",
         [this, frame](kj::WaitScope& wait_scope)
             ABSL_NO_THREAD_SAFETY_ANALYSIS {
-              kj::joinPromises(PushFrame(*peer_, frame)).wait(wait_scope);
+              kj::joinPromises(PushFrame(conn_->peer(), frame))
+                  .wait(wait_scope);
             });
   AfterTurn(/*handed_out=*/false);
   return status_;

@@ -127,12 +127,7 @@ class DrivenChannel final : public Channel, public FrameReceiver {
   std::unique_ptr<kj::UnixEventPort> port_;
   std::unique_ptr<kj::EventLoop> loop_;
   kj::Own<FdStream> stream_;
-  std::unique_ptr<ObservedMessageStream> messages_;
-  std::unique_ptr<capnp::TwoPartyVatNetwork> network_;
-  std::unique_ptr<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc_;
-  std::unique_ptr<FrameSink::Client> peer_;
-  std::unique_ptr<ErrorHandler> handler_;
-  std::unique_ptr<kj::TaskSet> tasks_;
+  std::unique_ptr<FrameConnection> conn_;
   kj::Own<kj::PromiseFulfiller<void>> waiter_;  // a blocking call's wait
 };
 

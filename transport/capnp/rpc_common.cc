@@ -167,6 +167,32 @@ kj::Promise<void> WhenDisconnected(
           });
 }
 
+namespace {
+
+capnp::rpc::twoparty::Side OtherSide(capnp::rpc::twoparty::Side side) {
+  return side == capnp::rpc::twoparty::Side::CLIENT
+             ? capnp::rpc::twoparty::Side::SERVER
+             : capnp::rpc::twoparty::Side::CLIENT;
+}
+
+}  // namespace
+
+FrameConnection::FrameConnection(kj::AsyncIoStream& stream, int socket_fd,
+                                 capnp::rpc::twoparty::Side side,
+                                 FrameReceiver* receiver,
+                                 const std::string& peer_name,
+                                 std::function<void(absl::Status)> on_error,
+                                 std::function<void()> on_read)
+    : messages_(stream, std::move(on_read)),
+      network_(messages_, side),
+      rpc_(capnp::makeRpcServer(network_, kj::heap<FrameSinkImpl>(receiver))),
+      peer_(Bootstrap(rpc_, OtherSide(side))),
+      handler_(absl::StrCat("the connection to the ", peer_name), on_error),
+      tasks_(handler_) {
+  tasks_.add(WhenDisconnected(network_, peer_, socket_fd, peer_name,
+                              std::move(on_error)));
+}
+
 absl::StatusOr<int> MakeEventFd() {
   const int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fd < 0) return PosixError("capnp transport: eventfd", errno);

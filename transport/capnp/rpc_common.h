@@ -161,6 +161,38 @@ kj::Promise<void> WhenDisconnected(
     capnp::TwoPartyVatNetwork& network, FrameSink::Client& peer, int socket_fd,
     std::string peer_name, std::function<void(absl::Status)> on_disconnect);
 
+// The RPC stack of one end of a channel, shared by every capnp channel: a
+// watched message stream over `stream`, the two-party network (this end is
+// `side`), the RPC system exporting a FrameSink that hands complete frames to
+// `receiver`, the peer's FrameSink, and a task set whose failures go to
+// `on_error` as a status (the peer's disconnect too, via WhenDisconnected:
+// `socket_fd`, if known, tells a dropped connection from a closed one).
+// Made and destroyed with its event loop current; its members are destroyed
+// in the order the RPC system needs (tasks first, the message stream last).
+class FrameConnection {
+ public:
+  FrameConnection(kj::AsyncIoStream& stream, int socket_fd,
+                  capnp::rpc::twoparty::Side side, FrameReceiver* receiver,
+                  const std::string& peer_name,
+                  std::function<void(absl::Status)> on_error,
+                  std::function<void()> on_read = nullptr);
+  FrameConnection(const FrameConnection&) = delete;
+  FrameConnection& operator=(const FrameConnection&) = delete;
+
+  ObservedMessageStream& messages() { return messages_; }
+  FrameSink::Client& peer() { return peer_; }
+  // Promises the connection keeps until they settle (failures: on_error).
+  kj::TaskSet& tasks() { return tasks_; }
+
+ private:
+  ObservedMessageStream messages_;
+  capnp::TwoPartyVatNetwork network_;
+  capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc_;
+  FrameSink::Client peer_;
+  ErrorHandler handler_;
+  kj::TaskSet tasks_;
+};
+
 // Non-blocking, close-on-exec eventfds used to wake a thread.
 absl::StatusOr<int> MakeEventFd();
 void SignalEventFd(int fd);

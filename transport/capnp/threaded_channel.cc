@@ -253,22 +253,12 @@ void ThreadedChannel::RunKjLoop() {
 
   kj::Timer& timer = io.provider->getTimer();
   last_heard_ = last_ping_ = timer.now();
-  ObservedMessageStream messages(*opened->stream,
-                                 [this, &timer] { last_heard_ = timer.now(); });
-  capnp::TwoPartyVatNetwork network(messages, options_.side);
-  capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc =
-      capnp::makeRpcServer(network, kj::heap<FrameSinkImpl>(this));
-  const capnp::rpc::twoparty::Side peer_side =
-      options_.side == capnp::rpc::twoparty::Side::CLIENT
-          ? capnp::rpc::twoparty::Side::SERVER
-          : capnp::rpc::twoparty::Side::CLIENT;
-  FrameSink::Client peer = Bootstrap(rpc, peer_side);
-  ErrorHandler handler(absl::StrCat("the connection to the ", options_.peer_name),
-                       [this](absl::Status s) { SetError(std::move(s)); });
-  kj::TaskSet tasks(handler);
-  tasks.add(WhenDisconnected(network, peer, opened->socket_fd,
-                             options_.peer_name,
-                             [this](absl::Status s) { SetError(s); }));
+  FrameConnection conn(
+      *opened->stream, opened->socket_fd, options_.side, this,
+      options_.peer_name, [this](absl::Status s) { SetError(std::move(s)); },
+      [this, &timer] { last_heard_ = timer.now(); });
+  FrameSink::Client& peer = conn.peer();
+  kj::TaskSet& tasks = conn.tasks();
   if (options_.heartbeat_interval > absl::ZeroDuration() &&
       options_.heartbeat_timeout > absl::ZeroDuration()) {
     tasks.add(Heartbeat(timer, peer, tasks));

@@ -48,6 +48,7 @@
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "transport/shm/shm_ring.h"
+#include "transport/out_frame.h"
 #include "transport/transport.h"
 
 namespace procpool {
@@ -459,19 +460,7 @@ class ShmChannel final : public Channel {
  private:
   // A frame queued by Send (its bytes are `payload`) or SendParts (`parts`,
   // whose bytes `owner` keeps alive).
-  struct OutFrame {
-    char header[kShmFrameHeaderSize];
-    uint64_t size = 0;
-    std::vector<absl::string_view> parts;
-    std::string payload;
-    absl::string_view whole;  // = payload
-    std::shared_ptr<const void> owner;
-    // The frame's bytes (after the header), in order.
-    absl::Span<const absl::string_view> Bytes() const {
-      if (parts.empty()) return absl::MakeConstSpan(&whole, 1);
-      return parts;
-    }
-  };
+  using OutFrame = procpool::OutFrame<kShmFrameHeaderSize>;
 
   // Send() (`payload`, no parts) and SendParts() (`parts` kept alive by
   // `owner`, no payload): queues the frame and writes what fits.
@@ -479,17 +468,12 @@ class ShmChannel final : public Channel {
                        std::string payload,
                        std::shared_ptr<const void> owner) {
     if (!status_.ok()) return status_;
-    uint64_t size = payload.size();
-    for (absl::string_view part : parts) size += part.size();
+    const uint64_t size = OutFrameSize(parts, payload);
     RETURN_IF_ERROR(CheckOutgoingSize(size));
     if (PeerClosed()) return Fail(ClosedError());
     OutFrame& f = out_frames_.emplace_back();
     EncodeHeader(size, f.header);
-    f.size = size;
-    f.parts = std::move(parts);
-    f.payload = std::move(payload);
-    f.whole = f.payload;  // where its bytes now are (a short one is inline)
-    f.owner = std::move(owner);
+    f.Take(size, std::move(parts), std::move(payload), std::move(owner));
     budget_ = kShmMaxReadPerPump;
     return FlushAndArm();
   }

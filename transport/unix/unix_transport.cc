@@ -40,6 +40,7 @@
 #include "common/posix_error.h"
 #include "common/spin.h"
 #include "common/status_macros.h"
+#include "transport/out_frame.h"
 #include "transport/transport.h"
 
 namespace procpool {
@@ -246,19 +247,7 @@ class UnixChannel final : public Channel {
  private:
   // A frame queued by Send (its bytes are `payload`) or SendParts (`parts`,
   // whose bytes `owner` keeps alive).
-  struct OutFrame {
-    char header[kUnixFrameHeaderSize];
-    size_t size = 0;
-    std::vector<absl::string_view> parts;
-    std::string payload;
-    absl::string_view whole;  // = payload
-    std::shared_ptr<const void> owner;
-    // The frame's bytes (after the header), in order.
-    absl::Span<const absl::string_view> Bytes() const {
-      if (parts.empty()) return absl::MakeConstSpan(&whole, 1);
-      return parts;
-    }
-  };
+  using OutFrame = procpool::OutFrame<kUnixFrameHeaderSize>;
 
   // Send() (`payload`, no parts) and SendParts() (`parts` kept alive by
   // `owner`, no payload): queues the frame and writes what it can. Output
@@ -268,16 +257,11 @@ class UnixChannel final : public Channel {
                        std::string payload,
                        std::shared_ptr<const void> owner) {
     if (!status_.ok()) return status_;
-    size_t size = payload.size();
-    for (absl::string_view part : parts) size += part.size();
+    const uint64_t size = OutFrameSize(parts, payload);
     RETURN_IF_ERROR(CheckOutgoingSize(size));
     OutFrame& f = out_.emplace_back();
     EncodeHeader(size, f.header);
-    f.size = size;
-    f.parts = std::move(parts);
-    f.payload = std::move(payload);
-    f.whole = f.payload;  // where its bytes now are (a short one is inline)
-    f.owner = std::move(owner);
+    f.Take(size, std::move(parts), std::move(payload), std::move(owner));
     if (out_.size() > 1) return absl::OkStatus();
     absl::Status s = Flush();
     if (!s.ok()) SetError(s);

@@ -102,11 +102,18 @@ class ChildChannel final : public Channel, public FrameReceiver {
   // saves the worker a wake-up per frame, and the parent need not be
   // pumping: the frame waits in the socket, also after the worker exits.
   absl::Status SendBlocking(absl::string_view frame) override {
+    return SendBlockingParts(absl::MakeConstSpan(&frame, 1));
+  }
+
+  // The parts go straight into the push() calls' messages (no frame is
+  // built around a big result first).
+  absl::Status SendBlockingParts(
+      absl::Span<const absl::string_view> parts) override {
     if (!status_.ok()) return status_;
-    absl::Status status = CatchKj("sending to the parent", [this, frame] {
+    absl::Status status = CatchKj("sending to the parent", [this, parts] {
       const void* last_message = nullptr;
       kj::Array<kj::Promise<void>> answers =
-          PushFrame(conn_->peer(), frame, &last_message);
+          PushFrame(conn_->peer(), parts, &last_message);
       conn_->tasks().add(
           conn_->messages().Mark(last_message).then([this] { Wake(); }));
       conn_->tasks().add(kj::joinPromises(kj::mv(answers)));

@@ -333,13 +333,19 @@ void DrivenChannel::RunLoopThread() {
 }
 
 absl::Status DrivenChannel::Send(std::string frame) {
+  absl::string_view whole = frame;
+  return SendParts({whole}, nullptr);
+}
+
+absl::Status DrivenChannel::SendParts(std::vector<absl::string_view> parts,
+                                      std::shared_ptr<const void> owner) {
+  (void)owner;  // PushFrame copies the bytes into its messages
   absl::MutexLock lock(&mu_);
   if (!status_.ok()) return status_;
   Drive("capnp transport: sending to the worker",
-        [this, &frame](kj::WaitScope&) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          // PushFrame copies the bytes into its messages.
+        [this, &parts](kj::WaitScope&) ABSL_NO_THREAD_SAFETY_ANALYSIS {
           conn_->tasks().add(
-              kj::joinPromises(PushFrame(conn_->peer(), frame)));
+              kj::joinPromises(PushFrame(conn_->peer(), parts)));
         });
   AfterTurn(/*handed_out=*/false);
   return absl::OkStatus();

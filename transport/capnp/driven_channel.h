@@ -75,6 +75,10 @@ class DrivenChannel final : public Channel, public FrameReceiver {
   DrivenChannel& operator=(const DrivenChannel&) = delete;
 
   absl::Status Send(std::string frame) override;
+  // The parts go straight into the push() calls' messages (no frame is built
+  // around a big argument first); `owner` is released on return.
+  absl::Status SendParts(std::vector<absl::string_view> parts,
+                         std::shared_ptr<const void> owner) override;
   absl::Status Pump(std::vector<std::string>* frames) override;
   // With `stay`, the loop thread leaves the socket to the caller until
   // Poll(frames, false) or Pump().

@@ -13,7 +13,9 @@ interface FrameSink {
   # Appends `chunk` to the frame being received; with `last` the frame is
   # complete. Returns once the receiver has queued the bytes (not when its
   # user took them).
-  push @0 (chunk :Data, last :Bool) -> ();
+  push @0 (chunk :Data, last :Bool, frameSize :UInt64) -> ();
+  # frameSize: the whole frame's length, on its first chunk (0: unknown), so
+  # that the receiver reserves it once instead of growing it chunk by chunk.
 
   ping @1 () -> ();
   # A heartbeat: answered at once by the receiver's event loop. A remote

@@ -9,10 +9,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include <capnp/any.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/big_buffers.h"
 #include "common/posix_error.h"
 #include "common/spin.h"
 #include "transport/capnp/capnp_transport.h"
@@ -45,6 +47,15 @@ absl::Status StatusFromKj(const kj::Exception& e, absl::string_view context,
 kj::Promise<void> FrameSinkImpl::push(PushContext context) {
   FrameSink::PushParams::Reader params = context.getParams();
   const capnp::Data::Reader chunk = params.getChunk();
+  // The first of several chunks: the whole frame's buffer at once (a
+  // recycled one if common/big_buffers.h has it), not grown by doubling; up
+  // to 1 GiB, so that a bad size costs no more than that much address space.
+  constexpr uint64_t kMaxReserve = uint64_t{1} << 30;
+  const uint64_t frame_size = params.getFrameSize();
+  if (partial_.empty() && frame_size > chunk.size() &&
+      frame_size <= kMaxReserve) {
+    partial_ = TakeBigBuffer(frame_size);
+  }
   partial_.append(reinterpret_cast<const char*>(chunk.begin()), chunk.size());
   if (params.getLast()) {
     receiver_->OnFrame(std::move(partial_));
@@ -58,16 +69,31 @@ kj::Promise<void> FrameSinkImpl::ping(PingContext context) {
 }
 
 kj::Array<kj::Promise<void>> PushFrame(FrameSink::Client& peer,
-                                       absl::string_view frame,
+                                       absl::Span<const absl::string_view> parts,
                                        const void** last_message) {
+  size_t total = 0;
+  for (absl::string_view part : parts) total += part.size();
   kj::Vector<kj::Promise<void>> answers;
-  size_t offset = 0;
+  size_t offset = 0;  // into the frame
+  size_t part = 0;    // the part holding byte `offset`
+  size_t in_part = 0;
   do {
-    const size_t n = std::min(kCapnpChunkSize, frame.size() - offset);
+    const size_t n = std::min(kCapnpChunkSize, total - offset);
     auto request = peer.pushRequest(capnp::MessageSize{n / 8 + 16, 0});
-    request.setChunk(capnp::Data::Reader(
-        reinterpret_cast<const kj::byte*>(frame.data()) + offset, n));
-    request.setLast(offset + n == frame.size());
+    capnp::Data::Builder chunk = request.initChunk(n);
+    for (size_t copied = 0; copied < n;) {
+      const absl::string_view from = parts[part];
+      const size_t take = std::min(n - copied, from.size() - in_part);
+      std::memcpy(chunk.begin() + copied, from.data() + in_part, take);
+      copied += take;
+      in_part += take;
+      if (in_part == from.size()) {
+        ++part;
+        in_part = 0;
+      }
+    }
+    if (offset == 0) request.setFrameSize(total);
+    request.setLast(offset + n == total);
     if (last_message != nullptr) {
       FrameSink::PushParams::Builder params = request;
       *last_message =
@@ -75,7 +101,7 @@ kj::Array<kj::Promise<void>> PushFrame(FrameSink::Client& peer,
     }
     answers.add(request.send().ignoreResult());
     offset += n;
-  } while (offset < frame.size());
+  } while (offset < total);
   return answers.releaseAsArray();
 }
 

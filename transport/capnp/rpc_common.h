@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "transport/capnp/frame_sink.capnp.h"
 
 namespace procpool {
@@ -87,12 +88,19 @@ class FrameSinkImpl final : public FrameSink::Server {
   std::string partial_;  // chunks of the frame being received
 };
 
-// Issues the push() calls that carry `frame` to `peer`; returns their answers.
-// If `last_message` is given, it is set to an address inside the message of
-// the last call (see ObservedMessageStream::Mark).
+// Issues the push() calls that carry the frame made of `parts` (in order) to
+// `peer`, copying the bytes into the calls' messages (the parts may go away
+// on return); returns their answers. If `last_message` is given, it is set to
+// an address inside the message of the last call (see
+// ObservedMessageStream::Mark).
 kj::Array<kj::Promise<void>> PushFrame(FrameSink::Client& peer,
-                                       absl::string_view frame,
+                                       absl::Span<const absl::string_view> parts,
                                        const void** last_message = nullptr);
+inline kj::Array<kj::Promise<void>> PushFrame(
+    FrameSink::Client& peer, absl::string_view frame,
+    const void** last_message = nullptr) {
+  return PushFrame(peer, absl::MakeConstSpan(&frame, 1), last_message);
+}
 
 // The FrameSink the other side (`peer_side`) exports.
 FrameSink::Client Bootstrap(capnp::RpcSystem<capnp::rpc::twoparty::VatId>& rpc,

@@ -145,7 +145,6 @@ class State : public StateBase {
     return absl::OkStatus();
   }
 
-
   std::optional<Stored> value_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -223,16 +223,15 @@ class ProcessPoolExecutor::Source final : public internal::ChunkSource<R> {
     }
   }
 
+  // The encoding of `element` as a string of its own.
   template <typename E>
   std::string Encode(E&& element) {
-    if constexpr (sizeof...(P) == 1) {
+    if constexpr (kLoneString) {
       return internal::EncodeArgs(fn_, std::forward<E>(element));
     } else {
-      return std::apply(
-          [this](auto&&... xs) {
-            return internal::EncodeArgs(fn_, std::forward<decltype(xs)>(xs)...);
-          },
-          std::forward<E>(element));
+      Writer w;
+      Append(std::forward<E>(element), w);
+      return w.Release();
     }
   }
 

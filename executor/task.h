@@ -56,7 +56,7 @@ struct TaskInfo {
   std::string name;       // as written in PROCPOOL_TASK, e.g. "Square"
   std::string signature;  // codec signature, e.g. "i32(i32)"
   TaskInvoker invoke = nullptr;
-  TaskRunner run = nullptr;  // null: use invoke
+  TaskRunner run = nullptr;
 };
 
 // Registers a task; `fn` is the function's address (the key Submit uses).
@@ -194,13 +194,24 @@ decltype(auto) AsParam(A&& arg) {
   }
 }
 
+// The encoded argument tuple for calling `fn` with `args` (below), appended
+// to `w` (the writer of a Map chunk's packed elements); not for a task whose
+// argument tuple is a lone std::string (that one is its bytes already).
+template <typename R, typename... P, typename... A>
+void AppendArgs(Writer& w, R (*)(P...), A&&... args) {
+  static_assert(sizeof...(P) == sizeof...(A),
+                "procpool: wrong number of arguments for this task");
+  static_assert(!kIsLoneString<std::tuple<std::decay_t<P>...>>);
+  (Codec<std::decay_t<P>>::Encode(w, AsParam<P>(std::forward<A>(args))), ...);
+}
+
 // The encoded argument tuple for calling `fn` with `args` (converted to the
 // parameter types first, as a call would): the encoding of
 // std::tuple<std::decay_t<P>...>, written element by element without building
 // the tuple; for one std::string parameter, the string's bytes (codec.h's
 // DecodeTaskValue), taken over when the argument is a std::string rvalue.
 template <typename R, typename... P, typename... A>
-std::string EncodeArgs(R (*)(P...), A&&... args) {
+std::string EncodeArgs(R (*fn)(P...), A&&... args) {
   static_assert(sizeof...(P) == sizeof...(A),
                 "procpool: wrong number of arguments for this task");
   if constexpr (kIsLoneString<std::tuple<std::decay_t<P>...>>) {
@@ -211,20 +222,9 @@ std::string EncodeArgs(R (*)(P...), A&&... args) {
     }
   } else {
     Writer w;
-    (Codec<std::decay_t<P>>::Encode(w, AsParam<P>(std::forward<A>(args))), ...);
+    AppendArgs(w, fn, std::forward<A>(args)...);
     return w.Release();
   }
-}
-
-// EncodeArgs appended to `w` (the writer of a Map chunk's packed elements),
-// for tasks whose argument tuple is not a lone std::string (that one is its
-// bytes already: EncodeArgs).
-template <typename R, typename... P, typename... A>
-void AppendArgs(Writer& w, R (*)(P...), A&&... args) {
-  static_assert(sizeof...(P) == sizeof...(A),
-                "procpool: wrong number of arguments for this task");
-  static_assert(!kIsLoneString<std::tuple<std::decay_t<P>...>>);
-  (Codec<std::decay_t<P>>::Encode(w, AsParam<P>(std::forward<A>(args))), ...);
 }
 
 }  // namespace internal

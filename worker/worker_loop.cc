@@ -171,7 +171,7 @@ bool RunCall(const internal::TaskInfo& task, wire::Call& call,
   SetCurrentTask(task.name.c_str());
   SetWorkerPhase(WorkerPhase::kRunningTask);
   size_t i = 0;
-  bool packed = packed_call && n > 1 && task.run != nullptr;
+  bool packed = packed_call && n > 1;
   if (packed) {
     i = RunPacked(task, call, hooks, result, protocol_error);
     packed = result->outcomes.empty();  // else it met a big value

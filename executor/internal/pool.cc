@@ -690,10 +690,15 @@ size_t Pool::HandOut(size_t max_in_flight) {
   return still_pending;
 }
 
+std::vector<std::string>* Pool::ReleasedArgs(Assigned& a) {
+  if (a.sent == nullptr) return &a.item.args;
+  return a.sent.use_count() == 1 ? &a.sent->call.args : nullptr;
+}
+
 void Pool::TakeBackArgs(Assigned& a) {
   if (a.sent == nullptr) return;
-  if (a.sent.use_count() == 1) {
-    a.item.args = std::move(a.sent->call.args);
+  if (std::vector<std::string>* args = ReleasedArgs(a)) {
+    a.item.args = std::move(*args);
   } else {
     a.item.args = a.sent->call.args;  // the transport still sends them
   }

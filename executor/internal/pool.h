@@ -184,6 +184,10 @@ class Pool {
     absl::Time deadline = absl::InfiniteFuture();  // per-task timeout
     std::shared_ptr<SentCall> sent;
   };
+  // The arguments of `a`'s work where the pool may take them (a.item.args,
+  // or the SentCall's once the transport has let go of it); null while the
+  // transport still holds them.
+  static std::vector<std::string>* ReleasedArgs(Assigned& a);
   // Moves the arguments of `a`'s work back into a.item.args (copies them
   // while the transport still holds them).
   static void TakeBackArgs(Assigned& a);

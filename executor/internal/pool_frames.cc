@@ -185,10 +185,8 @@ void Pool::HandleResult(Worker& w, wire::Result& result) {
   // The arguments were kept to run the work again; a big buffer serves the
   // next message (common/big_buffers.h). (The transport has let go of a
   // Call sent as parts: the worker read all of it. If not, it frees them.)
-  std::vector<std::string>& args =
-      done.sent == nullptr ? done.item.args : done.sent->call.args;
-  if (done.sent == nullptr || done.sent.use_count() == 1) {
-    for (std::string& a : args) RecycleBigBuffer(std::move(a));
+  if (std::vector<std::string>* args = ReleasedArgs(done)) {
+    for (std::string& a : *args) RecycleBigBuffer(std::move(a));
   }
   Completion c{Completion::Kind::kOutcomes, std::move(done.item.state)};
   c.outcomes = std::move(outcomes);

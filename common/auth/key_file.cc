@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/posix_error.h"
+#include "common/unique_fd.h"
 
 namespace procpool {
 namespace auth {
@@ -23,30 +24,26 @@ constexpr off_t kMaxKeyFileSize = 1 << 16;
 
 absl::StatusOr<std::string> ReadKeyFile(absl::string_view path) {
   const std::string name(path);
-  const int fd = open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  const UniqueFd owned(open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  const int fd = owned.get();
   if (fd < 0) {
     return PosixError(absl::StrCat("cannot open the key file ", name), errno);
   }
   struct stat st;
   if (fstat(fd, &st) != 0) {
-    const int error = errno;
-    close(fd);
-    return PosixError(absl::StrCat("cannot stat the key file ", name), error);
+    return PosixError(absl::StrCat("cannot stat the key file ", name), errno);
   }
   if (!S_ISREG(st.st_mode)) {
-    close(fd);
     return absl::FailedPreconditionError(
         absl::StrCat("the key file ", name, " is not a regular file"));
   }
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    close(fd);
     return absl::FailedPreconditionError(absl::StrFormat(
         "the key file %s is accessible by group or others (mode %04o); a "
         "shared key must be private to its owner: chmod 600 %s",
         name, st.st_mode & 07777, name));
   }
   if (st.st_size > kMaxKeyFileSize) {
-    close(fd);
     return absl::FailedPreconditionError(absl::StrCat(
         "the key file ", name, " has ", st.st_size,
         " bytes; a key is a short secret (at most ", kMaxKeyFileSize,
@@ -58,15 +55,12 @@ absl::StatusOr<std::string> ReadKeyFile(absl::string_view path) {
     const ssize_t n = read(fd, buffer, sizeof(buffer));
     if (n < 0) {
       if (errno == EINTR) continue;
-      const int error = errno;
-      close(fd);
-      return PosixError(absl::StrCat("cannot read the key file ", name), error);
+      return PosixError(absl::StrCat("cannot read the key file ", name), errno);
     }
     if (n == 0) break;
     key.append(buffer, static_cast<size_t>(n));
     if (key.size() > static_cast<size_t>(kMaxKeyFileSize)) break;
   }
-  close(fd);
   if (absl::EndsWith(key, "\r\n")) {
     key.resize(key.size() - 2);
   } else if (absl::EndsWith(key, "\n")) {

@@ -11,7 +11,6 @@
 #include <poll.h>
 #include <stdint.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -38,6 +37,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "common/posix_error.h"
+#include "common/status_macros.h"
+#include "common/unique_fd.h"
 #include "transport/capnp/driven_channel.h"
 #include "transport/capnp/rpc_common.h"
 #include "transport/capnp/remote.h"
@@ -57,18 +58,12 @@ using capnp_internal::SpinUntilReady;
 // inside SendBlocking()/ReceiveBlocking().
 class ChildChannel final : public Channel, public FrameReceiver {
  public:
-  // Takes ownership of `socket_fd`, also on failure.
-  static absl::StatusOr<std::unique_ptr<Channel>> Open(int socket_fd) {
+  // Takes `socket`, also on failure.
+  static absl::StatusOr<std::unique_ptr<Channel>> Open(UniqueFd socket) {
     std::unique_ptr<ChildChannel> channel(new ChildChannel());
-    bool fd_taken = false;
-    absl::Status status =
-        CatchKj("opening the worker's end", [&channel, &fd_taken, socket_fd] {
-          channel->Init(socket_fd, &fd_taken);
-        });
-    if (!status.ok()) {
-      if (!fd_taken) close(socket_fd);
-      return status;
-    }
+    absl::Status status = CatchKj("opening the worker's end",
+                                  [&channel, &socket] { channel->Init(&socket); });
+    if (!status.ok()) return status;  // `socket` closes if Init() left it
     return std::unique_ptr<Channel>(std::move(channel));
   }
 
@@ -152,9 +147,10 @@ class ChildChannel final : public Channel, public FrameReceiver {
  private:
   ChildChannel() = default;
 
-  void Init(int socket_fd, bool* fd_taken) {
+  // Hands `*socket` to KJ (which then owns it) once the loop exists.
+  void Init(UniqueFd* socket) {
     io_ = std::make_unique<kj::AsyncIoContext>(kj::setupAsyncIo());
-    *fd_taken = true;
+    const int socket_fd = socket->release();
     socket_fd_ = socket_fd;
     stream_ = io_->lowLevelProvider->wrapSocketFd(
         socket_fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
@@ -211,18 +207,15 @@ class CapnpTransport final : public Transport {
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
       return PosixError("capnp transport: socketpair", errno);
     }
+    UniqueFd parent_socket(sv[0]);
+    UniqueFd child_socket(sv[1]);
     // The parent's end: driven by the pool's I/O thread of the moment (a
     // caller or the manager), with no KJ thread of its own
     // (driven_channel.h says why).
-    absl::StatusOr<std::unique_ptr<capnp_internal::DrivenChannel>> parent =
-        capnp_internal::DrivenChannel::Open(sv[0], "worker");
-    if (!parent.ok()) {
-      close(sv[1]);
-      return parent.status();
-    }
     ChannelPair pair;
-    pair.parent = std::move(*parent);
-    pair.child.fds = {sv[1]};
+    ASSIGN_OR_RETURN(pair.parent, capnp_internal::DrivenChannel::Open(
+                                      std::move(parent_socket), "worker"));
+    pair.child.fds = {child_socket.release()};
     pair.child.spec = kCapnpEndpointSpec;
     return pair;
   }
@@ -250,12 +243,10 @@ class CapnpTransport final : public Transport {
   // Takes ownership of endpoint.fds even when it fails (closes them then).
   absl::StatusOr<std::unique_ptr<Channel>> OpenChild(
       const ChildEndpoint& endpoint) override {
-    absl::Status s = CheckEndpoint(endpoint);
-    if (!s.ok()) {
-      for (int fd : endpoint.fds) close(fd);
-      return s;
-    }
-    return ChildChannel::Open(endpoint.fds[0]);
+    std::vector<UniqueFd> owned;
+    for (int fd : endpoint.fds) owned.emplace_back(fd);
+    RETURN_IF_ERROR(CheckEndpoint(endpoint));
+    return ChildChannel::Open(std::move(owned[0]));
   }
 
  private:

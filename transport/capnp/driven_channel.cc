@@ -17,7 +17,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/event_fd.h"
 #include "common/posix_error.h"
+#include "common/status_macros.h"
 
 namespace procpool {
 namespace capnp_internal {
@@ -30,12 +32,12 @@ namespace capnp_internal {
 class FdStream final : public kj::AsyncIoStream {
  public:
   // Must be made with the event loop current.
-  FdStream(kj::UnixEventPort& port, int fd)
-      : FdStream(port, fd, kj::newPromiseAndFulfiller<void>()) {}
+  FdStream(kj::UnixEventPort& port, UniqueFd fd)
+      : FdStream(port, std::move(fd), kj::newPromiseAndFulfiller<void>()) {}
 
   ~FdStream() noexcept(false) {
     observer_ = nullptr;  // leaves the port's epoll set before the close
-    close(fd_);
+    socket_.reset();
   }
 
   // Whether a write waits for the socket to take more.
@@ -84,11 +86,12 @@ class FdStream final : public kj::AsyncIoStream {
   }
 
  private:
-  FdStream(kj::UnixEventPort& port, int fd,
+  FdStream(kj::UnixEventPort& port, UniqueFd fd,
            kj::PromiseFulfillerPair<void> read_end)
-      : fd_(fd),
+      : socket_(std::move(fd)),
+        fd_(socket_.get()),
         observer_(kj::heap<kj::UnixEventPort::FdObserver>(
-            port, fd, kj::UnixEventPort::FdObserver::OBSERVE_READ_WRITE)),
+            port, fd_, kj::UnixEventPort::FdObserver::OBSERVE_READ_WRITE)),
         read_end_(read_end.promise.fork()),
         read_end_fulfiller_(kj::mv(read_end.fulfiller)) {}
 
@@ -177,7 +180,8 @@ class FdStream final : public kj::AsyncIoStream {
     return kj::READY_NOW;
   }
 
-  const int fd_;
+  UniqueFd socket_;  // closed by the destructor, after observer_ is gone
+  const int fd_;     // socket_.get()
   kj::Own<kj::UnixEventPort::FdObserver> observer_;
   bool write_blocked_ = false;
   // Resolves once reading met the end of stream or an error.
@@ -186,54 +190,40 @@ class FdStream final : public kj::AsyncIoStream {
 };
 
 absl::StatusOr<std::unique_ptr<DrivenChannel>> DrivenChannel::Open(
-    int socket_fd, std::string peer_name) {
-  absl::StatusOr<int> pending = MakeEventFd();
-  if (!pending.ok()) {
-    close(socket_fd);
-    return pending.status();
-  }
-  absl::StatusOr<int> kick = MakeEventFd();
-  if (!kick.ok()) {
-    close(*pending);
-    close(socket_fd);
-    return kick.status();
-  }
-  std::unique_ptr<DrivenChannel> channel(
-      new DrivenChannel(std::move(peer_name), *pending, *kick));
-  bool fd_taken = false;
+    UniqueFd socket, std::string peer_name) {
+  ASSIGN_OR_RETURN(UniqueFd pending, MakeEventFd("capnp transport"));
+  ASSIGN_OR_RETURN(UniqueFd kick, MakeEventFd("capnp transport"));
+  std::unique_ptr<DrivenChannel> channel(new DrivenChannel(
+      std::move(peer_name), std::move(pending), std::move(kick)));
   absl::Status status;
   {
     absl::MutexLock lock(&channel->mu_);
     status = CatchKj(absl::StrCat("capnp transport: opening the channel to the ",
                                   channel->peer_name_),
-                     [&channel, &fd_taken, socket_fd]()
-                         ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                           channel->Init(socket_fd, &fd_taken);
-                         });
+                     [&channel, &socket]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                       channel->Init(&socket);
+                     });
   }
-  if (!status.ok()) {
-    if (!fd_taken) close(socket_fd);
-    return status;
-  }
+  if (!status.ok()) return status;  // `socket` closes if Init() left it
   DrivenChannel* raw = channel.get();
   channel->thread_ = std::thread([raw] { raw->RunLoopThread(); });
   return channel;
 }
 
-DrivenChannel::DrivenChannel(std::string peer_name, int pending_fd,
-                             int kick_fd)
+DrivenChannel::DrivenChannel(std::string peer_name, UniqueFd pending_fd,
+                             UniqueFd kick_fd)
     : peer_name_(std::move(peer_name)),
-      pending_fd_(pending_fd),
-      kick_fd_(kick_fd) {}
+      pending_fd_(std::move(pending_fd)),
+      kick_fd_(std::move(kick_fd)) {}
 
-void DrivenChannel::Init(int socket_fd, bool* fd_taken) {
+void DrivenChannel::Init(UniqueFd* socket) {
+  const int socket_fd = socket->get();
   port_ = std::make_unique<kj::UnixEventPort>();
   loop_ = std::make_unique<kj::EventLoop>(*port_);
   kj::WaitScope wait_scope(*loop_);
   const int flags = fcntl(socket_fd, F_GETFL);
   KJ_SYSCALL(fcntl(socket_fd, F_SETFL, flags | O_NONBLOCK));
-  stream_ = kj::heap<FdStream>(*port_, socket_fd);
-  *fd_taken = true;
+  stream_ = kj::heap<FdStream>(*port_, std::move(*socket));
   socket_fd_ = socket_fd;
   conn_ = std::make_unique<FrameConnection>(
       *stream_, socket_fd, capnp::rpc::twoparty::Side::CLIENT, this,
@@ -249,7 +239,7 @@ DrivenChannel::~DrivenChannel() noexcept {
       absl::MutexLock lock(&mu_);
       stop_ = true;
     }
-    SignalEventFd(kick_fd_);
+    SignalEventFd(kick_fd_.get());
     thread_.join();
   }
   absl::MutexLock lock(&mu_);
@@ -267,8 +257,6 @@ DrivenChannel::~DrivenChannel() noexcept {
       port_.reset();
     });
   }
-  close(pending_fd_);
-  close(kick_fd_);
 }
 
 template <typename Body>
@@ -293,14 +281,14 @@ short DrivenChannel::LoopThreadEvents() const {
 void DrivenChannel::AfterTurn(bool handed_out) {
   const bool waiting = !ready_.empty() || !status_.ok();
   if (waiting && !pending_signaled_ && !handed_out) {
-    SignalEventFd(pending_fd_);
+    SignalEventFd(pending_fd_.get());
     pending_signaled_ = true;
   } else if (!waiting && pending_signaled_) {
-    DrainEventFd(pending_fd_);
+    DrainEventFd(pending_fd_.get());
     pending_signaled_ = false;
   }
   if ((LoopThreadEvents() & ~loop_thread_events_) != 0) {
-    SignalEventFd(kick_fd_);
+    SignalEventFd(kick_fd_.get());
   }
 }
 
@@ -315,11 +303,12 @@ void DrivenChannel::RunLoopThread() {
     events = loop_thread_events_ = LoopThreadEvents();
   }
   for (;;) {
-    struct pollfd fds[2] = {{kick_fd_, POLLIN, 0}, {socket_fd_, events, 0}};
+    struct pollfd fds[2] = {{kick_fd_.get(), POLLIN, 0},
+                            {socket_fd_, events, 0}};
     if (poll(fds, events != 0 ? 2 : 1, -1) < 0 && errno != EINTR) {
       absl::SleepFor(absl::Milliseconds(1));
     }
-    if ((fds[0].revents & POLLIN) != 0) DrainEventFd(kick_fd_);
+    if ((fds[0].revents & POLLIN) != 0) DrainEventFd(kick_fd_.get());
     absl::MutexLock lock(&mu_);
     if (stop_) return;
     if ((fds[1].revents & LoopThreadEvents()) != 0 ||

@@ -55,6 +55,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "common/unique_fd.h"
 #include "transport/capnp/rpc_common.h"
 #include "transport/transport.h"
 
@@ -65,10 +66,10 @@ class FdStream;
 
 class DrivenChannel final : public Channel, public FrameReceiver {
  public:
-  // Takes ownership of `socket_fd` (a connected stream socket), also when it
-  // fails. `peer_name` names the other end in errors ("worker").
+  // Takes `socket` (a connected stream socket), also when it fails.
+  // `peer_name` names the other end in errors ("worker").
   static absl::StatusOr<std::unique_ptr<DrivenChannel>> Open(
-      int socket_fd, std::string peer_name);
+      UniqueFd socket, std::string peer_name);
 
   ~DrivenChannel() noexcept override;
   DrivenChannel(const DrivenChannel&) = delete;
@@ -83,14 +84,16 @@ class DrivenChannel final : public Channel, public FrameReceiver {
   // With `stay`, the loop thread leaves the socket to the caller until
   // Poll(frames, false) or Pump().
   absl::Status Poll(std::vector<std::string>* frames, bool stay) override;
-  int PollFd() const override { return pending_fd_; }
+  int PollFd() const override { return pending_fd_.get(); }
   uint32_t PollEvents() const override;
   absl::Status SendBlocking(absl::string_view frame) override;
   absl::StatusOr<std::string> ReceiveBlocking() override;
 
  private:
-  DrivenChannel(std::string peer_name, int pending_fd, int kick_fd);
-  void Init(int socket_fd, bool* fd_taken) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  DrivenChannel(std::string peer_name, UniqueFd pending_fd, UniqueFd kick_fd);
+  // Moves `*socket` into the stream once KJ can own it (left in `*socket`
+  // when Init() throws before that).
+  void Init(UniqueFd* socket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Runs `body` with the event loop current on this thread, then turns the
   // loop until nothing is left to do without blocking. A KJ exception becomes
@@ -113,9 +116,9 @@ class DrivenChannel final : public Channel, public FrameReceiver {
   void OnFrame(std::string frame) override;
 
   const std::string peer_name_;
-  const int pending_fd_;  // PollFd(): an eventfd, set while frames wait
-  const int kick_fd_;     // an eventfd that wakes the loop thread
-  int socket_fd_ = -1;    // owned by stream_; set before the thread starts
+  const UniqueFd pending_fd_;  // PollFd(): an eventfd, set while frames wait
+  const UniqueFd kick_fd_;     // an eventfd that wakes the loop thread
+  int socket_fd_ = -1;  // owned by stream_; set before the thread starts
   std::thread thread_;
 
   absl::Mutex mu_;

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/auth/handshake.h"
 #include "common/posix_error.h"
+#include "common/unique_fd.h"
 #include "transport/capnp/kj_handshake.h"
 #include "transport/capnp/rpc_common.h"
 #include "transport/capnp/threaded_channel.h"
@@ -35,25 +36,22 @@ using capnp_internal::ToKj;
 
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path,
                                           absl::string_view what) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  const UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
     return PosixError(absl::StrCat("cannot open the ", what, " ", path), errno);
   }
   std::string contents;
   char buffer[8192];
   for (;;) {
-    const ssize_t n = read(fd, buffer, sizeof(buffer));
+    const ssize_t n = read(fd.get(), buffer, sizeof(buffer));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      const int error = errno;
-      close(fd);
       return PosixError(absl::StrCat("cannot read the ", what, " ", path),
-                        error);
+                        errno);
     }
     if (n == 0) break;
     contents.append(buffer, static_cast<size_t>(n));
   }
-  close(fd);
   return contents;
 }
 
@@ -212,20 +210,16 @@ class ConnectOpener final : public StreamOpener {
 // The worker's side: an accepted socket, TLS server, handshake as kWorker.
 class AcceptOpener final : public StreamOpener {
  public:
-  AcceptOpener(int socket_fd, RemoteParentOptions options, std::string cert_pem,
-               std::string key_pem, auth::Handshake handshake)
-      : socket_fd_(socket_fd),
+  AcceptOpener(UniqueFd socket, RemoteParentOptions options,
+               std::string cert_pem, std::string key_pem,
+               auth::Handshake handshake)
+      : socket_(std::move(socket)),
         options_(std::move(options)),
         cert_pem_(std::move(cert_pem)),
         key_pem_(std::move(key_pem)),
         handshake_(std::move(handshake)) {}
-  ~AcceptOpener() override {
-    if (socket_fd_ >= 0) close(socket_fd_);
-  }
-
   kj::Promise<OpenedStream> Open(kj::AsyncIoContext& io) override {
-    const int fd = socket_fd_;
-    socket_fd_ = -1;
+    const int fd = socket_.release();  // KJ owns it from here
     kj::Own<kj::AsyncIoStream> raw = io.lowLevelProvider->wrapSocketFd(
         fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
                 kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC);
@@ -280,7 +274,7 @@ class AcceptOpener final : public StreamOpener {
         "the parent must use the same key as this daemon's --auth_key_file");
   }
 
-  int socket_fd_;  // owned until Open()
+  UniqueFd socket_;  // until Open() hands it to KJ
   const RemoteParentOptions options_;
   const std::string cert_pem_;
   const std::string key_pem_;
@@ -363,6 +357,7 @@ absl::StatusOr<std::unique_ptr<Channel>> ConnectRemoteWorker(
 
 absl::StatusOr<std::unique_ptr<Channel>> AcceptRemoteParent(
     int socket_fd, const RemoteParentOptions& options) {
+  UniqueFd socket(socket_fd);
   const std::string peer = absl::StrCat("the parent at ", options.peer_address);
   absl::StatusOr<auth::Handshake> handshake =
       auth::Handshake::Start(auth::AuthRole::kWorker, options.key, peer);
@@ -379,11 +374,8 @@ absl::StatusOr<std::unique_ptr<Channel>> AcceptRemoteParent(
       key_pem = *std::move(key);
     }
   }
-  if (!files.ok()) {
-    close(socket_fd);
-    return files;
-  }
-  SetNoDelay(socket_fd);
+  if (!files.ok()) return files;
+  SetNoDelay(socket.get());
   ThreadedChannelOptions channel;
   channel.side = capnp::rpc::twoparty::Side::SERVER;
   channel.peer_name = absl::StrCat("parent at ", options.peer_address);
@@ -393,7 +385,7 @@ absl::StatusOr<std::unique_ptr<Channel>> AcceptRemoteParent(
   channel.on_error = options.on_connection_lost;
   absl::StatusOr<std::unique_ptr<ThreadedChannel>> started =
       ThreadedChannel::Start(
-          std::make_unique<AcceptOpener>(socket_fd, options,
+          std::make_unique<AcceptOpener>(std::move(socket), options,
                                          std::move(cert_pem),
                                          std::move(key_pem),
                                          *std::move(handshake)),

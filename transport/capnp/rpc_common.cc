@@ -5,7 +5,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <stdint.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -217,24 +216,6 @@ FrameConnection::FrameConnection(kj::AsyncIoStream& stream, int socket_fd,
       tasks_(handler_) {
   tasks_.add(WhenDisconnected(network_, peer_, socket_fd, peer_name,
                               std::move(on_error)));
-}
-
-absl::StatusOr<int> MakeEventFd() {
-  const int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (fd < 0) return PosixError("capnp transport: eventfd", errno);
-  return fd;
-}
-
-void SignalEventFd(int fd) {
-  const uint64_t one = 1;
-  while (write(fd, &one, sizeof(one)) < 0 && errno == EINTR) {
-  }
-}
-
-void DrainEventFd(int fd) {
-  uint64_t value;
-  while (read(fd, &value, sizeof(value)) < 0 && errno == EINTR) {
-  }
 }
 
 bool SpinUntilReady(kj::Promise<void>& promise, kj::WaitScope& wait_scope,

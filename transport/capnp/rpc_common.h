@@ -201,11 +201,6 @@ class FrameConnection {
   kj::TaskSet tasks_;
 };
 
-// Non-blocking, close-on-exec eventfds used to wake a thread.
-absl::StatusOr<int> MakeEventFd();
-void SignalEventFd(int fd);
-void DrainEventFd(int fd);
-
 // How long a worker that has just sent or received a frame keeps its event
 // loop spinning (SpinUntilReady) before it sleeps in epoll: the caller's next
 // frame usually comes within a round trip, and a worker that sleeps costs it

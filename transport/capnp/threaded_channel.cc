@@ -11,29 +11,28 @@
 #include <kj/async-unix.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/event_fd.h"
 #include "common/posix_error.h"
+#include "common/status_macros.h"
+#include "common/unique_fd.h"
 
 namespace procpool {
 namespace capnp_internal {
 absl::StatusOr<std::unique_ptr<ThreadedChannel>> ThreadedChannel::Start(
     std::unique_ptr<StreamOpener> opener, ThreadedChannelOptions options) {
-  absl::StatusOr<int> wake_fd = MakeEventFd();
-  if (!wake_fd.ok()) return wake_fd.status();
-  absl::StatusOr<int> ready_fd = MakeEventFd();
-  if (!ready_fd.ok()) {
-    close(*wake_fd);
-    return ready_fd.status();
-  }
-  return std::unique_ptr<ThreadedChannel>(new ThreadedChannel(
-      std::move(opener), std::move(options), *wake_fd, *ready_fd));
+  ASSIGN_OR_RETURN(UniqueFd wake_fd, MakeEventFd("capnp transport"));
+  ASSIGN_OR_RETURN(UniqueFd ready_fd, MakeEventFd("capnp transport"));
+  return std::unique_ptr<ThreadedChannel>(
+      new ThreadedChannel(std::move(opener), std::move(options),
+                          std::move(wake_fd), std::move(ready_fd)));
 }
 
 ThreadedChannel::ThreadedChannel(std::unique_ptr<StreamOpener> opener,
-                                 ThreadedChannelOptions options, int wake_fd,
-                                 int ready_fd)
+                                 ThreadedChannelOptions options,
+                                 UniqueFd wake_fd, UniqueFd ready_fd)
     : options_(std::move(options)),
-      wake_fd_(wake_fd),
-      ready_fd_(ready_fd),
+      wake_fd_(std::move(wake_fd)),
+      ready_fd_(std::move(ready_fd)),
       opener_(std::move(opener)) {
   thread_ = std::thread([this] { RunKjThread(); });
 }
@@ -45,8 +44,6 @@ ThreadedChannel::~ThreadedChannel() {
     WakeKjThreadLocked();
   }
   thread_.join();
-  close(wake_fd_);
-  close(ready_fd_);
 }
 
 absl::Status ThreadedChannel::WaitUntilOpen(absl::Duration timeout) {
@@ -121,7 +118,7 @@ absl::StatusOr<std::string> ThreadedChannel::ReceiveBlocking() {
       }
       if (!status_.ok()) return status_;
     }
-    struct pollfd p = {ready_fd_, POLLIN, 0};
+    struct pollfd p = {ready_fd_.get(), POLLIN, 0};
     if (poll(&p, 1, -1) < 0 && errno != EINTR) {
       return PosixError("capnp transport: poll", errno);
     }
@@ -131,19 +128,19 @@ absl::StatusOr<std::string> ThreadedChannel::ReceiveBlocking() {
 void ThreadedChannel::WakeKjThreadLocked() {
   if (wake_pending_) return;
   wake_pending_ = true;
-  SignalEventFd(wake_fd_);
+  SignalEventFd(wake_fd_.get());
 }
 
 void ThreadedChannel::SignalReadyLocked() {
   if (ready_signaled_) return;
   ready_signaled_ = true;
-  SignalEventFd(ready_fd_);
+  SignalEventFd(ready_fd_.get());
 }
 
 void ThreadedChannel::TakeReadySignalLocked() {
   if (!ready_signaled_) return;
   ready_signaled_ = false;
-  DrainEventFd(ready_fd_);
+  DrainEventFd(ready_fd_.get());
 }
 
 void ThreadedChannel::SetError(absl::Status status) {
@@ -180,7 +177,7 @@ kj::Promise<void> ThreadedChannel::StopRequested(
     kj::UnixEventPort::FdObserver& wake) {
   // Drain first, then wait: the observer is edge-triggered. Frames queued
   // meanwhile stay queued: the main loop looks at the queue before it waits.
-  DrainEventFd(wake_fd_);
+  DrainEventFd(wake_fd_.get());
   {
     absl::MutexLock lock(&mu_);
     if (stop_) return kj::READY_NOW;
@@ -222,7 +219,7 @@ kj::Promise<void> ThreadedChannel::Heartbeat(kj::Timer& timer,
 // loop: it records the error, and Send() reports it from then on.
 void ThreadedChannel::RunKjLoop() {
   kj::AsyncIoContext io = kj::setupAsyncIo();
-  kj::UnixEventPort::FdObserver wake(io.unixEventPort, wake_fd_,
+  kj::UnixEventPort::FdObserver wake(io.unixEventPort, wake_fd_.get(),
                                      kj::UnixEventPort::FdObserver::OBSERVE_READ);
 
   // Open the stream, unless the channel is destroyed first.
@@ -265,7 +262,7 @@ void ThreadedChannel::RunKjLoop() {
   }
   for (;;) {
     // Drain first, then wait: the observer is edge-triggered.
-    DrainEventFd(wake_fd_);
+    DrainEventFd(wake_fd_.get());
     std::deque<std::string> out;
     {
       absl::MutexLock lock(&mu_);

@@ -54,6 +54,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/unique_fd.h"
 #include "transport/capnp/rpc_common.h"
 #include "transport/transport.h"
 
@@ -114,14 +115,15 @@ class ThreadedChannel final : public Channel, public FrameReceiver {
   // Pump().
   absl::Status Poll(std::vector<std::string>* frames, bool stay) override;
   bool PollIsCheap() const override { return true; }
-  int PollFd() const override { return ready_fd_; }
+  int PollFd() const override { return ready_fd_.get(); }
   uint32_t PollEvents() const override;
   absl::Status SendBlocking(absl::string_view frame) override;
   absl::StatusOr<std::string> ReceiveBlocking() override;
 
  private:
   ThreadedChannel(std::unique_ptr<StreamOpener> opener,
-                  ThreadedChannelOptions options, int wake_fd, int ready_fd);
+                  ThreadedChannelOptions options, UniqueFd wake_fd,
+                  UniqueFd ready_fd);
 
   void WakeKjThreadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SignalReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -145,8 +147,8 @@ class ThreadedChannel final : public Channel, public FrameReceiver {
 
   // Constant after construction.
   const ThreadedChannelOptions options_;
-  const int wake_fd_;   // the user thread wakes the KJ thread
-  const int ready_fd_;  // PollFd(): the KJ thread wakes the user thread
+  const UniqueFd wake_fd_;   // eventfd: the user thread wakes the KJ thread
+  const UniqueFd ready_fd_;  // PollFd(): the KJ thread wakes the user thread
   std::unique_ptr<StreamOpener> opener_;  // used by the KJ thread only
   std::thread thread_;
 

@@ -18,7 +18,6 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -43,9 +42,11 @@
 #include "absl/strings/strip.h"
 #include "absl/types/span.h"
 #include "common/big_buffers.h"
+#include "common/event_fd.h"
 #include "common/posix_error.h"
 #include "common/spin.h"
 #include "common/status_macros.h"
+#include "common/unique_fd.h"
 #include "glog/logging.h"
 #include "transport/shm/shm_ring.h"
 #include "transport/out_frame.h"
@@ -80,11 +81,10 @@ constexpr int kSpinsPerClockRead = 64;
 // -1 if unknown. Opens and closes the file each time, so that no descriptor
 // outlives the call.
 int RunnableThreads() {
-  const int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
+  const UniqueFd fd(open("/proc/loadavg", O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return -1;
   char buf[128];
-  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
+  const ssize_t n = read(fd.get(), buf, sizeof(buf) - 1);
   if (n <= 0) return -1;
   buf[n] = '\0';
   const char* slash = strchr(buf, '/');
@@ -177,32 +177,6 @@ std::string EndpointSpec(uint64_t ring_bytes) {
   return absl::StrCat(kShmEndpointSpecPrefix, ";ring=", ring_bytes);
 }
 
-// A descriptor closed on destruction unless released.
-class ScopedFd {
- public:
-  ScopedFd() = default;
-  explicit ScopedFd(int fd) : fd_(fd) {}
-  ScopedFd(ScopedFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  ScopedFd& operator=(ScopedFd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ~ScopedFd() { reset(); }
-
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
 // A shared mapping, unmapped on destruction unless released.
 class ScopedMapping {
  public:
@@ -223,35 +197,18 @@ class ScopedMapping {
   size_t bytes_ = 0;
 };
 
-// Writes 1 to an eventfd. Never blocks (the counter cannot fill up in
-// practice: it holds 2^64 - 2).
-void SignalEventFd(int fd) {
-  const uint64_t one = 1;
-  while (write(fd, &one, sizeof(one)) < 0 && errno == EINTR) {
-  }
-}
-
-// Resets an eventfd; true if it was set.
-bool ResetEventFd(int fd) {
-  uint64_t value;
-  for (;;) {
-    if (read(fd, &value, sizeof(value)) == sizeof(value)) return true;
-    if (errno != EINTR) return false;
-  }
-}
-
 enum class Side { kParent, kChild };
 
 // What a channel owns besides its mapping.
 struct ChannelFds {
-  ScopedFd socket;     // liveness only: no data ever travels on it
-  ScopedFd wake_self;  // the eventfd the peer writes to wake this side
-  ScopedFd wake_peer;  // the eventfd this side writes to wake the peer
-  ScopedFd epoll;      // PollFd(): wake_self and socket
+  UniqueFd socket;     // liveness only: no data ever travels on it
+  UniqueFd wake_self;  // the eventfd the peer writes to wake this side
+  UniqueFd wake_peer;  // the eventfd this side writes to wake the peer
+  UniqueFd epoll;      // PollFd(): wake_self and socket
 };
 
-absl::StatusOr<ScopedFd> MakeEpoll(int wake_self, int socket) {
-  ScopedFd epoll(epoll_create1(EPOLL_CLOEXEC));
+absl::StatusOr<UniqueFd> MakeEpoll(int wake_self, int socket) {
+  UniqueFd epoll(epoll_create1(EPOLL_CLOEXEC));
   if (epoll.get() < 0) return PosixError("shm transport: epoll_create1", errno);
   struct epoll_event ev = {};
   ev.events = EPOLLIN;
@@ -322,7 +279,7 @@ class ShmChannel final : public Channel {
     if (input_done_) return status_;
     // Reset the wake-up first: whatever the peer does from here on is seen
     // by the loop below or wakes us again.
-    if (!ResetEventFd(fds_.wake_self.get())) ProbeSocket();
+    if (!DrainEventFd(fds_.wake_self.get())) ProbeSocket();
     in_.DisarmSleeping();
     if (PeerClosed()) peer_gone_ = true;
     if (peer_gone_ || socket_garbage_ || !status_.ok()) {
@@ -799,7 +756,7 @@ class ShmChannel final : public Channel {
         if (errno == EINTR) continue;
         return PosixError("shm transport: poll", errno);
       }
-      if (p[0].revents & POLLIN) ResetEventFd(fds_.wake_self.get());
+      if (p[0].revents & POLLIN) DrainEventFd(fds_.wake_self.get());
       if (p[1].revents != 0) ProbeSocket();
       if (ready()) return absl::OkStatus();
     }
@@ -872,7 +829,7 @@ class ShmTransport final : public Transport {
   absl::StatusOr<ChannelPair> CreatePair() override {
     const uint64_t ring_bytes = options_.ring_bytes;
     const size_t bytes = MappingBytes(ring_bytes);
-    ScopedFd memfd(memfd_create("procpool-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    UniqueFd memfd(memfd_create("procpool-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING));
     if (memfd.get() < 0) return PosixError("shm transport: memfd_create", errno);
     if (ftruncate(memfd.get(), static_cast<off_t>(bytes)) != 0) {
       return PosixError("shm transport: ftruncate", errno);
@@ -903,21 +860,19 @@ class ShmTransport final : public Transport {
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
       return PosixError("shm transport: socketpair", errno);
     }
-    ScopedFd parent_socket(sv[0]);
-    ScopedFd child_socket(sv[1]);
-    ScopedFd to_parent(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (to_parent.get() < 0) return PosixError("shm transport: eventfd", errno);
-    ScopedFd to_child(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (to_child.get() < 0) return PosixError("shm transport: eventfd", errno);
-    ScopedFd child_to_parent(fcntl(to_parent.get(), F_DUPFD_CLOEXEC, 0));
+    UniqueFd parent_socket(sv[0]);
+    UniqueFd child_socket(sv[1]);
+    ASSIGN_OR_RETURN(UniqueFd to_parent, MakeEventFd("shm transport"));
+    ASSIGN_OR_RETURN(UniqueFd to_child, MakeEventFd("shm transport"));
+    UniqueFd child_to_parent(fcntl(to_parent.get(), F_DUPFD_CLOEXEC, 0));
     if (child_to_parent.get() < 0) {
       return PosixError("shm transport: dup(eventfd)", errno);
     }
-    ScopedFd child_to_child(fcntl(to_child.get(), F_DUPFD_CLOEXEC, 0));
+    UniqueFd child_to_child(fcntl(to_child.get(), F_DUPFD_CLOEXEC, 0));
     if (child_to_child.get() < 0) {
       return PosixError("shm transport: dup(eventfd)", errno);
     }
-    ASSIGN_OR_RETURN(ScopedFd epoll,
+    ASSIGN_OR_RETURN(UniqueFd epoll,
                      MakeEpoll(to_parent.get(), parent_socket.get()));
 
     ChannelFds fds;
@@ -937,7 +892,7 @@ class ShmTransport final : public Transport {
   // Takes ownership of endpoint.fds even when it fails (closes them then).
   absl::StatusOr<std::unique_ptr<Channel>> OpenChild(
       const ChildEndpoint& endpoint) override {
-    std::vector<ScopedFd> owned;
+    std::vector<UniqueFd> owned;
     for (int fd : endpoint.fds) owned.emplace_back(fd);
     for (int fd : endpoint.fds) {
       if (fd < 0) {
@@ -982,7 +937,7 @@ class ShmTransport final : public Transport {
           "shm transport: the shared memory does not match the spec \"",
           endpoint.spec, "\" (another version of procpool?)"));
     }
-    ASSIGN_OR_RETURN(ScopedFd epoll,
+    ASSIGN_OR_RETURN(UniqueFd epoll,
                      MakeEpoll(owned[3].get(), owned[1].get()));
     ChannelFds fds;
     fds.socket = std::move(owned[1]);

@@ -40,6 +40,7 @@
 #include "common/posix_error.h"
 #include "common/spin.h"
 #include "common/status_macros.h"
+#include "common/unique_fd.h"
 #include "transport/out_frame.h"
 #include "transport/transport.h"
 
@@ -106,11 +107,12 @@ absl::Status Annotate(const absl::Status& status, absl::string_view context) {
 
 class UnixChannel final : public Channel {
  public:
-  // Takes ownership of the connected stream socket `fd`. `peer` names the
-  // other end in error messages: "worker" or "parent".
-  UnixChannel(int fd, absl::string_view peer)
-      : fd_(fd), peer_(peer), in_buf_(new char[kInBufSize]) {}
-  ~UnixChannel() override { close(fd_); }
+  // Takes the connected stream socket `fd`. `peer` names the other end in
+  // error messages: "worker" or "parent".
+  UnixChannel(UniqueFd fd, absl::string_view peer)
+      : fd_(std::move(fd)),
+        peer_(peer),
+        in_buf_(new char[kInBufSize]) {}
 
   UnixChannel(const UnixChannel&) = delete;
   UnixChannel& operator=(const UnixChannel&) = delete;
@@ -136,7 +138,7 @@ class UnixChannel final : public Channel {
     return status_;
   }
 
-  int PollFd() const override { return fd_; }
+  int PollFd() const override { return fd_.get(); }
 
   uint32_t PollEvents() const override {
     return out_.empty() ? EPOLLIN : (EPOLLIN | EPOLLOUT);
@@ -180,7 +182,7 @@ class UnixChannel final : public Channel {
       struct msghdr msg = {};
       msg.msg_iov = iov;
       msg.msg_iovlen = n;
-      ssize_t w = sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      ssize_t w = sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
       if (w < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -220,9 +222,9 @@ class UnixChannel final : public Channel {
       ssize_t n;
       if (!spun) {
         spun = true;
-        n = SpinThenRecv(fd_, dst, want);
+        n = SpinThenRecv(fd_.get(), dst, want);
       } else {
-        n = recv(fd_, dst, want, 0);
+        n = recv(fd_.get(), dst, want, 0);
       }
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -335,7 +337,7 @@ class UnixChannel final : public Channel {
 
   // Waits until fd_ is ready for `events` (POLLIN or POLLOUT).
   absl::Status WaitFor(short events) {
-    struct pollfd p = {fd_, events, 0};
+    struct pollfd p = {fd_.get(), events, 0};
     while (poll(&p, 1, -1) < 0) {
       if (errno != EINTR) return Fail(PosixError("poll", errno));
     }
@@ -374,7 +376,7 @@ class UnixChannel final : public Channel {
       struct msghdr msg = {};
       msg.msg_iov = iov;
       msg.msg_iovlen = n;
-      ssize_t w = sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      ssize_t w = sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (w < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return absl::OkStatus();
@@ -414,7 +416,7 @@ class UnixChannel final : public Channel {
       char* dst;
       size_t want;
       const bool direct = PrepareRead(&dst, &want);
-      ssize_t n = recv(fd_, dst, want, MSG_DONTWAIT);
+      ssize_t n = recv(fd_.get(), dst, want, MSG_DONTWAIT);
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -534,7 +536,7 @@ class UnixChannel final : public Channel {
   }
 
   // Constant after construction.
-  const int fd_;
+  const UniqueFd fd_;
   const std::string peer_;
 
   // The first error; once set, the channel is unusable.
@@ -571,16 +573,15 @@ class UnixTransport final : public Transport {
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
       return PosixError("unix transport: socketpair", errno);
     }
-    const int flags = fcntl(sv[0], F_GETFL);
-    if (flags < 0 || fcntl(sv[0], F_SETFL, flags | O_NONBLOCK) < 0) {
-      absl::Status s = PosixError("unix transport: fcntl(O_NONBLOCK)", errno);
-      close(sv[0]);
-      close(sv[1]);
-      return s;
+    UniqueFd parent(sv[0]);
+    UniqueFd child(sv[1]);
+    const int flags = fcntl(parent.get(), F_GETFL);
+    if (flags < 0 || fcntl(parent.get(), F_SETFL, flags | O_NONBLOCK) < 0) {
+      return PosixError("unix transport: fcntl(O_NONBLOCK)", errno);
     }
     ChannelPair pair;
-    pair.parent = std::make_unique<UnixChannel>(sv[0], "worker");
-    pair.child.fds = {sv[1]};
+    pair.parent = std::make_unique<UnixChannel>(std::move(parent), "worker");
+    pair.child.fds = {child.release()};
     pair.child.spec = kUnixEndpointSpec;
     return pair;
   }
@@ -588,13 +589,11 @@ class UnixTransport final : public Transport {
   // Takes ownership of endpoint.fds even when it fails (closes them then).
   absl::StatusOr<std::unique_ptr<Channel>> OpenChild(
       const ChildEndpoint& endpoint) override {
-    absl::Status s = CheckEndpoint(endpoint);
-    if (!s.ok()) {
-      for (int fd : endpoint.fds) close(fd);
-      return s;
-    }
+    std::vector<UniqueFd> owned;
+    for (int fd : endpoint.fds) owned.emplace_back(fd);
+    RETURN_IF_ERROR(CheckEndpoint(endpoint));
     return std::unique_ptr<Channel>(
-        std::make_unique<UnixChannel>(endpoint.fds[0], "parent"));
+        std::make_unique<UnixChannel>(std::move(owned[0]), "parent"));
   }
 
  private:

@@ -85,20 +85,15 @@
 
 #include "serialization/wire.h"
 
-#include <capnp/any.h>
-#include <capnp/message.h>
-#include <capnp/orphan.h>
-#include <capnp/serialize.h>
 #include <kj/exception.h>
 
 #include <algorithm>
 #include <cstring>
-#include <unordered_map>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "common/big_buffers.h"
-#include "serialization/codec.h"
+#include "common/status_macros.h"
+#include "serialization/capnp_frame.h"
 #include "serialization/wire.capnp.h"
 
 namespace procpool {
@@ -106,194 +101,9 @@ namespace wire {
 namespace {
 
 namespace s = ::procpool::wire::schema;
-using ::procpool::internal::ReserveBig;
 
-
-// A decoded blob at least this big may take over the frame's buffer
-// (DecodeOwnedMessage).
-constexpr size_t kStealBlobBytes = size_t{64} << 10;
-
-// All of `s`, NULs included (a const char* would stop at the first NUL).
-capnp::Text::Reader AsText(const std::string& s) {
-  return capnp::Text::Reader(s.data(), s.size());
-}
-
-capnp::Data::Reader AsData(absl::string_view s) {
-  return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()),
-                             s.size());
-}
-
-// A List(UInt32)'s elements as they lie in the message (little-endian
-// uint32s, one after the other), or null when the list is laid out otherwise
-// (a reader may meet a list of structs in its place) or the host is
-// big-endian: then read it element by element.
-const kj::byte* RawUInt32s(capnp::List<uint32_t>::Reader list) {
-  if (!internal::kLittleEndian) return nullptr;
-  capnp::AnyList::Reader any(list);
-  if (any.getElementSize() != capnp::ElementSize::FOUR_BYTES) return nullptr;
-  kj::ArrayPtr<const kj::byte> raw = any.getRawBytes();
-  if (raw.size() != size_t{4} * list.size()) return nullptr;
-  return raw.begin();
-}
-
-// Writes a packed list's ends and bytes into a message. The ends go in one
-// copy where the list lies as plain uint32s (a list we just built: its
-// memory is ours to write).
-void SetPacked(const PackedElements& p, capnp::List<uint32_t>::Builder ends,
-               capnp::Data::Builder bytes) {
-  const kj::byte* raw = p.empty() ? nullptr : RawUInt32s(ends.asReader());
-  if (raw != nullptr) {
-    std::memcpy(const_cast<kj::byte*>(raw), p.ends.data(), 4 * p.size());
-  } else {
-    for (unsigned i = 0; i < p.size(); ++i) ends.set(i, p.ends[i]);
-  }
-  if (!p.bytes.empty()) std::memcpy(bytes.begin(), p.bytes.data(), p.bytes.size());
-}
-
-std::string ToString(capnp::Text::Reader t) {
-  return std::string(t.begin(), t.size());
-}
-
-// Builds one message and writes it as one frame: the segment table, then the
-// segments, into a string sized once. Big Data blobs are not copied into the
-// builder but referenced where they are (Orphanage::referenceExternalData), so
-// each payload byte is copied exactly once, into the frame.
-class FrameBuilder {
- public:
-  explicit FrameBuilder(size_t first_segment_words)
-      : builder_(static_cast<unsigned>(
-                     std::min<size_t>(first_segment_words, 1u << 29)),
-                 capnp::AllocationStrategy::GROW_HEURISTICALLY) {}
-
-  s::Message::Builder Root() { return builder_.initRoot<s::Message>(); }
-
-  // `bytes` as a Data value: referenced when big and word-aligned (then it
-  // must outlive Finish()), copied otherwise.
-  capnp::Orphan<capnp::Data> Blob(const std::string& bytes) {
-    capnp::Orphanage orphanage = builder_.getOrphanage();
-    if (bytes.size() < kExternalBlobBytes ||
-        reinterpret_cast<uintptr_t>(bytes.data()) % sizeof(capnp::word) != 0) {
-      return orphanage.newOrphanCopy(AsData(bytes));
-    }
-    external_[reinterpret_cast<const capnp::word*>(bytes.data())] =
-        bytes.size();
-    return orphanage.referenceExternalData(AsData(bytes));
-  }
-
-  // Finish()'s frame as parts whose concatenation it is, for a sender that
-  // gathers: the table, the builder's segments and the padding are copied
-  // into `*storage`; each referenced blob is a view of its own bytes (which
-  // must outlive the parts, as must `*storage`).
-  std::vector<absl::string_view> FinishParts(std::string* storage) {
-    kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments =
-        builder_.getSegmentsForOutput();
-    const size_t table_bytes = (segments.size() / 2 + 1) * sizeof(capnp::word);
-    // First where each piece is (its bytes in *storage, or a blob), then the
-    // views: *storage does not move once complete.
-    struct Piece {
-      const char* blob;  // null: bytes [at, at + size) of *storage
-      size_t at;
-      size_t size;
-    };
-    std::vector<Piece> pieces;
-    size_t stored = table_bytes;
-    for (const auto& segment : segments) {
-      const size_t words_bytes = segment.size() * sizeof(capnp::word);
-      auto it = external_.find(segment.begin());
-      if (it == external_.end()) {
-        stored += words_bytes;
-      } else {
-        stored += words_bytes - it->second;
-      }
-    }
-    storage->clear();
-    storage->reserve(stored);
-    storage->resize(table_bytes);
-    WriteTable(segments, &(*storage)[0]);
-    pieces.push_back({nullptr, 0, table_bytes});
-    auto store = [&](const char* bytes, size_t n) {
-      if (n == 0) return;
-      if (pieces.back().blob != nullptr) {
-        pieces.push_back({nullptr, storage->size(), 0});
-      }
-      storage->append(bytes, n);
-      pieces.back().size += n;
-    };
-    for (const auto& segment : segments) {
-      const char* begin = reinterpret_cast<const char*>(segment.begin());
-      const size_t words_bytes = segment.size() * sizeof(capnp::word);
-      auto it = external_.find(segment.begin());
-      if (it == external_.end()) {
-        store(begin, words_bytes);
-      } else {
-        pieces.push_back({begin, 0, it->second});
-        store(kZeros, words_bytes - it->second);
-      }
-    }
-    std::vector<absl::string_view> parts;
-    parts.reserve(pieces.size());
-    for (const Piece& p : pieces) {
-      parts.emplace_back(p.blob != nullptr ? p.blob : storage->data() + p.at,
-                         p.size);
-    }
-    return parts;
-  }
-
-  std::string Finish() {
-    kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments =
-        builder_.getSegmentsForOutput();
-    // The table: segment count - 1, each segment's size in words (all
-    // uint32 little-endian), padded to a whole word.
-    const size_t table_words = segments.size() / 2 + 1;
-    size_t total_words = table_words;
-    for (const auto& segment : segments) total_words += segment.size();
-    std::string frame;
-    ReserveBig(&frame, total_words * sizeof(capnp::word));
-    std::vector<kj::byte> table(table_words * sizeof(capnp::word), 0);
-    WriteU32(&table[0], static_cast<uint32_t>(segments.size() - 1));
-    for (size_t i = 0; i < segments.size(); ++i) {
-      WriteU32(&table[4 * (i + 1)], static_cast<uint32_t>(segments[i].size()));
-    }
-    frame.append(reinterpret_cast<const char*>(table.data()), table.size());
-    for (const auto& segment : segments) {
-      const char* begin = reinterpret_cast<const char*>(segment.begin());
-      const size_t words_bytes = segment.size() * sizeof(capnp::word);
-      auto it = external_.find(segment.begin());
-      if (it == external_.end()) {
-        frame.append(begin, words_bytes);
-      } else {
-        // A referenced blob: its bytes, then zeros to the word boundary (the
-        // segment's last word reaches past the blob's end; never read that).
-        frame.append(begin, it->second);
-        frame.append(kZeros, words_bytes - it->second);
-      }
-    }
-    return frame;
-  }
-
- private:
-  static constexpr char kZeros[sizeof(capnp::word)] = {};
-
-  static void WriteTable(
-      kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments,
-      char* out) {
-    const size_t table_bytes = (segments.size() / 2 + 1) * sizeof(capnp::word);
-    std::memset(out, 0, table_bytes);
-    auto* table = reinterpret_cast<kj::byte*>(out);
-    WriteU32(table, static_cast<uint32_t>(segments.size() - 1));
-    for (size_t i = 0; i < segments.size(); ++i) {
-      WriteU32(table + 4 * (i + 1), static_cast<uint32_t>(segments[i].size()));
-    }
-  }
-
-  static void WriteU32(kj::byte* out, uint32_t v) {
-    for (int i = 0; i < 4; ++i) out[i] = static_cast<kj::byte>(v >> (8 * i));
-  }
-
-  capnp::MallocMessageBuilder builder_;
-  // Referenced blobs by where their segment starts: their size in bytes.
-  std::unordered_map<const capnp::word*, size_t> external_;
-};
+static_assert(kExternalBlobBytes == kReferencedBlobBytes,
+              "wire.h's promise is FrameBuilder::Blob's rule");
 
 void SetException(FrameBuilder& f, s::ExceptionInfo::Builder b,
                   const ExceptionInfo& e) {
@@ -302,13 +112,8 @@ void SetException(FrameBuilder& f, s::ExceptionInfo::Builder b,
   b.adoptTraceback(f.Blob(e.traceback));
 }
 
-// Bytes the builder's first segment should hold: everything but the
-// referenced blobs, which cost a pointer and a landing pad each.
-size_t BlobWords(const std::string& bytes) {
-  return bytes.size() >= kExternalBlobBytes
-             ? 4
-             : (bytes.size() + sizeof(capnp::word) - 1) / sizeof(capnp::word);
-}
+// Words the builder's first segment should hold: everything but the
+// referenced blobs, which cost a pointer and a landing pad each (BlobWords).
 size_t FirstSegmentWords(const Config& c) {
   return 32 + (c.initializer ? BlobWords(c.initializer->args) +
                                    c.initializer->task.size() / 8 + 1
@@ -535,7 +340,7 @@ struct Builder {
 template <typename T>
 std::string Encode(const T& message) {
   FrameBuilder f(FirstSegmentWords(message));
-  Builder{f, f.Root()}(message);
+  Builder{f, f.Root<s::Message>()}(message);
   return f.Finish();
 }
 
@@ -543,54 +348,9 @@ template <typename T>
 std::vector<absl::string_view> EncodeParts(const T& message,
                                            std::string* storage) {
   FrameBuilder f(FirstSegmentWords(message));
-  Builder{f, f.Root()}(message);
+  Builder{f, f.Root<s::Message>()}(message);
   return f.FinishParts(storage);
 }
-
-// Copies decoded Data blobs into strings, except (when `frame` is set) the
-// biggest one of at least kStealBlobBytes: that one is only noted, and takes
-// over the frame's buffer once reading is done (TakeFrame).
-class BlobReader {
- public:
-  BlobReader(const capnp::word* base, std::string* frame)
-      : base_(reinterpret_cast<const kj::byte*>(base)), frame_(frame) {}
-
-  void Read(capnp::Data::Reader d, std::string* out) {
-    if (frame_ != nullptr && d.size() >= kStealBlobBytes &&
-        d.size() > steal_size_) {
-      if (steal_target_ != nullptr) Copy(steal_target_, steal_offset_,
-                                         steal_size_);
-      steal_target_ = out;
-      steal_offset_ = static_cast<size_t>(d.begin() - base_);
-      steal_size_ = d.size();
-      return;
-    }
-    ReserveBig(out, d.size());
-    out->assign(reinterpret_cast<const char*>(d.begin()), d.size());
-  }
-
-  // Call once the message has been read: the noted blob's string becomes the
-  // frame's buffer, moved down to its start (no new memory to fault in).
-  void TakeFrame() {
-    if (steal_target_ == nullptr) return;
-    *steal_target_ = std::move(*frame_);
-    char* data = &(*steal_target_)[0];
-    std::memmove(data, data + steal_offset_, steal_size_);
-    steal_target_->resize(steal_size_);
-  }
-
- private:
-  void Copy(std::string* out, size_t offset, size_t size) {
-    ReserveBig(out, size);
-    out->assign(reinterpret_cast<const char*>(base_) + offset, size);
-  }
-
-  const kj::byte* base_;
-  std::string* frame_;  // null: copy every blob
-  std::string* steal_target_ = nullptr;
-  size_t steal_offset_ = 0;
-  size_t steal_size_ = 0;
-};
 
 // Fills `*e` in place (BlobReader may note its strings).
 void GetException(BlobReader& blobs, s::ExceptionInfo::Reader r,
@@ -598,34 +358,6 @@ void GetException(BlobReader& blobs, s::ExceptionInfo::Reader r,
   e->type_name = ToString(r.getTypeName());
   blobs.Read(r.getMessage(), &e->message);
   blobs.Read(r.getTraceback(), &e->traceback);
-}
-
-// A packed list (protocol 2) into `*out`: checks that `ends` is
-// non-decreasing and covers exactly `blob`. Malformed offsets throw (a
-// kDataLoss status from Decode).
-void ReadPackedInto(capnp::Data::Reader blob, capnp::List<uint32_t>::Reader ends,
-                    PackedElements* out) {
-  const unsigned n = ends.size();
-  const size_t size = blob.size();
-  out->ends.resize(n);
-  // One copy of the ends where they lie as plain uint32s, then the checks.
-  const kj::byte* raw = n == 0 ? nullptr : RawUInt32s(ends);
-  if (raw != nullptr) {
-    std::memcpy(out->ends.data(), raw, size_t{4} * n);
-  } else {
-    for (unsigned i = 0; i < n; ++i) out->ends[i] = ends[i];
-  }
-  uint32_t prev = 0;
-  for (unsigned i = 0; i < n; ++i) {
-    const uint32_t end = out->ends[i];
-    if (ABSL_PREDICT_FALSE(end < prev || end > size)) {
-      KJ_REQUIRE(end >= prev, "packed element ends out of order", i, prev, end);
-      KJ_REQUIRE(end <= size, "packed element ends past its blob", i, end, size);
-    }
-    prev = end;
-  }
-  KJ_REQUIRE(prev == size, "packed blob longer than its elements", prev, size);
-  out->bytes.assign(reinterpret_cast<const char*>(blob.begin()), size);
 }
 
 // Reads `root` into `*out` in place (so that the strings BlobReader notes
@@ -726,37 +458,11 @@ void Read(s::Message::Reader root, BlobReader& blobs, Message* out) {
 // DecodeMessage and DecodeOwnedMessage: `owned`, when set, holds the bytes of
 // `frame` and may be taken over by the biggest blob.
 absl::StatusOr<Message> Decode(absl::string_view frame, std::string* owned) {
-  if (frame.size() % sizeof(capnp::word) != 0 || frame.empty()) {
-    return absl::DataLossError(absl::StrCat(
-        "corrupted frame: ", frame.size(),
-        " bytes is not a whole number of 8-byte words"));
-  }
-  // Cap'n Proto reads words in place and needs them aligned. (Offsets into a
-  // copy are offsets into the frame, so stealing still works.)
-  kj::Array<capnp::word> copy;
-  kj::ArrayPtr<const capnp::word> words(
-      reinterpret_cast<const capnp::word*>(frame.data()),
-      frame.size() / sizeof(capnp::word));
-  if (reinterpret_cast<uintptr_t>(frame.data()) % alignof(capnp::word) != 0) {
-    copy = kj::heapArray<capnp::word>(words.size());
-    std::memcpy(copy.begin(), frame.data(), frame.size());
-    words = copy;
-  }
-  capnp::ReaderOptions options;
-  // Every word may be read at most twice (a blob shared by two pointers is
-  // counted twice); anything past that is a crafted amplification.
-  options.traversalLimitInWords = words.size() * 2 + 1024;
   Message out;
-  BlobReader blobs(words.begin(), owned);
-  kj::Maybe<kj::Exception> error = kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(words, options);
-    Read(reader.getRoot<s::Message>(), blobs, &out);
-  });
-  KJ_IF_MAYBE(e, error) {
-    return absl::DataLossError(absl::StrCat(
-        "corrupted frame: ", e->getDescription().cStr()));
-  }
-  blobs.TakeFrame();
+  RETURN_IF_ERROR(ReadFrame<s::Message>(
+      frame, owned, [&](s::Message::Reader root, BlobReader& blobs) {
+        Read(root, blobs, &out);
+      }));
   return out;
 }
 

@@ -113,6 +113,7 @@ stale() {
 sources=(
   common/big_buffers.cc
   serialization/codec.cc
+  serialization/capnp_frame.cc
   serialization/wire.cc
   "$gen"
   fuzz/codec_fuzzer.cc
@@ -164,9 +165,9 @@ link() {
   "$cxx" "$sanitizers" "${objs[@]}" -o "$bin" "${libs[@]}" -lpthread ||
     build_failed "linking $bin (is libclang-rt-14-dev installed? bash tools/setup.sh)"
 }
-link wire_fuzzer fuzzer wire_fuzzer wire wire.capnp codec big_buffers
+link wire_fuzzer fuzzer wire_fuzzer wire capnp_frame wire.capnp codec big_buffers
 link codec_fuzzer fuzzer codec_fuzzer codec big_buffers
-link write_seeds plain write_seeds seeds codec wire wire.capnp big_buffers
+link write_seeds plain write_seeds seeds codec wire capnp_frame wire.capnp big_buffers
 
 for t in "${targets[@]}"; do
   rm -rf "$out/seeds/$t"

@@ -35,9 +35,35 @@ struct Kept {
 
 // A std::mutex, not an absl::Mutex: a forked child unlocks it in its fork
 // handler, and a pthread mutex has nothing else to tidy there (absl's may
-// hold a queue of the parent's waiting threads).
+// hold a queue of the parent's waiting threads). Wrapped so that clang's
+// thread-safety analysis (--config=clang_tsa) knows it as a capability:
+// libstdc++'s std::mutex carries no annotations.
+class ABSL_LOCKABLE ForkSafeMutex {
+ public:
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
+  void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+
+ private:
+  std::mutex mu_;
+};
+
+// Holds a ForkSafeMutex for its scope (std::lock_guard, annotated).
+class ABSL_SCOPED_LOCKABLE ForkSafeLock {
+ public:
+  explicit ForkSafeLock(ForkSafeMutex& mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
+      : mu_(mu) {
+    mu_.Lock();
+  }
+  ~ForkSafeLock() ABSL_UNLOCK_FUNCTION() { mu_.Unlock(); }
+  ForkSafeLock(const ForkSafeLock&) = delete;
+  ForkSafeLock& operator=(const ForkSafeLock&) = delete;
+
+ private:
+  ForkSafeMutex& mu_;
+};
+
 struct Cache {
-  std::mutex mu;
+  ForkSafeMutex mu;
   std::vector<Kept> kept ABSL_GUARDED_BY(mu);  // least recently kept first
   size_t bytes ABSL_GUARDED_BY(mu) = 0;
   bool releaser_running ABSL_GUARDED_BY(mu) = false;
@@ -61,9 +87,9 @@ Cache& TheCache() {
   return *cache;
 }
 
-void LockForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { TheCache().mu.lock(); }
+void LockForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { TheCache().mu.Lock(); }
 void UnlockAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  TheCache().mu.unlock();
+  TheCache().mu.Unlock();
 }
 // Allocates nothing (a swap); the releaser does not exist here.
 void ForgetInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -76,7 +102,7 @@ void ForgetInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   }
   c.bytes = 0;
   c.releaser_running = false;
-  c.mu.unlock();
+  c.mu.Unlock();
 }
 
 // Moves what must be freed out of the cache (to free after unlocking).
@@ -98,7 +124,7 @@ void ReleaseIdle() {
     std::vector<std::string> to_free;
     int64_t wait_ns = 0;
     {
-      std::lock_guard<std::mutex> lock(c.mu);
+      ForkSafeLock lock(c.mu);
       const int64_t now = MonotonicNanos();
       while (!c.kept.empty() &&
              c.kept.front().kept_at_ns + int64_t{kBigBufferIdleMs} * 1000000 <=
@@ -139,7 +165,7 @@ std::string TakeBigBuffer(size_t capacity) {
   std::vector<Kept> to_free;
   if (capacity >= kMinBigBuffer) {
     Cache& c = TheCache();
-    std::lock_guard<std::mutex> lock(c.mu);
+    ForkSafeLock lock(c.mu);
     TakeInherited(c, &to_free);
     size_t best = c.kept.size();
     for (size_t i = 0; i < c.kept.size(); ++i) {
@@ -172,7 +198,7 @@ void RecycleBigBuffer(std::string buffer) {
   bool start_releaser = false;
   {
     Cache& c = TheCache();
-    std::lock_guard<std::mutex> lock(c.mu);
+    ForkSafeLock lock(c.mu);
     TakeInherited(c, &inherited);
     c.kept.push_back({std::move(buffer), MonotonicNanos()});
     c.bytes += capacity;
@@ -191,7 +217,7 @@ void RecycleBigBuffer(std::string buffer) {
     std::thread(ReleaseIdle).detach();
   } catch (const std::system_error&) {  // no thread: keep nothing
     Cache& c = TheCache();
-    std::lock_guard<std::mutex> lock(c.mu);
+    ForkSafeLock lock(c.mu);
     c.bytes = 0;
     to_free.clear();
     for (Kept& k : c.kept) to_free.push_back(std::move(k.buffer));
@@ -202,13 +228,13 @@ void RecycleBigBuffer(std::string buffer) {
 
 size_t KeptBigBuffers() {
   Cache& c = TheCache();
-  std::lock_guard<std::mutex> lock(c.mu);
+  ForkSafeLock lock(c.mu);
   return c.kept.size();
 }
 
 size_t KeptBigBufferBytes() {
   Cache& c = TheCache();
-  std::lock_guard<std::mutex> lock(c.mu);
+  ForkSafeLock lock(c.mu);
   return c.bytes;
 }
 

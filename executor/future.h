@@ -108,7 +108,7 @@ class State : public StateBase {
         chunk[i].value.emplace(*std::move(v));
       }
     }
-    FinishWith([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    FinishWith([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(this->mu_) {
       value_.emplace(std::move(chunk));
     });
     return absl::OkStatus();
@@ -138,7 +138,7 @@ class State : public StateBase {
           packed ? DecodeTaskValueView<T>(outcomes.values[0])
                  : DecodeTaskValue<T>(std::move(outcomes.elements[0].value));
       if (!v.ok()) return v.status();
-      FinishWith([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      FinishWith([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(this->mu_) {
         value_.emplace(*std::move(v));
       });
     }

@@ -22,8 +22,9 @@
 # (tools/SANITIZERS.md): the library packages under --config=asan (the
 # executor suite and fault matrix over the unix transport, every start
 # method), the same under --config=tsan (unix; forkserver and spawn), and the
-# fuzz targets for PROCPOOL_FUZZ_SECONDS (default 30) each
-# (tools/fuzz.sh). PROCPOOL_SKIP_SANITIZERS=1 and PROCPOOL_SKIP_FUZZ=1 leave
+# library built by clang with its thread-safety analysis as errors
+# (tools/thread_safety.sh, --config=clang_tsa), and the fuzz targets for
+# PROCPOOL_FUZZ_SECONDS (default 30) each (tools/fuzz.sh). PROCPOOL_SKIP_SANITIZERS=1 and PROCPOOL_SKIP_FUZZ=1 leave
 # those out.
 #
 # Usage: bash tools/test.sh [bazel flags] [target patterns; default //...]
@@ -172,6 +173,8 @@ if [[ -z "$pattern_given" ]]; then
     step "TSan" bash tools/test.sh "${flags[@]}" --config=tsan \
       "--test_filter=$tsan_filter" "${tsan_patterns[@]}"
   fi
+  # The lock contracts, checked by clang (tools/thread_safety.sh).
+  step "thread-safety" bash tools/thread_safety.sh "${flags[@]}"
   if [[ "${PROCPOOL_SKIP_FUZZ:-0}" != 1 ]]; then
     step "fuzz" bash tools/fuzz.sh --seconds="${PROCPOOL_FUZZ_SECONDS:-30}"
   fi

@@ -978,7 +978,8 @@ void Pool::BreakPool(const std::string& message, WorkerCrash crash) {
   LOG_IF(ERROR, !requested) << "procpool: " << prototype.what();
   winding_down_.store(true);
   // Each future gets its own exception object (S13).
-  auto fail = [&](const std::shared_ptr<StateBase>& state) {
+  auto fail = [&](const std::shared_ptr<StateBase>& state)
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_) {
     DeferError(state, std::make_exception_ptr(BrokenProcessPool(message, crash)));
   };
   for (auto& [id, w] : workers_) {

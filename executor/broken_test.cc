@@ -1,4 +1,4 @@
-// S13-S15: a dying worker breaks the pool cleanly: every future fails, nothing
+// S13-S15 of docs/SEMANTICS.md: a dying worker breaks the pool cleanly: every future fails, nothing
 // hangs, nothing leaks.
 #include <signal.h>
 #include <unistd.h>

@@ -1,4 +1,5 @@
-// Future, Wait and AsCompleted on their own, completed by hand (S27-S32).
+// Future, Wait and AsCompleted on their own, completed by hand (S27-S32 of
+// docs/SEMANTICS.md).
 // The same behaviours through a real pool are in process_pool_executor_test.
 #include "executor/future.h"
 

@@ -1,4 +1,4 @@
-// S22-S26: Map.
+// S22-S26 of docs/SEMANTICS.md: Map.
 #include <unistd.h>
 
 #include <fstream>

@@ -1,4 +1,4 @@
-// S1-S5: Submit, results, exceptions.
+// S1-S5 of docs/SEMANTICS.md: Submit, results, exceptions.
 #include <unistd.h>
 
 #include "executor/testdata/executor_test_base.h"

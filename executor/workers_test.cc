@@ -1,5 +1,6 @@
-// S6-S12: workers start on demand, are reused and recycled, run the
-// initializer, die with the parent; bad options and binaries are clear errors.
+// S6-S12 of docs/SEMANTICS.md: workers start on demand, are reused and
+// recycled, run the initializer, die with the parent; bad options and binaries
+// are clear errors.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>

@@ -1,7 +1,7 @@
 // The fault matrix: every point x every mode x every transport x every start
-// method. Each case asserts S5/S13/S14/S15: the futures fail with
-// BrokenProcessPool (or, where the worker only dies after its work, succeed),
-// nothing hangs (every wait is bounded), and nothing leaks.
+// method. Each case asserts S5/S13/S14/S15 (docs/SEMANTICS.md): the futures
+// fail with BrokenProcessPool (or, where the worker only dies after its work,
+// succeed), nothing hangs (every wait is bounded), and nothing leaks.
 #include <signal.h>
 
 #include <future>

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "executor/testdata/executor_test_base.h"
+#include "worker/launcher.h"
 
 namespace procpool {
 namespace testing {

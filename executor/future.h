@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "executor/errors.h"
+#include "core/errors.h"
 #include "executor/internal/future_state.h"
 #include "serialization/codec.h"
 

@@ -18,8 +18,8 @@
 
 #include "absl/flags/declare.h"
 #include "absl/time/time.h"
-#include "executor/task.h"
-#include "worker/launcher.h"
+#include "core/start_method.h"
+#include "core/task.h"
 
 // --procpool_transport: the transport when Options::transport is empty.
 ABSL_DECLARE_FLAG(std::string, procpool_transport);

@@ -39,13 +39,13 @@
 #include <utility>
 #include <vector>
 
-#include "executor/errors.h"
-#include "executor/exception_registry.h"
+#include "core/errors.h"
+#include "core/exception_registry.h"
+#include "core/task.h"
 #include "executor/future.h"
 #include "executor/internal/work_item.h"
 #include "executor/map_results.h"
 #include "executor/options.h"
-#include "executor/task.h"
 #include "executor/wait.h"
 #include "worker/init.h"
 

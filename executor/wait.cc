@@ -1,7 +1,7 @@
 #include "executor/wait.h"
 
 #include "absl/strings/str_cat.h"
-#include "executor/errors.h"
+#include "core/errors.h"
 
 namespace procpool {
 namespace internal {

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "executor/testdata/executor_test_base.h"
+#include "transport/transport.h"
 
 namespace procpool {
 namespace testing {

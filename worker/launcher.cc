@@ -25,18 +25,6 @@ extern char** environ;
 
 namespace procpool {
 
-const char* StartMethodName(StartMethod method) {
-  switch (method) {
-    case StartMethod::kFork:
-      return "fork";
-    case StartMethod::kForkServer:
-      return "forkserver";
-    case StartMethod::kSpawn:
-      return "spawn";
-  }
-  return "unknown";
-}
-
 std::string SelfExecutable() {
   char buf[4096];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);

@@ -1,14 +1,5 @@
-// Starting worker processes: the three start methods.
-//
-//   kSpawn      posix_spawn of the worker binary (a fresh exec; slowest start,
-//               nothing inherited but the channel).
-//   kForkServer (default) one single-threaded server process per worker binary,
-//               spawned once per parent process and kept for its lifetime,
-//               forks workers on request. Fast starts and no threads inherited.
-//   kFork       fork() of the calling process itself (fastest; the child
-//               inherits a copy of a multi-threaded process, so locks held by
-//               other threads at that instant stay held in the child: see the
-//               README before choosing it).
+// Starting worker processes: the launchers that carry out the three start
+// methods (core/start_method.h says what each one does).
 //
 // A worker binary is any executable whose main() calls procpool::Init first;
 // the launcher passes it the role and channel on its command line.
@@ -32,16 +23,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/start_method.h"
 #include "transport/transport.h"
 
 namespace procpool {
-
-// How workers start (see the top of this file). Chosen per pool with
-// Options::start_method or --procpool_start_method.
-enum class StartMethod { kFork, kForkServer, kSpawn };
-
-// "fork", "forkserver", "spawn".
-const char* StartMethodName(StartMethod method);
 
 // A started worker.
 struct WorkerProcess {

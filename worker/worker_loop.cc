@@ -8,8 +8,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "executor/exception_registry.h"
-#include "executor/task.h"
+#include "core/exception_registry.h"
+#include "core/task.h"
 #include "glog/logging.h"
 #include "serialization/wire.h"
 #include "worker/crash_reporter.h"

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "executor/errors.h"
+#include "core/errors.h"
 #include "glog/logging.h"
 
 namespace procpool {

@@ -16,8 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/posix_error.h"
 #include "common/spin.h"
-#include "executor/exception_registry.h"
-#include "executor/task.h"
+#include "core/exception_registry.h"
+#include "core/task.h"
 #include "glog/logging.h"
 
 namespace procpool {

@@ -98,7 +98,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "executor/errors.h"
+#include "core/errors.h"
 #include "executor/internal/future_state.h"
 #include "executor/internal/work_item.h"
 #include "executor/options.h"

@@ -5,9 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/big_buffers.h"
-#include "executor/exception_registry.h"
+#include "core/exception_registry.h"
+#include "core/task.h"
 #include "executor/internal/pool.h"
-#include "executor/task.h"
 #include "glog/logging.h"
 
 namespace procpool {

@@ -5,7 +5,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "executor/errors.h"
+#include "core/errors.h"
 
 namespace procpool {
 namespace chaos {

@@ -8,7 +8,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "executor/task.h"
+#include "core/task.h"
 
 namespace procpool {
 namespace daemon_testing {

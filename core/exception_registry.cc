@@ -1,4 +1,4 @@
-#include "executor/exception_registry.h"
+#include "core/exception_registry.h"
 
 #include <cxxabi.h>
 #include <execinfo.h>

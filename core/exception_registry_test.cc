@@ -1,4 +1,4 @@
-#include "executor/exception_registry.h"
+#include "core/exception_registry.h"
 
 #include <atomic>
 #include <new>
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/base/attributes.h"
-#include "executor/errors.h"
+#include "core/errors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

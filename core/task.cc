@@ -1,4 +1,4 @@
-#include "executor/task.h"
+#include "core/task.h"
 
 #include <algorithm>
 #include <map>

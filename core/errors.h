@@ -31,8 +31,8 @@
 //
 // All types here are copyable and hold no resources; none is thread-hostile
 // (const methods may be called from any thread).
-#ifndef PROCPOOL_EXECUTOR_ERRORS_H_
-#define PROCPOOL_EXECUTOR_ERRORS_H_
+#ifndef PROCPOOL_CORE_ERRORS_H_
+#define PROCPOOL_CORE_ERRORS_H_
 
 #include <cstdint>
 #include <exception>
@@ -267,4 +267,4 @@ const RemoteTraceback* GetRemoteTraceback(const std::exception_ptr& e);
 
 }  // namespace procpool
 
-#endif  // PROCPOOL_EXECUTOR_ERRORS_H_
+#endif  // PROCPOOL_CORE_ERRORS_H_

@@ -1,4 +1,4 @@
-#include "executor/errors.h"
+#include "core/errors.h"
 
 #include <signal.h>
 #include <sys/wait.h>

@@ -16,8 +16,8 @@
 // Thread safety: registration happens during static initialization (tasks
 // cannot be registered once main() runs threads); lookups are lock-free and
 // thread-safe afterwards.
-#ifndef PROCPOOL_EXECUTOR_TASK_H_
-#define PROCPOOL_EXECUTOR_TASK_H_
+#ifndef PROCPOOL_CORE_TASK_H_
+#define PROCPOOL_CORE_TASK_H_
 
 #include <cstdint>
 #include <optional>
@@ -244,4 +244,4 @@ std::string EncodeArgs(R (*fn)(P...), A&&... args) {
   static const bool PROCPOOL_TASK_CONCAT_(procpool_task_, __LINE__) \
       [[maybe_unused]] = ::procpool::internal::RegisterTaskFn<&fn>(#fn)
 
-#endif  // PROCPOOL_EXECUTOR_TASK_H_
+#endif  // PROCPOOL_CORE_TASK_H_

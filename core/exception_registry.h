@@ -38,8 +38,8 @@
 //
 // Thread safety: every function here may be called from any thread, and at
 // static-initialization time.
-#ifndef PROCPOOL_EXECUTOR_EXCEPTION_REGISTRY_H_
-#define PROCPOOL_EXECUTOR_EXCEPTION_REGISTRY_H_
+#ifndef PROCPOOL_CORE_EXCEPTION_REGISTRY_H_
+#define PROCPOOL_CORE_EXCEPTION_REGISTRY_H_
 
 #include <exception>
 #include <string>
@@ -48,7 +48,7 @@
 #include <utility>
 
 #include "absl/strings/string_view.h"
-#include "executor/errors.h"
+#include "core/errors.h"
 
 namespace procpool {
 
@@ -133,4 +133,4 @@ bool Register(absl::string_view name) {
       procpool_exception_registered_, __COUNTER__) =                     \
       ::procpool::exception_internal::Register<type>(#type)
 
-#endif  // PROCPOOL_EXECUTOR_EXCEPTION_REGISTRY_H_
+#endif  // PROCPOOL_CORE_EXCEPTION_REGISTRY_H_

@@ -198,6 +198,23 @@ class RingReader {
     tail_ += n;
   }
 
+  // The next `n` <= Available() bytes, in order and not consumed: two pieces,
+  // the second empty unless they wrap around the ring's end.
+  struct Pieces {
+    const char* first;
+    size_t first_size;
+    const char* second;
+    size_t second_size;
+  };
+  Pieces Peek(size_t n) const {
+    const uint64_t pos = tail_ & (size_ - 1);
+    const size_t first = static_cast<size_t>(std::min<uint64_t>(n, size_ - pos));
+    return {data_ + pos, first, data_, n - first};
+  }
+
+  // Consumes `n` <= Available() bytes (those Peek() showed).
+  void Skip(size_t n) { tail_ += n; }
+
   // Bytes consumed since the last Release().
   uint64_t unreleased() const { return tail_ - released_; }
 

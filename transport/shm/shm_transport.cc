@@ -6,8 +6,9 @@
 //   Send()          -> out_ (header + payload, moved in, never copied)
 //                   -> Flush(): memcpy into the out ring, Publish() per chunk
 //   SendBlocking()  -> memcpy straight from the caller's bytes into the ring
-//   ReadInput()     -> memcpy (std::string::append) from the in ring into the
-//                      frame being assembled; Release() per chunk
+//   ReadInput()     -> FrameAssembler (transport/frame_assembler.h) copies
+//                      (std::string::append) from the in ring into the frame
+//                      being assembled; Release() per chunk
 //                   -> whole frames appended to the caller's vector
 // Large frames move in chunks of a quarter ring at most, each published (or
 // released) at once, so that the other side copies while this one does.
@@ -35,7 +36,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -48,8 +48,10 @@
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
 #include "glog/logging.h"
-#include "transport/shm/shm_ring.h"
+#include "transport/frame_assembler.h"
+#include "transport/frame_header.h"
 #include "transport/out_frame.h"
+#include "transport/shm/shm_ring.h"
 #include "transport/transport.h"
 
 namespace procpool {
@@ -64,14 +66,11 @@ using shm_internal::ShmControl;
 
 static_assert(sizeof(ShmControl) <= kShmControlBytes,
               "the control block must fit its page");
+static_assert(kShmFrameHeaderSize == kFrameHeaderSize);
 
-// A frame's buffer is reserved for its whole length up to this much (address
-// space only: pages are touched as bytes arrive), and grows by doubling past
-// it. So a corrupt length costs at most this much untouched address space,
-// while a real large frame is received without reallocating: each
-// reallocation copies what arrived and, worse, touches fresh pages, which is
-// what a large frame costs most (see the file comment).
-constexpr uint64_t kMaxEagerReserve = uint64_t{1} << 30;
+// The frames' header (frame_header.h) and its errors.
+constexpr FrameFormat kShmFrameFormat = {kShmFrameMagic, kShmMaxFrameLength,
+                                         "shm transport", "ring"};
 
 // Spin iterations between two reads of the clock.
 constexpr int kSpinsPerClockRead = 64;
@@ -144,26 +143,6 @@ class SpinGate {
   bool allowed_ = true;
 };
 
-void EncodeHeader(uint64_t length, char* out) {
-  memcpy(out, kShmFrameMagic, 4);
-  memset(out + 4, 0, 4);
-  for (int i = 0; i < 8; ++i) out[8 + i] = static_cast<char>(length >> (8 * i));
-}
-
-uint32_t DecodeFlags(const char* header) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i)
-    v = (v << 8) | static_cast<unsigned char>(header[4 + i]);
-  return v;
-}
-
-uint64_t DecodeLength(const char* header) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i)
-    v = (v << 8) | static_cast<unsigned char>(header[8 + i]);
-  return v;
-}
-
 size_t MappingBytes(uint64_t ring_bytes) {
   return kShmControlBytes + 2 * static_cast<size_t>(ring_bytes);
 }
@@ -235,7 +214,8 @@ class ShmChannel final : public Channel {
         fds_(std::move(fds)),
         spin_ns_(options.spin_ns),
         spin_gate_(options.spin_only_with_idle_cpu),
-        control_(static_cast<ShmControl*>(mapping_.get())) {
+        control_(static_cast<ShmControl*>(mapping_.get())),
+        in_frames_(kShmFrameFormat, FrameAssembler::kReserveFrame, peer_) {
     const uint64_t ring_bytes = control_->constants.ring_bytes;
     char* const base = static_cast<char*>(mapping_.get());
     char* const to_child = base + kShmControlBytes;
@@ -362,7 +342,7 @@ class ShmChannel final : public Channel {
     if (!status_.ok()) return status_;
     uint64_t size = 0;
     for (absl::string_view part : parts) size += part.size();
-    RETURN_IF_ERROR(CheckOutgoingSize(size));
+    RETURN_IF_ERROR(CheckOutgoingFrameSize(kShmFrameFormat, size));
     // Output queued by Send() goes first, to keep frames in order.
     while (!out_frames_.empty()) {
       budget_ = ~uint64_t{0};
@@ -372,7 +352,7 @@ class ShmChannel final : public Channel {
     }
     if (PeerClosed()) return Fail(ClosedError());
     char header[kShmFrameHeaderSize];
-    EncodeHeader(size, header);
+    EncodeFrameHeader(kShmFrameFormat, size, header);
     const uint64_t total = kShmFrameHeaderSize + size;
     uint64_t done = 0;
     while (done < total) {
@@ -426,10 +406,10 @@ class ShmChannel final : public Channel {
                        std::shared_ptr<const void> owner) {
     if (!status_.ok()) return status_;
     const uint64_t size = OutFrameSize(parts, payload);
-    RETURN_IF_ERROR(CheckOutgoingSize(size));
+    RETURN_IF_ERROR(CheckOutgoingFrameSize(kShmFrameFormat, size));
     if (PeerClosed()) return Fail(ClosedError());
     OutFrame& f = out_frames_.emplace_back();
-    EncodeHeader(size, f.header);
+    EncodeFrameHeader(kShmFrameFormat, size, f.header);
     f.Take(size, std::move(parts), std::move(payload), std::move(owner));
     budget_ = kShmMaxReadPerPump;
     return FlushAndArm();
@@ -450,8 +430,7 @@ class ShmChannel final : public Channel {
   // Stops reading: the peer is gone, or the stream is corrupt.
   void FailInput(const absl::Status& s) {
     input_done_ = true;
-    in_frame_ = false;
-    frame_ = std::string();
+    in_frames_.Reset();
     SetError(s);
   }
 
@@ -487,13 +466,6 @@ class ShmChannel final : public Channel {
         "none: the ", peer_, "'s end is corrupt"));
   }
 
-  static absl::Status CheckOutgoingSize(size_t size) {
-    if (size <= kShmMaxFrameLength) return absl::OkStatus();
-    return absl::InvalidArgumentError(
-        absl::StrCat("shm transport: a frame of ", size,
-                     " bytes is over the limit of ", kShmMaxFrameLength));
-  }
-
   absl::Status ClosedError() const {
     return absl::UnavailableError(
         absl::StrCat("shm transport: the ", peer_, " closed the channel"));
@@ -505,42 +477,8 @@ class ShmChannel final : public Channel {
         " is impossible: the shared memory is corrupt"));
   }
 
-  absl::Status EofError() const {
-    if (in_frame_) {
-      return absl::UnavailableError(absl::StrCat(
-          "shm transport: the ", peer_,
-          " closed the channel in the middle of a frame (", frame_.size(),
-          " of ", frame_len_, " payload bytes arrived)"));
-    }
-    if (header_have_ > 0) {
-      return absl::UnavailableError(absl::StrCat(
-          "shm transport: the ", peer_,
-          " closed the channel in the middle of a frame header (",
-          header_have_, " of ", kShmFrameHeaderSize, " bytes arrived)"));
-    }
-    return ClosedError();
-  }
-
-  absl::Status CheckHeader(const char* header) const {
-    if (memcmp(header, kShmFrameMagic, sizeof(kShmFrameMagic)) != 0) {
-      return absl::DataLossError(absl::StrCat(
-          "shm transport: bad frame magic from the ", peer_, " (got 0x",
-          absl::BytesToHexString(absl::string_view(header, 4)), ", expected 0x",
-          absl::BytesToHexString(absl::string_view(kShmFrameMagic, 4)),
-          "): the ring is corrupt or the peer speaks another protocol"));
-    }
-    if (uint32_t flags = DecodeFlags(header); flags != 0) {
-      return absl::DataLossError(
-          absl::StrCat("shm transport: frame header from the ", peer_,
-                       " has unknown flags 0x", absl::Hex(flags)));
-    }
-    if (uint64_t length = DecodeLength(header); length > kShmMaxFrameLength) {
-      return absl::DataLossError(absl::StrCat(
-          "shm transport: impossible frame length ", length, " from the ",
-          peer_, " (limit ", kShmMaxFrameLength, ")"));
-    }
-    return absl::OkStatus();
-  }
+  // The peer is gone: what was cut short, if anything.
+  absl::Status EofError() const { return in_frames_.EndOfStreamError(); }
 
   // Copies bytes [offset, offset + n) of header ++ parts into the ring.
   void PutFrameBytes(const char* header,
@@ -613,25 +551,6 @@ class ShmChannel final : public Channel {
     }
   }
 
-  // Makes room in frame_ for `more` bytes (never past the frame's end). The
-  // buffer grows geometrically from what really arrived, never straight to a
-  // length read from the ring.
-  void GrowFrame(uint64_t more) {
-    const uint64_t need = frame_.size() + more;
-    if (need <= frame_.capacity()) return;
-    const uint64_t doubled = 2 * uint64_t{frame_.capacity()};
-    frame_.reserve(std::max(need, std::min(frame_len_, doubled)));
-    AdviseHugePages(frame_);
-  }
-
-  // Starts receiving a payload of frame_len_ bytes, into a recycled buffer
-  // when one fits (common/big_buffers.h), else into one advised for huge
-  // pages: a page fault per 4 KiB costs more than the copy into it (see the
-  // file comment).
-  void StartFrame() {
-    frame_ = TakeBigBuffer(std::min(frame_len_, kMaxEagerReserve));
-  }
-
   // Moves whole frames from the in ring to `frames`, reading at most
   // `budget` bytes; returns the bytes read. Releases the space chunk by chunk
   // and wakes the peer if it waits for it.
@@ -644,37 +563,17 @@ class ShmChannel final : public Channel {
         break;
       }
       if (available == 0) break;
-      uint64_t left = std::min({available, chunk_, budget - total});
-      total += left;
-      while (left > 0) {
-        if (!in_frame_) {
-          const uint64_t take =
-              std::min<uint64_t>(left, kShmFrameHeaderSize - header_have_);
-          in_.Get(header_ + header_have_, take);
-          header_have_ += take;
-          left -= take;
-          if (header_have_ < kShmFrameHeaderSize) break;
-          header_have_ = 0;
-          absl::Status bad = CheckHeader(header_);
-          if (!bad.ok()) {
-            FailInput(bad);
-            break;
-          }
-          in_frame_ = true;
-          frame_len_ = DecodeLength(header_);
-          StartFrame();
-        }
-        const uint64_t take = std::min(left, frame_len_ - frame_.size());
-        if (take > 0) {
-          GrowFrame(take);
-          in_.Append(&frame_, take);
-          left -= take;
-        }
-        if (frame_.size() == frame_len_) {
-          frames->push_back(std::move(frame_));
-          frame_ = std::string();
-          in_frame_ = false;
-        }
+      const uint64_t n = std::min({available, chunk_, budget - total});
+      total += n;
+      const RingReader::Pieces bytes = in_.Peek(n);
+      size_t taken = in_frames_.Feed(bytes.first, bytes.first_size, frames);
+      if (taken == bytes.first_size && bytes.second_size > 0) {
+        taken += in_frames_.Feed(bytes.second, bytes.second_size, frames);
+      }
+      in_.Skip(taken);
+      if (!in_frames_.error().ok()) {
+        const absl::Status bad = in_frames_.error();
+        FailInput(bad);
       }
       if (in_.Release()) WakePeer();
     }
@@ -800,13 +699,8 @@ class ShmChannel final : public Channel {
   std::deque<OutFrame> out_frames_;
   uint64_t out_offset_ = 0;
 
-  // Input: header_have_ bytes of the next header are in header_; once it is
-  // whole, in_frame_ and frame_ holds the payload so far.
-  char header_[kShmFrameHeaderSize];
-  uint64_t header_have_ = 0;
-  bool in_frame_ = false;
-  uint64_t frame_len_ = 0;
-  std::string frame_;
+  // Input: the frame being received (its buffer reserved whole up front).
+  FrameAssembler in_frames_;
 
   // Frames parsed by ReceiveBlocking() and not returned yet, from ready_next_.
   std::vector<std::string> ready_;

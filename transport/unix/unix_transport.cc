@@ -4,8 +4,10 @@
 //   Send()          -> out_ (header + payload, moved in, never copied)
 //                   -> sendmsg(iovec over queued frames, MSG_NOSIGNAL)
 //   recv()          -> in_buf_ (headers and small frames, many per read)
-//                      or straight into frame_ (the tail of a large payload)
-//   Parse()         -> whole frames appended to the caller's vector.
+//                      or straight into the payload being assembled (the
+//                      tail of a large one: FrameAssembler::PayloadRoom())
+//   Deliver()       -> FrameAssembler (transport/frame_assembler.h): whole
+//                      frames appended to the caller's vector.
 // The parent's Pump() stops reading after a short read (the socket was
 // drained; epoll is level-triggered, so more data wakes the manager again)
 // and after kMaxReadPerPump bytes, so that one busy worker cannot starve the
@@ -32,7 +34,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
@@ -41,6 +42,8 @@
 #include "common/spin.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
+#include "transport/frame_assembler.h"
+#include "transport/frame_header.h"
 #include "transport/out_frame.h"
 #include "transport/transport.h"
 
@@ -52,8 +55,6 @@ constexpr size_t kInBufSize = 256 << 10;
 // With at least this much payload still to come, recv() goes straight into
 // the frame instead of through in_buf_.
 constexpr size_t kDirectReadMin = 64 << 10;
-// Smallest growth step of a payload buffer.
-constexpr size_t kMinPayloadChunk = 64 << 10;
 // Bytes one Pump() reads at most while the channel is healthy.
 constexpr size_t kMaxReadPerPump = 32 << 20;
 // iovecs per sendmsg(): two per queued frame.
@@ -79,25 +80,10 @@ ssize_t SpinThenRecv(int fd, char* dst, size_t want) {
   return recv(fd, dst, want, 0);
 }
 
-void EncodeHeader(uint64_t length, char* out) {
-  memcpy(out, kUnixFrameMagic, 4);
-  memset(out + 4, 0, 4);
-  for (int i = 0; i < 8; ++i) out[8 + i] = static_cast<char>(length >> (8 * i));
-}
-
-uint32_t DecodeFlags(const char* header) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i)
-    v = (v << 8) | static_cast<unsigned char>(header[4 + i]);
-  return v;
-}
-
-uint64_t DecodeLength(const char* header) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i)
-    v = (v << 8) | static_cast<unsigned char>(header[8 + i]);
-  return v;
-}
+// The frames' header (frame_header.h) and its errors.
+constexpr FrameFormat kUnixFrameFormat = {kUnixFrameMagic, kUnixMaxFrameLength,
+                                          "unix transport", "stream"};
+static_assert(kUnixFrameHeaderSize == kFrameHeaderSize);
 
 // `status` with `context` put before its message, code unchanged.
 absl::Status Annotate(const absl::Status& status, absl::string_view context) {
@@ -112,7 +98,8 @@ class UnixChannel final : public Channel {
   UnixChannel(UniqueFd fd, absl::string_view peer)
       : fd_(std::move(fd)),
         peer_(peer),
-        in_buf_(new char[kInBufSize]) {}
+        in_buf_(new char[kInBufSize]),
+        in_frames_(kUnixFrameFormat, FrameAssembler::kGrowWithArrival, peer_) {}
 
   UnixChannel(const UnixChannel&) = delete;
   UnixChannel& operator=(const UnixChannel&) = delete;
@@ -154,7 +141,7 @@ class UnixChannel final : public Channel {
     if (!status_.ok()) return status_;
     size_t size = 0;
     for (absl::string_view part : parts) size += part.size();
-    RETURN_IF_ERROR(CheckOutgoingSize(size));
+    RETURN_IF_ERROR(CheckOutgoingFrameSize(kUnixFrameFormat, size));
     // Output queued by Send() goes first, to keep frames in order.
     while (!out_.empty()) {
       absl::Status s = Flush();
@@ -162,7 +149,7 @@ class UnixChannel final : public Channel {
       if (!out_.empty()) RETURN_IF_ERROR(WaitFor(POLLOUT));
     }
     char header[kUnixFrameHeaderSize];
-    EncodeHeader(size, header);
+    EncodeFrameHeader(kUnixFrameFormat, size, header);
     std::vector<absl::string_view> pieces;
     pieces.reserve(parts.size() + 1);
     pieces.emplace_back(header, kUnixFrameHeaderSize);
@@ -241,8 +228,7 @@ class UnixChannel final : public Channel {
         FailInput(EofError());
         continue;
       }
-      CommitRead(direct, static_cast<size_t>(n));
-      Parse(&ready_);
+      Deliver(direct, static_cast<size_t>(n), &ready_);
     }
   }
 
@@ -260,9 +246,9 @@ class UnixChannel final : public Channel {
                        std::shared_ptr<const void> owner) {
     if (!status_.ok()) return status_;
     const uint64_t size = OutFrameSize(parts, payload);
-    RETURN_IF_ERROR(CheckOutgoingSize(size));
+    RETURN_IF_ERROR(CheckOutgoingFrameSize(kUnixFrameFormat, size));
     OutFrame& f = out_.emplace_back();
-    EncodeHeader(size, f.header);
+    EncodeFrameHeader(kUnixFrameFormat, size, f.header);
     f.Take(size, std::move(parts), std::move(payload), std::move(owner));
     if (out_.size() > 1) return absl::OkStatus();
     absl::Status s = Flush();
@@ -285,17 +271,8 @@ class UnixChannel final : public Channel {
   // Stops reading: end of stream, a read error or a corrupt stream.
   void FailInput(const absl::Status& s) {
     input_done_ = true;
-    in_frame_ = false;
-    frame_ = std::string();
-    in_begin_ = in_end_ = 0;
+    in_frames_.Reset();
     SetError(s);
-  }
-
-  static absl::Status CheckOutgoingSize(size_t size) {
-    if (size <= kUnixMaxFrameLength) return absl::OkStatus();
-    return absl::InvalidArgumentError(
-        absl::StrCat("unix transport: a frame of ", size,
-                     " bytes is over the limit of ", kUnixMaxFrameLength));
   }
 
   absl::Status WriteError(int error_number) const {
@@ -317,23 +294,8 @@ class UnixChannel final : public Channel {
                     absl::StrCat("unix transport: reading from the ", peer_));
   }
 
-  absl::Status EofError() const {
-    const size_t buffered = in_end_ - in_begin_;
-    if (in_frame_) {
-      return absl::UnavailableError(absl::StrCat(
-          "unix transport: the ", peer_,
-          " closed the channel in the middle of a frame (", frame_have_, " of ",
-          frame_len_, " payload bytes arrived)"));
-    }
-    if (buffered > 0) {
-      return absl::UnavailableError(absl::StrCat(
-          "unix transport: the ", peer_,
-          " closed the channel in the middle of a frame header (", buffered,
-          " of ", kUnixFrameHeaderSize, " bytes arrived)"));
-    }
-    return absl::UnavailableError(
-        absl::StrCat("unix transport: the ", peer_, " closed the channel"));
-  }
+  // End of stream: what was cut short, if anything.
+  absl::Status EofError() const { return in_frames_.EndOfStreamError(); }
 
   // Waits until fd_ is ready for `events` (POLLIN or POLLOUT).
   absl::Status WaitFor(short events) {
@@ -427,103 +389,39 @@ class UnixChannel final : public Channel {
         FailInput(EofError());
         return;
       }
-      CommitRead(direct, static_cast<size_t>(n));
-      Parse(frames);
+      Deliver(direct, static_cast<size_t>(n), frames);
       total += static_cast<size_t>(n);
       if (!drain_all && static_cast<size_t>(n) < want) return;  // drained
     }
   }
 
-  // Chooses where the next recv() goes: straight into frame_ when much of the
-  // current payload is still to come (returns true), else in_buf_.
+  // Chooses where the next recv() goes: straight into the frame's payload
+  // when much of it is still to come (returns true), else in_buf_.
   bool PrepareRead(char** dst, size_t* want) {
-    if (in_frame_ && frame_len_ - frame_have_ >= kDirectReadMin) {
-      // Parse() has moved every buffered byte into frame_: in_buf_ is empty.
-      GrowFrame(kInBufSize);
-      *dst = &frame_[frame_have_];
-      *want = frame_.size() - frame_have_;
+    if (in_frames_.payload_left() >= kDirectReadMin) {
+      // Deliver() fed every buffered byte to in_frames_: in_buf_ is empty.
+      const absl::Span<char> room = in_frames_.PayloadRoom(kInBufSize);
+      *dst = room.data();
+      *want = room.size();
       return true;
     }
-    if (in_begin_ > 0) {
-      memmove(in_buf_.get(), in_buf_.get() + in_begin_, in_end_ - in_begin_);
-      in_end_ -= in_begin_;
-      in_begin_ = 0;
-    }
-    *dst = in_buf_.get() + in_end_;
-    *want = kInBufSize - in_end_;
+    *dst = in_buf_.get();
+    *want = kInBufSize;
     return false;
   }
 
-  void CommitRead(bool direct, size_t n) {
+  // `n` bytes arrived where PrepareRead() said: turns them into frames
+  // appended to `frames` (or finds the stream corrupt).
+  void Deliver(bool direct, size_t n, std::vector<std::string>* frames) {
     if (direct) {
-      frame_have_ += n;
-    } else {
-      in_end_ += n;
+      in_frames_.CommitPayload(n, frames);
+      return;
     }
-  }
-
-  // Makes room in frame_ for `more` bytes (never past the frame's end). The
-  // buffer grows geometrically from what really arrived, never straight to a
-  // length read from the wire.
-  void GrowFrame(size_t more) {
-    const uint64_t need = std::min<uint64_t>(frame_len_, frame_have_ + more);
-    if (need <= frame_.size()) return;
-    const uint64_t doubled =
-        std::max<uint64_t>(2 * uint64_t{frame_.size()}, kMinPayloadChunk);
-    frame_.resize(std::max(need, std::min(frame_len_, doubled)));
-  }
-
-  // Turns buffered bytes into frames appended to `frames`, until in_buf_ holds
-  // only part of a header, or the stream turns out corrupt.
-  void Parse(std::vector<std::string>* frames) {
-    for (;;) {
-      if (!in_frame_) {
-        if (in_end_ - in_begin_ < kUnixFrameHeaderSize) return;
-        const char* header = in_buf_.get() + in_begin_;
-        absl::Status bad = CheckHeader(header);
-        if (!bad.ok()) {
-          FailInput(bad);
-          return;
-        }
-        in_begin_ += kUnixFrameHeaderSize;
-        in_frame_ = true;
-        frame_len_ = DecodeLength(header);
-        frame_have_ = 0;
-      }
-      const size_t take = static_cast<size_t>(
-          std::min<uint64_t>(in_end_ - in_begin_, frame_len_ - frame_have_));
-      if (take > 0) {
-        GrowFrame(take);
-        memcpy(&frame_[frame_have_], in_buf_.get() + in_begin_, take);
-        frame_have_ += take;
-        in_begin_ += take;
-      }
-      if (frame_have_ < frame_len_) return;
-      frames->push_back(std::move(frame_));
-      frame_ = std::string();
-      in_frame_ = false;
+    in_frames_.Feed(in_buf_.get(), n, frames);
+    if (!in_frames_.error().ok()) {
+      const absl::Status bad = in_frames_.error();
+      FailInput(bad);
     }
-  }
-
-  absl::Status CheckHeader(const char* header) const {
-    if (memcmp(header, kUnixFrameMagic, sizeof(kUnixFrameMagic)) != 0) {
-      return absl::DataLossError(absl::StrCat(
-          "unix transport: bad frame magic from the ", peer_, " (got 0x",
-          absl::BytesToHexString(absl::string_view(header, 4)), ", expected 0x",
-          absl::BytesToHexString(absl::string_view(kUnixFrameMagic, 4)),
-          "): the stream is corrupt or the peer speaks another protocol"));
-    }
-    if (uint32_t flags = DecodeFlags(header); flags != 0) {
-      return absl::DataLossError(
-          absl::StrCat("unix transport: frame header from the ", peer_,
-                       " has unknown flags 0x", absl::Hex(flags)));
-    }
-    if (uint64_t length = DecodeLength(header); length > kUnixMaxFrameLength) {
-      return absl::DataLossError(absl::StrCat(
-          "unix transport: impossible frame length ", length, " from the ",
-          peer_, " (limit ", kUnixMaxFrameLength, ")"));
-    }
-    return absl::OkStatus();
   }
 
   // Moves frames that ReceiveBlocking() parsed but did not return yet.
@@ -548,16 +446,11 @@ class UnixChannel final : public Channel {
   std::deque<OutFrame> out_;
   size_t out_offset_ = 0;
 
-  // Input: bytes [in_begin_, in_end_) of in_buf_ are read but not parsed.
-  std::unique_ptr<char[]> in_buf_;
-  size_t in_begin_ = 0;
-  size_t in_end_ = 0;
-  // The frame being received: its header is parsed, frame_have_ of its
-  // frame_len_ payload bytes are in frame_ (whose size() is the room made).
-  bool in_frame_ = false;
-  uint64_t frame_len_ = 0;
-  size_t frame_have_ = 0;
-  std::string frame_;
+  // Input: recv() stages headers and small frames in in_buf_ (every byte
+  // is fed to in_frames_ at once); the tail of a large payload goes straight
+  // into in_frames_' buffer.
+  const std::unique_ptr<char[]> in_buf_;
+  FrameAssembler in_frames_;
 
   // Frames parsed by ReceiveBlocking() and not returned yet, from ready_next_.
   std::vector<std::string> ready_;

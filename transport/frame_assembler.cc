@@ -1,0 +1,130 @@
+#include "transport/frame_assembler.h"
+
+#include <string.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/big_buffers.h"
+
+namespace procpool {
+
+FrameAssembler::FrameAssembler(const FrameFormat& format, Growth growth,
+                               absl::string_view peer)
+    : format_(format), growth_(growth), peer_(peer) {}
+
+size_t FrameAssembler::Feed(const char* data, size_t n,
+                            std::vector<std::string>* frames) {
+  if (!error_.ok()) return 0;
+  size_t done = 0;
+  while (done < n) {
+    if (!in_payload_) {
+      const size_t left = n - done;
+      if (header_have_ == 0 && left >= kFrameHeaderSize) {
+        // The common case: the whole header is here; read it in place.
+        done += kFrameHeaderSize;
+        if (!StartPayload(data + done - kFrameHeaderSize)) return done;
+      } else {
+        const size_t take = std::min(left, kFrameHeaderSize - header_have_);
+        memcpy(header_ + header_have_, data + done, take);
+        header_have_ += take;
+        done += take;
+        if (header_have_ < kFrameHeaderSize) break;
+        header_have_ = 0;
+        if (!StartPayload(header_)) return done;
+      }
+      MaybeFinish(frames);  // an empty payload is complete at once
+      continue;
+    }
+    const size_t take =
+        static_cast<size_t>(std::min<uint64_t>(n - done, length_ - have_));
+    Grow(take);
+    if (growth_ == kReserveFrame) {
+      payload_.append(data + done, take);
+    } else {
+      memcpy(&payload_[have_], data + done, take);
+    }
+    have_ += take;
+    done += take;
+    MaybeFinish(frames);
+  }
+  return done;
+}
+
+absl::Span<char> FrameAssembler::PayloadRoom(size_t more) {
+  Grow(more);
+  return absl::Span<char>(&payload_[have_], payload_.size() - have_);
+}
+
+void FrameAssembler::CommitPayload(size_t n, std::vector<std::string>* frames) {
+  have_ += n;
+  MaybeFinish(frames);
+}
+
+bool FrameAssembler::StartPayload(const char* header) {
+  absl::Status bad = CheckFrameHeader(format_, header, peer_);
+  if (!bad.ok()) {
+    error_ = std::move(bad);
+    return false;
+  }
+  in_payload_ = true;
+  length_ = DecodeFrameLength(header);
+  have_ = 0;
+  if (growth_ == kReserveFrame) {
+    // A recycled buffer when one fits, else one advised for huge pages: a
+    // page fault per 4 KiB costs more than the copy into it.
+    payload_ = TakeBigBuffer(std::min(length_, kEagerReserveLimit));
+  }
+  return true;
+}
+
+void FrameAssembler::Grow(uint64_t more) {
+  if (growth_ == kReserveFrame) {
+    const uint64_t need = have_ + more;
+    if (need <= payload_.capacity()) return;
+    const uint64_t doubled = 2 * uint64_t{payload_.capacity()};
+    payload_.reserve(std::max(need, std::min(length_, doubled)));
+    AdviseHugePages(payload_);
+    return;
+  }
+  const uint64_t need = std::min<uint64_t>(length_, have_ + more);
+  if (need <= payload_.size()) return;
+  const uint64_t doubled =
+      std::max<uint64_t>(2 * uint64_t{payload_.size()}, kMinGrowth);
+  payload_.resize(std::max(need, std::min(length_, doubled)));
+}
+
+void FrameAssembler::MaybeFinish(std::vector<std::string>* frames) {
+  if (have_ < length_) return;
+  frames->push_back(std::move(payload_));
+  payload_ = std::string();
+  in_payload_ = false;
+}
+
+absl::Status FrameAssembler::EndOfStreamError() const {
+  if (in_payload_) {
+    return absl::UnavailableError(absl::StrCat(
+        format_.name, ": the ", peer_,
+        " closed the channel in the middle of a frame (", have_, " of ",
+        length_, " payload bytes arrived)"));
+  }
+  if (header_have_ > 0) {
+    return absl::UnavailableError(absl::StrCat(
+        format_.name, ": the ", peer_,
+        " closed the channel in the middle of a frame header (", header_have_,
+        " of ", kFrameHeaderSize, " bytes arrived)"));
+  }
+  return absl::UnavailableError(
+      absl::StrCat(format_.name, ": the ", peer_, " closed the channel"));
+}
+
+void FrameAssembler::Reset() {
+  in_payload_ = false;
+  header_have_ = 0;
+  have_ = 0;
+  length_ = 0;
+  payload_ = std::string();
+}
+
+}  // namespace procpool

@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "serialization/codec.h"
+#include "serialization/task_value.h"
 
 namespace procpool {
 namespace internal {

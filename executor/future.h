@@ -29,6 +29,7 @@
 #include "core/errors.h"
 #include "executor/internal/future_state.h"
 #include "serialization/codec.h"
+#include "serialization/task_value.h"
 
 namespace procpool {
 namespace internal {

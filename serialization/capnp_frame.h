@@ -53,7 +53,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "serialization/codec.h"
+#include "serialization/byte_io.h"
 #include "serialization/packed.h"
 
 namespace procpool {

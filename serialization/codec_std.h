@@ -1,7 +1,7 @@
 // Codecs for the standard library types: vector, array, map, unordered_map,
 // set, unordered_set, pair, tuple, optional, variant, monostate.
 //
-// Part of codec.h, which includes this file at its end; include codec.h, not
+// Part of the value codec: include codec.h, which includes this file, not
 // this. The wire format and the guarantees on bad input are described there.
 //
 // Decoding a container never trusts its count: a count is checked against the
@@ -16,6 +16,7 @@
 #ifndef PROCPOOL_SERIALIZATION_CODEC_STD_H_
 #define PROCPOOL_SERIALIZATION_CODEC_STD_H_
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <optional>
@@ -28,7 +29,7 @@
 #include <variant>
 #include <vector>
 
-#include "serialization/codec.h"
+#include "serialization/codec_core.h"
 
 namespace procpool {
 namespace internal {

@@ -16,9 +16,10 @@
 # Why not Bazel: Bazel's autodetected C++ toolchain is chosen by CC when the
 # output base is first used (gcc here); building with clang in the same output
 # base would throw the gcc build away. Instead this compiles the few sources
-# the targets need (serialization/codec.cc, wire.cc and the schema that
-# `capnp compile` generates) directly with clang++, linking Debian's Cap'n
-# Proto and Abseil through pkg-config, as the Bazel build does: offline, no
+# the targets need (serialization/'s byte_io.cc, codec_core.cc, codec_std.cc,
+# capnp_frame.cc, wire.cc and the schema that `capnp compile` generates)
+# directly with clang++, linking Debian's Cap'n Proto and Abseil through
+# pkg-config, as the Bazel build does: offline, no
 # second Bazel server, about a minute from scratch on 2 cores, and rebuilt
 # only when a source or header changed. The same fuzz targets also build with
 # Bazel's gcc as replay tests (//fuzz:wire_fuzzer_replay_test, ...), which run
@@ -112,7 +113,9 @@ stale() {
 }
 sources=(
   common/big_buffers.cc
-  serialization/codec.cc
+  serialization/byte_io.cc
+  serialization/codec_core.cc
+  serialization/codec_std.cc
   serialization/capnp_frame.cc
   serialization/wire.cc
   "$gen"
@@ -165,9 +168,9 @@ link() {
   "$cxx" "$sanitizers" "${objs[@]}" -o "$bin" "${libs[@]}" -lpthread ||
     build_failed "linking $bin (is libclang-rt-14-dev installed? bash tools/setup.sh)"
 }
-link wire_fuzzer fuzzer wire_fuzzer wire capnp_frame wire.capnp codec big_buffers
-link codec_fuzzer fuzzer codec_fuzzer codec big_buffers
-link write_seeds plain write_seeds seeds codec wire capnp_frame wire.capnp big_buffers
+link wire_fuzzer fuzzer wire_fuzzer wire capnp_frame wire.capnp byte_io big_buffers
+link codec_fuzzer fuzzer codec_fuzzer codec_core codec_std byte_io big_buffers
+link write_seeds plain write_seeds seeds codec_core codec_std byte_io wire capnp_frame wire.capnp big_buffers
 
 for t in "${targets[@]}"; do
   rm -rf "$out/seeds/$t"

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "serialization/codec.h"
+#include "serialization/task_value.h"
 #include "serialization/wire.h"
 #include "transport/capnp/remote.h"
 #include "transport/transport.h"

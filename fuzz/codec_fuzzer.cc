@@ -75,9 +75,10 @@ void CheckType(absl::string_view bytes) {
              type + ": round trip changed the value");
 }
 
-// Vectors of zero-byte elements may hold 2^20 of them (codec.h's budget), and
-// decoding that many takes milliseconds, three times per input: left to
-// codec_test, so that the fuzzer spends its time on other inputs.
+// Vectors of zero-byte elements may hold 2^20 of them (the Reader's budget,
+// byte_io.h), and decoding that many takes milliseconds, three times per
+// input: left to codec_test, so that the fuzzer spends its time on other
+// inputs.
 template <typename T>
 bool WorthDecoding(absl::string_view bytes) {
   if constexpr (std::is_same<T, Empties>::value) {

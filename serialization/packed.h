@@ -5,7 +5,7 @@
 // a string, its moves and its copies per element at every step between
 // Source::Next and MapResults; kept here they cost one append going in and a
 // view coming out. It is also protocol 2's packed layout on the wire (one Data
-// blob and a List(UInt32) of ends, serialization/wire.cc), so a packed Call or
+// blob and a List(UInt32) of ends, serialization/wire.h), so a packed Call or
 // Result is encoded and decoded with one copy of the blob.
 //
 // Example:

@@ -49,7 +49,7 @@ struct Call {
   task @1 :Text;
   args @2 :List(Data);
   # One encoded argument tuple per element: one for Submit, a chunk for Map.
-  # Empty when the call is packed (packedArgs/argEnds; see wire.cc).
+  # Empty when the call is packed (packedArgs/argEnds; see wire.h).
   packedArgs @3 :Data;
   # Protocol 2, when every element is small: the elements' encodings, one
   # after the other.
@@ -79,7 +79,7 @@ struct Failure {
 struct Result {
   workId @0 :UInt64;
   outcomes @1 :List(Outcome);
-  # Empty when the result is packed (see wire.cc).
+  # Empty when the result is packed (see wire.h).
   packedValues @2 :Data;
   # Protocol 2, when every value is small: the values, one after the other
   # (a failed element has none).

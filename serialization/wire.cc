@@ -1,87 +1,6 @@
-// Two layouts for a Call's args and a Result's outcomes (protocol 2): when
-// every element is under 16 KiB they are packed (one Data blob of the
-// concatenated encodings, a List(UInt32) of element ends, and failures by
-// index), so a Map chunk costs no Cap'n Proto call per element; otherwise one
-// Data (or Outcome) per element, so that the big-payload handling below
-// applies. tools/BENCHMARKS.md ("Map") has the numbers.
-//
-// The structs have the packed layout too (Call::packed_args,
-// Result::packed_values, serialization/packed.h): a packed frame decodes into
-// one string of bytes and a vector of ends, not a string per element, and a
-// packed struct encodes with one copy of its bytes. Map's chunks travel in
-// that form from Source::Next to State::CompleteChunk (map_chunk256, 2 cores:
-// see executor/internal/pool.h, "Map's small elements").
-//
-// Where the bytes of a big payload are copied, and why (issue 3).
-//
-// Measured with `bench --transport=shm --only=echo` (a 64 MiB std::string to
-// a worker and back; 2 cores, shared and noisy). A copy into memory that is
-// already mapped costs ~3.5 ms per 64 MiB here; a copy into a fresh buffer
-// ~48 ms, because glibc mmaps every allocation over 32 MiB and the kernel then
-// faults in and zeroes 16k pages one by one (and unmaps them on free). So
-// what counts is the number of fresh big buffers, more than memcpy passes.
-//
-// One round trip before (fresh buffers marked *; ~770 ms, ~180 MB/s):
-//   parent: EncodeArgs: tuple<string>(payload)*, Writer*         (task.h)
-//           EncodeMessage(call): Call -> Message variant*, capnp setData into
-//             a calloc'd 64 MiB segment*, messageToFlatArray*, std::string*
-//           shm Send -> ring
-//   worker: ring -> frame*; DecodeMessage: Data -> std::string* (no aligned
-//             copy: a std::string's heap buffer is 16-aligned)
-//           task: decode args*, Echo's own copy*, EncodeValue*
-//           EncodeMessage(result): the same four as the call*; ring
-//   parent: ring -> frame*; DecodeMessage*; DecodeValue<std::string>*
-// 18 copies, 16 of them into fresh memory.
-//
-// Then (~1,080 MB/s, median of 3, against ~180 for the old binary in the same
-// minutes; the 64 MiB Call alone: encode 166 -> 9.5 ms, decode 36 -> 11 ms,
-// or 2.8 ms owned):
-//   * EncodeMessage has overloads for Config, Call and Result: no copy of the
-//     whole message into a Message variant.
-//   * Data blobs of 16 KiB or more are not copied into the capnp builder:
-//     Orphanage::referenceExternalData makes each a segment of its own (with
-//     a double-far landing pad); nothing is zeroed for them.
-//   * FrameBuilder::Finish writes the segment table and the segments straight
-//     into one std::string reserved once (no messageToFlatArray, no second
-//     string). A referenced blob's last word reaches past the std::string's
-//     bytes: we copy the blob's bytes and then zeros, never reading past it.
-//     The frame is still one standard Cap'n Proto message, with several
-//     segments instead of one; any reader, an older one too, decodes it.
-//   * DecodeOwnedMessage(std::string) lets the biggest blob take over the
-//     frame's buffer (a memmove down, in mapped memory); a frame nobody took
-//     over goes back to common/big_buffers.h.
-//   * EncodeArgs encodes the arguments in place of a tuple copy.
-//   * Every big fresh buffer left is reserved once and advised for
-//     transparent huge pages before it is written (codec.h's ReserveBig):
-//     2 MiB faults instead of 4 KiB ones (~520 -> ~950 MB/s on its own).
-//
-// Then (protocol 3; ~1.1 -> ~3.0-3.3 GB/s; tools/BENCHMARKS.md "Echo"):
-//   * Workers keep the memory their heap frees (Options::
-//     workers_keep_freed_memory) and the parent recycles its own big buffers
-//     (common/big_buffers.h): the kernel zeroing fresh pages had become half
-//     of the parent's time on this VM.
-//   * A lone std::string argument or result is its bytes, with no length
-//     prefix (codec.h's DecodeTaskValue): nothing is copied to add or strip
-//     one, and a result returned by value is the value sent.
-//   * The worker sends a Result as parts (EncodeMessageParts,
-//     Channel::SendBlockingParts): its big values go from their own strings
-//     into the ring; no frame is built around them.
-//
-//   * The pool sends a Call with a big argument as parts too (SendParts), the
-//     arguments shared by the transport and the pool (which keeps them to
-//     run the call again elsewhere): no Call frame is built around them.
-//
-// What remains per round trip, in sequence (~35-40 ms at ~7 GB/s a copy):
-//   parent: the argument into the arguments buffer (the caller keeps its
-//     string); that buffer into the ring, while the worker reads it out.
-//   worker: the argument moved down to the start of the frame's buffer
-//     (TakeFrame); Echo's own copy; the value into the ring, while the parent
-//     reads it out into a fresh buffer (the value the caller takes away).
-//   parent: the value moved down to the start of that buffer.
-// The one fresh 64 MiB buffer per round trip is what varies: the kernel
-// zeroes its pages, ~5 ms when the VM has them at hand, up to ~150 ms when
-// it does not. A frame that put its biggest blob first would save both
-// moves down.
+// The messages' encoder and decoder: each wire.h struct to and from
+// wire.capnp's builders and readers, in the layouts wire.h describes, over
+// the frames of capnp_frame.h.
 
 #include "serialization/wire.h"
 
@@ -130,7 +49,7 @@ size_t FirstSegmentWords(const Hello& h) {
 // blob and their ends in a List(UInt32): no pointer, no Data and no landing
 // pad per element, and the decoder reads them without a capnp call each.
 // Used when every element is small (under kExternalBlobBytes: a big one is
-// referenced instead, see the top of the file) and the blob stays well below
+// referenced instead, FrameBuilder::Blob) and the blob stays well below
 // Cap'n Proto's limits.
 constexpr size_t kMaxPackedBytes = size_t{256} << 20;
 

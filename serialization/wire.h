@@ -16,8 +16,32 @@
 //   // or, giving the frame up: wire::DecodeOwnedMessage(std::move(frame))
 //   if (auto* call = std::get_if<wire::Call>(&m)) ...
 //
+// Layout. A frame is one standard Cap'n Proto message whose root is
+// wire.capnp's Message (capnp_frame.h writes and reads it). A task's argument
+// tuple and its result are Data blobs encoded by the value codec, a lone
+// std::string being its bytes (task_value.h; protocol 3). A Call's elements
+// and a Result's outcomes take one of two layouts, which the decoder tells
+// apart by argEnds/valueEnds being set:
+//   packed (protocol 2): one Data blob of the elements' bytes, one after the
+//     other (packedArgs/packedValues), a List(UInt32) of where each element
+//     ends (argEnds/valueEnds), and for a Result the failed elements by
+//     increasing index (failures; a failed element's value is empty). Used
+//     when the elements total at most 256 MiB in at most 2^28 elements and,
+//     unless the struct is already packed, each is under kExternalBlobBytes:
+//     no Cap'n Proto pointer per element, and a Map chunk decodes into one
+//     buffer.
+//   one per element otherwise: a Data each (args), or an Outcome each
+//     (outcomes: a value or an exception). A blob of kExternalBlobBytes or
+//     more is referenced by the encoder, not copied into its builder (a
+//     segment of its own), so its bytes are copied once, into the frame, or
+//     not at all (EncodeMessageParts).
+// Either form of the structs (a string per element, or PackedElements)
+// encodes to either layout; the frame does not say which form it came from.
+//
 // DecodeMessage never crashes on bad bytes: truncated, misaligned or corrupted
 // frames are a kDataLoss status that says what is wrong.
+//
+// Thread safety: the functions are thread-safe; the structs are values.
 #ifndef PROCPOOL_SERIALIZATION_WIRE_H_
 #define PROCPOOL_SERIALIZATION_WIRE_H_
 
@@ -36,9 +60,9 @@ namespace wire {
 
 // Bumped whenever a message changes incompatibly.
 // 2: small elements of a Call or Result travel packed (one blob and a list
-// of offsets; see wire.cc).
+// of offsets; "Layout" above).
 // 3: a lone std::string argument or result is its bytes, with no length
-// prefix (codec.h's DecodeTaskValue).
+// prefix (task_value.h's DecodeTaskValue).
 inline constexpr uint32_t kProtocolVersion = 3;
 
 // One task as a worker knows it (Hello::tasks).
@@ -80,7 +104,7 @@ struct Hello {
 // empty, `packed_args` (serialization/packed.h): what Map builds its chunks
 // as and what DecodeMessage gives for a packed frame, so that a chunk of
 // small elements costs no string per element. Either form encodes to either
-// layout on the wire (wire.cc): the frame does not tell them apart.
+// layout on the wire (above): the frame does not tell them apart.
 struct Call {
   uint64_t work_id = 0;  // chosen by the parent, echoed in the Result
   std::string task;
@@ -160,7 +184,7 @@ std::string EncodeMessage(const Call& call);
 std::string EncodeMessage(const Result& result);
 
 // Byte strings at least this big are referenced by the encoder, not copied
-// into its message (each becomes a segment of its own; see wire.cc).
+// into its message (each becomes a segment of its own; capnp_frame.h).
 inline constexpr size_t kExternalBlobBytes = size_t{16} << 10;
 
 // EncodeMessage's frame as parts whose concatenation it is, for

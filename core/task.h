@@ -38,7 +38,8 @@ namespace internal {
 // Runs a task on one encoded argument tuple and returns the encoded result.
 // A malformed argument tuple is an error status; whatever the task (or the
 // encoding of its result) throws propagates as that exception. `args` is
-// taken: a lone string argument keeps its buffer (codec.h's DecodeTaskValue).
+// taken: a lone string argument keeps its buffer (DecodeTaskValue,
+// serialization/task_value.h).
 using TaskInvoker = absl::StatusOr<std::string> (*)(std::string args);
 
 // TaskInvoker for an element of a packed Map chunk (serialization/packed.h):
@@ -120,7 +121,7 @@ absl::StatusOr<std::string> InvokeImpl(std::string bytes,
     Fn(PassArg<P>(std::get<I>(*args))...);
     return std::string();
   } else {
-    // A std::string returned by value is sent as it is (codec.h).
+    // A std::string returned by value is sent as it is (task_value.h).
     return EncodeTaskValue(Fn(PassArg<P>(std::get<I>(*args))...));
   }
 }
@@ -144,7 +145,7 @@ absl::Status RunImpl(absl::string_view bytes, Writer* out,
   if constexpr (std::is_void_v<R>) {
     Fn(PassArg<P>(std::get<I>(*args))...);
   } else if constexpr (kIsLoneString<std::decay_t<R>>) {
-    // std::string or std::tuple<std::string>: the string's bytes (codec.h).
+    // std::string or std::tuple<std::string>: its bytes (task_value.h).
     std::string value = EncodeTaskValue(Fn(PassArg<P>(std::get<I>(*args))...));
     if (value.size() >= own_bytes) {
       *own = std::move(value);
@@ -209,7 +210,7 @@ void AppendArgs(Writer& w, R (*)(P...), A&&... args) {
 // The encoded argument tuple for calling `fn` with `args` (converted to the
 // parameter types first, as a call would): the encoding of
 // std::tuple<std::decay_t<P>...>, written element by element without building
-// the tuple; for one std::string parameter, the string's bytes (codec.h's
+// the tuple; for one std::string parameter, the string's bytes (task_value.h's
 // DecodeTaskValue), taken over when the argument is a std::string rvalue.
 template <typename R, typename... P, typename... A>
 std::string EncodeArgs(R (*fn)(P...), A&&... args) {

@@ -80,7 +80,7 @@ TEST(Future, CompletesFromPackedOutcomes) {
                   .Get(absl::ZeroDuration())
                   .empty());
 
-  // A lone string is its bytes (codec.h); a big one beside small ones.
+  // A lone string is its bytes (task_value.h); a big one beside small ones.
   auto strings = std::make_shared<State<ChunkResult<std::string>>>();
   CallOutcomes mixed;
   mixed.values.Append("a");

@@ -25,7 +25,7 @@ TEST_P(SubmitTest, S1PowAndArgumentsEncodedAtSubmit) {
 }
 
 // A std::string travels as its bare bytes also inside a one-element tuple
-// (codec.h's lone string), by Submit and by Map's packed chunks alike.
+// (task_value.h's lone string), by Submit and by Map's packed chunks alike.
 TEST_P(SubmitTest, AStringInATupleComesBackIntact) {
   ProcessPoolExecutor pool(MakeOptions());
   const std::string s("in\0tuple", 8);

@@ -104,10 +104,10 @@ void FrameAssembler::MaybeFinish(std::vector<std::string>* frames) {
 
 absl::Status FrameAssembler::EndOfStreamError() const {
   if (in_payload_) {
-    return absl::UnavailableError(absl::StrCat(
-        format_.name, ": the ", peer_,
-        " closed the channel in the middle of a frame (", have_, " of ",
-        length_, " payload bytes arrived)"));
+    return absl::UnavailableError(
+        absl::StrCat(format_.name, ": the ", peer_,
+                     " closed the channel in the middle of a frame (", have_,
+                     " of ", length_, " payload bytes arrived)"));
   }
   if (header_have_ > 0) {
     return absl::UnavailableError(absl::StrCat(

@@ -24,7 +24,8 @@ std::string Header(uint64_t length) {
 
 std::string Pattern(size_t n, int seed) {
   std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 31 + seed) & 0xff);
+  for (size_t i = 0; i < n; ++i)
+    s[i] = static_cast<char>((i * 31 + seed) & 0xff);
   return s;
 }
 
@@ -58,7 +59,8 @@ TEST(FrameHeaderTest, RejectsMagicFlagsAndLength) {
   s = CheckFrameHeader(kFormat, flags.data(), "worker");
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
   EXPECT_TRUE(absl::StrContains(s.message(), "unknown flags 0x100")) << s;
-  s = CheckFrameHeader(kFormat, Header(kFormat.max_length + 1).data(), "parent");
+  s = CheckFrameHeader(kFormat, Header(kFormat.max_length + 1).data(),
+                       "parent");
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
   EXPECT_TRUE(absl::StrContains(s.message(), "impossible frame length")) << s;
   EXPECT_TRUE(CheckOutgoingFrameSize(kFormat, kFormat.max_length).ok());
@@ -81,8 +83,8 @@ TEST_P(FrameAssemblerTest, WholeStreamAtOnce) {
 }
 
 TEST_P(FrameAssemblerTest, OddSplits) {
-  const std::vector<std::string> payloads = {
-      Pattern(5, 1), "", Pattern(17, 2), Pattern(200'000, 3), "x"};
+  const std::vector<std::string> payloads = {Pattern(5, 1), "", Pattern(17, 2),
+                                             Pattern(200'000, 3), "x"};
   const std::string stream = Stream(payloads);
   for (size_t step : {size_t{1}, size_t{3}, size_t{7}, size_t{15}, size_t{16},
                       size_t{17}, size_t{4099}, size_t{65537}}) {

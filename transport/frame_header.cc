@@ -19,11 +19,10 @@ absl::Status CheckFrameHeader(const FrameFormat& format, const char* header,
         absl::StrCat(format.name, ": frame header from the ", peer,
                      " has unknown flags 0x", absl::Hex(flags)));
   }
-  if (uint64_t length = DecodeFrameLength(header);
-      length > format.max_length) {
-    return absl::DataLossError(absl::StrCat(
-        format.name, ": impossible frame length ", length, " from the ", peer,
-        " (limit ", format.max_length, ")"));
+  if (uint64_t length = DecodeFrameLength(header); length > format.max_length) {
+    return absl::DataLossError(
+        absl::StrCat(format.name, ": impossible frame length ", length,
+                     " from the ", peer, " (limit ", format.max_length, ")"));
   }
   return absl::OkStatus();
 }

@@ -61,8 +61,9 @@ class ChildChannel final : public Channel, public FrameReceiver {
   // Takes `socket`, also on failure.
   static absl::StatusOr<std::unique_ptr<Channel>> Open(UniqueFd socket) {
     std::unique_ptr<ChildChannel> channel(new ChildChannel());
-    absl::Status status = CatchKj("opening the worker's end",
-                                  [&channel, &socket] { channel->Init(&socket); });
+    absl::Status status =
+        CatchKj("opening the worker's end",
+                [&channel, &socket] { channel->Init(&socket); });
     if (!status.ok()) return status;  // `socket` closes if Init() left it
     return std::unique_ptr<Channel>(std::move(channel));
   }

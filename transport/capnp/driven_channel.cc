@@ -198,11 +198,11 @@ absl::StatusOr<std::unique_ptr<DrivenChannel>> DrivenChannel::Open(
   absl::Status status;
   {
     absl::MutexLock lock(&channel->mu_);
-    status = CatchKj(absl::StrCat("capnp transport: opening the channel to the ",
-                                  channel->peer_name_),
-                     [&channel, &socket]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                       channel->Init(&socket);
-                     });
+    status =
+        CatchKj(absl::StrCat("capnp transport: opening the channel to the ",
+                             channel->peer_name_),
+                [&channel, &socket]()
+                    ABSL_NO_THREAD_SAFETY_ANALYSIS { channel->Init(&socket); });
   }
   if (!status.ok()) return status;  // `socket` closes if Init() left it
   DrivenChannel* raw = channel.get();

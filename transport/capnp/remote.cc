@@ -223,8 +223,9 @@ class AcceptOpener final : public StreamOpener {
     kj::Own<kj::AsyncIoStream> raw = io.lowLevelProvider->wrapSocketFd(
         fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP |
                 kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC);
-    kj::Promise<OpenedStream> setup =
-        options_.use_tls ? Secure(kj::mv(raw), fd) : Authenticate(kj::mv(raw), fd);
+    kj::Promise<OpenedStream> setup = options_.use_tls
+                                          ? Secure(kj::mv(raw), fd)
+                                          : Authenticate(kj::mv(raw), fd);
     return setup.exclusiveJoin(
         io.provider->getTimer()
             .afterDelay(ToKj(options_.auth_timeout))

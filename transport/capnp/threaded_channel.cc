@@ -219,8 +219,9 @@ kj::Promise<void> ThreadedChannel::Heartbeat(kj::Timer& timer,
 // loop: it records the error, and Send() reports it from then on.
 void ThreadedChannel::RunKjLoop() {
   kj::AsyncIoContext io = kj::setupAsyncIo();
-  kj::UnixEventPort::FdObserver wake(io.unixEventPort, wake_fd_.get(),
-                                     kj::UnixEventPort::FdObserver::OBSERVE_READ);
+  kj::UnixEventPort::FdObserver wake(
+      io.unixEventPort, wake_fd_.get(),
+      kj::UnixEventPort::FdObserver::OBSERVE_READ);
 
   // Open the stream, unless the channel is destroyed first.
   kj::Promise<OpenedStream> opening = kj::evalNow(

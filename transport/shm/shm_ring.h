@@ -192,7 +192,8 @@ class RingReader {
   // Appends `n` <= Available() bytes to `*dst` and consumes them.
   void Append(std::string* dst, size_t n) {
     const uint64_t pos = tail_ & (size_ - 1);
-    const size_t first = static_cast<size_t>(std::min<uint64_t>(n, size_ - pos));
+    const size_t first =
+        static_cast<size_t>(std::min<uint64_t>(n, size_ - pos));
     dst->append(data_ + pos, first);
     dst->append(data_, n - first);
     tail_ += n;

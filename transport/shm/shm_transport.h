@@ -13,6 +13,13 @@
 // Thread safety: as transport.h says (a Channel is used by one thread at a
 // time; a Transport is thread-safe).
 //
+// The parts, each with its contract in its header (internal to this
+// package): shm_segment.h (the memfd: create, seal, map, validate),
+// shm_ring.h (the control page and the two ends of a ring), shm_channel.h
+// (one end of a channel), spin_gate.h (whether a wait may spin),
+// shm_options.h (the options and constants); the frames are
+// transport/frame_header.h's, read by transport/frame_assembler.h.
+//
 // ---------------------------------------------------------------------------
 // Resources
 //
@@ -62,7 +69,7 @@
 // destructor (a clean close, seen without a system call).
 //
 // Frames: the ring is a byte stream; every frame is a 16-byte header, then
-// the payload, exactly as the unix transport writes them:
+// the payload, laid out as the unix transport's (transport/frame_header.h):
 //   bytes 0..3   magic "PPS1"
 //   bytes 4..7   flags, reserved: must be zero
 //   bytes 8..15  payload length, unsigned 64-bit little-endian
@@ -122,12 +129,9 @@
 //     CPU is to spare: the kernel counts at most one runnable thread more
 //     than CPUs (/proc/loadavg, sampled at most every 2 ms; the extra one is
 //     the pool's caller, which polls for our result rather than competing),
-//     and not again until the next sample once a spin was preempted. On a
-//     busy machine every microsecond spun is taken from a thread with work;
-//     measured with the pool when its manager thread carried every result,
-//     ungated 30 us spins halved Submit throughput under load. Now that the
-//     caller polls (executor/internal/pool.h), `<= CPUs + 1` doubles it
-//     instead (workers no longer sleep between batches).
+//     and not again until the next sample once a spin was preempted
+//     (spin_gate.h). On a busy machine every microsecond spun is taken from
+//     a thread with work.
 //
 // Peer death: the parent sees a dead child as a hang-up on its socket (the
 // epoll descriptor becomes readable); Pump() then drains every frame the
@@ -139,89 +143,20 @@
 // until the kernel noticed), and the next wait reports kUnavailable. Neither
 // side ever waits without also watching the socket.
 //
-// Performance and where the time goes (2-core AMD EPYC KVM guest, cpuidle
-// haltpoll with guest_halt_poll_ns=0; //transport/shm:shm_bench with -c opt
-// under `chrt -f 10`, since other jobs kept the machine's load at 3-6):
-//                       round trip   echo 1 MiB   echo 64 MiB (bytes both
-//                       (tiny frame)              ways over time)
-//   unix                32 us        4.0 GB/s     0.5 GB/s
-//   shm, child spins    0.8 us       15-16 GB/s   1.8-2.3 GB/s
-//   shm, child sleeps   31-34 us     14 GB/s      1.8-2.2 GB/s
-// The round trip is the parent's epoll-driven path (Send, then Pump whenever
-// PollFd() is readable) against a child echoing with the blocking calls.
-//   * Sleeping costs ~15 us a wake-up here: a halted vCPU is woken by an IPI
-//     that exits to the host (perf: ~28% of samples in eventfd_write's
-//     wake-up, ~23% in the context switch). A spinning child needs no
-//     wake-up, and the parent's Send() then makes no system call at all
-//     (shm_transport_test checks this with /proc/self/io); what remains is
-//     ~2,000 user instructions a round trip (callgrind: ~700 in the parent's
-//     Pump(), ~400 in Send(), ~800 in the child) plus the cache-line
-//     transfers of the indices and the data. So the 30 us spin, when the gate
-//     allows it, is what brings the round trip from ~31 us to under 1 us.
-//     Within the pool a round trip also wakes the manager and the caller,
-//     which no transport can spin for.
-//   * Large frames: the copies are the minimum the interface allows (caller's
-//     string -> ring -> receiver's new string), and the time goes as much to
-//     touching the receiver's fresh pages as to the copies (perf:
-//     clear_page_erms ~12%, memmove ~11%). Hence the receive buffer is
-//     reserved whole (no reallocation: it would copy again and touch twice the
-//     pages) and asks for transparent huge pages (64 MiB echo 1.1 -> 2.2 GB/s
-//     here; the first large frame of a fresh process pays ~100-200 ms for
-//     faulting either way). 1 MiB rings beat 4-16 MiB ones (the chunks stay in
-//     the L2 cache while both sides copy) and 64-256 KiB ones (more wake-ups).
+// Where the time goes, and the measurements behind the spin, the ring size
+// and the receive buffer: tools/BENCHMARKS.md, "The shm transport".
 #ifndef PROCPOOL_TRANSPORT_SHM_SHM_TRANSPORT_H_
 #define PROCPOOL_TRANSPORT_SHM_SHM_TRANSPORT_H_
 
-#include <cstddef>
-#include <cstdint>
 #include <memory>
 
+#include "transport/shm/shm_options.h"
 #include "transport/transport.h"
 
 namespace procpool {
 
 // The name the transport is registered under.
 inline constexpr char kShmTransportName[] = "shm";
-
-// The spec's prefix; the full spec is "shm/1;ring=<bytes>".
-inline constexpr char kShmEndpointSpecPrefix[] = "shm/1";
-
-// Frame layout (see above).
-inline constexpr char kShmFrameMagic[4] = {'P', 'P', 'S', '1'};
-inline constexpr size_t kShmFrameHeaderSize = 16;
-
-// Longest payload accepted on the wire (1 TiB); a longer length is treated as
-// corruption.
-inline constexpr uint64_t kShmMaxFrameLength = uint64_t{1} << 40;
-
-// Size of the control page at the start of the memfd.
-inline constexpr size_t kShmControlBytes = 4096;
-
-// Ring sizes accepted: powers of two in this range.
-inline constexpr size_t kShmMinRingBytes = 4096;
-inline constexpr size_t kShmMaxRingBytes = size_t{1} << 30;
-
-// Bytes of each ring in the registered transport.
-inline constexpr size_t kShmDefaultRingBytes = size_t{1} << 20;
-
-// How long the child spins before it sleeps.
-inline constexpr int64_t kShmDefaultSpinNs = 30'000;
-
-// Bytes one Pump() reads at most.
-inline constexpr size_t kShmMaxReadPerPump = size_t{32} << 20;
-
-struct ShmTransportOptions {
-  // Bytes of each of the two rings: a power of two in
-  // [kShmMinRingBytes, kShmMaxRingBytes].
-  size_t ring_bytes = kShmDefaultRingBytes;
-  // How long a child's blocking call spins before it sleeps (0: never spins).
-  // Only the side that calls OpenChild() uses it.
-  int64_t spin_ns = kShmDefaultSpinNs;
-  // Spin only while the machine has a CPU to spare: at most one runnable
-  // thread more than CPUs (see "Waiting" above). false spins whatever the load (tests of
-  // the wake-up protocol; measuring what spinning buys on a busy machine).
-  bool spin_only_with_idle_cpu = true;
-};
 
 // An shm transport with `options`, not registered, named "shm". Its
 // endpoints open with any shm instance (the spec carries the ring size, which

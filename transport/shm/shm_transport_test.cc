@@ -576,10 +576,10 @@ TEST(ShmTransportTest, ParentDeathUnblocksTheChild) {
                     (child_sends ||
                      absl::StrContains(status.message(), "middle of a frame"));
                 if (!good) ChildFailure(1, status.ToString());
-                (void)!write(verdict.write_fd, good ? "Y" : "N", 1);
+                (void)!write(verdict.write_fd(), good ? "Y" : "N", 1);
                 return 0;
               },
-              {verdict.write_fd, ready.write_fd});
+              {verdict.write_fd(), ready.write_fd()});
           if (!child.ok()) return ChildFailure(2, child.status().ToString());
           CloseEndpoint(&pair->child);
           if (child_sends) {
@@ -594,10 +594,10 @@ TEST(ShmTransportTest, ParentDeathUnblocksTheChild) {
           }
           _exit(0);  // no destructor: the child only sees the hang-up
         },
-        {verdict.write_fd});
+        {verdict.write_fd()});
     ASSERT_TRUE(parent.ok()) << parent.status();
     EXPECT_TRUE(ExitsCleanly(*parent, kTimeout));
-    EXPECT_EQ(AwaitByte(verdict.read_fd, kTimeout), 'Y')
+    EXPECT_EQ(AwaitByte(verdict.read_fd(), kTimeout), 'Y')
         << "the child hung or saw the wrong error (its stderr says which)";
   }
 }

@@ -333,7 +333,7 @@ TEST_P(TransportConformanceTest, SendNeverBlocksWhileChildIsBusy) {
                          return ChildFailure(4, "no go signal");
                        return EchoLoop(channel);
                      },
-                     {go.read_fd});
+                     {go.read_fd()});
   ASSERT_NE(session, nullptr);
   // The child reads nothing until every Send() has returned.
   const absl::Time start = absl::Now();
@@ -368,7 +368,7 @@ TEST_P(TransportConformanceTest, ChildKilledInTheMiddleOfAFrame) {
                        pause();
                        return 0;
                      },
-                     {started.write_fd});
+                     {started.write_fd()});
   ASSERT_NE(session, nullptr);
   // Never read by the child: the kill leaves unread input on its side too.
   CONFORMANCE_ASSERT_OK(session->driver().Send("never read"));
@@ -510,7 +510,7 @@ TEST_P(TransportConformanceTest, ChildSendAfterParentCloseIsUnavailable) {
           return ChildFailure(8, "a frame after the parent closed");
         return 0;
       },
-      {closed.read_fd});
+      {closed.read_fd()});
   ASSERT_NE(session, nullptr);
   CONFORMANCE_ASSERT_OK(session->driver().Send("hi"));
   CONFORMANCE_ASSERT_OK(session->driver().PumpUntilFrames(1, kTimeout));
@@ -588,7 +588,7 @@ TEST_P(TransportConformanceTest, FrameTakenInDuringSendMakesPollFdReadable) {
         sent.Signal();
         return done.Await(kTimeout) ? 0 : ChildFailure(5, "no \"done\"");
       },
-      {sent.write_fd, done.read_fd});
+      {sent.write_fd(), done.read_fd()});
   ASSERT_NE(session, nullptr);
   ChannelDriver& driver = session->driver();
   ASSERT_TRUE(sent.Await(kTimeout));

@@ -44,7 +44,7 @@ void CloseAllExcept(const std::vector<int>& keep) {
     doomed.push_back(fd);
   }
   closedir(dir);
-  for (int fd : doomed) close(fd);
+  for (int fd : doomed) CloseFd(fd);
 }
 
 }  // namespace
@@ -175,28 +175,26 @@ std::string DescribeWaitStatus(int wait_status) {
 }
 
 ChannelDriver::ChannelDriver(Channel* channel) : channel_(channel) {
-  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd_ < 0) {
+  epoll_fd_.reset(epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_fd_.valid()) {
     ADD_FAILURE() << PosixError("epoll_create1", errno);
     return;
   }
   struct epoll_event ev = {};
   ev.events = registered_events_ = channel_->PollEvents();
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, channel_->PollFd(), &ev) != 0) {
+  if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, channel_->PollFd(), &ev) != 0) {
     ADD_FAILURE() << PosixError("epoll_ctl(ADD, PollFd())", errno);
   }
 }
 
-ChannelDriver::~ChannelDriver() {
-  if (epoll_fd_ >= 0) close(epoll_fd_);
-}
+ChannelDriver::~ChannelDriver() = default;
 
 void ChannelDriver::UpdateEvents() {
   const uint32_t events = channel_->PollEvents();
   if (events == registered_events_) return;
   struct epoll_event ev = {};
   ev.events = events;
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, channel_->PollFd(), &ev) != 0) {
+  if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, channel_->PollFd(), &ev) != 0) {
     ADD_FAILURE() << PosixError("epoll_ctl(MOD, PollFd())", errno);
   }
   registered_events_ = events;
@@ -235,7 +233,8 @@ absl::Status ChannelDriver::PumpUntil(const std::function<bool()>& done,
                        " (", frames_.size(), " frames received)"));
     }
     struct epoll_event ev;
-    if (epoll_wait(epoll_fd_, &ev, 1, WaitMillis(left)) < 0 && errno != EINTR) {
+    if (epoll_wait(epoll_fd_.get(), &ev, 1, WaitMillis(left)) < 0 &&
+        errno != EINTR) {
       return PosixError("epoll_wait", errno);
     }
   }
@@ -267,25 +266,20 @@ SignalPipe::SignalPipe() {
     ADD_FAILURE() << PosixError("pipe2", errno);
     return;
   }
-  read_fd = fds[0];
-  write_fd = fds[1];
+  read_.reset(fds[0]);
+  write_.reset(fds[1]);
 }
 
-SignalPipe::~SignalPipe() {
-  if (read_fd >= 0) close(read_fd);
-  if (write_fd >= 0) close(write_fd);
-}
-
-bool SignalPipe::Signal() const { return write(write_fd, "x", 1) == 1; }
+bool SignalPipe::Signal() const { return write(write_fd(), "x", 1) == 1; }
 
 bool SignalPipe::Await(absl::Duration timeout) const {
   const absl::Time deadline = absl::Now() + timeout;
   for (;;) {
-    struct pollfd p = {read_fd, POLLIN, 0};
+    struct pollfd p = {read_fd(), POLLIN, 0};
     const int n = poll(&p, 1, WaitMillis(deadline - absl::Now()));
     if (n > 0) {
       char c;
-      return read(read_fd, &c, 1) == 1;
+      return read(read_fd(), &c, 1) == 1;
     }
     if ((n < 0 && errno != EINTR) || absl::Now() >= deadline) return false;
   }
@@ -336,7 +330,7 @@ int CountOpenFds() {
 }
 
 void CloseEndpoint(ChildEndpoint* endpoint) {
-  for (int fd : endpoint->fds) close(fd);
+  for (int fd : endpoint->fds) CloseFd(fd);
   endpoint->fds.clear();
 }
 

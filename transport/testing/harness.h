@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/unique_fd.h"
 #include "gtest/gtest.h"
 #include "transport/transport.h"
 
@@ -145,17 +146,17 @@ class ChannelDriver {
   void UpdateEvents();
 
   Channel* const channel_;
-  int epoll_fd_ = -1;
+  UniqueFd epoll_fd_;
   uint32_t registered_events_ = 0;
   std::vector<std::string> frames_;
 };
 
-// A pipe for a test's own signalling between parent and child (hand read_fd
-// or write_fd to ForkedChild's keep list). Both ends are close-on-exec.
+// A pipe for a test's own signalling between parent and child (hand read_fd()
+// or write_fd() to ForkedChild's keep list). Both ends are close-on-exec and
+// closed with the object.
 class SignalPipe {
  public:
   SignalPipe();
-  ~SignalPipe();
   SignalPipe(const SignalPipe&) = delete;
   SignalPipe& operator=(const SignalPipe&) = delete;
 
@@ -164,8 +165,12 @@ class SignalPipe {
   // Waits up to `timeout` for one byte; false if none came.
   bool Await(absl::Duration timeout) const;
 
-  int read_fd = -1;
-  int write_fd = -1;
+  int read_fd() const { return read_.get(); }
+  int write_fd() const { return write_.get(); }
+
+ private:
+  UniqueFd read_;
+  UniqueFd write_;
 };
 
 // Makes SIGPIPE kill this process again while in scope, so that a transport

@@ -110,7 +110,7 @@ TEST(UnixTransportTest, PollEventsAskForOutputSpaceOnlyWhileOutputIsQueued) {
   SignalPipe done;
   absl::StatusOr<ForkedChild> child = ForkedChild::Start(
       [&done] { return done.Await(absl::Seconds(5)) ? 0 : 1; },
-      {pair.raw, done.read_fd});
+      {pair.raw, done.read_fd()});
   pair.CloseRaw();
   ASSERT_TRUE(child.ok()) << child.status();
   ASSERT_TRUE(pair.parent->Send(Pattern(8 << 20, 1)).ok());

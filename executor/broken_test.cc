@@ -4,7 +4,8 @@
 #include <unistd.h>
 
 #include "executor/testdata/executor_test_base.h"
-#include "worker/launcher.h"
+#include "worker/parent/fork_server_launcher.h"
+#include "worker/parent/launcher.h"
 
 namespace procpool {
 namespace testing {

@@ -1,9 +1,9 @@
 // main() for tests that run pools: the test binary doubles as the worker
 // binary, so procpool::Init must come before anything else.
 #include "absl/flags/parse.h"
-#include "executor/process_pool_executor.h"
 #include "glog/logging.h"
 #include "gtest/gtest.h"
+#include "worker/init.h"
 
 int main(int argc, char** argv) {
   procpool::Init(argc, argv);

@@ -9,7 +9,8 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "worker/launcher.h"
+#include "worker/parent/fork_server_launcher.h"
+#include "worker/parent/launcher.h"
 
 namespace procpool {
 namespace testing {

@@ -126,7 +126,7 @@ struct ChildEndpoint {
 };
 
 // A worker on another host, served by `procpool_worker --listen=HOST:PORT
-// --auth_key_file=FILE` (worker/daemon.h). See Transport::ConnectRemote().
+// --auth_key_file=FILE` (worker/daemon/daemon.h). See Transport::ConnectRemote().
 struct RemoteWorkerSpec {
   std::string address;  // "HOST:PORT" or "[IPv6]:PORT"
   std::string key;      // the shared key; never sent
@@ -168,7 +168,7 @@ class Transport {
   //
   // A child forked without exec inherits the parent's end of every channel:
   // it must close every descriptor but stdio and its endpoint's before
-  // serving (worker/launcher.cc does), or a parent closing its end would go
+  // serving (worker/child/serve.cc does), or a parent closing its end would go
   // unnoticed. It must not destroy inherited Channel objects either.
   virtual absl::StatusOr<std::unique_ptr<Channel>> OpenChild(
       const ChildEndpoint& endpoint) = 0;

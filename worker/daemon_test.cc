@@ -3,7 +3,7 @@
 // child of the daemon; a wrong key is refused on both sides; a killed or
 // stopped child, and a stopped daemon, become the parent's channel error
 // within the bound; a child dies with its connection. Every wait is bounded.
-#include "worker/daemon.h"
+#include "worker/daemon/daemon.h"
 
 #include <signal.h>
 #include <sys/wait.h>

@@ -1,12 +1,13 @@
 // main() of a procpool worker binary (//worker:procpool_worker and every
 // procpool_worker_binary): serves the tasks linked into it when started by a
 // pool; with --listen=HOST:PORT it is a worker daemon for parents on other
-// hosts (worker/daemon.h); run by hand otherwise it says what it is and which
-// tasks it has.
+// hosts (worker/daemon/daemon.h); run by hand otherwise it says what it is
+// and which tasks it has.
 #include <cstdio>
 
-#include "executor/process_pool_executor.h"
-#include "worker/daemon.h"
+#include "core/task.h"
+#include "worker/daemon/daemon.h"
+#include "worker/init.h"
 
 int main(int argc, char** argv) {
   procpool::Init(argc, argv);

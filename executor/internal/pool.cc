@@ -19,6 +19,7 @@
 #include "core/exception_registry.h"
 #include "core/task.h"
 #include "glog/logging.h"
+#include "worker/parent/make_launcher.h"
 
 namespace procpool {
 namespace internal {

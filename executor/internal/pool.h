@@ -104,7 +104,7 @@
 #include "executor/options.h"
 #include "serialization/wire.h"
 #include "transport/transport.h"
-#include "worker/launcher.h"
+#include "worker/parent/launcher.h"
 
 namespace procpool {
 namespace internal {

@@ -15,7 +15,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "worker/worker_hooks.h"
+#include "worker/child/worker_hooks.h"
 
 namespace procpool {
 namespace fault {

@@ -13,7 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "testing/process_helpers.h"
 #include "tools/chaos/proc.h"
-#include "worker/launcher.h"
+#include "worker/parent/fork_server_launcher.h"
+#include "worker/parent/launcher.h"
 
 namespace procpool {
 namespace chaos {

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "core/start_method.h"
 #include "testing/fault_injection/fault_injection.h"
-#include "worker/launcher.h"
 
 namespace procpool {
 namespace chaos {

@@ -12,7 +12,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "worker/launcher.h"
+#include "worker/parent/fork_server_launcher.h"
+#include "worker/parent/launcher.h"
 
 namespace procpool {
 namespace chaos {

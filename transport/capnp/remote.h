@@ -2,7 +2,7 @@
 // on another host, and the worker's end of that connection.
 //
 //   parent process                              worker host
-//   ConnectRemoteWorker(options)                procpool_worker --listen=... (worker/daemon.h)
+//   ConnectRemoteWorker(options)                procpool_worker --listen=... (worker/daemon/daemon.h)
 //     returns a Channel at once;                  accept() -> fork() a fresh worker:
 //     its KJ thread: TCP connect                    AcceptRemoteParent(fd, options)
 //       [TLS client] ------------------------------ [TLS server]

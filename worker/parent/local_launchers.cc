@@ -1,84 +1,27 @@
-#include "worker/launcher.h"
+#include "worker/parent/local_launchers.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cstdlib>
+#include <cstdio>
 #include <cstring>
+#include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
 #include "common/posix_error.h"
-#include "glog/logging.h"
-#include "worker/crash_reporter.h"
-#include "worker/fork_server.h"
-#include "worker/worker_loop.h"
+#include "worker/child/serve.h"
 
 extern char** environ;
 
 namespace procpool {
-
-std::string SelfExecutable() {
-  char buf[4096];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return "/proc/self/exe";
-  return std::string(buf, static_cast<size_t>(n));
-}
-
-namespace internal {
-
-int OpenPidFd(pid_t pid) {
-  int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  if (fd >= 0) {
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
-    return fd;
-  }
-  // Already gone (and reaped by someone else): a descriptor readable at once.
-  int efd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
-  PCHECK(efd >= 0) << "eventfd";
-  return efd;
-}
-
-void ServeAsForkedWorker(const std::string& transport,
-                         const ChildEndpoint& endpoint, int crash_fd,
-                         pid_t parent) {
-  BecomeWorkerProcess(parent);
-  std::vector<int> keep = endpoint.fds;
-  if (crash_fd >= 0) keep.push_back(crash_fd);
-  std::sort(keep.begin(), keep.end());
-  int next = 3;
-  for (int fd : keep) {
-    if (fd > next) syscall(SYS_close_range, next, fd - 1, 0);
-    next = std::max(next, fd + 1);
-  }
-  syscall(SYS_close_range, next, ~0U, 0);
-  InstallCrashReporter(crash_fd);
-  absl::StatusOr<Transport*> t = GetTransport(transport);
-  if (!t.ok()) {
-    LOG(ERROR) << "procpool worker: " << t.status().message();
-    _exit(3);
-  }
-  absl::StatusOr<std::unique_ptr<Channel>> channel = (*t)->OpenChild(endpoint);
-  if (!channel.ok()) {
-    LOG(ERROR) << "procpool worker: cannot open channel: "
-               << channel.status().message();
-    _exit(3);
-  }
-  int code = RunWorker(*std::move(channel));
-  fflush(stdout);
-  fflush(stderr);
-  _exit(code);
-}
-
-}  // namespace internal
-
 namespace {
 
 absl::Status StartError(const std::string& binary, absl::string_view reason) {
@@ -184,16 +127,12 @@ class ForkLauncher final : public Launcher {
 
 }  // namespace
 
-std::unique_ptr<Launcher> MakeLauncher(StartMethod method) {
-  switch (method) {
-    case StartMethod::kSpawn:
-      return std::make_unique<SpawnLauncher>();
-    case StartMethod::kFork:
-      return std::make_unique<ForkLauncher>();
-    case StartMethod::kForkServer:
-      return MakeForkServerLauncher();
-  }
-  return nullptr;
+std::unique_ptr<Launcher> MakeSpawnLauncher() {
+  return std::make_unique<SpawnLauncher>();
+}
+
+std::unique_ptr<Launcher> MakeForkLauncher() {
+  return std::make_unique<ForkLauncher>();
 }
 
 }  // namespace procpool

@@ -18,8 +18,8 @@
 //
 // Thread safety: hooks run on the worker's only thread (a hook may start
 // threads of its own).
-#ifndef PROCPOOL_WORKER_WORKER_HOOKS_H_
-#define PROCPOOL_WORKER_WORKER_HOOKS_H_
+#ifndef PROCPOOL_WORKER_CHILD_WORKER_HOOKS_H_
+#define PROCPOOL_WORKER_CHILD_WORKER_HOOKS_H_
 
 #include <memory>
 
@@ -57,4 +57,4 @@ WorkerHooks* GetWorkerHooks();
 
 }  // namespace procpool
 
-#endif  // PROCPOOL_WORKER_WORKER_HOOKS_H_
+#endif  // PROCPOOL_WORKER_CHILD_WORKER_HOOKS_H_

@@ -1,5 +1,5 @@
 // The worker daemon; the decisions are in daemon.h.
-#include "worker/daemon.h"
+#include "worker/daemon/daemon.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,7 +25,7 @@
 #include "glog/logging.h"
 #include "transport/capnp/remote.h"
 #include "transport/transport.h"
-#include "worker/worker_loop.h"
+#include "worker/child/worker_loop.h"
 
 namespace procpool {
 namespace {

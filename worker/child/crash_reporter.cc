@@ -1,4 +1,4 @@
-#include "worker/crash_reporter.h"
+#include "worker/child/crash_reporter.h"
 
 #include <execinfo.h>
 #include <malloc.h>

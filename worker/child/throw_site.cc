@@ -1,4 +1,4 @@
-#include "worker/throw_site.h"
+#include "worker/child/throw_site.h"
 
 #include <dlfcn.h>
 #include <execinfo.h>

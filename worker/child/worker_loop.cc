@@ -1,4 +1,4 @@
-#include "worker/worker_loop.h"
+#include "worker/child/worker_loop.h"
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -12,9 +12,9 @@
 #include "core/task.h"
 #include "glog/logging.h"
 #include "serialization/wire.h"
-#include "worker/crash_reporter.h"
-#include "worker/throw_site.h"
-#include "worker/worker_hooks.h"
+#include "worker/child/crash_reporter.h"
+#include "worker/child/throw_site.h"
+#include "worker/child/worker_hooks.h"
 
 namespace procpool {
 namespace {

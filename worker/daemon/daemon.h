@@ -35,8 +35,8 @@
 //    Logs go to stderr.
 //  * The key file is read once at start (common/auth/key_file.h: refused if
 //    empty or readable by group or others).
-#ifndef PROCPOOL_WORKER_DAEMON_H_
-#define PROCPOOL_WORKER_DAEMON_H_
+#ifndef PROCPOOL_WORKER_DAEMON_DAEMON_H_
+#define PROCPOOL_WORKER_DAEMON_DAEMON_H_
 
 #include <string>
 
@@ -73,4 +73,4 @@ int DaemonMain(int argc, char** argv);
 
 }  // namespace procpool
 
-#endif  // PROCPOOL_WORKER_DAEMON_H_
+#endif  // PROCPOOL_WORKER_DAEMON_DAEMON_H_

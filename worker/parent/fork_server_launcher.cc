@@ -1,11 +1,10 @@
-#include "worker/fork_server.h"
+#include "worker/parent/fork_server_launcher.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,78 +18,24 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "common/posix_error.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "serialization/codec.h"
-#include "worker/worker_loop.h"
+#include "worker/fork_server/protocol.h"
 
 extern char** environ;
 
 namespace procpool {
 namespace {
 
-constexpr int kMaxFds = 16;
-constexpr size_t kMaxPacket = 64 * 1024;
-
-// Request: transport, spec, whether the last fd is the crash pipe. Reply:
-// kind, pid, wait status, message.
-using Request = std::tuple<std::string, std::string, bool>;
-enum ReplyKind : int32_t { kStarted = 0, kExited = 1, kError = 2 };
-using Reply = std::tuple<int32_t, int32_t, int32_t, std::string>;
-
-absl::Status SendPacket(int fd, const std::string& data,
-                        const std::vector<int>& fds) {
-  struct iovec iov = {const_cast<char*>(data.data()), data.size()};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
-  if (!fds.empty()) {
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
-  }
-  while (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0) {
-    if (errno != EINTR) return PosixError("fork server sendmsg", errno);
-  }
-  return absl::OkStatus();
-}
-
-// Receives one packet; kUnavailable when the peer closed.
-absl::StatusOr<std::string> ReceivePacket(int fd, std::vector<int>* fds) {
-  std::string data(kMaxPacket, '\0');
-  struct iovec iov = {data.data(), data.size()};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  ssize_t n;
-  while ((n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC)) < 0) {
-    if (errno != EINTR) return PosixError("fork server recvmsg", errno);
-  }
-  if (n == 0) return absl::UnavailableError("fork server connection closed");
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      std::vector<int> got(count);
-      std::memcpy(got.data(), CMSG_DATA(c), count * sizeof(int));
-      if (fds) {
-        fds->insert(fds->end(), got.begin(), got.end());
-      } else {
-        for (int f : got) close(f);
-      }
-    }
-  }
-  data.resize(static_cast<size_t>(n));
-  return data;
-}
+using fork_server::kError;
+using fork_server::kExited;
+using fork_server::ReceivePacket;
+using fork_server::Reply;
+using fork_server::Request;
+using fork_server::SendPacket;
 
 // The client side: one per worker binary, shared by every pool of the process.
 class ForkServerClient {
@@ -314,79 +259,6 @@ pid_t ForkServerPid(const std::string& binary) {
   absl::MutexLock lock(&c.mu);
   auto it = c.by_binary.find(binary);
   return it == c.by_binary.end() ? -1 : it->second->server_pid();
-}
-
-int RunForkServer(int control_fd, pid_t parent) {
-  // Not PR_SET_PDEATHSIG: it fires when the parent *thread* that spawned us
-  // exits (a pool's manager thread), not the parent process. The server
-  // lives as long as the parent process: its control socket reaches end of
-  // file when that process dies (the kernel closes its descriptors), and a
-  // re-parenting check catches a socket kept open by a forked grandchild.
-  signal(SIGINT, SIG_IGN);
-  if (getppid() != parent) return 0;
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGCHLD);
-  sigprocmask(SIG_BLOCK, &mask, nullptr);
-  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-  PCHECK(sfd >= 0) << "signalfd";
-  const pid_t self = getpid();
-  while (true) {
-    struct pollfd p[2] = {{control_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
-    int n = poll(p, 2, 1000);
-    if (getppid() != parent) return 0;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      PLOG(ERROR) << "fork server poll";
-      return 1;
-    }
-    if (p[1].revents) {
-      struct signalfd_siginfo info;
-      while (read(sfd, &info, sizeof(info)) == sizeof(info)) {
-      }
-      int status;
-      pid_t pid;
-      while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        if (!SendPacket(control_fd, EncodeValue(Reply{kExited, pid, status, ""}),
-                        {})
-                 .ok()) {
-          return 0;
-        }
-      }
-    }
-    if (p[0].revents) {
-      std::vector<int> fds;
-      absl::StatusOr<std::string> packet = ReceivePacket(control_fd, &fds);
-      if (!packet.ok()) return 0;  // the parent closed its end
-      absl::StatusOr<Request> request = DecodeValue<Request>(*packet);
-      Reply reply;
-      if (!request.ok()) {
-        reply = Reply{kError, 0, 0,
-                      absl::StrCat("bad fork request: ", request.status().message())};
-      } else {
-        std::vector<int> endpoint_fds = fds;
-        int crash_fd = -1;
-        if (std::get<2>(*request) && !endpoint_fds.empty()) {
-          crash_fd = endpoint_fds.back();
-          endpoint_fds.pop_back();
-        }
-        pid_t pid = fork();
-        if (pid == 0) {
-          close(control_fd);
-          close(sfd);
-          sigprocmask(SIG_UNBLOCK, &mask, nullptr);
-          internal::ServeAsForkedWorker(
-              std::get<0>(*request),
-              ChildEndpoint{endpoint_fds, std::get<1>(*request)}, crash_fd,
-              self);
-        }
-        reply = pid < 0 ? Reply{kError, 0, 0, absl::StrCat("fork: ", strerror(errno))}
-                        : Reply{kStarted, pid, 0, ""};
-      }
-      for (int fd : fds) close(fd);
-      if (!SendPacket(control_fd, EncodeValue(reply), {}).ok()) return 0;
-    }
-  }
 }
 
 }  // namespace procpool

@@ -8,8 +8,8 @@
 // Thread safety: InstallCrashReporter runs once, before the worker serves;
 // SetCurrentTask is called by the worker's thread; the handler is
 // async-signal-safe (write(2), backtrace after a warm-up, absl::Symbolize).
-#ifndef PROCPOOL_WORKER_CRASH_REPORTER_H_
-#define PROCPOOL_WORKER_CRASH_REPORTER_H_
+#ifndef PROCPOOL_WORKER_CHILD_CRASH_REPORTER_H_
+#define PROCPOOL_WORKER_CHILD_CRASH_REPORTER_H_
 
 namespace procpool {
 
@@ -41,4 +41,4 @@ void SetWorkerPhase(WorkerPhase phase);
 
 }  // namespace procpool
 
-#endif  // PROCPOOL_WORKER_CRASH_REPORTER_H_
+#endif  // PROCPOOL_WORKER_CHILD_CRASH_REPORTER_H_

@@ -6,8 +6,8 @@
 // exception a task throws (of any type) and sends it back; a result whose
 // encoding throws goes back as that exception. It ignores SIGINT (the parent
 // decides) and dies with its parent (PR_SET_PDEATHSIG).
-#ifndef PROCPOOL_WORKER_WORKER_LOOP_H_
-#define PROCPOOL_WORKER_WORKER_LOOP_H_
+#ifndef PROCPOOL_WORKER_CHILD_WORKER_LOOP_H_
+#define PROCPOOL_WORKER_CHILD_WORKER_LOOP_H_
 
 #include <sys/types.h>
 
@@ -28,4 +28,4 @@ int RunWorker(std::unique_ptr<Channel> channel);
 
 }  // namespace procpool
 
-#endif  // PROCPOOL_WORKER_WORKER_LOOP_H_
+#endif  // PROCPOOL_WORKER_CHILD_WORKER_LOOP_H_

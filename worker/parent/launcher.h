@@ -1,5 +1,7 @@
-// Starting worker processes: the launchers that carry out the three start
-// methods (core/start_method.h says what each one does).
+// Starting worker processes, in the parent: the Launcher interface that each
+// start method (core/start_method.h) implements, and what it needs and gives.
+// make_launcher.h picks the implementation for a start method:
+// local_launchers.h (kSpawn, kFork) or fork_server_launcher.h (kForkServer).
 //
 // A worker binary is any executable whose main() calls procpool::Init first;
 // the launcher passes it the role and channel on its command line.
@@ -12,18 +14,17 @@
 //   ASSIGN_OR_RETURN(int wait_status, launcher->Reap(w, absl::Seconds(5)));
 //   close(w.pidfd);
 //
-// Thread safety: Launchers are thread-safe.
-#ifndef PROCPOOL_WORKER_LAUNCHER_H_
-#define PROCPOOL_WORKER_LAUNCHER_H_
+// Thread safety: Launchers are thread-safe; the functions here may be called
+// from any thread.
+#ifndef PROCPOOL_WORKER_PARENT_LAUNCHER_H_
+#define PROCPOOL_WORKER_PARENT_LAUNCHER_H_
 
 #include <sys/types.h>
 
-#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "core/start_method.h"
 #include "transport/transport.h"
 
 namespace procpool {
@@ -42,7 +43,8 @@ struct LaunchRequest {
   ChildEndpoint endpoint;  // the parent still owns and closes these fds
   std::string binary;      // the worker executable (kSpawn, kForkServer)
   // Write end of the pipe the worker's failure handler reports into
-  // (worker/crash_reporter.h), or -1. The parent still owns and closes it.
+  // (worker/child/crash_reporter.h), or -1. The parent still owns and closes
+  // it.
   int crash_fd = -1;
 };
 
@@ -61,24 +63,10 @@ class Launcher {
                                    absl::Duration timeout) = 0;
 };
 
-// The launcher for `method`; forkserver launchers are shared per binary.
-std::unique_ptr<Launcher> MakeLauncher(StartMethod method);
-
-// The pid of the fork server serving `binary`, or -1 if none runs (tests use
-// it to tell the fork server from leaked workers).
-pid_t ForkServerPid(const std::string& binary);
-
 // This executable's path (/proc/self/exe resolved).
 std::string SelfExecutable();
 
 namespace internal {
-
-// Child side (fork and fork server): keeps only 0-2, the endpoint's fds and
-// crash_fd, installs the crash reporter, opens the channel, serves it, and
-// exits. Never returns.
-[[noreturn]] void ServeAsForkedWorker(const std::string& transport,
-                                      const ChildEndpoint& endpoint,
-                                      int crash_fd, pid_t parent);
 
 // A pidfd for `pid`; for a process that already exited, a descriptor that is
 // readable at once.
@@ -87,4 +75,4 @@ int OpenPidFd(pid_t pid);
 }  // namespace internal
 }  // namespace procpool
 
-#endif  // PROCPOOL_WORKER_LAUNCHER_H_
+#endif  // PROCPOOL_WORKER_PARENT_LAUNCHER_H_

@@ -5,8 +5,8 @@
 // It interposes __cxa_throw (the C++ runtime's throw entry point) for the
 // whole program; outside a task (and in the parent) the cost of a throw grows
 // by one thread-local test.
-#ifndef PROCPOOL_WORKER_THROW_SITE_H_
-#define PROCPOOL_WORKER_THROW_SITE_H_
+#ifndef PROCPOOL_WORKER_CHILD_THROW_SITE_H_
+#define PROCPOOL_WORKER_CHILD_THROW_SITE_H_
 
 #include <string>
 
@@ -21,4 +21,4 @@ std::string TakeThrowSiteStack();
 
 }  // namespace procpool
 
-#endif  // PROCPOOL_WORKER_THROW_SITE_H_
+#endif  // PROCPOOL_WORKER_CHILD_THROW_SITE_H_

@@ -31,8 +31,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "executor/process_pool_executor.h"
+#include "tools/chaos/outcome.h"
 #include "tools/chaos/proc.h"
-#include "tools/chaos/wave.h"
 
 namespace procpool {
 namespace chaos {

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "tools/chaos/outcome.h"
 #include "tools/chaos/plan.h"
 
 namespace procpool {
@@ -40,56 +41,6 @@ struct WaveConfig {
   absl::Duration stop_timeout = absl::Seconds(1);
   // Options::heartbeat_timeout of the wave's pool (infinite: off).
   absl::Duration heartbeat_timeout = absl::InfiniteDuration();
-};
-
-// How a future (a Submit, or one element of a Map) ended.
-enum class Outcome {
-  kCompleted,   // the right value (or, for FailIfThree(3), its exception)
-  kBroken,      // BrokenProcessPool
-  kTaskError,   // the std::invalid_argument that FailIfThree(3) throws
-  kOther,       // any other exception: a bug
-  kCancelled,   // cancelled (by KillWorkers, or a Map's timeout)
-  kWrong,       // a value other than the task's: a bug
-  kUnresolved,  // never resolved: a bug
-};
-
-struct WaveResult {
-  // Each submitted future ends in exactly one of these (Outcome).
-  int64_t completed = 0;
-  int64_t failed_broken = 0;
-  int64_t failed_task_error = 0;
-  int64_t failed_other = 0;
-  int64_t cancelled = 0;
-  int64_t wrong_results = 0;
-  int64_t unresolved = 0;
-  void Add(Outcome outcome);
-  int64_t submitted() const;
-
-  // Submit/Map threw (the pool was already broken or shut down): never
-  // became futures.
-  int64_t rejected = 0;
-  // Futures not resolved within hang_timeout, plus teardowns that were not
-  // done within it.
-  int64_t hung = 0;
-
-  bool fault_armed = false;     // the plan armed a fault
-  bool kill_delivered = false;  // the outside signal reached a live worker
-  bool broken = false;          // some future (or Submit) saw BrokenProcessPool
-  bool stop_killed = false;     // the tool called KillWorkers for a stop
-  // The pool broke with no fault armed, no signal sent and no KillWorkers.
-  bool spurious_broken = false;
-  // Destroying the pool did not finish within hang_timeout: the pool is
-  // abandoned and no further wave should run.
-  bool teardown_hung = false;
-
-  // From the fault or kill to the first BrokenProcessPool (see chaos_main.cc's
-  // help for how the fault's time is taken). Unset when the pool did not
-  // break, or broke only because the tool called KillWorkers.
-  std::optional<double> detect_ms;
-  bool detect_from_kill = false;  // timed from kill(2), not from a Submit
-
-  // One sentence per anomaly (a bug in the pool, or in this tool).
-  std::vector<std::string> problems;
 };
 
 WaveResult RunWave(const WavePlan& plan, const WaveConfig& config);

@@ -80,7 +80,7 @@
 #ifndef PROCPOOL_TRANSPORT_CAPNP_CAPNP_TRANSPORT_H_
 #define PROCPOOL_TRANSPORT_CAPNP_CAPNP_TRANSPORT_H_
 
-#include <cstddef>
+#include "transport/capnp/chunk_size.h"  // kCapnpChunkSize, part of this API
 
 namespace procpool {
 
@@ -90,9 +90,6 @@ inline constexpr char kCapnpTransportName[] = "capnp";
 // ChildEndpoint::spec written by CreatePair(). OpenChild() accepts this or an
 // empty spec.
 inline constexpr char kCapnpEndpointSpec[] = "capnp/1";
-
-// Largest chunk of a frame in one push() call.
-inline constexpr size_t kCapnpChunkSize = size_t{4} << 20;
 
 }  // namespace procpool
 

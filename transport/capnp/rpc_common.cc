@@ -16,7 +16,7 @@
 #include "common/big_buffers.h"
 #include "common/posix_error.h"
 #include "common/spin.h"
-#include "transport/capnp/capnp_transport.h"
+#include "transport/capnp/chunk_size.h"
 
 namespace procpool {
 namespace capnp_internal {

@@ -4,8 +4,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,10 +23,6 @@ namespace procpool {
 namespace internal {
 namespace {
 
-constexpr uint64_t kWakeKey = ~uint64_t{0};
-constexpr uint64_t kChannelKind = 0;
-constexpr uint64_t kPidKind = 1;
-constexpr uint64_t kHeartbeatKind = 2;
 constexpr absl::Duration kReapTimeout = absl::Seconds(5);
 // How long channels a caller left disarmed (Channel::Poll with stay) stay so
 // once nobody polls: results that arrive meanwhile wait at most this long
@@ -61,33 +55,6 @@ void InstallAtExitOnce() {
     return true;
   }();
   (void)installed;
-}
-
-// epoll_wait() with a timeout finer than a millisecond where the kernel has
-// epoll_pwait2 (Linux 5.11); otherwise rounded up to whole milliseconds.
-int WaitForEvents(int epoll_fd, struct epoll_event* events, int max_events,
-                  absl::Duration timeout) {
-#ifdef SYS_epoll_pwait2
-  static std::atomic<bool> have_pwait2{true};
-  if (have_pwait2.load(std::memory_order_relaxed)) {
-    struct timespec ts = absl::ToTimespec(timeout);
-    long n = syscall(SYS_epoll_pwait2, epoll_fd, events, max_events,
-                     timeout == absl::InfiniteDuration() ? nullptr : &ts,
-                     nullptr, 0);
-    if (n >= 0 || errno != ENOSYS) return static_cast<int>(n);
-    have_pwait2.store(false, std::memory_order_relaxed);
-  }
-#endif
-  int ms = -1;
-  if (timeout != absl::InfiniteDuration()) {
-    ms = static_cast<int>(absl::ToInt64Milliseconds(absl::Ceil(
-        timeout, absl::Milliseconds(1))));
-  }
-  return epoll_wait(epoll_fd, events, max_events, ms);
-}
-
-uint64_t Key(int id, uint64_t kind) {
-  return (static_cast<uint64_t>(id) << 2) | kind;
 }
 
 }  // namespace
@@ -172,28 +139,15 @@ Pool::Pool(PoolConfig config)
                        : absl::Microseconds(50)) {
   InstallAtExitOnce();
   driver_ = std::make_shared<DriverImpl>(this);
-  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  PCHECK(wake_fd_ >= 0) << "eventfd";
-  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  PCHECK(epoll_fd_ >= 0) << "epoll_create1";
-  struct epoll_event ev = {};
-  ev.events = EPOLLIN;
-  ev.data.u64 = kWakeKey;
-  PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) == 0);
 }
 
 Pool::~Pool() {
   Shutdown(/*wait=*/true, /*cancel_futures=*/false);
   driver_->Detach();
-  close(epoll_fd_);
-  close(wake_fd_);
 }
 
 void Pool::WakeManager() {
-  // An eventfd write never blocks (S21); EAGAIN only means it is already set.
-  uint64_t one = 1;
-  ssize_t ignored = write(wake_fd_, &one, sizeof(one));
-  (void)ignored;
+  events_.Wake();  // never blocks (S21)
 }
 
 void Pool::Submit(WorkItem item) {
@@ -290,7 +244,7 @@ void Pool::UnlockAndComplete() {
     return;
   }
   std::vector<Completion> done;
-  done.swap(completions_);
+  completions_.TakeAll(&done);
   completing_.fetch_add(1, std::memory_order_relaxed);
   io_mu_.Unlock();
   for (Completion& c : done) Finish(c);
@@ -301,37 +255,10 @@ void Pool::UnlockAndComplete() {
   }
 }
 
-void Pool::DeferError(std::shared_ptr<StateBase> state,
-                      std::exception_ptr error) {
-  Completion c{Completion::Kind::kError, std::move(state)};
-  c.error = std::move(error);
-  completions_.push_back(std::move(c));
-}
-
-void Pool::DeferCancel(std::shared_ptr<StateBase> state) {
-  completions_.push_back(
-      Completion{Completion::Kind::kCancel, std::move(state)});
-}
-
 void Pool::Finish(Completion& c) {
-  switch (c.kind) {
-    case Completion::Kind::kCancel:
-      c.state->ForceCancel();
-      return;
-    case Completion::Kind::kError:
-      c.state->TrySetException(std::move(c.error));
-      return;
-    case Completion::Kind::kOutcomes:
-      break;
-  }
-  absl::Status completed = c.state->Complete(std::move(c.outcomes));
+  absl::Status completed = RunCompletion(c);
   if (completed.ok()) return;
-  WorkerCrash crash;
-  crash.pid = c.pid;
-  crash.task_name = c.task;
-  crash.work_id = static_cast<int64_t>(c.work_id);
-  crash.cause =
-      absl::StrCat("could not decode the result: ", completed.message());
+  const WorkerCrash crash = UndecodableResultCrash(c, completed);
   const std::string message =
       "The result of a task could not be decoded; the pool is not usable "
       "anymore";
@@ -339,7 +266,7 @@ void Pool::Finish(Completion& c) {
   // Break first, so that whoever sees this future fail also sees a broken
   // pool.
   BreakPool(message, crash);
-  DeferError(c.state,
+  completions_.Error(c.state,
              std::make_exception_ptr(BrokenProcessPool(message, crash)));
   UnlockAndComplete();
   WakeManager();
@@ -496,7 +423,7 @@ void Pool::ManagerLoop() {
   struct epoll_event events[kMaxEvents];
   absl::Duration timeout = absl::InfiniteDuration();
   while (true) {
-    int n = WaitForEvents(epoll_fd_, events, kMaxEvents, timeout);
+    int n = events_.Wait(events, kMaxEvents, timeout);
     if (n < 0) {
       PCHECK(errno == EINTR) << "epoll_wait";
       n = 0;
@@ -505,23 +432,21 @@ void Pool::ManagerLoop() {
     for (int i = 0; i < n; ++i) {
       uint64_t key = events[i].data.u64;
       if (key == kWakeKey) {
-        uint64_t value;
-        ssize_t ignored = read(wake_fd_, &value, sizeof(value));
-        (void)ignored;
+        events_.DrainWake();
         continue;
       }
-      int id = static_cast<int>(key >> 2);
+      const int id = WorkerOfKey(key);
       auto it = workers_.find(id);
       if (it == workers_.end()) continue;
-      switch (key & 3) {
-        case kChannelKind:
+      switch (KindOfKey(key)) {
+        case EventKind::kChannel:
           it->second.epoll_armed = false;  // EPOLLONESHOT
           PumpWorker(it->second);
           break;
-        case kPidKind:
+        case EventKind::kPid:
           OnWorkerExit(id);
           break;
-        case kHeartbeatKind:
+        case EventKind::kHeartbeat:
           ReadHeartbeats(it->second);
           break;
       }
@@ -788,19 +713,14 @@ void Pool::StartWorker() {
           << StartMethodName(config_.start_method) << ", "
           << config_.transport->name() << ")";
 
-  struct epoll_event ev = {};
-  ev.events = EPOLLIN;
-  ev.data.u64 = Key(id, kPidKind);
-  PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.process.pidfd, &ev) == 0);
+  events_.Add(w.process.pidfd, EventKey(id, EventKind::kPid), EPOLLIN);
   ConfigureWorker(w);
 }
 
 void Pool::ConfigureWorker(Worker& w) {
   const int id = w.id;
-  struct epoll_event ev = {};
-  ev.events = EPOLLIN | EPOLLONESHOT;
-  ev.data.u64 = Key(id, kChannelKind);
-  PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.channel->PollFd(), &ev) == 0);
+  events_.Add(w.channel->PollFd(), EventKey(id, EventKind::kChannel),
+              EPOLLIN | EPOLLONESHOT);
   w.registered_events = EPOLLIN;
   w.epoll_armed = true;
 
@@ -814,9 +734,7 @@ void Pool::ConfigureWorker(Worker& w) {
     config.heartbeat_interval_ms = static_cast<uint32_t>(std::max<int64_t>(
         1, absl::ToInt64Milliseconds(config_.heartbeat_timeout / 4)));
     w.last_heartbeat = absl::Now();
-    ev.events = EPOLLIN;
-    ev.data.u64 = Key(id, kHeartbeatKind);
-    PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.crash_fd, &ev) == 0);
+    events_.Add(w.crash_fd, EventKey(id, EventKind::kHeartbeat), EPOLLIN);
   }
   w.idle_since = absl::Now();
   absl::Status sent = w.channel->Send(wire::EncodeMessage(config));
@@ -834,17 +752,15 @@ void Pool::UpdateEvents(Worker& w) {
   const bool want_armed = !w.disarmed || (events & EPOLLOUT) != 0;
   if (!want_armed) return;
   if (w.epoll_armed && events == w.registered_events) return;
-  struct epoll_event ev = {};
-  ev.events = events | EPOLLONESHOT;
-  ev.data.u64 = Key(w.id, kChannelKind);
-  PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, w.channel->PollFd(), &ev) == 0);
+  events_.Modify(w.channel->PollFd(), EventKey(w.id, EventKind::kChannel),
+                 events | EPOLLONESHOT);
   w.registered_events = events;
   w.epoll_armed = true;
 }
 
 void Pool::CloseChannel(Worker& w) {
   if (w.channel == nullptr) return;
-  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w.channel->PollFd(), nullptr);
+  events_.Remove(w.channel->PollFd());
   w.channel.reset();
   if (!w.ready) --starting_;
   w.ready = false;
@@ -883,7 +799,7 @@ void Pool::OnWorkerExit(int id) {
     CloseChannel(w);
   }
   absl::StatusOr<int> wait_status = launcher_->Reap(w.process, kReapTimeout);
-  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w.process.pidfd, nullptr);
+  events_.Remove(w.process.pidfd);
   close(w.process.pidfd);
   WorkerCrash crash;
   if (wait_status.ok()) {
@@ -894,7 +810,7 @@ void Pool::OnWorkerExit(int id) {
   }
   ReadHeartbeats(w);
   crash.stack = std::move(w.crash_report);
-  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w.crash_fd, nullptr);
+  events_.Remove(w.crash_fd);
   close(w.crash_fd);
   w.crash_fd = -1;
   crash.idle = w.assigned.empty();
@@ -981,7 +897,7 @@ void Pool::BreakPool(const std::string& message, WorkerCrash crash) {
   // Each future gets its own exception object (S13).
   auto fail = [&](const std::shared_ptr<StateBase>& state)
                   ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_) {
-    DeferError(state, std::make_exception_ptr(BrokenProcessPool(message, crash)));
+    completions_.Error(state, std::make_exception_ptr(BrokenProcessPool(message, crash)));
   };
   for (auto& [id, w] : workers_) {
     for (Assigned& a : w.assigned) fail(a.item.state);

@@ -99,6 +99,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/errors.h"
+#include "executor/internal/completion_queue.h"
+#include "executor/internal/event_set.h"
 #include "executor/internal/future_state.h"
 #include "executor/internal/work_item.h"
 #include "executor/options.h"
@@ -191,18 +193,6 @@ class Pool {
   // Moves the arguments of `a`'s work back into a.item.args (copies them
   // while the transport still holds them).
   static void TakeBackArgs(Assigned& a);
-  // A future to complete once io_mu_ is released.
-  struct Completion {
-    enum class Kind { kOutcomes, kError, kCancel };
-    Kind kind;
-    std::shared_ptr<StateBase> state;
-    CallOutcomes outcomes;                 // kOutcomes
-    std::exception_ptr error;              // kError
-    // kOutcomes: where they came from, should they fail to decode.
-    pid_t pid = 0;
-    std::string task;
-    uint64_t work_id = 0;
-  };
   struct Worker {
     int id = 0;
     // A local worker's process. A remote worker has no pidfd and no crash
@@ -275,11 +265,8 @@ class Pool {
   void ReleaseIo(absl::Time manager_deadline_seen) ABSL_UNLOCK_FUNCTION(io_mu_);
   // Releases io_mu_, then completes what was queued under it.
   void UnlockAndComplete() ABSL_UNLOCK_FUNCTION(io_mu_);
+  // Runs `c` (RunCompletion); breaks the pool if its result does not decode.
   void Finish(Completion& c);
-  void DeferError(std::shared_ptr<StateBase> state, std::exception_ptr error)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  void DeferCancel(std::shared_ptr<StateBase> state)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   void WakeManager();
   // Beyond CPython (pool_lifecycle.cc): deadlines, idle workers, heartbeats,
   // interrupts, memory, statistics.
@@ -346,8 +333,9 @@ class Pool {
   const PoolConfig config_;
   const std::unique_ptr<Launcher> launcher_;
   const absl::Duration help_budget_;  // how long Help() polls at most
-  int wake_fd_ = -1;   // eventfd: Submit/Shutdown -> manager
-  int epoll_fd_ = -1;
+  // The manager's epoll set and its wake eventfd (Submit/Shutdown ->
+  // manager).
+  EventSet events_;
   std::shared_ptr<DriverImpl> driver_;  // installed in every future
 
   // Shared state.
@@ -374,7 +362,7 @@ class Pool {
   // I/O state.
   mutable absl::Mutex io_mu_;
   std::map<int, Worker> workers_ ABSL_GUARDED_BY(io_mu_);
-  std::vector<Completion> completions_ ABSL_GUARDED_BY(io_mu_);
+  CompletionQueue completions_ ABSL_GUARDED_BY(io_mu_);
   int next_worker_id_ ABSL_GUARDED_BY(io_mu_) = 1;
   uint64_t next_work_id_ ABSL_GUARDED_BY(io_mu_) = 1;
   // Workers started but not yet ready.

@@ -193,7 +193,7 @@ void Pool::HandleResult(Worker& w, wire::Result& result) {
   c.pid = w.process.pid;
   c.task = std::move(done.item.task);
   c.work_id = done.work_id;
-  completions_.push_back(std::move(c));
+  completions_.Push(std::move(c));
   AfterResult(w);
 }
 

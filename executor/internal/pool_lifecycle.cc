@@ -135,7 +135,7 @@ void Pool::ProcessInterrupts() {
         }
       }
     }
-    if (dropped) DeferCancel(std::move(state));
+    if (dropped) completions_.Cancel(std::move(state));
   }
 }
 
@@ -152,14 +152,14 @@ bool Pool::SettleDeadWorker(Worker& w, const WorkerCrash& crash) {
   for (Assigned& a : w.assigned) {
     const std::shared_ptr<StateBase>& state = a.item.state;
     if (a.work_id == w.timed_out_work_id) {
-      DeferError(state, std::make_exception_ptr(TimeoutError(absl::StrCat(
+      completions_.Error(state, std::make_exception_ptr(TimeoutError(absl::StrCat(
           "task ", a.item.task, " (work id ", a.work_id,
           ") exceeded its timeout of ", absl::FormatDuration(a.item.timeout),
           "; its worker (pid ", w.process.pid,
           ") was killed and is replaced"))));
     } else if (std::find(w.interrupted.begin(), w.interrupted.end(),
                          a.work_id) != w.interrupted.end()) {
-      DeferCancel(state);
+      completions_.Cancel(state);
     } else if (on_purpose) {
       TakeBackArgs(a);
       again.push_back(std::move(a.item));  // not its fault: run it elsewhere
@@ -172,7 +172,7 @@ bool Pool::SettleDeadWorker(Worker& w, const WorkerCrash& crash) {
       mine.task_name = a.item.task;
       mine.work_id = static_cast<int64_t>(a.work_id);
       mine.idle = false;
-      DeferError(state, std::make_exception_ptr(WorkerDiedError(
+      completions_.Error(state, std::make_exception_ptr(WorkerDiedError(
           "The worker running this task died; the pool replaced it", mine)));
     }
   }

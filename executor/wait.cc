@@ -23,13 +23,13 @@ bool Satisfied(ReturnWhen return_when, size_t done, size_t total,
 
 // Before a waiter sleeps: let the pool (through one of the states' driver)
 // take results on this thread until something new completes, for at most
-// as long as the pool finds worth it (see Driver::Help).
-void HelpBeforeWaiting(Driver* driver, Waiter& waiter, size_t consumed,
+// as long as the pool finds worth it (see Driver::DriveIoWhileWaiting).
+void DriveIoBeforeWaiting(Driver* driver, Waiter& waiter, size_t consumed,
                        absl::Time deadline) {
   if (driver == nullptr) return;
   const absl::Duration left = deadline - absl::Now();
   if (left <= absl::ZeroDuration()) return;
-  driver->Help(
+  driver->DriveIoWhileWaiting(
       [&waiter, consumed] {
         return waiter.count.load(std::memory_order_acquire) > consumed;
       },
@@ -70,7 +70,7 @@ std::vector<bool> WaitStates(const std::vector<StateBase*>& states,
   const std::shared_ptr<Driver> driver =
       FirstDriver(registered, [&states](size_t i) { return states[i]; });
   while (!Satisfied(return_when, n_done, states.size(), any_failed)) {
-    HelpBeforeWaiting(driver.get(), waiter, consumed, deadline);
+    DriveIoBeforeWaiting(driver.get(), waiter, consumed, deadline);
     std::vector<StateBase*> fresh;
     {
       absl::MutexLock lock(&waiter.mu);
@@ -125,7 +125,7 @@ int AsCompletedCore::Next() {
     driver_looked_up_ = true;
     driver_ = FirstDriver(states_, [](StateBase* s) { return s; });
   }
-  HelpBeforeWaiting(driver_.get(), waiter_, consumed_, deadline_);
+  DriveIoBeforeWaiting(driver_.get(), waiter_, consumed_, deadline_);
   absl::MutexLock lock(&waiter_.mu);
   auto more = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(waiter_.mu) {
     return waiter_.completed.size() > consumed_;

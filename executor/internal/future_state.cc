@@ -62,7 +62,7 @@ bool StateBase::WaitDone(absl::Duration timeout) const {
   }
   if (driver != nullptr && timeout > absl::ZeroDuration()) {
     const absl::Time start = absl::Now();
-    driver->Help([this] { return done_fast(); }, timeout);
+    driver->DriveIoWhileWaiting([this] { return done_fast(); }, timeout);
     if (done_fast()) return true;
     timeout -= absl::Now() - start;
   }

@@ -45,7 +45,7 @@ class Driver {
   // long, never past `timeout`), so that a result that is about to arrive is
   // taken without waking anyone. Returns early once done() is true; done()
   // must be cheap (it is called every polling round).
-  virtual void Help(const std::function<bool()>& done,
+  virtual void DriveIoWhileWaiting(const std::function<bool()>& done,
                     absl::Duration timeout) = 0;
 };
 
@@ -135,7 +135,7 @@ class StateBase : public std::enable_shared_from_this<StateBase> {
   // if the state is already finished.
   bool Interrupt();
   // Installed by the pool at Submit, before the state is shared: who to ask
-  // to interrupt it, and who may help a waiter.
+  // to interrupt it, and who may drive the pool's I/O for a waiter.
   void SetDriver(std::shared_ptr<Driver> driver);
 
   // The driver installed by SetDriver (null if none).

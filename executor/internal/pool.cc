@@ -95,11 +95,11 @@ class Pool::DriverImpl final : public Driver {
     Leave();
   }
 
-  void Help(const std::function<bool()>& done,
+  void DriveIoWhileWaiting(const std::function<bool()>& done,
             absl::Duration timeout) override {
     Pool* pool = Enter();
     if (pool == nullptr) return;
-    pool->Help(done, timeout);
+    pool->DriveIoWhileWaiting(done, timeout);
     Leave();
   }
 
@@ -128,13 +128,13 @@ class Pool::DriverImpl final : public Driver {
   int active_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// How long a waiter polls the workers itself before it sleeps (Help): what
+// How long a waiter polls the workers itself before it sleeps (DriveIoWhileWaiting): what
 // the transport says a round trip takes (Transport::WaiterPollBudget). A
 // long task costs its waiter this much CPU once.
 Pool::Pool(PoolConfig config)
     : config_(std::move(config)),
       launcher_(MakeLauncher(config_.start_method)),
-      help_budget_(config_.transport != nullptr
+      waiter_poll_budget_(config_.transport != nullptr
                        ? config_.transport->WaiterPollBudget()
                        : absl::Microseconds(50)) {
   InstallAtExitOnce();
@@ -158,10 +158,10 @@ void Pool::Submit(WorkItem item) {
   bool started_manager = false;
   {
     absl::MutexLock lock(&mu_);
-    if (shutdown_) {
+    if (state_.shut_down()) {
       throw ShutdownError("cannot schedule new futures after shutdown");
     }
-    if (broken_) throw BrokenProcessPool(*broken_);
+    if (state_.broken()) throw BrokenProcessPool(state_.broken_reason());
     if (process_exiting.load()) {
       throw ShutdownError("cannot schedule new futures after process exit began");
     }
@@ -187,7 +187,7 @@ void Pool::Submit(WorkItem item) {
       const absl::Time seen = manager_deadline_;
       // Take what came back (frees workers for this item) where that costs
       // no system call, then hand out.
-      if (!broken_local_) PollWorkers(/*stay=*/true, /*cheap_only=*/true);
+      if (!state_.broken()) PollWorkers(/*stay=*/true, /*cheap_only=*/true);
       ReleaseIo(seen);
       return;
     }
@@ -199,17 +199,17 @@ void Pool::Submit(WorkItem item) {
 void Pool::HandOutQueued(bool may_start) {
   // 1. Idle ready workers take pending work.
   const size_t left = HandOut(/*max_in_flight=*/0);
-  if (broken_local_) return;
+  if (state_.broken()) return;
   // 2. Start workers for what no idle or starting worker will take (S6).
   if (!may_start) {
     if (ShouldStartWorker(left)) wake_manager_ = true;
   } else {
-    while (!broken_local_ && ShouldStartWorker(left)) StartWorker();
+    while (!state_.broken() && ShouldStartWorker(left)) StartWorker();
   }
   // 3. Only when the pool is at full strength: one queued item per busy
   //    worker, so that it never waits for a round trip between tasks. A
   //    future is handed out early at most once beyond the running one (S16).
-  if (!broken_local_ && starting_ == 0 &&
+  if (!state_.broken() && starting_ == 0 &&
       static_cast<int>(workers_.size()) >= config_.max_workers) {
     HandOut(/*max_in_flight=*/1);
   }
@@ -227,7 +227,7 @@ WorkerCrash Pool::CrashOf(const Worker& w, bool with_task) const {
 }
 
 void Pool::ReleaseIo(absl::Time manager_deadline_seen) {
-  bool wake = wake_manager_ || winding_down_.load(std::memory_order_relaxed);
+  bool wake = wake_manager_ || state_.winding_down();
   wake_manager_ = false;
   if (!wake) {
     // A timer set here (a task's timeout, an idle worker's) that is due
@@ -250,7 +250,7 @@ void Pool::UnlockAndComplete() {
   for (Completion& c : done) Finish(c);
   done.clear();  // drop the states before Shutdown(wait) can return (S4)
   if (completing_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
-      winding_down_.load(std::memory_order_relaxed)) {
+      state_.winding_down()) {
     WakeManager();
   }
 }
@@ -280,8 +280,8 @@ void Pool::Interrupt(StateBase* state) {
   WakeManager();
 }
 
-void Pool::Help(const std::function<bool()>& done, absl::Duration timeout) {
-  const absl::Duration budget = std::min(timeout, help_budget_);
+void Pool::DriveIoWhileWaiting(const std::function<bool()>& done, absl::Duration timeout) {
+  const absl::Duration budget = std::min(timeout, waiter_poll_budget_);
   absl::Time now = absl::Now();
   const absl::Time deadline = now + budget;
   bool polled = false;
@@ -289,7 +289,7 @@ void Pool::Help(const std::function<bool()>& done, absl::Duration timeout) {
     absl::Time polled_until = now;
     if (io_mu_.TryLock()) {
       const absl::Time seen = manager_deadline_;
-      if (!broken_local_ && PollWorkers(/*stay=*/true, /*cheap_only=*/false,
+      if (!state_.broken() && PollWorkers(/*stay=*/true, /*cheap_only=*/false,
                                         now)) {
         polled = true;
       }
@@ -315,7 +315,7 @@ void Pool::Help(const std::function<bool()>& done, absl::Duration timeout) {
     // kRearmAfter, so that the manager sees the result at once.
     io_mu_.Lock();
     const absl::Time seen = manager_deadline_;
-    if (!broken_local_) PollWorkers(/*stay=*/false);
+    if (!state_.broken()) PollWorkers(/*stay=*/false);
     ReleaseIo(seen);
   }
 }
@@ -338,7 +338,7 @@ bool Pool::PollWorkers(bool stay, bool cheap_only, absl::Time now) {
     polled = true;
     if (!PollWorker(w, stay, now, frames)) return polled;
   }
-  if (!broken_local_) HandOutQueued();
+  if (!state_.broken()) HandOutQueued();
   return polled;
 }
 
@@ -355,8 +355,7 @@ void Pool::Shutdown(bool wait, bool cancel_futures) {
   std::deque<WorkItem> to_cancel;
   {
     absl::MutexLock lock(&mu_);
-    shutdown_ = true;
-    winding_down_.store(true);
+    state_.ShutDown();
     if (cancel_futures) to_cancel = pending_;
   }
   // Cancel outside mu_: cancellation runs done callbacks.
@@ -379,7 +378,7 @@ void Pool::SignalWorkers(int sig) {
   Shutdown(/*wait=*/false, /*cancel_futures=*/true);
   {
     absl::MutexLock lock(&mu_);
-    if (broken_ || !manager_started_) return;
+    if (state_.broken() || !manager_started_) return;
     terminate_signal_ = sig;
   }
   WakeManager();
@@ -474,7 +473,7 @@ void Pool::ManagerLoop() {
         KillWorker(w, SIGKILL);
       }
     }
-    if (!broken_local_) {
+    if (!state_.broken()) {
       ProcessInterrupts();
       CheckDeadlines();
     }
@@ -486,8 +485,8 @@ void Pool::ManagerLoop() {
       if (w.channel == nullptr) continue;
       if (!PollWorker(w, /*stay=*/false, absl::InfinitePast(), frames)) break;
     }
-    if (!broken_local_) HandOutQueued(/*may_start=*/true);
-    if (!broken_local_) RetireIdleWorkers();
+    if (!state_.broken()) HandOutQueued(/*may_start=*/true);
+    if (!state_.broken()) RetireIdleWorkers();
     FillStatsIfRequested();
     if (workers_changed_) UpdateLivePids();
     // Something this round did needs another (e.g. a remote worker whose
@@ -601,7 +600,7 @@ size_t Pool::HandOut(size_t max_in_flight) {
   }
   for (Out& out : frames) {
     Worker* w = out.worker;
-    if (broken_local_) return 0;
+    if (state_.broken()) return 0;
     if (w->channel == nullptr) continue;  // failed earlier; its exit follows
     absl::Status sent =
         out.sent != nullptr
@@ -828,7 +827,7 @@ void Pool::OnRemoteWorkerGone(int id) {
   const bool never_ready = w.process.pid <= 0 && !w.killed;
   VLOG(1) << "procpool: remote worker at " << w.remote
           << " is gone: " << crash.Describe();
-  if (never_ready && !w.shutdown_sent && !broken_local_) {
+  if (never_ready && !w.shutdown_sent && !state_.broken()) {
     crash.idle = false;  // it never was a worker: "while idle" would mislead
     // As when a local worker cannot be started (S12): replacing it would
     // only fail again.
@@ -856,12 +855,12 @@ void Pool::AfterWorkerGone(int id, WorkerCrash crash) {
                                absl::FormatDuration(config_.heartbeat_timeout),
                                " (Options::heartbeat_timeout)");
   }
-  if (!expected && !broken_local_ && SettleDeadWorker(w, crash)) {
+  if (!expected && !state_.broken() && SettleDeadWorker(w, crash)) {
     workers_.erase(id);
     workers_changed_ = true;
     return;
   }
-  if (!expected && !broken_local_) {
+  if (!expected && !state_.broken()) {
     const WorkerCrash who = CrashOf(w, /*with_task=*/true);
     crash.task_name = who.task_name;
     crash.work_id = who.work_id;
@@ -881,19 +880,17 @@ void Pool::AfterWorkerGone(int id, WorkerCrash crash) {
 }
 
 void Pool::BreakPool(const std::string& message, WorkerCrash crash) {
-  if (broken_local_) return;
-  broken_local_ = true;
+  if (state_.broken()) return;
   const BrokenProcessPool prototype(message, crash);
   std::deque<WorkItem> pending;
   bool requested;
   {
     absl::MutexLock lock(&mu_);
-    broken_ = prototype.what();
+    state_.Break(prototype.what());
     pending.swap(pending_);
     requested = terminate_signal_ != 0;
   }
   LOG_IF(ERROR, !requested) << "procpool: " << prototype.what();
-  winding_down_.store(true);
   // Each future gets its own exception object (S13).
   auto fail = [&](const std::shared_ptr<StateBase>& state)
                   ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_) {
@@ -911,7 +908,7 @@ void Pool::BreakPool(const std::string& message, WorkerCrash crash) {
 void Pool::RetireIdleWorkers() {
   {
     absl::MutexLock lock(&mu_);
-    if (!shutdown_ || !pending_.empty()) return;
+    if (!state_.shut_down() || !pending_.empty()) return;
   }
   for (auto& [id, w] : workers_) {
     if (w.assigned.empty()) Retire(w, "shutdown");
@@ -922,7 +919,7 @@ bool Pool::ShouldExit() {
   if (!workers_.empty()) return false;
   if (completing_.load(std::memory_order_acquire) != 0) return false;
   absl::MutexLock lock(&mu_);
-  return broken_.has_value() || (shutdown_ && pending_.empty());
+  return state_.broken() || (state_.shut_down() && pending_.empty());
 }
 
 }  // namespace internal

@@ -16,58 +16,34 @@
 //   (state's mutex)        |  pidfd readable: reap, and   |
 //                          |   break the pool if unexpected
 //
-// The fast path (a caller drives the I/O itself). The manager thread is one
-// thread too many for a short task: waking it costs ~15 us each way on a
-// 2-core VM, while a shared-memory hand-off to a spinning worker costs under
-// a microsecond. So the workers' side of the pool is not owned by the manager
-// thread but guarded by io_mu_, and any thread may take it:
+// The fast path (a caller drives the I/O itself). Waking the manager thread
+// costs a context switch each way, while a shared-memory hand-off to a
+// spinning worker costs far less (tools/BENCHMARKS.md, "The design that made
+// small calls fast"). So the workers' side of the pool is not owned by the
+// manager thread but guarded by io_mu_, and any thread may take it:
 //   * Submit() tries io_mu_ (never waits for it: S21) and, if it gets it,
 //     hands the work to an idle worker itself; the manager is woken only for
 //     what a caller cannot do (start a worker, a new timer, shutdown).
-//   * A thread about to block on a future (Get, Wait) first polls the
-//     workers' channels for a while (Help(), Channel::Poll with stay: the
-//     worker then signals nobody), takes results, completes futures and hands
-//     out queued work; if the future is still not done it re-arms the
-//     channels and sleeps like before.
+//   * A thread about to block on a future (Get, Wait) first drives the I/O
+//     for a while (DriveIoWhileWaiting(), Channel::Poll with stay: the
+//     worker then signals nobody): it polls the workers' channels, takes
+//     results, completes futures and hands out queued work; if the future is
+//     still not done it re-arms the channels and sleeps like before.
 // The manager thread still does everything else (starting and reaping
 // workers, timers, heartbeats, crash reports) and all the I/O when no caller
 // is around.
 //
-// Map's small elements. A Map chunk of small elements (bench: Map(Identity)
-// over ints, chunksize 256) is one buffer of bytes and a vector of ends
-// (serialization/packed.h) all the way, never a std::string per element:
-//   Source::Next encodes each element with one Writer for the chunk
-//   (WorkItem::packed_args) -> HandOut copies it into the Call frame in one
-//   piece (protocol 2's packed layout; the ends as one memcpy) -> the worker
-//   decodes it as one buffer (wire::Call::packed_args), runs each element on
-//   a view of its bytes and appends each value to one Writer for the Result
-//   (TaskInfo::run) -> the caller decodes the Result as one buffer
-//   (wire::Result::packed_values), HandleResult moves it into
-//   CallOutcomes::values and rebuilds only the failed elements' exceptions
-//   -> State::CompleteChunk decodes each value from its bytes in place. A
-//   big element (wire::kExternalBlobBytes) turns its chunk, or the rest of
-//   its Result, into a string per element again, so that it still travels
-//   without being copied into a frame. The worker also stays in
-//   WorkerPhase::kRunningTask for a whole call: reading the clock per
-//   element was ~13% of its time.
-//   Before, each element was a std::string in WorkItem::args, wire::Call,
-//   wire::Outcome (bool and four strings) and ElementOutcome, moved or copied
-//   at each step (a call of memmove each, for 4 bytes), and the worker read
-//   the clock per element. Measured on the 2-core VM, shared with other
-//   builds (interleaved runs, medians of 9): map_chunk256 4.3M -> 10.2M
-//   items/s; with --reps=40 on a quieter machine 6.2-6.6M -> 19-28M, the
-//   CPU time of the process (perf stat task-clock, 8M items) 2.2-2.4 s ->
-//   0.63-0.81 s; perf: ~290 -> ~135 ns of CPU per element over all threads.
-//   What bounds it now: the caller's thread (~43% of the samples; the
-//   workers wait for it, spinning in ReceiveBlocking ~12%). Per element it
-//   encodes (a std::string append per value: Writer::WriteFixed), decodes
-//   (DecodeValueInto) and iterates (MapResults::Current); per chunk come the
-//   shm transport's wake-ups (kernel scheduling ~14% of the samples) and
-//   malloc/free of the chunk's state and vectors.
+// Map's small elements travel packed (one buffer and a vector of ends,
+// serialization/packed.h) from Source::Next through HandOut, the worker and
+// HandleResult to State::CompleteChunk; an element of kBigElementBytes or
+// more turns its chunk into a string per element again, so that it still
+// travels without being copied into a frame. The measurements are in
+// tools/BENCHMARKS.md ("Map's small elements").
 //
 // Ownership:
-//  * mu_ guards what callers and the manager share: pending_, the shutdown and
-//    broken flags, the manager thread handle, live_pids_.
+//  * mu_ guards what callers and the manager share: pending_, the manager
+//    thread handle, live_pids_. state_ (shut down, broken) is written under
+//    it and read without locks.
 //  * io_mu_ guards the workers and their channels (everything under "I/O
 //    state"). The manager holds it while it handles events; a caller holds it
 //    for one hand-out or one polling round. Lock order: io_mu_, then mu_.
@@ -102,6 +78,7 @@
 #include "executor/internal/completion_queue.h"
 #include "executor/internal/event_set.h"
 #include "executor/internal/future_state.h"
+#include "executor/internal/pool_state.h"
 #include "executor/internal/work_item.h"
 #include "executor/options.h"
 #include "serialization/wire.h"
@@ -236,7 +213,7 @@ class Pool {
 
   void ManagerLoop();
   // The fast path (see the file comment).
-  void Help(const std::function<bool()>& done, absl::Duration timeout);
+  void DriveIoWhileWaiting(const std::function<bool()>& done, absl::Duration timeout);
   void Interrupt(StateBase* state);
   // Polls every worker's channel once (with `cheap_only`, only those whose
   // Poll() makes no system call) and handles what arrived; then hands out
@@ -332,7 +309,7 @@ class Pool {
   // Constant after construction.
   const PoolConfig config_;
   const std::unique_ptr<Launcher> launcher_;
-  const absl::Duration help_budget_;  // how long Help() polls at most
+  const absl::Duration waiter_poll_budget_;  // how long DriveIoWhileWaiting() polls at most
   // The manager's epoll set and its wake eventfd (Submit/Shutdown ->
   // manager).
   EventSet events_;
@@ -341,9 +318,7 @@ class Pool {
   // Shared state.
   mutable absl::Mutex mu_ ABSL_ACQUIRED_AFTER(io_mu_);
   std::deque<WorkItem> pending_ ABSL_GUARDED_BY(mu_);
-  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   int terminate_signal_ ABSL_GUARDED_BY(mu_) = 0;  // from SignalWorkers
-  std::optional<std::string> broken_ ABSL_GUARDED_BY(mu_);
   std::thread manager_ ABSL_GUARDED_BY(mu_);
   bool manager_started_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<pid_t> live_pids_ ABSL_GUARDED_BY(mu_);
@@ -352,9 +327,12 @@ class Pool {
   int64_t stats_served_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<WorkerStats> stats_ ABSL_GUARDED_BY(mu_);
   absl::Mutex join_mu_;  // serializes joining the manager thread
-  // shutdown_ or broken_, readable without mu_ (a caller that helped then
-  // wakes the manager, which may have to retire workers or exit).
-  std::atomic<bool> winding_down_{false};
+  // Shut down or broken, and why it broke: lock-free reads. Written
+  // (ShutDown, Break) under mu_; Break also under io_mu_, so that whoever
+  // holds either lock sees it change together with what that lock guards.
+  // A caller that drove the I/O wakes the manager once it is winding down
+  // (it may have to retire workers or exit).
+  PoolState state_;
   // Threads running completions they queued under io_mu_ (the manager must
   // not exit, ending Shutdown(wait), before they are done).
   std::atomic<int> completing_{0};
@@ -369,8 +347,6 @@ class Pool {
   int starting_ ABSL_GUARDED_BY(io_mu_) = 0;
   // terminate_signal_ already sent.
   bool signalled_ ABSL_GUARDED_BY(io_mu_) = false;
-  // Mirror of broken_ for whoever holds io_mu_.
-  bool broken_local_ ABSL_GUARDED_BY(io_mu_) = false;
   // live_pids_ needs refreshing.
   bool workers_changed_ ABSL_GUARDED_BY(io_mu_) = false;
   // Workers replaced or recycled.

@@ -27,7 +27,7 @@ bool Pool::HandleFrames(Worker& w, std::vector<std::string>& frames,
   }
   if (!status.ok()) {
     OnChannelError(w, status);
-    return !broken_local_;
+    return !state_.broken();
   }
   UpdateEvents(w);
   return true;
@@ -85,7 +85,7 @@ bool Pool::HandleFrame(Worker& w, std::string frame) {
                           "unexpected ", wire::MessageKind(*message),
                           " message from a worker")));
   }
-  return !broken_local_;
+  return !state_.broken();
 }
 
 void Pool::HandleHello(Worker& w, const wire::Hello& hello) {

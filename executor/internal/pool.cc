@@ -1,7 +1,6 @@
 #include "executor/internal/pool.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -12,10 +11,7 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
-#include "common/posix_error.h"
 #include "common/spin.h"
-#include "core/exception_registry.h"
-#include "core/task.h"
 #include "glog/logging.h"
 #include "worker/parent/make_launcher.h"
 
@@ -23,23 +19,12 @@ namespace procpool {
 namespace internal {
 namespace {
 
-constexpr absl::Duration kReapTimeout = absl::Seconds(5);
-// How long channels a caller left disarmed (Channel::Poll with stay) stay so
-// once nobody polls: results that arrive meanwhile wait at most this long
-// for the manager. A caller that goes to sleep on a future re-arms at once;
-// this only covers callers that polled and went on (Submit, a Get that was
-// answered).
-constexpr absl::Duration kRearmAfter = absl::Microseconds(200);
 // How often Submit tries io_mu_ (a pause apart, ~1 us in all) before it
 // leaves the work to the manager.
 constexpr int kSubmitLockTries = 32;
 // A gap this long between two clock readings of a spinning thread means it
 // was preempted.
 constexpr absl::Duration kPreempted = absl::Microseconds(20);
-
-constexpr char kAbruptMessage[] =
-    "A process in the process pool was terminated abruptly while the future "
-    "was running or pending";
 
 std::atomic<bool> process_exiting{false};
 
@@ -58,29 +43,6 @@ void InstallAtExitOnce() {
 }
 
 }  // namespace
-
-static_assert(kBigElementBytes == wire::kExternalBlobBytes);
-
-void AddElement(WorkItem* item, std::string encoded) {
-  if (item->args.empty() && encoded.size() < kBigElementBytes) {
-    item->packed_args.Append(encoded);
-    return;
-  }
-  if (item->args.empty()) {
-    item->args = item->packed_args.Unpack();
-    item->packed_args.clear();
-  }
-  item->args.push_back(std::move(encoded));
-}
-
-void EndAppendedElement(WorkItem* item, size_t begin) {
-  std::string& bytes = item->packed_args.bytes;
-  std::string big = bytes.substr(begin);
-  bytes.resize(begin);
-  item->args = item->packed_args.Unpack();
-  item->packed_args.clear();
-  item->args.push_back(std::move(big));
-}
 
 // What a future sees of its pool. Outlives the pool: Detach() cuts it off
 // once no caller is inside it.
@@ -209,21 +171,42 @@ void Pool::HandOutQueued(bool may_start) {
   // 3. Only when the pool is at full strength: one queued item per busy
   //    worker, so that it never waits for a round trip between tasks. A
   //    future is handed out early at most once beyond the running one (S16).
-  if (!state_.broken() && starting_ == 0 &&
-      static_cast<int>(workers_.size()) >= config_.max_workers) {
+  if (!state_.broken() && AtFullStrength(workers_, config_.max_workers)) {
     HandOut(/*max_in_flight=*/1);
   }
 }
 
-WorkerCrash Pool::CrashOf(const Worker& w, bool with_task) const {
-  WorkerCrash crash;
-  crash.pid = w.process.pid > 0 ? w.process.pid : -1;
-  crash.host = w.remote;
-  if (with_task && !w.assigned.empty()) {
-    crash.task_name = w.assigned.front().item.task;
-    crash.work_id = static_cast<int64_t>(w.assigned.front().work_id);
+size_t Pool::HandOut(size_t max_in_flight) {
+  std::vector<HandOutPick> picks;
+  size_t still_pending = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    still_pending = PickHandOuts(workers_, pending_, max_in_flight,
+                                 config_.max_tasks_per_child, &picks);
   }
-  return crash;
+  // Record every hand-out before sending anything, so that a send failure
+  // (which may break the pool) finds all of them in some worker's list.
+  std::vector<OutgoingCall> calls;
+  for (HandOutPick& pick : picks) {
+    calls.emplace_back();
+    RecordHandOut(*pick.worker, std::move(pick.item), next_work_id_++,
+                  &calls.back());
+  }
+  for (OutgoingCall& out : calls) {
+    Worker* w = out.worker;
+    if (state_.broken()) return 0;
+    if (w->channel == nullptr) continue;  // failed earlier; its exit follows
+    absl::Status sent =
+        out.sent != nullptr
+            ? w->channel->SendParts(std::move(out.parts), std::move(out.sent))
+            : w->channel->Send(std::move(out.frame));
+    if (!sent.ok()) {
+      OnChannelError(*w, sent);
+      continue;
+    }
+    UpdateEvents(*w);
+  }
+  return still_pending;
 }
 
 void Pool::ReleaseIo(absl::Time manager_deadline_seen) {
@@ -332,7 +315,7 @@ bool Pool::PollWorkers(bool stay, bool cheap_only, absl::Time now) {
     if (w.channel == nullptr) continue;
     // A socket costs a recv() per look: look only where a result is due.
     if (cheap_only && !w.channel->PollIsCheap() &&
-        (w.assigned.empty() || !w.ready)) {
+        (w.assigned.empty() || !w.greeted())) {
       continue;
     }
     polled = true;
@@ -382,39 +365,6 @@ void Pool::SignalWorkers(int sig) {
     terminate_signal_ = sig;
   }
   WakeManager();
-}
-
-std::vector<pid_t> Pool::WorkerPids() const {
-  absl::MutexLock lock(&mu_);
-  return live_pids_;
-}
-
-void Pool::UpdateLivePids() {
-  workers_changed_ = false;
-  std::vector<pid_t> pids;
-  for (const auto& [id, w] : workers_) {
-    if (w.remote.empty()) pids.push_back(w.process.pid);
-  }
-  absl::MutexLock lock(&mu_);
-  live_pids_ = std::move(pids);
-}
-
-absl::Time Pool::NextDeadline() const {
-  absl::Time next = absl::InfiniteFuture();
-  for (const auto& [id, w] : workers_) {
-    if (w.disarmed) next = std::min(next, w.last_poll + kRearmAfter);
-    next = std::min(next, w.kill_deadline);
-    if (!w.assigned.empty() && !w.killed) {
-      next = std::min(next, w.assigned.front().deadline);
-    }
-    if (config_.idle_timeout != absl::InfiniteDuration() && !w.shutdown_sent) {
-      next = std::min(next, w.idle_since + config_.idle_timeout);
-    }
-    if (config_.heartbeat_timeout != absl::InfiniteDuration() && !w.killed) {
-      next = std::min(next, w.last_heartbeat + config_.heartbeat_timeout);
-    }
-  }
-  return next;
 }
 
 void Pool::ManagerLoop() {
@@ -488,7 +438,7 @@ void Pool::ManagerLoop() {
     if (!state_.broken()) HandOutQueued(/*may_start=*/true);
     if (!state_.broken()) RetireIdleWorkers();
     FillStatsIfRequested();
-    if (workers_changed_) UpdateLivePids();
+    if (workers_.TakeChanged()) UpdateLivePids();
     // Something this round did needs another (e.g. a remote worker whose
     // channel failed during HandOutQueued(): the scan for gone workers ran before
     // it): go round again at once rather than sleep on it.
@@ -505,378 +455,6 @@ void Pool::ManagerLoop() {
     if (exit) break;
   }
   VLOG(1) << "procpool: manager thread exits";
-}
-
-bool Pool::CanTakeWork(const Worker& w) const {
-  if (!w.ready || w.shutdown_sent || w.killed || w.channel == nullptr) {
-    return false;
-  }
-  return config_.max_tasks_per_child <= 0 ||
-         w.tasks_assigned < config_.max_tasks_per_child;
-}
-
-bool Pool::ShouldStartWorker(size_t still_pending) const {
-  if (static_cast<int>(workers_.size()) >= config_.max_workers) return false;
-  size_t idle = 0;
-  for (const auto& [id, w] : workers_) {
-    if (CanTakeWork(w) && w.assigned.empty()) ++idle;
-  }
-  return still_pending > idle + starting_;
-}
-
-size_t Pool::HandOut(size_t max_in_flight) {
-  struct Send {
-    Worker* worker;
-    WorkItem item;
-  };
-  std::vector<Send> sends;
-  size_t still_pending = 0;
-  {
-    absl::MutexLock lock(&mu_);
-    for (auto& [id, w] : workers_) {
-      if (pending_.empty()) break;
-      if (!CanTakeWork(w) || w.assigned.size() > max_in_flight) continue;
-      while (!pending_.empty()) {
-        WorkItem item = std::move(pending_.front());
-        pending_.pop_front();
-        if (item.requeued) {
-          if (item.state->done()) continue;  // interrupted meanwhile
-        } else if (!item.state->SetRunningOrNotifyCancel()) {
-          continue;  // cancelled
-        }
-        sends.push_back(Send{&w, std::move(item)});
-        break;
-      }
-    }
-    // Skip over cancelled items so they do not make us start workers.
-    while (!pending_.empty() && !pending_.front().requeued &&
-           pending_.front().state->cancelled()) {
-      pending_.pop_front();
-    }
-    still_pending = pending_.size();
-  }
-  // Record every hand-out before sending anything, so that a send failure
-  // (which may break the pool) finds all of them in some worker's list.
-  struct Out {
-    Worker* worker;
-    std::string frame;
-    std::vector<absl::string_view> parts;  // with `sent`: SendParts
-    std::shared_ptr<SentCall> sent;
-  };
-  std::vector<Out> frames;
-  for (Send& s : sends) {
-    Worker& w = *s.worker;
-    Out out{&w};
-    wire::Call call;
-    call.work_id = next_work_id_++;
-    call.task = s.item.task;
-    call.args = std::move(s.item.args);
-    call.packed_args = std::move(s.item.packed_args);
-    const uint64_t work_id = call.work_id;
-    if (wire::HasExternalBlobs(call)) {
-      // Sent from the arguments themselves (a 64 MiB argument is not copied
-      // into a frame); the transport and the pool share them.
-      out.sent = std::make_shared<SentCall>();
-      out.sent->call = std::move(call);
-      out.parts =
-          wire::EncodeMessageParts(out.sent->call, &out.sent->storage);
-    } else {
-      out.frame = wire::EncodeMessage(call);
-      // Kept for a rerun elsewhere.
-      s.item.args = std::move(call.args);
-      s.item.packed_args = std::move(call.packed_args);
-    }
-    ++w.tasks_assigned;
-    Assigned a{work_id, std::move(s.item)};
-    a.sent = out.sent;
-    if (w.assigned.empty()) {
-      a.deadline = a.item.timeout == absl::InfiniteDuration()
-                       ? absl::InfiniteFuture()
-                       : absl::Now() + a.item.timeout;
-      w.idle_since = absl::InfiniteFuture();
-    }
-    w.assigned.push_back(std::move(a));
-    frames.push_back(std::move(out));
-  }
-  for (Out& out : frames) {
-    Worker* w = out.worker;
-    if (state_.broken()) return 0;
-    if (w->channel == nullptr) continue;  // failed earlier; its exit follows
-    absl::Status sent =
-        out.sent != nullptr
-            ? w->channel->SendParts(std::move(out.parts), std::move(out.sent))
-            : w->channel->Send(std::move(out.frame));
-    if (!sent.ok()) {
-      OnChannelError(*w, sent);
-      continue;
-    }
-    UpdateEvents(*w);
-  }
-  return still_pending;
-}
-
-std::vector<std::string>* Pool::ReleasedArgs(Assigned& a) {
-  if (a.sent == nullptr) return &a.item.args;
-  return a.sent.use_count() == 1 ? &a.sent->call.args : nullptr;
-}
-
-void Pool::TakeBackArgs(Assigned& a) {
-  if (a.sent == nullptr) return;
-  if (std::vector<std::string>* args = ReleasedArgs(a)) {
-    a.item.args = std::move(*args);
-  } else {
-    a.item.args = a.sent->call.args;  // the transport still sends them
-  }
-  a.sent.reset();
-}
-
-void Pool::StartRemoteWorker() {
-  // The first slot with no live worker (an address may fill several).
-  int slot = -1;
-  for (int i = 0; i < static_cast<int>(config_.remote_workers.size()); ++i) {
-    bool taken = false;
-    for (const auto& [id, w] : workers_) taken = taken || w.remote_slot == i;
-    if (!taken) {
-      slot = i;
-      break;
-    }
-  }
-  CHECK_GE(slot, 0) << "no free remote worker slot, yet asked to start one";
-  const std::string& address = config_.remote_workers[slot];
-  RemoteWorkerSpec spec = config_.remote;
-  spec.address = address;
-  absl::StatusOr<std::unique_ptr<Channel>> channel =
-      config_.transport->ConnectRemote(spec);
-  if (!channel.ok()) {
-    WorkerCrash crash;
-    crash.host = address;
-    crash.cause = std::string(channel.status().message());
-    BreakPool("A remote worker could not be reached", crash);
-    return;
-  }
-  const int id = next_worker_id_++;
-  Worker& w = workers_[id];
-  workers_changed_ = true;
-  w.id = id;
-  w.process.pid = 0;
-  w.process.pidfd = -1;
-  w.remote = address;
-  w.remote_slot = slot;
-  w.channel = std::move(*channel);
-  ++starting_;
-  VLOG(1) << "procpool: connecting to the remote worker at " << address;
-  ConfigureWorker(w);
-}
-
-void Pool::StartWorker() {
-  if (!config_.remote_workers.empty()) {
-    StartRemoteWorker();
-    return;
-  }
-  absl::StatusOr<ChannelPair> pair = config_.transport->CreatePair();
-  if (!pair.ok()) {
-    WorkerCrash crash;
-    crash.cause = std::string(pair.status().message());
-    BreakPool("A child process could not be started", crash);
-    return;
-  }
-  // The pipe the worker's failure handler reports its stack into.
-  int crash_pipe[2];
-  if (pipe2(crash_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-    for (int fd : pair->child.fds) close(fd);
-    WorkerCrash crash;
-    crash.cause = std::string(PosixError("pipe2", errno).message());
-    BreakPool("A child process could not be started", crash);
-    return;
-  }
-  LaunchRequest request{std::string(config_.transport->name()),
-                        pair->child, config_.worker_binary, crash_pipe[1]};
-  absl::StatusOr<WorkerProcess> process = launcher_->Start(request);
-  for (int fd : pair->child.fds) close(fd);
-  close(crash_pipe[1]);
-  if (!process.ok()) {
-    close(crash_pipe[0]);
-    BreakPool(absl::StrCat("A child process ", process.status().message()),
-              WorkerCrash{});
-    return;
-  }
-  const int id = next_worker_id_++;
-  Worker& w = workers_[id];
-  workers_changed_ = true;
-  w.id = id;
-  w.process = *process;
-  w.channel = std::move(pair->parent);
-  w.crash_fd = crash_pipe[0];
-  ++starting_;
-  VLOG(1) << "procpool: started worker pid " << w.process.pid << " ("
-          << StartMethodName(config_.start_method) << ", "
-          << config_.transport->name() << ")";
-
-  events_.Add(w.process.pidfd, EventKey(id, EventKind::kPid), EPOLLIN);
-  ConfigureWorker(w);
-}
-
-void Pool::ConfigureWorker(Worker& w) {
-  const int id = w.id;
-  events_.Add(w.channel->PollFd(), EventKey(id, EventKind::kChannel),
-              EPOLLIN | EPOLLONESHOT);
-  w.registered_events = EPOLLIN;
-  w.epoll_armed = true;
-
-  wire::Config config;
-  config.initializer = config_.initializer;
-  config.max_tasks = config_.max_tasks_per_child;
-  config.memory_limit_bytes = config_.max_memory_bytes_per_worker;
-  config.keep_freed_memory = config_.keep_freed_memory;
-  if (config_.heartbeat_timeout != absl::InfiniteDuration() &&
-      w.crash_fd >= 0) {
-    config.heartbeat_interval_ms = static_cast<uint32_t>(std::max<int64_t>(
-        1, absl::ToInt64Milliseconds(config_.heartbeat_timeout / 4)));
-    w.last_heartbeat = absl::Now();
-    events_.Add(w.crash_fd, EventKey(id, EventKind::kHeartbeat), EPOLLIN);
-  }
-  w.idle_since = absl::Now();
-  absl::Status sent = w.channel->Send(wire::EncodeMessage(config));
-  if (!sent.ok()) {
-    OnChannelError(w, sent);
-    return;
-  }
-  UpdateEvents(w);
-}
-
-void Pool::UpdateEvents(Worker& w) {
-  if (w.channel == nullptr) return;
-  const uint32_t events = w.channel->PollEvents();
-  // Queued output (EPOLLOUT) needs the manager even while callers poll.
-  const bool want_armed = !w.disarmed || (events & EPOLLOUT) != 0;
-  if (!want_armed) return;
-  if (w.epoll_armed && events == w.registered_events) return;
-  events_.Modify(w.channel->PollFd(), EventKey(w.id, EventKind::kChannel),
-                 events | EPOLLONESHOT);
-  w.registered_events = events;
-  w.epoll_armed = true;
-}
-
-void Pool::CloseChannel(Worker& w) {
-  if (w.channel == nullptr) return;
-  events_.Remove(w.channel->PollFd());
-  w.channel.reset();
-  if (!w.ready) --starting_;
-  w.ready = false;
-}
-
-void Pool::KillWorker(Worker& w, int sig) {
-  if (!w.remote.empty()) {
-    // Its daemon's child exits when its connection drops.
-    w.killed = true;
-    w.signal_sent = SIGKILL;
-    if (w.lost_cause.empty()) {
-      w.lost_cause = absl::StrCat("the pool closed its connection (",
-                                  sig == SIGKILL ? "SIGKILL" : "SIGTERM",
-                                  " for a local worker)");
-    }
-    CloseChannel(w);
-    wake_manager_ = true;
-    return;
-  }
-  if (kill(w.process.pid, sig) == 0) {
-    w.killed = true;
-    w.signal_sent = sig;
-    w.kill_deadline = absl::Now() + kExitGrace;
-  }
-}
-
-void Pool::OnWorkerExit(int id) {
-  Worker& w = workers_.at(id);
-  // Deliver whatever the worker wrote before it died.
-  if (w.channel != nullptr) {
-    std::vector<std::string> frames;
-    absl::Status status = w.channel->Pump(&frames);
-    for (std::string& frame : frames) {
-      if (!HandleFrame(w, std::move(frame))) break;
-    }
-    CloseChannel(w);
-  }
-  absl::StatusOr<int> wait_status = launcher_->Reap(w.process, kReapTimeout);
-  events_.Remove(w.process.pidfd);
-  close(w.process.pidfd);
-  WorkerCrash crash;
-  if (wait_status.ok()) {
-    crash = WorkerCrash::FromWaitStatus(w.process.pid, *wait_status);
-  } else {
-    crash.pid = w.process.pid;
-    crash.cause = std::string(wait_status.status().message());
-  }
-  ReadHeartbeats(w);
-  crash.stack = std::move(w.crash_report);
-  events_.Remove(w.crash_fd);
-  close(w.crash_fd);
-  w.crash_fd = -1;
-  crash.idle = w.assigned.empty();
-  VLOG(1) << "procpool: worker pid " << w.process.pid << " exited: "
-          << crash.Describe();
-  AfterWorkerGone(id, std::move(crash));
-}
-
-void Pool::OnRemoteWorkerGone(int id) {
-  Worker& w = workers_.at(id);
-  WorkerCrash crash = CrashOf(w, /*with_task=*/false);
-  crash.cause = w.lost_cause.empty() ? "its connection closed" : w.lost_cause;
-  crash.idle = w.assigned.empty();
-  // (CloseChannel() cleared w.ready; the pid comes with the Hello.)
-  const bool never_ready = w.process.pid <= 0 && !w.killed;
-  VLOG(1) << "procpool: remote worker at " << w.remote
-          << " is gone: " << crash.Describe();
-  if (never_ready && !w.shutdown_sent && !state_.broken()) {
-    crash.idle = false;  // it never was a worker: "while idle" would mislead
-    // As when a local worker cannot be started (S12): replacing it would
-    // only fail again.
-    BreakPool(absl::StrCat("A remote worker could not be started at ",
-                           w.remote),
-              crash);
-    workers_.erase(id);
-    workers_changed_ = true;
-    return;
-  }
-  AfterWorkerGone(id, std::move(crash));
-}
-
-void Pool::AfterWorkerGone(int id, WorkerCrash crash) {
-  Worker& w = workers_.at(id);
-  const bool retired = config_.max_tasks_per_child > 0 &&
-                       w.tasks_assigned >= config_.max_tasks_per_child;
-  const bool clean_exit = w.remote.empty()
-                              ? crash.exit_code.has_value() && *crash.exit_code == 0
-                              : true;  // a closed connection is all we see
-  const bool expected = w.assigned.empty() && !w.killed &&
-                        (w.shutdown_sent || retired) && clean_exit;
-  if (w.hung) {
-    crash.cause = absl::StrCat("stopped responding: no heartbeat for ",
-                               absl::FormatDuration(config_.heartbeat_timeout),
-                               " (Options::heartbeat_timeout)");
-  }
-  if (!expected && !state_.broken() && SettleDeadWorker(w, crash)) {
-    workers_.erase(id);
-    workers_changed_ = true;
-    return;
-  }
-  if (!expected && !state_.broken()) {
-    const WorkerCrash who = CrashOf(w, /*with_task=*/true);
-    crash.task_name = who.task_name;
-    crash.work_id = who.work_id;
-    int sig;
-    {
-      absl::MutexLock lock(&mu_);
-      sig = terminate_signal_;
-    }
-    BreakPool(sig != 0 ? absl::StrCat("A worker was stopped by ",
-                                      sig == SIGKILL ? "KillWorkers()"
-                                                     : "TerminateWorkers()")
-                       : kAbruptMessage,
-              crash);
-  }
-  workers_.erase(id);
-  workers_changed_ = true;
 }
 
 void Pool::BreakPool(const std::string& message, WorkerCrash crash) {

@@ -8,7 +8,7 @@
 //                          |                              |
 //  Submit(fn, args)        |                              |
 //   encode args  --------> pending_ (under mu_)           |
-//   wake_fd_ (eventfd) --> epoll_wait                     |
+//   events_.Wake() ------> events_.Wait() (epoll)         |
 //                          |  HandOutQueued(): pending_   |
 //                          |   -> worker.assigned (<= 2) --Channel--> RunWorker:
 //                          |                              |   decode, run task,
@@ -40,10 +40,26 @@
 // travels without being copied into a frame. The measurements are in
 // tools/BENCHMARKS.md ("Map's small elements").
 //
+// The parts (each in its own header, tested without processes):
+//  * EventSet (event_set.h): the epoll set, the wake eventfd, event keys.
+//  * WorkerTable (worker_table.h): one record per worker, its WorkerState
+//    and its work in flight; CanTakeWork, CrashOf.
+//  * Dispatch (dispatch.h): PickHandOuts, ShouldStartWorker, AtFullStrength,
+//    RecordHandOut: which pending work goes where, when to start a worker.
+//  * CompletionQueue (completion_queue.h): futures completed after the locks
+//    are let go.
+//  * PoolState (pool_state.h): shut down or broken, and why.
+// Pool's own code is split by concern: pool.cc (Submit, the caller's
+// polling, hand-out, the manager loop, Shutdown, BreakPool), pool_frames.cc
+// (what workers send), pool_workers.cc (starting, configuring, retiring,
+// killing, reaping and replacing workers, interrupts), pool_deadlines.cc
+// (task timeouts, the manager's next timer), pool_health.cc (heartbeats,
+// idle workers, memory), pool_stats.cc (statistics, live pids).
+//
 // Ownership:
 //  * mu_ guards what callers and the manager share: pending_, the manager
-//    thread handle, live_pids_. state_ (shut down, broken) is written under
-//    it and read without locks.
+//    thread handle, live_pids_, interrupts and statistics requests. state_
+//    (shut down, broken) is written under it and read without locks.
 //  * io_mu_ guards the workers and their channels (everything under "I/O
 //    state"). The manager holds it while it handles events; a caller holds it
 //    for one hand-out or one polling round. Lock order: io_mu_, then mu_.
@@ -54,7 +70,8 @@
 //    callbacks may call back into the pool. Completions are queued under
 //    io_mu_ (completions_) and run by the thread that queued them once it has
 //    released io_mu_ (UnlockAndComplete). So done callbacks run on whichever
-//    thread completed the future: the manager, or a caller that was helping.
+//    thread completed the future: the manager, or a caller that was driving
+//    the I/O.
 #ifndef PROCPOOL_EXECUTOR_INTERNAL_POOL_H_
 #define PROCPOOL_EXECUTOR_INTERNAL_POOL_H_
 
@@ -64,7 +81,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -76,10 +92,12 @@
 #include "absl/time/time.h"
 #include "core/errors.h"
 #include "executor/internal/completion_queue.h"
+#include "executor/internal/dispatch.h"
 #include "executor/internal/event_set.h"
 #include "executor/internal/future_state.h"
 #include "executor/internal/pool_state.h"
 #include "executor/internal/work_item.h"
+#include "executor/internal/worker_table.h"
 #include "executor/options.h"
 #include "serialization/wire.h"
 #include "transport/transport.h"
@@ -112,6 +130,13 @@ struct PoolConfig {
 // How long a worker may linger after its channel closed, it was told to shut
 // down, or it was sent a signal, before it is killed (again) with SIGKILL.
 inline constexpr absl::Duration kExitGrace = absl::Seconds(5);
+
+// How long channels a caller left disarmed (Channel::Poll with stay) stay so
+// once nobody polls: results that arrive meanwhile wait at most this long
+// for the manager. A caller that goes to sleep on a future re-arms at once;
+// this only covers callers that polled and went on (Submit, a Get that was
+// answered).
+inline constexpr absl::Duration kRearmAfter = absl::Microseconds(200);
 
 // Resident memory of `pid` in bytes (0 if unknown).
 int64_t ResidentBytes(pid_t pid);
@@ -148,73 +173,17 @@ class Pool {
 
  private:
   class DriverImpl;
-  // A Call sent as parts (SendParts): its big arguments are not copied into
-  // a frame; the transport holds it until written, the pool to run the work
-  // again elsewhere.
-  struct SentCall {
-    wire::Call call;
-    std::string storage;  // the frame's other bytes
-  };
-  struct Assigned {
-    uint64_t work_id;
-    // args kept so the work can be run again elsewhere (in `sent` instead
-    // when it was sent as parts: TakeBackArgs)
-    WorkItem item;
-    absl::Time deadline = absl::InfiniteFuture();  // per-task timeout
-    std::shared_ptr<SentCall> sent;
-  };
-  // The arguments of `a`'s work where the pool may take them (a.item.args,
-  // or the SentCall's once the transport has let go of it); null while the
-  // transport still holds them.
-  static std::vector<std::string>* ReleasedArgs(Assigned& a);
-  // Moves the arguments of `a`'s work back into a.item.args (copies them
-  // while the transport still holds them).
-  static void TakeBackArgs(Assigned& a);
-  struct Worker {
-    int id = 0;
-    // A local worker's process. A remote worker has no pidfd and no crash
-    // pipe; its pid (from its Hello) is a process on its host, never
-    // signalled from here: "killing" it closes its channel, and its daemon's
-    // child exits when its connection drops.
-    WorkerProcess process;
-    std::string remote;      // "HOST:PORT"; empty for a local worker
-    int remote_slot = -1;    // its index in PoolConfig::remote_workers
-    std::string lost_cause;  // why a remote worker's channel failed
-    std::unique_ptr<Channel> channel;  // null once closed
-    uint32_t registered_events = 0;    // events the channel fd is armed with
-    // The channel fd is registered EPOLLONESHOT: armed until its event is
-    // delivered to the manager, then re-armed by UpdateEvents() unless a
-    // caller is polling the channel (disarmed): a caller that polls takes
-    // the results itself, so the manager need not be woken for them.
-    bool epoll_armed = false;
-    // A caller polled with `stay` (Channel::Poll), last at last_poll: the
-    // channel may be disarmed until the manager re-arms it, kRearmAfter
-    // after the last poll.
-    bool disarmed = false;
-    absl::Time last_poll;
-    bool ready = false;                // Hello received and verified
-    bool shutdown_sent = false;
-    bool killed = false;               // we sent it a signal
-    int signal_sent = 0;               // the last one
-    int64_t tasks_assigned = 0;
-    std::deque<Assigned> assigned;     // in flight, in the order sent
-    absl::Time kill_deadline = absl::InfiniteFuture();
-    int crash_fd = -1;  // read end of the worker's crash-report pipe
-    std::string crash_report;  // what arrived on it (heartbeats removed)
-    absl::Time last_heartbeat = absl::InfiniteFuture();
-    absl::Time idle_since = absl::InfiniteFuture();
-    // Why we killed it, when on purpose (the exit is then not a death).
-    uint64_t timed_out_work_id = 0;
-    std::vector<uint64_t> interrupted;  // work ids to end cancelled
-    bool hung = false;
-    int64_t tasks_run = 0;
-    int64_t base_rss = -1;
-  };
+
+  // --- pool.cc: the caller's side, hand-out, the manager loop, breaking ---
 
   void ManagerLoop();
-  // The fast path (see the file comment).
-  void DriveIoWhileWaiting(const std::function<bool()>& done, absl::Duration timeout);
+  // The fast path (see the file comment): a thread about to block until
+  // done() drives the pool's I/O on its own thread for a while
+  // (Driver::DriveIoWhileWaiting).
+  void DriveIoWhileWaiting(const std::function<bool()>& done,
+                           absl::Duration timeout);
   void Interrupt(StateBase* state);
+  void WakeManager();
   // Polls every worker's channel once (with `cheap_only`, only those whose
   // Poll() makes no system call) and handles what arrived; then hands out
   // queued work. With `stay`, the channels may be left disarmed
@@ -223,20 +192,28 @@ class Pool {
   bool PollWorkers(bool stay, bool cheap_only = false,
                    absl::Time now = absl::InfinitePast())
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Polls w's channel once (PollWorkers, the manager's re-arm) and handles
+  // what arrived; false if the pool broke.
+  bool PollWorker(Worker& w, bool stay, absl::Time now,
+                  std::vector<std::string>& frames)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // Hands pending work to workers that can take it (S16: one queued item
   // beyond the running one, once the pool is at full strength) and starts
   // workers for the rest (S6); without `may_start` (a caller's thread) it
   // only notes in wake_manager_ that the manager should start some.
   void HandOutQueued(bool may_start = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  // Polls w's channel once (PollWorkers, the manager's re-arm) and handles
-  // what arrived; false if the pool broke.
-  bool PollWorker(Worker& w, bool stay, absl::Time now,
-                  std::vector<std::string>& frames)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  // Who `w` is, for a WorkerCrash: pid (-1 before a remote worker's Hello),
-  // host, and with `with_task` the task it was running, if any.
-  WorkerCrash CrashOf(const Worker& w, bool with_task) const;
+  // Hands one pending item to each worker that can take work and has at
+  // most `max_in_flight` items (PickHandOuts), and sends them; returns how
+  // many items are still pending.
+  size_t HandOut(size_t max_in_flight) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // dispatch.h's ShouldStartWorker with this pool's configuration.
+  bool ShouldStartWorker(size_t still_pending) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_) {
+    return internal::ShouldStartWorker(workers_, still_pending,
+                                       config_.max_workers,
+                                       config_.max_tasks_per_child);
+  }
   // For a caller thread: releases io_mu_, wakes the manager if what the
   // caller did needs it, and runs the completions it queued.
   void ReleaseIo(absl::Time manager_deadline_seen) ABSL_UNLOCK_FUNCTION(io_mu_);
@@ -244,35 +221,16 @@ class Pool {
   void UnlockAndComplete() ABSL_UNLOCK_FUNCTION(io_mu_);
   // Runs `c` (RunCompletion); breaks the pool if its result does not decode.
   void Finish(Completion& c);
-  void WakeManager();
-  // Beyond CPython (pool_lifecycle.cc): deadlines, idle workers, heartbeats,
-  // interrupts, memory, statistics.
-  void CheckDeadlines() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  void ProcessInterrupts() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  void ReadHeartbeats(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  void AfterResult(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  void Retire(Worker& w, const char* why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  void FillStatsIfRequested() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  // Decides the fate of each future a dead worker held. Returns false if the
-  // pool must break instead.
-  bool SettleDeadWorker(Worker& w, const WorkerCrash& crash)
+  // Fails every in-flight and pending future with its own BrokenProcessPool
+  // and kills the workers. Idempotent.
+  void BreakPool(const std::string& message, WorkerCrash crash)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  void Requeue(std::vector<WorkItem> items);
-  // Hands one pending item to each worker that can take work and has at
-  // most `max_in_flight` items; returns how many items are still pending.
-  size_t HandOut(size_t max_in_flight) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  // Whether `still_pending` items call for starting a worker (S6).
-  bool ShouldStartWorker(size_t still_pending) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  void StartWorker() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  void StartRemoteWorker() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  // Registers a new worker's channel, then sends it its Config.
-  void ConfigureWorker(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  // A remote worker whose channel is closed is gone: settles its futures.
-  void OnRemoteWorkerGone(int id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  // What follows a worker's end (local or remote), once `crash` says how.
-  void AfterWorkerGone(int id, WorkerCrash crash)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Sends Shutdown to idle workers once the pool is shutting down and drained.
+  void RetireIdleWorkers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  bool ShouldExit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+
+  // --- pool_frames.cc: what workers send ---
+
   void PumpWorker(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // Hands `frames` (from w's channel; moved from) on, then the channel's
   // `status`.
@@ -290,26 +248,73 @@ class Pool {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   void OnChannelError(Worker& w, const absl::Status& status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  void OnWorkerExit(int id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+
+  // --- pool_workers.cc: starting, configuring, retiring, killing, reaping ---
+
+  void StartWorker() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  void StartRemoteWorker() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Registers a new worker's channel, then sends it its Config.
+  void ConfigureWorker(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Re-arms w's channel fd with the events it needs now (unless a caller
+  // polls it: Worker::disarmed).
   void UpdateEvents(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   void CloseChannel(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Tells `w` to shut down (Shutdown); its exit is then expected.
+  void Retire(Worker& w, const char* why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   void KillWorker(Worker& w, int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  // Fails every in-flight and pending future with its own BrokenProcessPool
-  // and kills the workers. Idempotent.
-  void BreakPool(const std::string& message, WorkerCrash crash)
+  // Kills the workers running interrupted futures; cancels interrupted
+  // futures put back in pending_.
+  void ProcessInterrupts() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // A local worker's pidfd became readable: delivers what it sent, reaps it.
+  void OnWorkerExit(int id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // A remote worker whose channel is closed is gone: settles its futures.
+  void OnRemoteWorkerGone(int id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // What follows a worker's end (local or remote), once `crash` says how.
+  void AfterWorkerGone(int id, WorkerCrash crash)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  // Sends Shutdown to idle workers once the pool is shutting down and drained.
-  void RetireIdleWorkers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  bool ShouldExit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Decides the fate of each future a dead worker held. Returns false if the
+  // pool must break instead.
+  bool SettleDeadWorker(Worker& w, const WorkerCrash& crash)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Puts work back at the front of pending_ (to run again elsewhere).
+  void Requeue(std::vector<WorkItem> items);
+
+  // --- pool_deadlines.cc ---
+
+  // Per worker not killed: kills it if its running task overran its timeout,
+  // else if it missed its heartbeats; else retires it if idle too long.
+  void CheckDeadlines() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Kills `w` if its running task's timeout passed at `now`; true if so.
+  bool KillIfOverran(Worker& w, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // The earliest timer the manager must wake for.
   absl::Time NextDeadline() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+
+  // --- pool_health.cc: heartbeats, idle workers, memory ---
+
+  // Reads w's crash pipe: heartbeats (NUL bytes) and crash reports.
+  void ReadHeartbeats(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Kills `w` (as hung) if it sent no heartbeat for heartbeat_timeout; true
+  // if so.
+  bool KillIfHung(Worker& w, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Retires `w` if it has been idle for idle_timeout.
+  void RetireIfIdle(Worker& w, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // After a result: recycles `w` if its resident memory grew past
+  // max_rss_growth_bytes.
+  void CheckMemory(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+
+  // --- pool_stats.cc ---
+
+  void FillStatsIfRequested() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   void UpdateLivePids() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  bool CanTakeWork(const Worker& w) const;
 
   // Constant after construction.
   const PoolConfig config_;
   const std::unique_ptr<Launcher> launcher_;
-  const absl::Duration waiter_poll_budget_;  // how long DriveIoWhileWaiting() polls at most
+  // How long DriveIoWhileWaiting() polls at most.
+  const absl::Duration waiter_poll_budget_;
   // The manager's epoll set and its wake eventfd (Submit/Shutdown ->
   // manager).
   EventSet events_;
@@ -339,16 +344,11 @@ class Pool {
 
   // I/O state.
   mutable absl::Mutex io_mu_;
-  std::map<int, Worker> workers_ ABSL_GUARDED_BY(io_mu_);
+  WorkerTable workers_ ABSL_GUARDED_BY(io_mu_);
   CompletionQueue completions_ ABSL_GUARDED_BY(io_mu_);
-  int next_worker_id_ ABSL_GUARDED_BY(io_mu_) = 1;
   uint64_t next_work_id_ ABSL_GUARDED_BY(io_mu_) = 1;
-  // Workers started but not yet ready.
-  int starting_ ABSL_GUARDED_BY(io_mu_) = 0;
   // terminate_signal_ already sent.
   bool signalled_ ABSL_GUARDED_BY(io_mu_) = false;
-  // live_pids_ needs refreshing.
-  bool workers_changed_ ABSL_GUARDED_BY(io_mu_) = false;
   // Workers replaced or recycled.
   int64_t restarts_ ABSL_GUARDED_BY(io_mu_) = 0;
   // A caller did something only the manager can follow up (start workers).

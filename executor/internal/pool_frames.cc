@@ -1,6 +1,6 @@
-// The frames a worker sends and what the manager does with them: the
-// handshake, results, and protocol errors (see pool.h for ownership: all of it
-// runs on the manager thread).
+// The frames a worker sends and what the pool does with them: the
+// handshake, results, and protocol errors. Runs under io_mu_, on the manager
+// or on a caller driving the I/O (see pool.h for who owns what).
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -121,8 +121,7 @@ void Pool::HandleHello(Worker& w, const wire::Hello& hello) {
       }
     }
   }
-  if (!w.ready) --starting_;
-  w.ready = true;
+  workers_.Greet(w);
   if (!w.remote.empty()) return;
   if (config_.max_rss_growth_bytes > 0) w.base_rss = ResidentBytes(w.process.pid);
 }
@@ -194,7 +193,7 @@ void Pool::HandleResult(Worker& w, wire::Result& result) {
   c.task = std::move(done.item.task);
   c.work_id = done.work_id;
   completions_.Push(std::move(c));
-  AfterResult(w);
+  CheckMemory(w);  // pool_health.cc
 }
 
 }  // namespace internal

@@ -1,0 +1,53 @@
+// Deadlines: per-task timeouts (the worker running an overrunning task is
+// killed and the future fails with TimeoutError), the order in which the
+// manager checks a worker's timers, and the earliest timer it must wake for.
+#include <signal.h>
+
+#include <algorithm>
+
+#include "executor/internal/pool.h"
+#include "glog/logging.h"
+
+namespace procpool {
+namespace internal {
+
+void Pool::CheckDeadlines() {
+  const absl::Time now = absl::Now();
+  for (auto& [id, w] : workers_) {
+    if (w.killed()) continue;
+    if (KillIfOverran(w, now)) continue;
+    if (KillIfHung(w, now)) continue;  // pool_health.cc
+    RetireIfIdle(w, now);              // pool_health.cc
+  }
+}
+
+bool Pool::KillIfOverran(Worker& w, absl::Time now) {
+  if (w.assigned.empty() || w.assigned.front().deadline > now) return false;
+  w.timed_out_work_id = w.assigned.front().work_id;
+  VLOG(1) << "procpool: task " << w.assigned.front().item.task << " (work id "
+          << w.timed_out_work_id << ") overran its timeout; killing worker pid "
+          << w.process.pid;
+  KillWorker(w, SIGKILL);
+  return true;
+}
+
+absl::Time Pool::NextDeadline() const {
+  absl::Time next = absl::InfiniteFuture();
+  for (const auto& [id, w] : workers_) {
+    if (w.disarmed) next = std::min(next, w.last_poll + kRearmAfter);
+    next = std::min(next, w.kill_deadline);
+    if (!w.assigned.empty() && !w.killed()) {
+      next = std::min(next, w.assigned.front().deadline);
+    }
+    if (config_.idle_timeout != absl::InfiniteDuration() && !w.shutdown_sent()) {
+      next = std::min(next, w.idle_since + config_.idle_timeout);
+    }
+    if (config_.heartbeat_timeout != absl::InfiniteDuration() && !w.killed()) {
+      next = std::min(next, w.last_heartbeat + config_.heartbeat_timeout);
+    }
+  }
+  return next;
+}
+
+}  // namespace internal
+}  // namespace procpool

@@ -1,0 +1,378 @@
+// The pool's workers from start to end: starting them (local processes and
+// remote connections), configuring them, telling them to shut down, killing
+// them (on timeouts, interrupts, SignalWorkers, a broken pool), and handling
+// their end: reaping a local one, noticing a remote one is gone, and
+// settling the futures a dead worker held (fail them, run them again, or
+// break the pool). Runs under io_mu_ (see pool.h for who owns what).
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/posix_error.h"
+#include "core/start_method.h"
+#include "executor/internal/pool.h"
+#include "glog/logging.h"
+
+namespace procpool {
+namespace internal {
+
+namespace {
+
+// How long Reap() may wait for an exited worker's status.
+constexpr absl::Duration kReapTimeout = absl::Seconds(5);
+
+constexpr char kAbruptMessage[] =
+    "A process in the process pool was terminated abruptly while the future "
+    "was running or pending";
+
+}  // namespace
+
+void Pool::StartRemoteWorker() {
+  // The first slot with no live worker (an address may fill several).
+  int slot = -1;
+  for (int i = 0; i < static_cast<int>(config_.remote_workers.size()); ++i) {
+    bool taken = false;
+    for (const auto& [id, w] : workers_) taken = taken || w.remote_slot == i;
+    if (!taken) {
+      slot = i;
+      break;
+    }
+  }
+  CHECK_GE(slot, 0) << "no free remote worker slot, yet asked to start one";
+  const std::string& address = config_.remote_workers[slot];
+  RemoteWorkerSpec spec = config_.remote;
+  spec.address = address;
+  absl::StatusOr<std::unique_ptr<Channel>> channel =
+      config_.transport->ConnectRemote(spec);
+  if (!channel.ok()) {
+    WorkerCrash crash;
+    crash.host = address;
+    crash.cause = std::string(channel.status().message());
+    BreakPool("A remote worker could not be reached", crash);
+    return;
+  }
+  Worker& w = workers_.Add();
+  w.process.pid = 0;
+  w.process.pidfd = -1;
+  w.remote = address;
+  w.remote_slot = slot;
+  w.channel = std::move(*channel);
+  VLOG(1) << "procpool: connecting to the remote worker at " << address;
+  ConfigureWorker(w);
+}
+
+void Pool::StartWorker() {
+  if (!config_.remote_workers.empty()) {
+    StartRemoteWorker();
+    return;
+  }
+  absl::StatusOr<ChannelPair> pair = config_.transport->CreatePair();
+  if (!pair.ok()) {
+    WorkerCrash crash;
+    crash.cause = std::string(pair.status().message());
+    BreakPool("A child process could not be started", crash);
+    return;
+  }
+  // The pipe the worker's failure handler reports its stack into.
+  int crash_pipe[2];
+  if (pipe2(crash_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    for (int fd : pair->child.fds) close(fd);
+    WorkerCrash crash;
+    crash.cause = std::string(PosixError("pipe2", errno).message());
+    BreakPool("A child process could not be started", crash);
+    return;
+  }
+  LaunchRequest request{std::string(config_.transport->name()),
+                        pair->child, config_.worker_binary, crash_pipe[1]};
+  absl::StatusOr<WorkerProcess> process = launcher_->Start(request);
+  for (int fd : pair->child.fds) close(fd);
+  close(crash_pipe[1]);
+  if (!process.ok()) {
+    close(crash_pipe[0]);
+    BreakPool(absl::StrCat("A child process ", process.status().message()),
+              WorkerCrash{});
+    return;
+  }
+  Worker& w = workers_.Add();
+  w.process = *process;
+  w.channel = std::move(pair->parent);
+  w.crash_fd = crash_pipe[0];
+  VLOG(1) << "procpool: started worker pid " << w.process.pid << " ("
+          << StartMethodName(config_.start_method) << ", "
+          << config_.transport->name() << ")";
+
+  events_.Add(w.process.pidfd, EventKey(w.id, EventKind::kPid), EPOLLIN);
+  ConfigureWorker(w);
+}
+
+void Pool::ConfigureWorker(Worker& w) {
+  const int id = w.id;
+  events_.Add(w.channel->PollFd(), EventKey(id, EventKind::kChannel),
+              EPOLLIN | EPOLLONESHOT);
+  w.registered_events = EPOLLIN;
+  w.epoll_armed = true;
+
+  wire::Config config;
+  config.initializer = config_.initializer;
+  config.max_tasks = config_.max_tasks_per_child;
+  config.memory_limit_bytes = config_.max_memory_bytes_per_worker;
+  config.keep_freed_memory = config_.keep_freed_memory;
+  if (config_.heartbeat_timeout != absl::InfiniteDuration() &&
+      w.crash_fd >= 0) {
+    config.heartbeat_interval_ms = static_cast<uint32_t>(std::max<int64_t>(
+        1, absl::ToInt64Milliseconds(config_.heartbeat_timeout / 4)));
+    w.last_heartbeat = absl::Now();
+    events_.Add(w.crash_fd, EventKey(id, EventKind::kHeartbeat), EPOLLIN);
+  }
+  w.idle_since = absl::Now();
+  absl::Status sent = w.channel->Send(wire::EncodeMessage(config));
+  if (!sent.ok()) {
+    OnChannelError(w, sent);
+    return;
+  }
+  UpdateEvents(w);
+}
+
+void Pool::UpdateEvents(Worker& w) {
+  if (w.channel == nullptr) return;
+  const uint32_t events = w.channel->PollEvents();
+  // Queued output (EPOLLOUT) needs the manager even while callers poll.
+  const bool want_armed = !w.disarmed || (events & EPOLLOUT) != 0;
+  if (!want_armed) return;
+  if (w.epoll_armed && events == w.registered_events) return;
+  events_.Modify(w.channel->PollFd(), EventKey(w.id, EventKind::kChannel),
+                 events | EPOLLONESHOT);
+  w.registered_events = events;
+  w.epoll_armed = true;
+}
+
+void Pool::CloseChannel(Worker& w) {
+  if (w.channel == nullptr) return;
+  events_.Remove(w.channel->PollFd());
+  w.channel.reset();
+  workers_.ChannelClosed(w);
+}
+
+void Pool::KillWorker(Worker& w, int sig) {
+  if (!w.remote.empty()) {
+    // Its daemon's child exits when its connection drops.
+    w.signal_sent = SIGKILL;
+    if (w.lost_cause.empty()) {
+      w.lost_cause = absl::StrCat("the pool closed its connection (",
+                                  sig == SIGKILL ? "SIGKILL" : "SIGTERM",
+                                  " for a local worker)");
+    }
+    CloseChannel(w);
+    wake_manager_ = true;
+    return;
+  }
+  if (kill(w.process.pid, sig) == 0) {
+    w.signal_sent = sig;
+    w.kill_deadline = absl::Now() + kExitGrace;
+  }
+}
+
+void Pool::Retire(Worker& w, const char* why) {
+  if (w.shutdown_sent() || w.channel == nullptr) return;
+  VLOG(1) << "procpool: retiring worker pid " << w.process.pid << " (" << why
+          << ")";
+  workers_.SendingShutdown(w);
+  w.kill_deadline = absl::Now() + kExitGrace;
+  absl::Status sent = w.channel->Send(wire::EncodeMessage(wire::Shutdown{}));
+  if (!sent.ok()) {
+    OnChannelError(w, sent);
+    return;
+  }
+  UpdateEvents(w);
+}
+
+void Pool::OnWorkerExit(int id) {
+  Worker& w = workers_.at(id);
+  // Deliver whatever the worker wrote before it died.
+  if (w.channel != nullptr) {
+    std::vector<std::string> frames;
+    absl::Status status = w.channel->Pump(&frames);
+    for (std::string& frame : frames) {
+      if (!HandleFrame(w, std::move(frame))) break;
+    }
+    CloseChannel(w);
+  }
+  absl::StatusOr<int> wait_status = launcher_->Reap(w.process, kReapTimeout);
+  events_.Remove(w.process.pidfd);
+  close(w.process.pidfd);
+  WorkerCrash crash;
+  if (wait_status.ok()) {
+    crash = WorkerCrash::FromWaitStatus(w.process.pid, *wait_status);
+  } else {
+    crash.pid = w.process.pid;
+    crash.cause = std::string(wait_status.status().message());
+  }
+  ReadHeartbeats(w);
+  crash.stack = std::move(w.crash_report);
+  events_.Remove(w.crash_fd);
+  close(w.crash_fd);
+  w.crash_fd = -1;
+  crash.idle = w.assigned.empty();
+  VLOG(1) << "procpool: worker pid " << w.process.pid << " exited: "
+          << crash.Describe();
+  AfterWorkerGone(id, std::move(crash));
+}
+
+void Pool::OnRemoteWorkerGone(int id) {
+  Worker& w = workers_.at(id);
+  WorkerCrash crash = CrashOf(w, /*with_task=*/false);
+  crash.cause = w.lost_cause.empty() ? "its connection closed" : w.lost_cause;
+  crash.idle = w.assigned.empty();
+  // (The pid comes with the Hello.)
+  const bool never_ready = w.process.pid <= 0 && !w.killed();
+  VLOG(1) << "procpool: remote worker at " << w.remote
+          << " is gone: " << crash.Describe();
+  if (never_ready && !w.shutdown_sent() && !state_.broken()) {
+    crash.idle = false;  // it never was a worker: "while idle" would mislead
+    // As when a local worker cannot be started (S12): replacing it would
+    // only fail again.
+    BreakPool(absl::StrCat("A remote worker could not be started at ",
+                           w.remote),
+              crash);
+    workers_.Erase(id);
+    return;
+  }
+  AfterWorkerGone(id, std::move(crash));
+}
+
+void Pool::AfterWorkerGone(int id, WorkerCrash crash) {
+  Worker& w = workers_.at(id);
+  const bool retired = config_.max_tasks_per_child > 0 &&
+                       w.tasks_assigned >= config_.max_tasks_per_child;
+  const bool clean_exit = w.remote.empty()
+                              ? crash.exit_code.has_value() && *crash.exit_code == 0
+                              : true;  // a closed connection is all we see
+  const bool expected = w.assigned.empty() && !w.killed() &&
+                        (w.shutdown_sent() || retired) && clean_exit;
+  if (w.hung) {
+    crash.cause = absl::StrCat("stopped responding: no heartbeat for ",
+                               absl::FormatDuration(config_.heartbeat_timeout),
+                               " (Options::heartbeat_timeout)");
+  }
+  if (!expected && !state_.broken() && SettleDeadWorker(w, crash)) {
+    workers_.Erase(id);
+    return;
+  }
+  if (!expected && !state_.broken()) {
+    const WorkerCrash who = CrashOf(w, /*with_task=*/true);
+    crash.task_name = who.task_name;
+    crash.work_id = who.work_id;
+    int sig;
+    {
+      absl::MutexLock lock(&mu_);
+      sig = terminate_signal_;
+    }
+    BreakPool(sig != 0 ? absl::StrCat("A worker was stopped by ",
+                                      sig == SIGKILL ? "KillWorkers()"
+                                                     : "TerminateWorkers()")
+                       : kAbruptMessage,
+              crash);
+  }
+  workers_.Erase(id);
+}
+
+bool Pool::SettleDeadWorker(Worker& w, const WorkerCrash& crash) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (terminate_signal_ != 0) return false;  // TerminateWorkers()/KillWorkers()
+  }
+  const bool on_purpose = w.timed_out_work_id != 0 || !w.interrupted.empty();
+  const bool replace =
+      config_.on_worker_death == WorkerDeathPolicy::kReplaceWorker;
+  if (!on_purpose && !replace) return false;
+  std::vector<WorkItem> again;
+  for (Assigned& a : w.assigned) {
+    const std::shared_ptr<StateBase>& state = a.item.state;
+    if (a.work_id == w.timed_out_work_id) {
+      completions_.Error(state, std::make_exception_ptr(TimeoutError(absl::StrCat(
+          "task ", a.item.task, " (work id ", a.work_id,
+          ") exceeded its timeout of ", absl::FormatDuration(a.item.timeout),
+          "; its worker (pid ", w.process.pid,
+          ") was killed and is replaced"))));
+    } else if (std::find(w.interrupted.begin(), w.interrupted.end(),
+                         a.work_id) != w.interrupted.end()) {
+      completions_.Cancel(state);
+    } else if (on_purpose) {
+      TakeBackArgs(a);
+      again.push_back(std::move(a.item));  // not its fault: run it elsewhere
+    } else if (a.item.retries_left > 0) {
+      --a.item.retries_left;
+      TakeBackArgs(a);
+      again.push_back(std::move(a.item));
+    } else {
+      WorkerCrash mine = crash;
+      mine.task_name = a.item.task;
+      mine.work_id = static_cast<int64_t>(a.work_id);
+      mine.idle = false;
+      completions_.Error(state, std::make_exception_ptr(WorkerDiedError(
+          "The worker running this task died; the pool replaced it", mine)));
+    }
+  }
+  w.assigned.clear();
+  ++restarts_;
+  if (!on_purpose) {
+    LOG(WARNING) << "procpool: replacing a dead worker (" << crash.Describe()
+                 << "); " << again.size() << " task(s) will run again";
+  }
+  Requeue(std::move(again));
+  return true;
+}
+
+void Pool::Requeue(std::vector<WorkItem> items) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = items.rbegin(); it != items.rend(); ++it) {
+    it->requeued = true;
+    pending_.push_front(std::move(*it));
+  }
+}
+
+void Pool::ProcessInterrupts() {
+  std::vector<std::weak_ptr<StateBase>> requests;
+  {
+    absl::MutexLock lock(&mu_);
+    if (interrupts_.empty()) return;
+    requests.swap(interrupts_);
+  }
+  for (const auto& weak : requests) {
+    std::shared_ptr<StateBase> state = weak.lock();
+    if (state == nullptr) continue;
+    bool found = false;
+    for (auto& [id, w] : workers_) {
+      for (const Assigned& a : w.assigned) {
+        if (a.item.state != state) continue;
+        found = true;
+        w.interrupted.push_back(a.work_id);
+        VLOG(1) << "procpool: interrupting " << a.item.task << " (work id "
+                << a.work_id << "); killing worker pid " << w.process.pid;
+        if (w.signal_sent != SIGKILL) KillWorker(w, SIGKILL);
+      }
+    }
+    if (found) continue;
+    // Put back after a worker death and not handed out again yet.
+    bool dropped = false;
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+        if (it->state == state) {
+          pending_.erase(it);
+          dropped = true;
+          break;
+        }
+      }
+    }
+    if (dropped) completions_.Cancel(std::move(state));
+  }
+}
+
+}  // namespace internal
+}  // namespace procpool

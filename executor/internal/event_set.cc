@@ -1,59 +1,49 @@
 #include "executor/internal/event_set.h"
 
 #include <errno.h>
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <utility>
 
+#include "absl/status/statusor.h"
+#include "common/event_fd.h"
 #include "glog/logging.h"
 
 namespace procpool {
 namespace internal {
 
 EventSet::EventSet() {
-  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  PCHECK(wake_fd_ >= 0) << "eventfd";
-  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  PCHECK(epoll_fd_ >= 0) << "epoll_create1";
-  Add(wake_fd_, kWakeKey, EPOLLIN);
-}
-
-EventSet::~EventSet() {
-  close(epoll_fd_);
-  close(wake_fd_);
+  absl::StatusOr<UniqueFd> wake = MakeEventFd("the pool's wake-up");
+  CHECK(wake.ok()) << wake.status();
+  wake_fd_ = std::move(*wake);
+  epoll_fd_.reset(epoll_create1(EPOLL_CLOEXEC));
+  PCHECK(epoll_fd_.valid()) << "epoll_create1";
+  Add(wake_fd_.get(), kWakeKey, EPOLLIN);
 }
 
 void EventSet::Add(int fd, uint64_t key, uint32_t events) {
   struct epoll_event ev = {};
   ev.events = events;
   ev.data.u64 = key;
-  PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) == 0);
+  PCHECK(epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev) == 0);
 }
 
 void EventSet::Modify(int fd, uint64_t key, uint32_t events) {
   struct epoll_event ev = {};
   ev.events = events;
   ev.data.u64 = key;
-  PCHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) == 0);
+  PCHECK(epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, fd, &ev) == 0);
 }
 
 void EventSet::Remove(int fd) {
-  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, fd, nullptr);
 }
 
-void EventSet::Wake() {
-  uint64_t one = 1;
-  ssize_t ignored = write(wake_fd_, &one, sizeof(one));
-  (void)ignored;
-}
+void EventSet::Wake() { SignalEventFd(wake_fd_.get()); }
 
-void EventSet::DrainWake() {
-  uint64_t value;
-  ssize_t ignored = read(wake_fd_, &value, sizeof(value));
-  (void)ignored;
-}
+void EventSet::DrainWake() { DrainEventFd(wake_fd_.get()); }
 
 int EventSet::Wait(struct epoll_event* events, int max_events,
                    absl::Duration timeout) {
@@ -61,7 +51,7 @@ int EventSet::Wait(struct epoll_event* events, int max_events,
   static std::atomic<bool> have_pwait2{true};
   if (have_pwait2.load(std::memory_order_relaxed)) {
     struct timespec ts = absl::ToTimespec(timeout);
-    long n = syscall(SYS_epoll_pwait2, epoll_fd_, events, max_events,
+    long n = syscall(SYS_epoll_pwait2, epoll_fd_.get(), events, max_events,
                      timeout == absl::InfiniteDuration() ? nullptr : &ts,
                      nullptr, 0);
     if (n >= 0 || errno != ENOSYS) return static_cast<int>(n);
@@ -73,7 +63,7 @@ int EventSet::Wait(struct epoll_event* events, int max_events,
     ms = static_cast<int>(absl::ToInt64Milliseconds(absl::Ceil(
         timeout, absl::Milliseconds(1))));
   }
-  return epoll_wait(epoll_fd_, events, max_events, ms);
+  return epoll_wait(epoll_fd_.get(), events, max_events, ms);
 }
 
 }  // namespace internal

@@ -28,6 +28,7 @@
 #include <cstdint>
 
 #include "absl/time/time.h"
+#include "common/unique_fd.h"
 
 namespace procpool {
 namespace internal {
@@ -57,7 +58,6 @@ class EventSet {
   // Creates the epoll instance and the wake eventfd (CHECK-fails if the
   // system refuses: the pool cannot work without them).
   EventSet();
-  ~EventSet();
   EventSet(const EventSet&) = delete;
   EventSet& operator=(const EventSet&) = delete;
 
@@ -82,8 +82,8 @@ class EventSet {
   int Wait(struct epoll_event* events, int max_events, absl::Duration timeout);
 
  private:
-  int wake_fd_ = -1;
-  int epoll_fd_ = -1;
+  UniqueFd wake_fd_;
+  UniqueFd epoll_fd_;
 };
 
 }  // namespace internal

@@ -18,6 +18,8 @@
 namespace procpool {
 namespace {
 
+// A plain int, not a UniqueFd: the fatal-signal handler reads it, and it stays
+// open until the process exits.
 int report_fd = -1;
 // Written by the worker's thread, read by the fatal-signal handler on any
 // thread (a lock-free atomic is async-signal-safe).

@@ -35,6 +35,10 @@ void ServeSpawnedWorker(int argc, char** argv) {
     Die("bad worker command line");
   }
   BecomeWorkerProcess(parent);
+  // The descriptors came across exec by number (worker/parent/
+  // local_launchers.cc): the endpoint's as 3..3+NFDS-1, the crash pipe as
+  // CRASH_FD. They stay ints: the transport takes the endpoint's over
+  // (OpenChild), and the crash reporter keeps its one until the process exits.
   int crash_fd = -1;
   if (!absl::SimpleAtoi(argv[6], &crash_fd)) Die("bad worker command line");
   InstallCrashReporter(crash_fd);

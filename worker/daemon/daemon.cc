@@ -22,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/auth/key_file.h"
+#include "common/unique_fd.h"
 #include "glog/logging.h"
 #include "transport/capnp/remote.h"
 #include "transport/transport.h"
@@ -55,7 +56,8 @@ std::string FormatAddress(const sockaddr_storage& addr) {
 
 // A listening socket on `address` (close-on-exec); its bound address in
 // `*bound`.
-absl::StatusOr<int> Listen(const std::string& address, std::string* bound) {
+absl::StatusOr<UniqueFd> Listen(const std::string& address,
+                                std::string* bound) {
   absl::StatusOr<HostPort> where = ParseHostPort(address);
   if (!where.ok()) return where.status();
   struct addrinfo hints = {};
@@ -70,31 +72,34 @@ absl::StatusOr<int> Listen(const std::string& address, std::string* bound) {
         "cannot resolve --listen=", address, ": ", gai_strerror(rc)));
   }
   std::string last_error = "no address";
-  int fd = -1;
-  for (struct addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
-    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) continue;
+  UniqueFd fd;
+  for (struct addrinfo* a = found; a != nullptr && !fd.valid();
+       a = a->ai_next) {
+    fd.reset(
+        socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol));
+    if (!fd.valid()) continue;
     const int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, 128) != 0) {
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd.get(), a->ai_addr, a->ai_addrlen) != 0 ||
+        listen(fd.get(), 128) != 0) {
       last_error = strerror(errno);
-      close(fd);
-      fd = -1;
+      fd.reset();
     }
   }
   freeaddrinfo(found);
-  if (fd < 0) {
+  if (!fd.valid()) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", address, ": ", last_error));
   }
   sockaddr_storage addr = {};
   socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
   *bound = FormatAddress(addr);
   return fd;
 }
 
-// In the forked child: authenticate the peer on `fd`, then serve it.
+// In the forked child: authenticate the peer on `fd` (which
+// AcceptRemoteParent takes over), then serve it.
 [[noreturn]] void ServeConnection(int fd, const std::string& peer,
                                   const DaemonOptions& options,
                                   pid_t daemon_pid) {
@@ -230,7 +235,7 @@ absl::StatusOr<DaemonOptions> ParseDaemonFlags(int argc, char** argv) {
 
 int RunWorkerDaemon(const DaemonOptions& options) {
   std::string bound;
-  absl::StatusOr<int> listen_fd = Listen(options.listen, &bound);
+  absl::StatusOr<UniqueFd> listen_fd = Listen(options.listen, &bound);
   if (!listen_fd.ok()) {
     fprintf(stderr, "procpool worker daemon: %s\n",
             std::string(listen_fd.status().message()).c_str());
@@ -243,8 +248,8 @@ int RunWorkerDaemon(const DaemonOptions& options) {
   sigaddset(&signals, SIGCHLD);
   sigset_t previous;
   sigprocmask(SIG_BLOCK, &signals, &previous);
-  const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (signal_fd < 0) {
+  UniqueFd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signal_fd.valid()) {
     fprintf(stderr, "procpool worker daemon: signalfd: %s\n", strerror(errno));
     return 1;
   }
@@ -256,7 +261,8 @@ int RunWorkerDaemon(const DaemonOptions& options) {
   std::set<pid_t> children;
   const pid_t daemon_pid = getpid();
   for (;;) {
-    struct pollfd fds[2] = {{*listen_fd, POLLIN, 0}, {signal_fd, POLLIN, 0}};
+    struct pollfd fds[2] = {{listen_fd->get(), POLLIN, 0},
+                            {signal_fd.get(), POLLIN, 0}};
     if (poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       PLOG(ERROR) << "procpool worker daemon: poll";
@@ -265,7 +271,7 @@ int RunWorkerDaemon(const DaemonOptions& options) {
     if (fds[1].revents & POLLIN) {
       struct signalfd_siginfo info;
       bool stop = false;
-      while (read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
+      while (read(signal_fd.get(), &info, sizeof(info)) == sizeof(info)) {
         if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) stop = true;
       }
       ReapChildren(&children);
@@ -278,9 +284,10 @@ int RunWorkerDaemon(const DaemonOptions& options) {
     if (fds[0].revents & POLLIN) {
       sockaddr_storage peer_addr = {};
       socklen_t len = sizeof(peer_addr);
-      const int fd = accept4(*listen_fd, reinterpret_cast<sockaddr*>(&peer_addr),
-                             &len, SOCK_CLOEXEC);
-      if (fd < 0) {
+      UniqueFd connection(accept4(listen_fd->get(),
+                                  reinterpret_cast<sockaddr*>(&peer_addr), &len,
+                                  SOCK_CLOEXEC));
+      if (!connection.valid()) {
         if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
           PLOG(WARNING) << "procpool worker daemon: accept";
         }
@@ -289,12 +296,12 @@ int RunWorkerDaemon(const DaemonOptions& options) {
       const std::string peer = FormatAddress(peer_addr);
       const pid_t pid = fork();
       if (pid == 0) {
-        close(*listen_fd);
-        close(signal_fd);
+        listen_fd->reset();
+        signal_fd.reset();
         sigprocmask(SIG_SETMASK, &previous, nullptr);
-        ServeConnection(fd, peer, options, daemon_pid);
+        ServeConnection(connection.release(), peer, options, daemon_pid);
       }
-      close(fd);
+      connection.reset();  // the child has its own
       if (pid < 0) {
         PLOG(WARNING) << "procpool worker daemon: fork for " << peer;
         continue;
@@ -304,9 +311,9 @@ int RunWorkerDaemon(const DaemonOptions& options) {
               << ", worker " << pid;
     }
   }
-  close(*listen_fd);
+  listen_fd->reset();
   StopChildren(&children);
-  close(signal_fd);
+  signal_fd.reset();
   sigprocmask(SIG_SETMASK, &previous, nullptr);
   return 0;
 }

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "common/unique_fd.h"
 #include "glog/logging.h"
 #include "serialization/codec.h"
 #include "transport/transport.h"
@@ -42,11 +43,12 @@ int RunForkServer(int control_fd, pid_t parent) {
   sigemptyset(&mask);
   sigaddset(&mask, SIGCHLD);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
-  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-  PCHECK(sfd >= 0) << "signalfd";
+  UniqueFd signal_fd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  PCHECK(signal_fd.valid()) << "signalfd";
   const pid_t self = getpid();
   while (true) {
-    struct pollfd p[2] = {{control_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+    struct pollfd p[2] = {{control_fd, POLLIN, 0},
+                          {signal_fd.get(), POLLIN, 0}};
     int n = poll(p, 2, 1000);
     if (getppid() != parent) return 0;
     if (n < 0) {
@@ -56,7 +58,7 @@ int RunForkServer(int control_fd, pid_t parent) {
     }
     if (p[1].revents) {
       struct signalfd_siginfo info;
-      while (read(sfd, &info, sizeof(info)) == sizeof(info)) {
+      while (read(signal_fd.get(), &info, sizeof(info)) == sizeof(info)) {
       }
       int status;
       pid_t pid;
@@ -69,8 +71,8 @@ int RunForkServer(int control_fd, pid_t parent) {
       }
     }
     if (p[0].revents) {
-      std::vector<int> fds;
-      absl::StatusOr<std::string> packet = ReceivePacket(control_fd, &fds);
+      std::vector<UniqueFd> received;  // the endpoint's fds (and crash pipe)
+      absl::StatusOr<std::string> packet = ReceivePacket(control_fd, &received);
       if (!packet.ok()) return 0;  // the parent closed its end
       absl::StatusOr<Request> request = DecodeValue<Request>(*packet);
       Reply reply;
@@ -78,7 +80,10 @@ int RunForkServer(int control_fd, pid_t parent) {
         reply = Reply{kError, 0, 0,
                       absl::StrCat("bad fork request: ", request.status().message())};
       } else {
-        std::vector<int> endpoint_fds = fds;
+        // The numbers the child serves on; `received` owns them here, and the
+        // child keeps them open (ServeAsForkedWorker closes everything else).
+        std::vector<int> endpoint_fds;
+        for (const UniqueFd& fd : received) endpoint_fds.push_back(fd.get());
         int crash_fd = -1;
         if (std::get<2>(*request) && !endpoint_fds.empty()) {
           crash_fd = endpoint_fds.back();
@@ -86,8 +91,10 @@ int RunForkServer(int control_fd, pid_t parent) {
         }
         pid_t pid = fork();
         if (pid == 0) {
-          close(control_fd);
-          close(sfd);
+          // The child drops the server's own descriptors (plain close(); it
+          // never returns, so `received` stays open for it).
+          CloseFd(control_fd);
+          signal_fd.reset();
           sigprocmask(SIG_UNBLOCK, &mask, nullptr);
           internal::ServeAsForkedWorker(
               std::get<0>(*request),
@@ -97,7 +104,7 @@ int RunForkServer(int control_fd, pid_t parent) {
         reply = pid < 0 ? Reply{kError, 0, 0, absl::StrCat("fork: ", strerror(errno))}
                         : Reply{kStarted, pid, 0, ""};
       }
-      for (int fd : fds) close(fd);
+      received.clear();  // our copies; the child has its own
       if (!SendPacket(control_fd, EncodeValue(reply), {}).ok()) return 0;
     }
   }

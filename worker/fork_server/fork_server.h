@@ -18,7 +18,9 @@ namespace procpool {
 
 // The fork server's main loop on `control_fd`, for the parent process
 // `parent`; returns its exit code. Each child it forks serves as a worker
-// (worker/child/serve.h) and never returns here.
+// (worker/child/serve.h) and never returns here. `control_fd` is a plain
+// number: the server's end of the control socket arrives across exec as
+// descriptor 3 (init.cc), and the process holds it until it exits.
 int RunForkServer(int control_fd, pid_t parent);
 
 }  // namespace procpool

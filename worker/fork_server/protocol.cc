@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <utility>
 
 #include "common/posix_error.h"
 
@@ -39,7 +40,7 @@ absl::Status SendPacket(int fd, const std::string& data,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReceivePacket(int fd, std::vector<int>* fds) {
+absl::StatusOr<std::string> ReceivePacket(int fd, std::vector<UniqueFd>* fds) {
   std::string data(kMaxPacket, '\0');
   struct iovec iov = {data.data(), data.size()};
   struct msghdr msg = {};
@@ -58,10 +59,9 @@ absl::StatusOr<std::string> ReceivePacket(int fd, std::vector<int>* fds) {
       size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
       std::vector<int> got(count);
       std::memcpy(got.data(), CMSG_DATA(c), count * sizeof(int));
-      if (fds) {
-        fds->insert(fds->end(), got.begin(), got.end());
-      } else {
-        for (int f : got) close(f);
+      for (int f : got) {
+        UniqueFd owned(f);
+        if (fds) fds->push_back(std::move(owned));  // else: closed here
       }
     }
   }

@@ -23,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/unique_fd.h"
 
 namespace procpool {
 
@@ -42,9 +43,9 @@ absl::Status SendPacket(int fd, const std::string& data,
                         const std::vector<int>& fds);
 
 // Receives one packet (at most 64 KiB); the descriptors that came with it are
-// appended to `fds` (close-on-exec), or closed when `fds` is null.
-// kUnavailable when the peer closed.
-absl::StatusOr<std::string> ReceivePacket(int fd, std::vector<int>* fds);
+// appended to `fds` (close-on-exec, owned by the caller), or closed when `fds`
+// is null. kUnavailable when the peer closed.
+absl::StatusOr<std::string> ReceivePacket(int fd, std::vector<UniqueFd>* fds);
 
 }  // namespace fork_server
 }  // namespace procpool

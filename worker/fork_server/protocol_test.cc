@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/unique_fd.h"
 #include "gtest/gtest.h"
 #include "serialization/codec.h"
 
@@ -36,7 +37,7 @@ TEST_F(ProtocolTest, RequestTravelsWithItsDescriptors) {
   ASSERT_TRUE(SendPacket(sv_[0], EncodeValue(request), {pipe_fds[1]}).ok());
   close(pipe_fds[1]);
 
-  std::vector<int> fds;
+  std::vector<UniqueFd> fds;
   absl::StatusOr<std::string> packet = ReceivePacket(sv_[1], &fds);
   ASSERT_TRUE(packet.ok()) << packet.status();
   absl::StatusOr<Request> got = DecodeValue<Request>(*packet);
@@ -45,12 +46,14 @@ TEST_F(ProtocolTest, RequestTravelsWithItsDescriptors) {
   ASSERT_EQ(fds.size(), 1u);
   // A descriptor of the same pipe, close-on-exec: what is written to it
   // comes out of the read end.
-  EXPECT_NE(fcntl(fds[0], F_GETFD) & FD_CLOEXEC, 0);
-  ASSERT_EQ(write(fds[0], "x", 1), 1);
+  EXPECT_NE(fcntl(fds[0].get(), F_GETFD) & FD_CLOEXEC, 0);
+  ASSERT_EQ(write(fds[0].get(), "x", 1), 1);
   char c = 0;
   ASSERT_EQ(read(pipe_fds[0], &c, 1), 1);
   EXPECT_EQ(c, 'x');
-  close(fds[0]);
+  // The caller owns what arrived: dropping it closes the last write end.
+  fds.clear();
+  EXPECT_EQ(read(pipe_fds[0], &c, 1), 0);
   close(pipe_fds[0]);
 }
 

@@ -13,6 +13,7 @@
 #include <map>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -21,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "common/posix_error.h"
 #include "common/status_macros.h"
+#include "common/unique_fd.h"
 #include "glog/logging.h"
 #include "serialization/codec.h"
 #include "worker/fork_server/protocol.h"
@@ -50,7 +52,7 @@ class ForkServerClient {
       std::vector<int> fds = request.endpoint.fds;
       if (request.crash_fd >= 0) fds.push_back(request.crash_fd);
       absl::Status sent = SendPacket(
-          control_fd_,
+          control_fd_.get(),
           EncodeValue(Request{request.transport, request.endpoint.spec,
                               request.crash_fd >= 0}),
           fds);
@@ -84,7 +86,7 @@ class ForkServerClient {
     ForgetInheritedServerLocked();
     auto it = exited_.find(pid);
     if (it == exited_.end()) {
-      if (control_fd_ < 0) {
+      if (!control_fd_.valid()) {
         return absl::UnavailableError("the fork server is gone");
       }
       absl::StatusOr<Reply> r = ReadUntilLocked(
@@ -111,15 +113,14 @@ class ForkServerClient {
   // must not share its control socket: it starts a server of its own.
   void ForgetInheritedServerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (owner_ == getpid()) return;
-    if (control_fd_ >= 0) close(control_fd_);
-    control_fd_ = -1;
+    control_fd_.reset();
     server_pid_ = -1;
     exited_.clear();
     owner_ = getpid();
   }
 
   absl::Status EnsureServerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (control_fd_ >= 0) return absl::OkStatus();
+    if (control_fd_.valid()) return absl::OkStatus();
     if (access(binary_.c_str(), X_OK) != 0) {
       return absl::FailedPreconditionError(absl::StrCat(
           "could not be started: ", binary_, ": ", strerror(errno)));
@@ -128,11 +129,14 @@ class ForkServerClient {
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
       return PosixError("socketpair", errno);
     }
+    UniqueFd ours(sv[0]);
+    // The server's end, moved out of the way of 3 first: the server finds it
+    // as descriptor 3 (init.cc passes the number to RunForkServer).
+    UniqueFd high(fcntl(sv[1], F_DUPFD_CLOEXEC, 100));
+    CloseFd(sv[1]);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    int high = fcntl(sv[1], F_DUPFD_CLOEXEC, 100);
-    close(sv[1]);
-    posix_spawn_file_actions_adddup2(&actions, high, 3);
+    posix_spawn_file_actions_adddup2(&actions, high.get(), 3);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     sigset_t empty;
@@ -147,21 +151,19 @@ class ForkServerClient {
                          const_cast<char* const*>(argv), environ);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
-    close(high);
+    high.reset();  // the server has its own
     if (rc != 0) {
-      close(sv[0]);
       return absl::FailedPreconditionError(absl::StrCat(
           "could not be started: ", binary_, ": ", strerror(rc)));
     }
-    control_fd_ = sv[0];
+    control_fd_ = std::move(ours);
     server_pid_ = pid;
     VLOG(1) << "procpool: fork server pid " << pid << " for " << binary_;
     return absl::OkStatus();
   }
 
   void StopServerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (control_fd_ >= 0) close(control_fd_);
-    control_fd_ = -1;
+    control_fd_.reset();
     if (server_pid_ > 0) {
       kill(server_pid_, SIGKILL);
       waitpid(server_pid_, nullptr, 0);
@@ -178,11 +180,12 @@ class ForkServerClient {
       if (left <= absl::ZeroDuration()) {
         return absl::DeadlineExceededError("no answer from the fork server");
       }
-      struct pollfd p = {control_fd_, POLLIN, 0};
+      struct pollfd p = {control_fd_.get(), POLLIN, 0};
       int n = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) continue;
-      ASSIGN_OR_RETURN(std::string packet, ReceivePacket(control_fd_, nullptr));
+      ASSIGN_OR_RETURN(std::string packet,
+                       ReceivePacket(control_fd_.get(), nullptr));
       ASSIGN_OR_RETURN(Reply reply, DecodeValue<Reply>(packet));
       if (std::get<0>(reply) == kExited) {
         exited_[std::get<1>(reply)] = std::get<2>(reply);
@@ -193,7 +196,8 @@ class ForkServerClient {
 
   const std::string binary_;
   absl::Mutex mu_;
-  int control_fd_ ABSL_GUARDED_BY(mu_) = -1;
+  // Our end of the control socket; none while no server runs.
+  UniqueFd control_fd_ ABSL_GUARDED_BY(mu_);
   pid_t server_pid_ ABSL_GUARDED_BY(mu_) = -1;
   pid_t owner_ ABSL_GUARDED_BY(mu_) = getpid();
   absl::flat_hash_map<pid_t, int> exited_ ABSL_GUARDED_BY(mu_);

@@ -1,10 +1,12 @@
 #include "worker/parent/launcher.h"
 
 #include <fcntl.h>
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "absl/status/statusor.h"
+#include "common/event_fd.h"
+#include "common/unique_fd.h"
 #include "glog/logging.h"
 
 namespace procpool {
@@ -24,10 +26,11 @@ int OpenPidFd(pid_t pid) {
     fcntl(fd, F_SETFD, FD_CLOEXEC);
     return fd;
   }
-  // Already gone (and reaped by someone else): a descriptor readable at once.
-  int efd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
-  PCHECK(efd >= 0) << "eventfd";
-  return efd;
+  // Already gone (and reaped by someone else): a descriptor readable at once,
+  // an eventfd whose counter starts set. The caller owns it (WorkerProcess).
+  absl::StatusOr<UniqueFd> efd = MakeEventFd("OpenPidFd", /*initial=*/1);
+  CHECK(efd.ok()) << efd.status();
+  return efd->release();
 }
 
 }  // namespace internal

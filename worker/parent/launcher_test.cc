@@ -2,6 +2,7 @@
 // executor suite starts real ones by every start method).
 #include "worker/parent/launcher.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "common/unique_fd.h"
 #include "core/start_method.h"
 #include "gtest/gtest.h"
 #include "worker/parent/fork_server_launcher.h"
@@ -63,11 +65,12 @@ TEST(LauncherTest, PidFdOfAReapedProcessIsReadableAtOnce) {
   ASSERT_GE(pid, 0);
   if (pid == 0) _exit(0);
   ASSERT_EQ(waitpid(pid, nullptr, 0), pid);
-  int fd = internal::OpenPidFd(pid);
-  ASSERT_GE(fd, 0);
-  struct pollfd p = {fd, POLLIN, 0};
+  const UniqueFd fd(internal::OpenPidFd(pid));
+  ASSERT_TRUE(fd.valid());
+  struct pollfd p = {fd.get(), POLLIN, 0};
   EXPECT_EQ(poll(&p, 1, 5000), 1);
-  close(fd);
+  // Close-on-exec, so that a worker started later does not inherit it.
+  EXPECT_NE(fcntl(fd.get(), F_GETFD) & FD_CLOEXEC, 0);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -17,6 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "common/posix_error.h"
+#include "common/unique_fd.h"
 #include "worker/child/serve.h"
 
 extern char** environ;
@@ -54,22 +56,22 @@ class SpawnLauncher final : public Launcher {
     }
     const std::vector<int>& fds = request.endpoint.fds;
     // Move the endpoint out of the way of the target numbers 3..3+n first.
-    std::vector<int> high;
+    // The copies are ours; the originals stay the caller's.
+    std::vector<UniqueFd> high;
     std::vector<int> to_pass = fds;
     if (request.crash_fd >= 0) to_pass.push_back(request.crash_fd);
     for (int fd : to_pass) {
-      int h = fcntl(fd, F_DUPFD_CLOEXEC, 100);
-      if (h < 0) {
-        absl::Status s = PosixError("fcntl(F_DUPFD_CLOEXEC)", errno);
-        for (int x : high) close(x);
-        return s;
-      }
-      high.push_back(h);
+      UniqueFd h(fcntl(fd, F_DUPFD_CLOEXEC, 100));
+      if (!h.valid()) return PosixError("fcntl(F_DUPFD_CLOEXEC)", errno);
+      high.push_back(std::move(h));
     }
+    // The worker finds them by number, 3..3+n (and the crash pipe after
+    // them): the command line below says how many (worker/child/serve.h).
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     for (size_t i = 0; i < high.size(); ++i) {
-      posix_spawn_file_actions_adddup2(&actions, high[i], 3 + static_cast<int>(i));
+      posix_spawn_file_actions_adddup2(&actions, high[i].get(),
+                                       3 + static_cast<int>(i));
     }
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
@@ -92,7 +94,7 @@ class SpawnLauncher final : public Launcher {
                          const_cast<char* const*>(argv.data()), environ);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
-    for (int h : high) close(h);
+    high.clear();  // closes the copies; the child has its own
     if (rc != 0) return StartError(binary, strerror(rc));
     return WorkerProcess{pid, internal::OpenPidFd(pid)};
   }

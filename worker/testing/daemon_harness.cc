@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/unique_fd.h"
 
 namespace procpool {
 namespace daemon_testing {
@@ -40,11 +41,9 @@ std::string ReadFile(const std::string& path) {
 std::string WriteKeyFile(const std::string& name, const std::string& key) {
   const std::string path = absl::StrCat(TempDir(), "/", name);
   unlink(path.c_str());
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd >= 0) {
-    (void)!write(fd, key.data(), key.size());
-    close(fd);
-  }
+  const UniqueFd fd(
+      open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (fd.valid()) (void)!write(fd.get(), key.data(), key.size());
   return path;
 }
 
@@ -80,41 +79,41 @@ absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(
   daemon->log_path = absl::StrCat(TempDir(), "/", log_name);
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) return absl::InternalError("pipe2");
-  const int log_fd = open(daemon->log_path.c_str(),
-                          O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  UniqueFd out_read(out[0]);
+  UniqueFd out_write(out[1]);
+  UniqueFd log_fd(open(daemon->log_path.c_str(),
+                       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   const pid_t pid = fork();
   if (pid == 0) {
-    dup2(out[1], 1);
-    dup2(log_fd, 2);
+    // Between fork() and exec: async-signal-safe calls only, no destructors.
+    dup2(out_write.get(), 1);
+    dup2(log_fd.get(), 2);
     execvp(args[0], args.data());
     _exit(127);
   }
-  close(out[1]);
-  close(log_fd);
-  if (pid < 0) {
-    close(out[0]);
-    return absl::InternalError("fork");
-  }
+  out_write.reset();
+  log_fd.reset();
+  if (pid < 0) return absl::InternalError("fork");
   daemon->pid = pid;
   std::string line;
   const absl::Time deadline = absl::Now() + kTimeout;
   while (line.find('\n') == std::string::npos) {
     const absl::Duration left = deadline - absl::Now();
-    struct pollfd p = {out[0], POLLIN, 0};
+    struct pollfd p = {out_read.get(), POLLIN, 0};
     if (left <= absl::ZeroDuration() ||
         poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) !=
             1) {
       break;
     }
     char buffer[256];
-    const ssize_t n = read(out[0], buffer, sizeof(buffer));
+    const ssize_t n = read(out_read.get(), buffer, sizeof(buffer));
     if (n <= 0) break;
     line.append(buffer, static_cast<size_t>(n));
   }
-  close(out[0]);
+  out_read.reset();
   const std::string prefix = "listening on ";
   if (!absl::StartsWith(line, prefix) || line.find('\n') == std::string::npos) {
     return absl::UnavailableError(

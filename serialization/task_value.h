@@ -122,7 +122,7 @@ std::string EncodeTaskValue(T&& v) {
 }
 
 // The encoding of a task's argument tuple (the lone-string rule), for code that
-// builds a wire::Call by hand (tests; executor/task.h's EncodeArgs is the
+// builds a wire::Call by hand (tests; core/task.h's EncodeArgs is the
 // pool's).
 template <typename... A>
 std::string EncodeTaskArgs(const std::tuple<A...>& args) {

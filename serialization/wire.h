@@ -115,7 +115,7 @@ struct Call {
   size_t size() const { return args.empty() ? packed_args.size() : args.size(); }
 };
 
-// An exception as it crosses the wire (executor/exception_registry.h).
+// An exception as it crosses the wire (core/exception_registry.h).
 struct ExceptionInfo {
   std::string type_name;
   std::string message;

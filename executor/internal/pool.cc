@@ -1,3 +1,7 @@
+// Pool's coordinating code (see pool.h): Submit, the caller's side of the
+// fast path (DriveIoWhileWaiting, PollWorkers), handing out queued work
+// (dispatch.h decides, this sends), completing futures once the locks are
+// let go, the manager loop, Shutdown and BreakPool.
 #include "executor/internal/pool.h"
 
 #include <errno.h>

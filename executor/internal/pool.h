@@ -49,6 +49,9 @@
 //  * CompletionQueue (completion_queue.h): futures completed after the locks
 //    are let go.
 //  * PoolState (pool_state.h): shut down or broken, and why.
+//  * LaunchLocalWorker, FreeRemoteSlot (worker_start.h): starting a worker
+//    without the pool; ReadCrashPipe (crash_pipe.h): heartbeats and crash
+//    reports.
 // Pool's own code is split by concern: pool.cc (Submit, the caller's
 // polling, hand-out, the manager loop, Shutdown, BreakPool), pool_frames.cc
 // (what workers send), pool_workers.cc (starting, configuring, retiring,

@@ -2,13 +2,13 @@
 // hung), idle workers (retired after Options::idle_timeout) and memory
 // (a worker whose resident memory grew past Options::max_rss_growth_bytes is
 // recycled).
-#include <errno.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "executor/internal/crash_pipe.h"
 #include "executor/internal/pool.h"
 #include "glog/logging.h"
 
@@ -46,22 +46,9 @@ void Pool::RetireIfIdle(Worker& w, absl::Time now) {
 }
 
 void Pool::ReadHeartbeats(Worker& w) {
-  if (w.crash_fd < 0) return;
-  char buf[4096];
-  bool beat = false;
-  while (true) {
-    ssize_t n = read(w.crash_fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    for (ssize_t i = 0; i < n; ++i) {
-      if (buf[i] == '\0') {
-        beat = true;
-      } else {
-        w.crash_report.push_back(buf[i]);
-      }
-    }
+  if (ReadCrashPipe(w.crash_fd, &w.crash_report)) {
+    w.last_heartbeat = absl::Now();
   }
-  if (beat) w.last_heartbeat = absl::Now();
 }
 
 void Pool::CheckMemory(Worker& w) {

@@ -4,8 +4,6 @@
 // their end: reaping a local one, noticing a remote one is gone, and
 // settling the futures a dead worker held (fail them, run them again, or
 // break the pool). Runs under io_mu_ (see pool.h for who owns what).
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -13,9 +11,9 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "common/posix_error.h"
 #include "core/start_method.h"
 #include "executor/internal/pool.h"
+#include "executor/internal/worker_start.h"
 #include "glog/logging.h"
 
 namespace procpool {
@@ -33,16 +31,8 @@ constexpr char kAbruptMessage[] =
 }  // namespace
 
 void Pool::StartRemoteWorker() {
-  // The first slot with no live worker (an address may fill several).
-  int slot = -1;
-  for (int i = 0; i < static_cast<int>(config_.remote_workers.size()); ++i) {
-    bool taken = false;
-    for (const auto& [id, w] : workers_) taken = taken || w.remote_slot == i;
-    if (!taken) {
-      slot = i;
-      break;
-    }
-  }
+  const int slot = FreeRemoteSlot(
+      workers_, static_cast<int>(config_.remote_workers.size()));
   CHECK_GE(slot, 0) << "no free remote worker slot, yet asked to start one";
   const std::string& address = config_.remote_workers[slot];
   RemoteWorkerSpec spec = config_.remote;
@@ -71,37 +61,17 @@ void Pool::StartWorker() {
     StartRemoteWorker();
     return;
   }
-  absl::StatusOr<ChannelPair> pair = config_.transport->CreatePair();
-  if (!pair.ok()) {
-    WorkerCrash crash;
-    crash.cause = std::string(pair.status().message());
-    BreakPool("A child process could not be started", crash);
-    return;
-  }
-  // The pipe the worker's failure handler reports its stack into.
-  int crash_pipe[2];
-  if (pipe2(crash_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-    for (int fd : pair->child.fds) close(fd);
-    WorkerCrash crash;
-    crash.cause = std::string(PosixError("pipe2", errno).message());
-    BreakPool("A child process could not be started", crash);
-    return;
-  }
-  LaunchRequest request{std::string(config_.transport->name()),
-                        pair->child, config_.worker_binary, crash_pipe[1]};
-  absl::StatusOr<WorkerProcess> process = launcher_->Start(request);
-  for (int fd : pair->child.fds) close(fd);
-  close(crash_pipe[1]);
-  if (!process.ok()) {
-    close(crash_pipe[0]);
-    BreakPool(absl::StrCat("A child process ", process.status().message()),
-              WorkerCrash{});
+  LaunchedWorker launched;
+  StartFailure failure;
+  if (!LaunchLocalWorker(*config_.transport, *launcher_,
+                         config_.worker_binary, &launched, &failure)) {
+    BreakPool(failure.message, failure.crash);
     return;
   }
   Worker& w = workers_.Add();
-  w.process = *process;
-  w.channel = std::move(pair->parent);
-  w.crash_fd = crash_pipe[0];
+  w.process = launched.process;
+  w.channel = std::move(launched.channel);
+  w.crash_fd = launched.crash_fd;
   VLOG(1) << "procpool: started worker pid " << w.process.pid << " ("
           << StartMethodName(config_.start_method) << ", "
           << config_.transport->name() << ")";

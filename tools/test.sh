@@ -23,7 +23,9 @@
 # executor suite and fault matrix over the unix transport, every start
 # method), the same under --config=tsan (unix; forkserver and spawn), and the
 # library built by clang with its thread-safety analysis as errors
-# (tools/thread_safety.sh, --config=clang_tsa), and the fuzz targets for
+# (tools/thread_safety.sh, --config=clang_tsa), the layering check
+# (tools/check_layering.sh --bazel: file size, mutual includes, package
+# cycles), and the fuzz targets for
 # PROCPOOL_FUZZ_SECONDS (default 30) each (tools/fuzz.sh). PROCPOOL_SKIP_SANITIZERS=1 and PROCPOOL_SKIP_FUZZ=1 leave
 # those out.
 #
@@ -175,6 +177,9 @@ if [[ -z "$pattern_given" ]]; then
   fi
   # The lock contracts, checked by clang (tools/thread_safety.sh).
   step "thread-safety" bash tools/thread_safety.sh "${flags[@]}"
+  # The house rules: file size, no mutual includes, no package cycles.
+  step "layering" bash -c 'if bash tools/check_layering.sh --bazel; then
+      echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; exit 1; fi'
   if [[ "${PROCPOOL_SKIP_FUZZ:-0}" != 1 ]]; then
     step "fuzz" bash tools/fuzz.sh --seconds="${PROCPOOL_FUZZ_SECONDS:-30}"
   fi

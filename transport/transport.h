@@ -6,16 +6,20 @@
 // Transport under its name; the executor picks one by name.
 //
 // Two ways of driving a channel:
-//   * The parent's manager thread drives it without ever blocking: Send()
+//   * The parent drives it without ever blocking: Send()
 //     queues a frame and writes what it can, Pump() does whatever I/O is
 //     possible and hands out complete incoming frames, and PollFd() /
 //     PollEvents() say what to wait for with epoll alongside other events.
-//     The manager must never block on a worker: a worker that writes a large
-//     result while the parent writes it a large call would otherwise deadlock.
+//     The parent must never block on a worker: a worker that writes a large
+//     result while the parent writes it a large call would otherwise
+//     deadlock. In the executor that is the manager thread or a caller
+//     thread doing the pool's I/O (Pool::DriveIoWhileWaiting, Submit's hand-
+//     out), whichever holds the pool's io_mu_ at the time.
 //   * A worker is single-threaded and uses SendBlocking()/ReceiveBlocking().
 //
-// Thread safety: a Channel is used by one thread at a time (the manager, or the
-// worker's only thread). A Transport is thread-safe.
+// Thread safety: a Channel is used by one thread at a time (in the parent,
+// whichever thread holds the pool's io_mu_; in a worker, its only thread). A
+// Transport is thread-safe.
 //
 // Errors: a peer that died or closed its end is kUnavailable; bytes that are
 // not a valid frame (bad magic, impossible length) are kDataLoss. After an
@@ -49,7 +53,8 @@ class Channel {
  public:
   virtual ~Channel() = default;
 
-  // Non-blocking side (the parent's manager thread).
+  // Non-blocking side (the parent: its manager thread, or a caller thread
+  // doing the pool's I/O, one at a time).
 
   // Queues `frame` for the peer and writes as much as possible at once; what
   // is left is written by later Pump() calls. Never blocks. May return

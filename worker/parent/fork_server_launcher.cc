@@ -133,7 +133,14 @@ class ForkServerClient {
     // The server's end, moved out of the way of 3 first: the server finds it
     // as descriptor 3 (init.cc passes the number to RunForkServer).
     UniqueFd high(fcntl(sv[1], F_DUPFD_CLOEXEC, 100));
+    const int dup_errno = errno;
     CloseFd(sv[1]);
+    if (!high.valid()) {
+      // Out of descriptors, most likely: say so here rather than let the
+      // spawn fail on a dup2 of -1.
+      return PosixError("fcntl(F_DUPFD_CLOEXEC) of the fork server's socket",
+                        dup_errno);
+    }
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, high.get(), 3);

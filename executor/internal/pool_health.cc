@@ -46,7 +46,7 @@ void Pool::RetireIfIdle(Worker& w, absl::Time now) {
 }
 
 void Pool::ReadHeartbeats(Worker& w) {
-  if (ReadCrashPipe(w.crash_fd, &w.crash_report)) {
+  if (ReadCrashPipe(w.crash_fd.get(), &w.crash_report)) {
     w.last_heartbeat = absl::Now();
   }
 }

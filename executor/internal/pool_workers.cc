@@ -47,8 +47,7 @@ void Pool::StartRemoteWorker() {
     return;
   }
   Worker& w = workers_.Add();
-  w.process.pid = 0;
-  w.process.pidfd = -1;
+  w.process.pid = 0;  // and no pidfd
   w.remote = address;
   w.remote_slot = slot;
   w.channel = std::move(*channel);
@@ -69,14 +68,14 @@ void Pool::StartWorker() {
     return;
   }
   Worker& w = workers_.Add();
-  w.process = launched.process;
+  w.process = std::move(launched.process);
   w.channel = std::move(launched.channel);
-  w.crash_fd = launched.crash_fd;
+  w.crash_fd = std::move(launched.crash_fd);
   VLOG(1) << "procpool: started worker pid " << w.process.pid << " ("
           << StartMethodName(config_.start_method) << ", "
           << config_.transport->name() << ")";
 
-  events_.Add(w.process.pidfd, EventKey(w.id, EventKind::kPid), EPOLLIN);
+  events_.Add(w.process.pidfd.get(), EventKey(w.id, EventKind::kPid), EPOLLIN);
   ConfigureWorker(w);
 }
 
@@ -93,11 +92,11 @@ void Pool::ConfigureWorker(Worker& w) {
   config.memory_limit_bytes = config_.max_memory_bytes_per_worker;
   config.keep_freed_memory = config_.keep_freed_memory;
   if (config_.heartbeat_timeout != absl::InfiniteDuration() &&
-      w.crash_fd >= 0) {
+      w.crash_fd.valid()) {
     config.heartbeat_interval_ms = static_cast<uint32_t>(std::max<int64_t>(
         1, absl::ToInt64Milliseconds(config_.heartbeat_timeout / 4)));
     w.last_heartbeat = absl::Now();
-    events_.Add(w.crash_fd, EventKey(id, EventKind::kHeartbeat), EPOLLIN);
+    events_.Add(w.crash_fd.get(), EventKey(id, EventKind::kHeartbeat), EPOLLIN);
   }
   w.idle_since = absl::Now();
   absl::Status sent = w.channel->Send(wire::EncodeMessage(config));
@@ -173,8 +172,8 @@ void Pool::OnWorkerExit(int id) {
     CloseChannel(w);
   }
   absl::StatusOr<int> wait_status = launcher_->Reap(w.process, kReapTimeout);
-  events_.Remove(w.process.pidfd);
-  close(w.process.pidfd);
+  events_.Remove(w.process.pidfd.get());
+  w.process.pidfd.reset();
   WorkerCrash crash;
   if (wait_status.ok()) {
     crash = WorkerCrash::FromWaitStatus(w.process.pid, *wait_status);
@@ -184,9 +183,8 @@ void Pool::OnWorkerExit(int id) {
   }
   ReadHeartbeats(w);
   crash.stack = std::move(w.crash_report);
-  events_.Remove(w.crash_fd);
-  close(w.crash_fd);
-  w.crash_fd = -1;
+  events_.Remove(w.crash_fd.get());
+  w.crash_fd.reset();
   crash.idle = w.assigned.empty();
   VLOG(1) << "procpool: worker pid " << w.process.pid << " exited: "
           << crash.Describe();

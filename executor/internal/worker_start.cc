@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/posix_error.h"
+#include "common/unique_fd.h"
 
 namespace procpool {
 namespace internal {
@@ -21,29 +23,33 @@ bool LaunchLocalWorker(Transport& transport, Launcher& launcher,
     failure->crash.cause = std::string(pair.status().message());
     return false;
   }
+  // The child's ends are ours to close, on every path (the launcher dups
+  // what it passes on).
+  std::vector<UniqueFd> child_fds;
+  for (int fd : pair->child.fds) child_fds.emplace_back(fd);
   // The pipe the worker's failure handler reports its stack into.
   int crash_pipe[2];
   if (pipe2(crash_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-    for (int fd : pair->child.fds) close(fd);
     failure->message = "A child process could not be started";
     failure->crash.cause = std::string(PosixError("pipe2", errno).message());
     return false;
   }
+  UniqueFd crash_read(crash_pipe[0]);
+  UniqueFd crash_write(crash_pipe[1]);
   LaunchRequest request{std::string(transport.name()), pair->child, binary,
-                        crash_pipe[1]};
+                        crash_write.get()};
   absl::StatusOr<WorkerProcess> process = launcher.Start(request);
-  for (int fd : pair->child.fds) close(fd);
-  close(crash_pipe[1]);
+  child_fds.clear();
+  crash_write.reset();
   if (!process.ok()) {
-    close(crash_pipe[0]);
     failure->message =
         absl::StrCat("A child process ", process.status().message());
     failure->crash = WorkerCrash{};
     return false;
   }
-  out->process = *process;
+  out->process = *std::move(process);
   out->channel = std::move(pair->parent);
-  out->crash_fd = crash_pipe[0];
+  out->crash_fd = std::move(crash_read);
   return true;
 }
 

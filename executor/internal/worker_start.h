@@ -11,14 +11,15 @@
 //   }
 //
 // Thread safety: no state of its own; the pool calls these under io_mu_.
-// Ownership: a LaunchedWorker's pidfd and crash_fd are the caller's to close
-// (the pool closes them once the worker is reaped).
+// Ownership: a LaunchedWorker owns its pidfd and crash_fd (UniqueFd); the
+// pool moves them into its Worker and closes them once the worker is reaped.
 #ifndef PROCPOOL_EXECUTOR_INTERNAL_WORKER_START_H_
 #define PROCPOOL_EXECUTOR_INTERNAL_WORKER_START_H_
 
 #include <memory>
 #include <string>
 
+#include "common/unique_fd.h"
 #include "core/errors.h"
 #include "executor/internal/worker_table.h"
 #include "transport/transport.h"
@@ -31,7 +32,7 @@ namespace internal {
 struct LaunchedWorker {
   WorkerProcess process;
   std::unique_ptr<Channel> channel;  // the parent's end
-  int crash_fd = -1;  // read end of its crash-report pipe (non-blocking)
+  UniqueFd crash_fd;  // read end of its crash-report pipe (non-blocking)
 };
 
 // Why a worker could not be started: BrokenProcessPool's message and crash.

@@ -53,8 +53,7 @@ class FakeLauncher : public Launcher {
     crash_fd_open = IsOpen(request.crash_fd);
     if (!start_error.ok()) return start_error;
     WorkerProcess p;
-    p.pid = 4242;
-    p.pidfd = -1;
+    p.pid = 4242;  // and no pidfd
     return p;
   }
   absl::StatusOr<int> Reap(const WorkerProcess&, absl::Duration) override {
@@ -78,11 +77,14 @@ TEST(LaunchLocalWorkerTest, HandsOverTheParentsEndsAndClosesTheChilds) {
   EXPECT_TRUE(launcher.crash_fd_open);
   EXPECT_EQ(launched.process.pid, 4242);
   ASSERT_NE(launched.channel, nullptr);
-  ASSERT_GE(launched.crash_fd, 0);
-  EXPECT_TRUE(IsOpen(launched.crash_fd));
-  EXPECT_NE(fcntl(launched.crash_fd, F_GETFL) & O_NONBLOCK, 0);
+  ASSERT_TRUE(launched.crash_fd.valid());
+  EXPECT_TRUE(IsOpen(launched.crash_fd.get()));
+  EXPECT_NE(fcntl(launched.crash_fd.get(), F_GETFL) & O_NONBLOCK, 0);
   for (int fd : transport.child_fds) EXPECT_FALSE(IsOpen(fd)) << fd;
-  close(launched.crash_fd);
+  // The crash pipe's write end (the launcher's) is closed: the read end sees
+  // EOF once the pipe is empty.
+  char byte;
+  EXPECT_EQ(read(launched.crash_fd.get(), &byte, 1), 0);
 }
 
 TEST(LaunchLocalWorkerTest, AChannelThatCannotBeMadeIsAStartFailure) {
@@ -109,7 +111,7 @@ TEST(LaunchLocalWorkerTest, ALaunchFailureClosesEverything) {
                                  &launched, &failure));
   EXPECT_EQ(failure.message,
             "A child process could not be started: /bin/worker: no such file");
-  EXPECT_EQ(launched.crash_fd, -1);
+  EXPECT_FALSE(launched.crash_fd.valid());
   for (int fd : transport.child_fds) EXPECT_FALSE(IsOpen(fd)) << fd;
 }
 

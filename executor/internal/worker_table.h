@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/unique_fd.h"
 #include "core/errors.h"
 #include "executor/internal/work_item.h"
 #include "serialization/wire.h"
@@ -138,7 +139,7 @@ struct Worker {
 
   int64_t tasks_assigned = 0;
   std::deque<Assigned> assigned;  // in flight, in the order sent
-  int crash_fd = -1;  // read end of the worker's crash-report pipe
+  UniqueFd crash_fd;  // read end of the worker's crash-report pipe
   std::string crash_report;  // what arrived on it (heartbeats removed)
   absl::Time last_heartbeat = absl::InfiniteFuture();
   absl::Time idle_since = absl::InfiniteFuture();

@@ -4,6 +4,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <utility>
+
 #include "absl/status/statusor.h"
 #include "common/event_fd.h"
 #include "common/unique_fd.h"
@@ -20,17 +22,17 @@ std::string SelfExecutable() {
 
 namespace internal {
 
-int OpenPidFd(pid_t pid) {
-  int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  if (fd >= 0) {
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
+UniqueFd OpenPidFd(pid_t pid) {
+  UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  if (fd.valid()) {
+    fcntl(fd.get(), F_SETFD, FD_CLOEXEC);
     return fd;
   }
   // Already gone (and reaped by someone else): a descriptor readable at once,
-  // an eventfd whose counter starts set. The caller owns it (WorkerProcess).
+  // an eventfd whose counter starts set.
   absl::StatusOr<UniqueFd> efd = MakeEventFd("OpenPidFd", /*initial=*/1);
   CHECK(efd.ok()) << efd.status();
-  return efd->release();
+  return *std::move(efd);
 }
 
 }  // namespace internal

@@ -10,9 +10,9 @@
 //   std::unique_ptr<Launcher> launcher = MakeLauncher(StartMethod::kSpawn);
 //   ASSIGN_OR_RETURN(WorkerProcess w,
 //                    launcher->Start({"unix", pair.child, SelfExecutable()}));
-//   ... close pair.child's fds; wait until w.pidfd is readable ...
+//   ... close pair.child's fds; wait until w.pidfd.get() is readable ...
 //   ASSIGN_OR_RETURN(int wait_status, launcher->Reap(w, absl::Seconds(5)));
-//   close(w.pidfd);
+//   // w.pidfd closes when w goes (or w.pidfd.reset()).
 //
 // Thread safety: Launchers are thread-safe; the functions here may be called
 // from any thread.
@@ -25,16 +25,17 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/unique_fd.h"
 #include "transport/transport.h"
 
 namespace procpool {
 
-// A started worker.
+// A started worker. Move-only: it owns its pidfd.
 struct WorkerProcess {
   pid_t pid = -1;
-  // Readable once the process has exited. Owned by whoever holds the
-  // WorkerProcess (close it after Reap()).
-  int pidfd = -1;
+  // Readable once the process has exited; none for a remote worker. Closed
+  // with the WorkerProcess (keep it until after Reap()).
+  UniqueFd pidfd;
 };
 
 // What Launcher::Start needs to start one worker.
@@ -68,9 +69,9 @@ std::string SelfExecutable();
 
 namespace internal {
 
-// A pidfd for `pid`; for a process that already exited, a descriptor that is
-// readable at once.
-int OpenPidFd(pid_t pid);
+// A pidfd for `pid` (close-on-exec); for a process that already exited, a
+// descriptor that is readable at once.
+UniqueFd OpenPidFd(pid_t pid);
 
 }  // namespace internal
 }  // namespace procpool

@@ -55,7 +55,8 @@ TEST(LauncherTest, MissingBinaryCannotBeStarted) {
 TEST(LauncherTest, ForkServerReapsOnlyItsOwnPids) {
   std::unique_ptr<Launcher> launcher = MakeLauncher(StartMethod::kForkServer);
   absl::StatusOr<int> status =
-      launcher->Reap(WorkerProcess{getpid(), -1}, absl::Milliseconds(10));
+      launcher->Reap(WorkerProcess{getpid(), UniqueFd()},
+                      absl::Milliseconds(10));
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.status().code(), absl::StatusCode::kNotFound);
 }
@@ -65,7 +66,7 @@ TEST(LauncherTest, PidFdOfAReapedProcessIsReadableAtOnce) {
   ASSERT_GE(pid, 0);
   if (pid == 0) _exit(0);
   ASSERT_EQ(waitpid(pid, nullptr, 0), pid);
-  const UniqueFd fd(internal::OpenPidFd(pid));
+  const UniqueFd fd = internal::OpenPidFd(pid);
   ASSERT_TRUE(fd.valid());
   struct pollfd p = {fd.get(), POLLIN, 0};
   EXPECT_EQ(poll(&p, 1, 5000), 1);

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/big_buffers.h"
+#include "glog/logging.h"
 
 namespace procpool {
 
@@ -20,20 +21,16 @@ size_t FrameAssembler::Feed(const char* data, size_t n,
   size_t done = 0;
   while (done < n) {
     if (!in_payload_) {
-      const size_t left = n - done;
-      if (header_have_ == 0 && left >= kFrameHeaderSize) {
-        // The common case: the whole header is here; read it in place.
-        done += kFrameHeaderSize;
-        if (!StartPayload(data + done - kFrameHeaderSize)) return done;
-      } else {
-        const size_t take = std::min(left, kFrameHeaderSize - header_have_);
-        memcpy(header_ + header_have_, data + done, take);
-        header_have_ += take;
-        done += take;
-        if (header_have_ < kFrameHeaderSize) break;
-        header_have_ = 0;
-        if (!StartPayload(header_)) return done;
-      }
+      // The header is copied out before it is checked and read, even when
+      // it is whole here: shm's bytes are the ring, which the peer can
+      // still write, and a length checked is the length used.
+      const size_t take = std::min(n - done, kFrameHeaderSize - header_have_);
+      memcpy(header_ + header_have_, data + done, take);
+      header_have_ += take;
+      done += take;
+      if (header_have_ < kFrameHeaderSize) break;
+      header_have_ = 0;
+      if (!StartPayload(header_)) return done;
       MaybeFinish(frames);  // an empty payload is complete at once
       continue;
     }
@@ -53,6 +50,7 @@ size_t FrameAssembler::Feed(const char* data, size_t n,
 }
 
 absl::Span<char> FrameAssembler::PayloadRoom(size_t more) {
+  DCHECK(growth_ == kGrowWithArrival) << "PayloadRoom needs kGrowWithArrival";
   Grow(more);
   return absl::Span<char>(&payload_[have_], payload_.size() - have_);
 }

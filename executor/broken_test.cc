@@ -1,5 +1,5 @@
-// S13-S15 of docs/SEMANTICS.md: a dying worker breaks the pool cleanly: every future fails, nothing
-// hangs, nothing leaks.
+// S13-S15 of docs/SEMANTICS.md: a dying worker breaks the pool cleanly:
+// every future fails, nothing hangs, nothing leaks.
 #include <signal.h>
 #include <unistd.h>
 

@@ -1,4 +1,5 @@
-// S27-S32 of docs/SEMANTICS.md through a real pool (future_test.cc covers them in isolation).
+// S27-S32 of docs/SEMANTICS.md through a real pool (future_test.cc covers
+// them in isolation).
 #include <atomic>
 #include <thread>
 

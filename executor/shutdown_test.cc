@@ -1,4 +1,5 @@
-// S16-S21 of docs/SEMANTICS.md: cancellation, shutdown, terminating workers, Submit never blocks.
+// S16-S21 of docs/SEMANTICS.md: cancellation, shutdown, terminating
+// workers, Submit never blocks.
 #include <signal.h>
 
 #include <atomic>

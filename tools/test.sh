@@ -25,9 +25,10 @@
 # library built by clang with its thread-safety analysis as errors
 # (tools/thread_safety.sh, --config=clang_tsa), the layering check
 # (tools/check_layering.sh --bazel: file size, mutual includes, package
-# cycles), and the fuzz targets for
-# PROCPOOL_FUZZ_SECONDS (default 30) each (tools/fuzz.sh). PROCPOOL_SKIP_SANITIZERS=1 and PROCPOOL_SKIP_FUZZ=1 leave
-# those out.
+# cycles), and the fuzz targets for PROCPOOL_FUZZ_SECONDS (default 30) each
+# (tools/fuzz.sh). PROCPOOL_SKIP_SANITIZERS=1 leaves out ASan and TSan,
+# PROCPOOL_SKIP_FUZZ=1 the fuzzing; the thread-safety and layering checks
+# always run (they need clang-14, which tools/setup.sh installs).
 #
 # Usage: bash tools/test.sh [bazel flags] [target patterns; default //...]
 # The consumer runs only when no target pattern is given, and not when

@@ -6,7 +6,7 @@
 //   uint64_t size = OutFrameSize(parts, payload);
 //   ... check size ...
 //   OutFrame<kHeaderBytes>& f = out_.emplace_back();
-//   EncodeHeader(size, f.header);
+//   EncodeFrameHeader(format, size, f.header);
 //   f.Take(size, std::move(parts), std::move(payload), std::move(owner));
 //   ... write f.header, then f.Bytes() ...
 //

@@ -131,7 +131,8 @@ struct ChildEndpoint {
 };
 
 // A worker on another host, served by `procpool_worker --listen=HOST:PORT
-// --auth_key_file=FILE` (worker/daemon/daemon.h). See Transport::ConnectRemote().
+// --auth_key_file=FILE` (worker/daemon/daemon.h). See
+// Transport::ConnectRemote().
 struct RemoteWorkerSpec {
   std::string address;  // "HOST:PORT" or "[IPv6]:PORT"
   std::string key;      // the shared key; never sent

@@ -4,7 +4,9 @@
 // reporter). ReadCrashPipe separates the two.
 //
 // Example:
-//   if (ReadCrashPipe(w.crash_fd.get(), &w.crash_report)) w.last_heartbeat = now;
+//   if (ReadCrashPipe(w.crash_fd.get(), &w.crash_report)) {
+//     w.last_heartbeat = now;
+//   }
 //
 // Thread safety: none of its own; one reader per pipe.
 #ifndef PROCPOOL_EXECUTOR_INTERNAL_CRASH_PIPE_H_

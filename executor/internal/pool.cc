@@ -62,7 +62,7 @@ class Pool::DriverImpl final : public Driver {
   }
 
   void DriveIoWhileWaiting(const std::function<bool()>& done,
-            absl::Duration timeout) override {
+                           absl::Duration timeout) override {
     Pool* pool = Enter();
     if (pool == nullptr) return;
     pool->DriveIoWhileWaiting(done, timeout);
@@ -94,15 +94,16 @@ class Pool::DriverImpl final : public Driver {
   int active_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// How long a waiter polls the workers itself before it sleeps (DriveIoWhileWaiting): what
-// the transport says a round trip takes (Transport::WaiterPollBudget). A
-// long task costs its waiter this much CPU once.
+// How long a waiter polls the workers itself before it sleeps
+// (DriveIoWhileWaiting): what the transport says a round trip takes
+// (Transport::WaiterPollBudget). A long task costs its waiter this much CPU
+// once.
 Pool::Pool(PoolConfig config)
     : config_(std::move(config)),
       launcher_(MakeLauncher(config_.start_method)),
       waiter_poll_budget_(config_.transport != nullptr
-                       ? config_.transport->WaiterPollBudget()
-                       : absl::Microseconds(50)) {
+                              ? config_.transport->WaiterPollBudget()
+                              : absl::Microseconds(50)) {
   InstallAtExitOnce();
   driver_ = std::make_shared<DriverImpl>(this);
 }
@@ -254,7 +255,7 @@ void Pool::Finish(Completion& c) {
   // pool.
   BreakPool(message, crash);
   completions_.Error(c.state,
-             std::make_exception_ptr(BrokenProcessPool(message, crash)));
+                     std::make_exception_ptr(BrokenProcessPool(message, crash)));
   UnlockAndComplete();
   WakeManager();
 }
@@ -267,7 +268,8 @@ void Pool::Interrupt(StateBase* state) {
   WakeManager();
 }
 
-void Pool::DriveIoWhileWaiting(const std::function<bool()>& done, absl::Duration timeout) {
+void Pool::DriveIoWhileWaiting(const std::function<bool()>& done,
+                               absl::Duration timeout) {
   const absl::Duration budget = std::min(timeout, waiter_poll_budget_);
   absl::Time now = absl::Now();
   const absl::Time deadline = now + budget;
@@ -444,8 +446,8 @@ void Pool::ManagerLoop() {
     FillStatsIfRequested();
     if (workers_.TakeChanged()) UpdateLivePids();
     // Something this round did needs another (e.g. a remote worker whose
-    // channel failed during HandOutQueued(): the scan for gone workers ran before
-    // it): go round again at once rather than sleep on it.
+    // channel failed during HandOutQueued(): the scan for gone workers ran
+    // before it): go round again at once rather than sleep on it.
     const bool again = wake_manager_;
     wake_manager_ = false;
     const bool exit = !again && ShouldExit();
@@ -476,7 +478,8 @@ void Pool::BreakPool(const std::string& message, WorkerCrash crash) {
   // Each future gets its own exception object (S13).
   auto fail = [&](const std::shared_ptr<StateBase>& state)
                   ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_) {
-    completions_.Error(state, std::make_exception_ptr(BrokenProcessPool(message, crash)));
+    completions_.Error(
+        state, std::make_exception_ptr(BrokenProcessPool(message, crash)));
   };
   for (auto& [id, w] : workers_) {
     for (Assigned& a : w.assigned) fail(a.item.state);

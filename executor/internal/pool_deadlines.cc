@@ -39,7 +39,8 @@ absl::Time Pool::NextDeadline() const {
     if (!w.assigned.empty() && !w.killed()) {
       next = std::min(next, w.assigned.front().deadline);
     }
-    if (config_.idle_timeout != absl::InfiniteDuration() && !w.shutdown_sent()) {
+    if (config_.idle_timeout != absl::InfiniteDuration() &&
+        !w.shutdown_sent()) {
       next = std::min(next, w.idle_since + config_.idle_timeout);
     }
     if (config_.heartbeat_timeout != absl::InfiniteDuration() && !w.killed()) {

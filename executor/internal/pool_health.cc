@@ -52,8 +52,8 @@ void Pool::ReadHeartbeats(Worker& w) {
 }
 
 void Pool::CheckMemory(Worker& w) {
-  if (config_.max_rss_growth_bytes <= 0 || w.base_rss < 0 || w.shutdown_sent() ||
-      !w.remote.empty()) {
+  if (config_.max_rss_growth_bytes <= 0 || w.base_rss < 0 ||
+      w.shutdown_sent() || !w.remote.empty()) {
     return;
   }
   int64_t rss = ResidentBytes(w.process.pid);

@@ -262,11 +262,12 @@ bool Pool::SettleDeadWorker(Worker& w, const WorkerCrash& crash) {
   for (Assigned& a : w.assigned) {
     const std::shared_ptr<StateBase>& state = a.item.state;
     if (a.work_id == w.timed_out_work_id) {
-      completions_.Error(state, std::make_exception_ptr(TimeoutError(absl::StrCat(
-          "task ", a.item.task, " (work id ", a.work_id,
-          ") exceeded its timeout of ", absl::FormatDuration(a.item.timeout),
-          "; its worker (pid ", w.process.pid,
-          ") was killed and is replaced"))));
+      completions_.Error(
+          state, std::make_exception_ptr(TimeoutError(absl::StrCat(
+                     "task ", a.item.task, " (work id ", a.work_id,
+                     ") exceeded its timeout of ",
+                     absl::FormatDuration(a.item.timeout), "; its worker (pid ",
+                     w.process.pid, ") was killed and is replaced"))));
     } else if (std::find(w.interrupted.begin(), w.interrupted.end(),
                          a.work_id) != w.interrupted.end()) {
       completions_.Cancel(state);

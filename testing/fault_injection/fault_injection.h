@@ -1,8 +1,8 @@
 // Fault injection: makes a real worker fail at a chosen point, in a chosen way.
 //
 // Like LevelDB's fault-injection Env (a wrapper around the real Env), this
-// wraps the real worker: it installs WorkerHooks (worker/child/worker_hooks.h) in
-// every process that links it, wraps the worker's real Channel, and does
+// wraps the real worker: it installs WorkerHooks
+// (worker/child/worker_hooks.h) in every process that links it, wraps the worker's real Channel, and does
 // nothing until armed. A pool arms it in each of its workers through its
 // initializer:
 //

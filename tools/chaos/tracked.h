@@ -13,8 +13,9 @@
 //
 // Thread safety: Events is thread-safe (done callbacks run on whichever thread
 // completed the future: the pool's manager thread or a caller thread that was
-// doing the pool's I/O). A Tracked is used by the wave's thread; a MapRun's counters
-// are read by others only through its atomics until its thread is joined.
+// doing the pool's I/O). A Tracked is used by the wave's thread; a MapRun's
+// counters are read by others only through its atomics until its thread is
+// joined.
 #ifndef PROCPOOL_TOOLS_CHAOS_TRACKED_H_
 #define PROCPOOL_TOOLS_CHAOS_TRACKED_H_
 

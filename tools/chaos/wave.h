@@ -23,10 +23,7 @@
 #ifndef PROCPOOL_TOOLS_CHAOS_WAVE_H_
 #define PROCPOOL_TOOLS_CHAOS_WAVE_H_
 
-#include <cstdint>
-#include <optional>
 #include <string>
-#include <vector>
 
 #include "absl/time/time.h"
 #include "tools/chaos/outcome.h"

@@ -1,10 +1,8 @@
 #include "worker/parent/fork_server_launcher.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,19 +64,17 @@ class ForkServerClient {
       if (!reply.ok()) {
         StopServerLocked();
         if (attempt == 0) continue;
-        return absl::FailedPreconditionError(absl::StrCat(
-            "could not be started: ", binary_,
-            ": fork server failed: ", reply.status().message()));
+        return internal::StartError(
+            binary_,
+            absl::StrCat("fork server failed: ", reply.status().message()));
       }
       if (std::get<0>(*reply) == kError) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "could not be started: ", binary_, ": ", std::get<3>(*reply)));
+        return internal::StartError(binary_, std::get<3>(*reply));
       }
       pid_t pid = std::get<1>(*reply);
       return WorkerProcess{pid, internal::OpenPidFd(pid)};
     }
-    return absl::FailedPreconditionError(absl::StrCat(
-        "could not be started: ", binary_, ": the fork server keeps dying"));
+    return internal::StartError(binary_, "the fork server keeps dying");
   }
 
   absl::StatusOr<int> Reap(pid_t pid, absl::Duration timeout) {
@@ -122,47 +118,22 @@ class ForkServerClient {
   absl::Status EnsureServerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (control_fd_.valid()) return absl::OkStatus();
     if (access(binary_.c_str(), X_OK) != 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "could not be started: ", binary_, ": ", strerror(errno)));
+      return internal::StartError(binary_, strerror(errno));
     }
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
       return PosixError("socketpair", errno);
     }
     UniqueFd ours(sv[0]);
-    // The server's end, moved out of the way of 3 first: the server finds it
-    // as descriptor 3 (init.cc passes the number to RunForkServer).
-    UniqueFd high(fcntl(sv[1], F_DUPFD_CLOEXEC, 100));
-    const int dup_errno = errno;
-    CloseFd(sv[1]);
-    if (!high.valid()) {
-      // Out of descriptors, most likely: say so here rather than let the
-      // spawn fail on a dup2 of -1.
-      return PosixError("fcntl(F_DUPFD_CLOEXEC) of the fork server's socket",
-                        dup_errno);
-    }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, high.get(), 3);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t empty;
-    sigemptyset(&empty);
-    posix_spawnattr_setsigmask(&attr, &empty);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    // The server finds its end as descriptor 3 (init.cc passes the number
+    // to RunForkServer).
+    UniqueFd theirs(sv[1]);
     std::string ppid = std::to_string(getpid());
-    const char* argv[] = {binary_.c_str(), kForkServerRoleFlag, ppid.c_str(),
-                          nullptr};
-    pid_t pid;
-    int rc = posix_spawn(&pid, binary_.c_str(), &actions, &attr,
-                         const_cast<char* const*>(argv), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    high.reset();  // the server has its own
-    if (rc != 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "could not be started: ", binary_, ": ", strerror(rc)));
-    }
+    const std::vector<const char*> argv = {binary_.c_str(), kForkServerRoleFlag,
+                                           ppid.c_str(), nullptr};
+    ASSIGN_OR_RETURN(
+        pid_t pid,
+        internal::SpawnWithDescriptors(binary_, {theirs.get()}, argv));
     control_fd_ = std::move(ours);
     server_pid_ = pid;
     VLOG(1) << "procpool: fork server pid " << pid << " for " << binary_;

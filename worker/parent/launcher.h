@@ -22,8 +22,10 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/unique_fd.h"
 #include "transport/transport.h"
@@ -72,6 +74,19 @@ namespace internal {
 // A pidfd for `pid` (close-on-exec); for a process that already exited, a
 // descriptor that is readable at once.
 UniqueFd OpenPidFd(pid_t pid);
+
+// Launcher::Start's error: FailedPrecondition "could not be started:
+// BINARY: REASON".
+absl::Status StartError(const std::string& binary, absl::string_view reason);
+
+// posix_spawn of `binary` with `fds[i]` as descriptor 3 + i in the child
+// (each first copied above 100, so that the dup2s cannot overwrite one
+// another; `fds` stay the caller's), `argv` (null-terminated), this
+// process's environment and an empty signal mask. Returns the child's pid,
+// or a StartError (a copy failing: "fcntl(F_DUPFD_CLOEXEC): REASON").
+absl::StatusOr<pid_t> SpawnWithDescriptors(
+    const std::string& binary, const std::vector<int>& fds,
+    const std::vector<const char*>& argv);
 
 }  // namespace internal
 }  // namespace procpool

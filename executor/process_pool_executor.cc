@@ -4,10 +4,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/auth/key_file.h"
+#include "core/cluster.h"
 #include "executor/internal/pool.h"
 #include "transport/transport.h"
 
@@ -32,9 +35,41 @@ namespace procpool {
 namespace {
 
 // Remote workers (issue 5): validates the options and fills the config.
+// A cluster's slots (core/cluster.h) stand in where Options and the flags name
+// no remote workers, unless Options::transport asks for a local transport.
+// max_workers then takes the first that many (they are interleaved across
+// the ranks).
+bool UseClusterWorkers(const Options& options, std::vector<std::string>& slots,
+                       std::vector<std::string>& labels, std::string& key) {
+  const internal::ClusterWorkers* cluster = internal::GetClusterWorkers();
+  if (cluster == nullptr || cluster->addresses.empty()) return false;
+  if (!options.transport.empty() && options.transport != "capnp") return false;
+  size_t n = cluster->addresses.size();
+  if (options.max_workers.has_value()) {
+    if (*options.max_workers > static_cast<int>(n)) {
+      throw std::invalid_argument(absl::StrCat(
+          "max_workers (", *options.max_workers, ") is more than the ", n,
+          " worker slot(s) ", cluster->launcher,
+          " started for this job: launch more ranks, raise "
+          "--procpool_cluster_slots_per_rank, or leave max_workers unset"));
+    }
+    if (*options.max_workers > 0) n = static_cast<size_t>(*options.max_workers);
+  }
+  slots.assign(cluster->addresses.begin(), cluster->addresses.begin() + n);
+  labels.assign(cluster->labels.begin(),
+                cluster->labels.begin() +
+                    std::min(n, cluster->labels.size()));
+  key = cluster->key;
+  return true;
+}
+
 void ConfigureRemote(const Options& options, internal::PoolConfig& config) {
   std::vector<std::string> slots = options.remote_workers;
   if (slots.empty()) slots = absl::GetFlag(FLAGS_procpool_remote_workers);
+  std::vector<std::string> labels;
+  std::string cluster_key;
+  const bool cluster =
+      slots.empty() && UseClusterWorkers(options, slots, labels, cluster_key);
   if (slots.empty()) return;
   for (const std::string& slot : slots) {
     const size_t colon = slot.rfind(':');
@@ -53,7 +88,7 @@ void ConfigureRemote(const Options& options, internal::PoolConfig& config) {
         "remote workers need the capnp transport, not \"", options.transport,
         "\": leave Options::transport empty or set it to \"capnp\""));
   }
-  if (options.max_workers.has_value() &&
+  if (!cluster && options.max_workers.has_value() &&
       *options.max_workers != static_cast<int>(slots.size())) {
     throw std::invalid_argument(absl::StrCat(
         "max_workers (", *options.max_workers, ") differs from the ",
@@ -62,13 +97,16 @@ void ConfigureRemote(const Options& options, internal::PoolConfig& config) {
   std::string key_file = options.auth_key_file.empty()
                              ? absl::GetFlag(FLAGS_procpool_auth_key_file)
                              : options.auth_key_file;
-  if (key_file.empty()) {
+  if (key_file.empty() && !cluster) {
     throw std::invalid_argument(
         "remote workers need a shared key: set Options::auth_key_file or "
         "--procpool_auth_key_file to the file the daemons read with "
         "--auth_key_file");
   }
-  absl::StatusOr<std::string> key = auth::ReadKeyFile(key_file);
+  // A cluster's daemons hold the key its bootstrap broadcast.
+  absl::StatusOr<std::string> key =
+      cluster ? absl::StatusOr<std::string>(std::move(cluster_key))
+              : auth::ReadKeyFile(key_file);
   if (!key.ok()) throw std::invalid_argument(std::string(key.status().message()));
   absl::StatusOr<Transport*> t = GetTransport("capnp");
   if (!t.ok()) throw std::invalid_argument(std::string(t.status().message()));
@@ -80,6 +118,7 @@ void ConfigureRemote(const Options& options, internal::PoolConfig& config) {
   config.transport = *t;
   config.max_workers = static_cast<int>(slots.size());
   config.remote_workers = std::move(slots);
+  config.remote_worker_labels = std::move(labels);
   config.remote.key = *std::move(key);
   config.remote.use_tls = options.remote_tls;
   config.remote.tls_ca_file = options.remote_tls_ca_file;

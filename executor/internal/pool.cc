@@ -176,7 +176,7 @@ void Pool::HandOutQueued(bool may_start) {
   // 3. Only when the pool is at full strength: one queued item per busy
   //    worker, so that it never waits for a round trip between tasks. A
   //    future is handed out early at most once beyond the running one (S16).
-  if (!state_.broken() && AtFullStrength(workers_, config_.max_workers)) {
+  if (!state_.broken() && AtFullStrength(workers_, MaxWorkersNow())) {
     HandOut(/*max_in_flight=*/1);
   }
 }

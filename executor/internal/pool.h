@@ -127,6 +127,9 @@ struct PoolConfig {
   // are exactly these (max_workers == their count), reached with
   // transport->ConnectRemote(remote), remote.address set per slot.
   std::vector<std::string> remote_workers;
+  // Empty, or per slot what crash reports and logs call it (a cluster's
+  // "ADDRESS (rank R on HOST)"); the address alone where empty.
+  std::vector<std::string> remote_worker_labels;
   RemoteWorkerSpec remote;
 };
 
@@ -214,8 +217,12 @@ class Pool {
   bool ShouldStartWorker(size_t still_pending) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_) {
     return internal::ShouldStartWorker(workers_, still_pending,
-                                       config_.max_workers,
+                                       MaxWorkersNow(),
                                        config_.max_tasks_per_child);
+  }
+  // config_.max_workers less the remote slots lost for good.
+  int MaxWorkersNow() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_) {
+    return config_.max_workers - lost_remote_count_;
   }
   // For a caller thread: releases io_mu_, wakes the manager if what the
   // caller did needs it, and runs the completions it queued.
@@ -256,6 +263,11 @@ class Pool {
 
   void StartWorker() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   void StartRemoteWorker() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Under kReplaceWorker, while another slot is left: records remote `slot`
+  // as lost for good (its daemon or host is gone; `crash` says how) and
+  // returns true. Else false: the caller breaks the pool.
+  bool LoseRemoteSlot(int slot, const WorkerCrash& crash)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // Registers a new worker's channel, then sends it its Config.
   void ConfigureWorker(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // Re-arms w's channel fd with the events it needs now (unless a caller
@@ -348,6 +360,11 @@ class Pool {
   // I/O state.
   mutable absl::Mutex io_mu_;
   WorkerTable workers_ ABSL_GUARDED_BY(io_mu_);
+  // Remote slots found unreachable under kReplaceWorker (their daemon or
+  // host is gone): never tried again, and the pool's strength shrinks by one
+  // each (MaxWorkersNow). Empty until the first is lost.
+  std::vector<bool> lost_remote_slots_ ABSL_GUARDED_BY(io_mu_);
+  int lost_remote_count_ ABSL_GUARDED_BY(io_mu_) = 0;
   CompletionQueue completions_ ABSL_GUARDED_BY(io_mu_);
   uint64_t next_work_id_ ABSL_GUARDED_BY(io_mu_) = 1;
   // terminate_signal_ already sent.

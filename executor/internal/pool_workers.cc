@@ -31,28 +31,47 @@ constexpr char kAbruptMessage[] =
 }  // namespace
 
 void Pool::StartRemoteWorker() {
-  const int slot = FreeRemoteSlot(
-      workers_, static_cast<int>(config_.remote_workers.size()));
+  const int slot = FreeRemoteSlot(workers_, lost_remote_slots_,
+                                  static_cast<int>(config_.remote_workers.size()));
   CHECK_GE(slot, 0) << "no free remote worker slot, yet asked to start one";
   const std::string& address = config_.remote_workers[slot];
+  const std::string& label =
+      static_cast<size_t>(slot) < config_.remote_worker_labels.size()
+          ? config_.remote_worker_labels[slot]
+          : address;
   RemoteWorkerSpec spec = config_.remote;
   spec.address = address;
   absl::StatusOr<std::unique_ptr<Channel>> channel =
       config_.transport->ConnectRemote(spec);
   if (!channel.ok()) {
     WorkerCrash crash;
-    crash.host = address;
+    crash.host = label;
     crash.cause = std::string(channel.status().message());
+    if (LoseRemoteSlot(slot, crash)) return;
     BreakPool("A remote worker could not be reached", crash);
     return;
   }
   Worker& w = workers_.Add();
   w.process.pid = 0;  // and no pidfd
-  w.remote = address;
+  w.remote = label;
   w.remote_slot = slot;
   w.channel = std::move(*channel);
-  VLOG(1) << "procpool: connecting to the remote worker at " << address;
+  VLOG(1) << "procpool: connecting to the remote worker at " << label;
   ConfigureWorker(w);
+}
+
+bool Pool::LoseRemoteSlot(int slot, const WorkerCrash& crash) {
+  if (config_.on_worker_death != WorkerDeathPolicy::kReplaceWorker ||
+      MaxWorkersNow() <= 1) {
+    return false;
+  }
+  LOG(WARNING) << "procpool: the remote worker slot " << crash.host
+               << " cannot be reached (" << crash.cause
+               << "); the pool goes on without it";
+  lost_remote_slots_.resize(config_.remote_workers.size(), false);
+  lost_remote_slots_[slot] = true;
+  ++lost_remote_count_;
+  return true;
 }
 
 void Pool::StartWorker() {
@@ -200,6 +219,11 @@ void Pool::OnRemoteWorkerGone(int id) {
   const bool never_ready = w.process.pid <= 0 && !w.killed();
   VLOG(1) << "procpool: remote worker at " << w.remote
           << " is gone: " << crash.Describe();
+  if (never_ready && !w.shutdown_sent() && !state_.broken() &&
+      w.assigned.empty() && LoseRemoteSlot(w.remote_slot, crash)) {
+    workers_.Erase(id);
+    return;
+  }
   if (never_ready && !w.shutdown_sent() && !state_.broken()) {
     crash.idle = false;  // it never was a worker: "while idle" would mislead
     // As when a local worker cannot be started (S12): replacing it would

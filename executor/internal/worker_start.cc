@@ -53,9 +53,11 @@ bool LaunchLocalWorker(Transport& transport, Launcher& launcher,
   return true;
 }
 
-int FreeRemoteSlot(const WorkerTable& table, int slots) {
+int FreeRemoteSlot(const WorkerTable& table, const std::vector<bool>& lost,
+                   int slots) {
   // The first slot with no live worker (an address may fill several).
   for (int i = 0; i < slots; ++i) {
+    if (static_cast<size_t>(i) < lost.size() && lost[i]) continue;
     bool taken = false;
     for (const auto& [id, w] : table) taken = taken || w.remote_slot == i;
     if (!taken) return i;

@@ -18,6 +18,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/unique_fd.h"
 #include "core/errors.h"
@@ -50,8 +51,10 @@ bool LaunchLocalWorker(Transport& transport, Launcher& launcher,
                        StartFailure* failure);
 
 // The first of `slots` remote worker slots (PoolConfig::remote_workers'
-// indices) that no worker in `table` fills; -1 if all are taken.
-int FreeRemoteSlot(const WorkerTable& table, int slots);
+// indices) that no worker in `table` fills and `lost` (shorter is fine) does
+// not mark; -1 if there is none.
+int FreeRemoteSlot(const WorkerTable& table, const std::vector<bool>& lost,
+                   int slots);
 
 }  // namespace internal
 }  // namespace procpool

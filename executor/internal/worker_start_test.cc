@@ -117,16 +117,25 @@ TEST(LaunchLocalWorkerTest, ALaunchFailureClosesEverything) {
 
 TEST(FreeRemoteSlotTest, FirstSlotNoWorkerFills) {
   WorkerTable table;
-  EXPECT_EQ(FreeRemoteSlot(table, 0), -1);
-  EXPECT_EQ(FreeRemoteSlot(table, 3), 0);
+  EXPECT_EQ(FreeRemoteSlot(table, {}, 0), -1);
+  EXPECT_EQ(FreeRemoteSlot(table, {}, 3), 0);
   table.Add().remote_slot = 0;
   Worker& second = table.Add();
   second.remote_slot = 1;
-  EXPECT_EQ(FreeRemoteSlot(table, 3), 2);
+  EXPECT_EQ(FreeRemoteSlot(table, {}, 3), 2);
   table.Add().remote_slot = 2;
-  EXPECT_EQ(FreeRemoteSlot(table, 3), -1);
+  EXPECT_EQ(FreeRemoteSlot(table, {}, 3), -1);
   table.Erase(second.id);
-  EXPECT_EQ(FreeRemoteSlot(table, 3), 1);
+  EXPECT_EQ(FreeRemoteSlot(table, {}, 3), 1);
+}
+
+TEST(FreeRemoteSlotTest, LostSlotsAreSkipped) {
+  WorkerTable table;
+  EXPECT_EQ(FreeRemoteSlot(table, {true}, 3), 1);
+  EXPECT_EQ(FreeRemoteSlot(table, {true, true, false}, 3), 2);
+  EXPECT_EQ(FreeRemoteSlot(table, {true, true, true}, 3), -1);
+  table.Add().remote_slot = 1;
+  EXPECT_EQ(FreeRemoteSlot(table, {true, false, false}, 3), 2);
 }
 
 }  // namespace

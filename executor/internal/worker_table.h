@@ -112,7 +112,9 @@ struct Worker {
   // signalled from here: "killing" it closes its channel, and its daemon's
   // child exits when its connection drops.
   WorkerProcess process;
-  std::string remote;      // "HOST:PORT"; empty for a local worker
+  // "HOST:PORT", or its label (PoolConfig::remote_worker_labels); empty for
+  // a local worker.
+  std::string remote;
   int remote_slot = -1;    // its index in PoolConfig::remote_workers
   std::string lost_cause;  // why a remote worker's channel failed
   std::unique_ptr<Channel> channel;  // null once closed

@@ -54,10 +54,10 @@ std::string FormatAddress(const sockaddr_storage& addr) {
   return "an unknown address";
 }
 
-// A listening socket on `address` (close-on-exec); its bound address in
-// `*bound`.
-absl::StatusOr<UniqueFd> Listen(const std::string& address,
-                                std::string* bound) {
+}  // namespace
+
+absl::StatusOr<UniqueFd> ListenForParents(const std::string& address,
+                                          std::string* bound) {
   absl::StatusOr<HostPort> where = ParseHostPort(address);
   if (!where.ok()) return where.status();
   struct addrinfo hints = {};
@@ -97,6 +97,8 @@ absl::StatusOr<UniqueFd> Listen(const std::string& address,
   *bound = FormatAddress(addr);
   return fd;
 }
+
+namespace {
 
 // In the forked child: authenticate the peer on `fd` (which
 // AcceptRemoteParent takes over), then serve it.
@@ -235,12 +237,18 @@ absl::StatusOr<DaemonOptions> ParseDaemonFlags(int argc, char** argv) {
 
 int RunWorkerDaemon(const DaemonOptions& options) {
   std::string bound;
-  absl::StatusOr<UniqueFd> listen_fd = Listen(options.listen, &bound);
+  absl::StatusOr<UniqueFd> listen_fd = ListenForParents(options.listen, &bound);
   if (!listen_fd.ok()) {
-    fprintf(stderr, "procpool worker daemon: %s\n",
+    fprintf(stderr, "%s: %s\n", options.log_name.c_str(),
             std::string(listen_fd.status().message()).c_str());
     return 1;
   }
+  return ServeParents(*std::move(listen_fd), bound, options, nullptr);
+}
+
+int ServeParents(UniqueFd listen_fd, const std::string& bound,
+                 const DaemonOptions& options, const DaemonWatch* watch) {
+  const char* name = options.log_name.c_str();
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -250,22 +258,28 @@ int RunWorkerDaemon(const DaemonOptions& options) {
   sigprocmask(SIG_BLOCK, &signals, &previous);
   UniqueFd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!signal_fd.valid()) {
-    fprintf(stderr, "procpool worker daemon: signalfd: %s\n", strerror(errno));
+    fprintf(stderr, "%s: signalfd: %s\n", name, strerror(errno));
+    sigprocmask(SIG_SETMASK, &previous, nullptr);
     return 1;
   }
-  printf("listening on %s\n", bound.c_str());
-  fflush(stdout);
-  LOG(INFO) << "procpool worker daemon " << getpid() << ": listening on "
-            << bound << (options.use_tls ? " (TLS)" : "");
+  if (options.announce) {
+    printf("listening on %s\n", bound.c_str());
+    fflush(stdout);
+  }
+  LOG(INFO) << name << " " << getpid() << ": listening on " << bound
+            << (options.use_tls ? " (TLS)" : "");
 
   std::set<pid_t> children;
   const pid_t daemon_pid = getpid();
+  int exit_code = 0;
+  const int nfds = watch != nullptr && watch->fd >= 0 ? 3 : 2;
   for (;;) {
-    struct pollfd fds[2] = {{listen_fd->get(), POLLIN, 0},
-                            {signal_fd.get(), POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
+    struct pollfd fds[3] = {{listen_fd.get(), POLLIN, 0},
+                            {signal_fd.get(), POLLIN, 0},
+                            {nfds == 3 ? watch->fd : -1, POLLIN, 0}};
+    if (poll(fds, nfds, -1) < 0) {
       if (errno == EINTR) continue;
-      PLOG(ERROR) << "procpool worker daemon: poll";
+      PLOG(ERROR) << name << ": poll";
       break;
     }
     if (fds[1].revents & POLLIN) {
@@ -276,46 +290,52 @@ int RunWorkerDaemon(const DaemonOptions& options) {
       }
       ReapChildren(&children);
       if (stop) {
-        LOG(INFO) << "procpool worker daemon: stopping ("
-                  << children.size() << " workers)";
+        LOG(INFO) << name << ": stopping (" << children.size() << " workers)";
+        break;
+      }
+    }
+    if (nfds == 3 && fds[2].revents != 0) {
+      std::optional<int> code = watch->on_readable();
+      if (code.has_value()) {
+        exit_code = *code;
         break;
       }
     }
     if (fds[0].revents & POLLIN) {
       sockaddr_storage peer_addr = {};
       socklen_t len = sizeof(peer_addr);
-      UniqueFd connection(accept4(listen_fd->get(),
+      UniqueFd connection(accept4(listen_fd.get(),
                                   reinterpret_cast<sockaddr*>(&peer_addr), &len,
                                   SOCK_CLOEXEC));
       if (!connection.valid()) {
         if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
-          PLOG(WARNING) << "procpool worker daemon: accept";
+          PLOG(WARNING) << name << ": accept";
         }
         continue;
       }
       const std::string peer = FormatAddress(peer_addr);
       const pid_t pid = fork();
       if (pid == 0) {
-        listen_fd->reset();
+        listen_fd.reset();
         signal_fd.reset();
+        if (nfds == 3) close(watch->fd);
         sigprocmask(SIG_SETMASK, &previous, nullptr);
         ServeConnection(connection.release(), peer, options, daemon_pid);
       }
       connection.reset();  // the child has its own
       if (pid < 0) {
-        PLOG(WARNING) << "procpool worker daemon: fork for " << peer;
+        PLOG(WARNING) << name << ": fork for " << peer;
         continue;
       }
       children.insert(pid);
-      VLOG(1) << "procpool worker daemon: connection from " << peer
-              << ", worker " << pid;
+      VLOG(1) << name << ": connection from " << peer << ", worker " << pid;
     }
   }
-  listen_fd->reset();
+  listen_fd.reset();
   StopChildren(&children);
   signal_fd.reset();
   sigprocmask(SIG_SETMASK, &previous, nullptr);
-  return 0;
+  return exit_code;
 }
 
 int DaemonMain(int argc, char** argv) {

@@ -38,10 +38,13 @@
 #ifndef PROCPOOL_WORKER_DAEMON_DAEMON_H_
 #define PROCPOOL_WORKER_DAEMON_DAEMON_H_
 
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/unique_fd.h"
 
 namespace procpool {
 
@@ -54,6 +57,20 @@ struct DaemonOptions {
   absl::Duration auth_timeout = absl::Seconds(10);
   absl::Duration heartbeat_interval = absl::Seconds(1);
   absl::Duration heartbeat_timeout = absl::Seconds(10);
+  // Print "listening on HOST:PORT" on stdout once serving. A cluster rank
+  // (cluster/mpi.h) turns it off: its stdout is the user's program's.
+  bool announce = true;
+  // "procpool worker daemon" in logs; a cluster rank says which rank it is.
+  std::string log_name = "procpool worker daemon";
+};
+
+// Something besides SIGTERM/SIGINT that ends the daemon: when `fd` is
+// readable (or hung up), `on_readable` returns the exit code to stop with, or
+// nullopt to go on serving. A cluster rank watches its connection to the
+// parent rank this way.
+struct DaemonWatch {
+  int fd = -1;
+  std::function<std::optional<int>()> on_readable;
 };
 
 // True if argv asks for the daemon (an argument starts with "--listen").
@@ -66,6 +83,18 @@ absl::StatusOr<DaemonOptions> ParseDaemonFlags(int argc, char** argv);
 // Listens and serves until SIGTERM or SIGINT; returns the exit code (0, or 1
 // if it cannot listen, with the reason on stderr).
 int RunWorkerDaemon(const DaemonOptions& options);
+
+// The two halves of RunWorkerDaemon, for a caller that must publish the
+// address before serving (a cluster rank gathers it to the parent rank).
+// ListenForParents binds `address` (HOST:PORT, port 0 for any) and listens
+// (close-on-exec); `*bound` is the bound address.
+absl::StatusOr<UniqueFd> ListenForParents(const std::string& address,
+                                          std::string* bound);
+// Serves on `listen_fd` until SIGTERM or SIGINT (exit code 0) or until
+// `watch` (may be null) says to stop (its code); stops the workers it forked
+// before returning.
+int ServeParents(UniqueFd listen_fd, const std::string& bound,
+                 const DaemonOptions& options, const DaemonWatch* watch);
 
 // ParseDaemonFlags + RunWorkerDaemon for main(): a bad command line prints
 // the reason and the usage and returns 2.

@@ -1,0 +1,272 @@
+// The MPI bootstrap of a cluster job; the steps and decisions are in mpi.h.
+#include "cluster/mpi.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "cluster/control.h"
+#include "cluster/launch_line.h"
+#include "cluster/rank_record.h"
+#include "common/unique_fd.h"
+#include "core/cluster.h"
+#include "glog/logging.h"
+#include "worker/daemon/daemon.h"
+#include "worker/init.h"
+
+// Read from argv by the bootstrap (before absl::ParseCommandLine); defined so
+// that ParseCommandLine accepts it.
+ABSL_FLAG(int, procpool_cluster_slots_per_rank, 1,
+          "With --procpool_cluster=mpi: worker slots each rank other than 0 "
+          "serves; 0: the CPUs the rank is bound to.");
+
+namespace procpool {
+namespace {
+
+constexpr size_t kKeySize = 32;
+
+// Exits every rank with status 2; rank 0 (or a rank that cannot know its
+// number) says why.
+[[noreturn]] void Refuse(int rank, const std::string& why) {
+  if (rank <= 0) {
+    fprintf(stderr, "procpool: %s\n", why.c_str());
+  }
+  fflush(stdout);
+  fflush(stderr);
+  _exit(2);
+}
+
+// Rank 0's `text` on every rank.
+void Broadcast(std::string& text, int rank) {
+  int size = static_cast<int>(text.size());
+  MPI_Bcast(&size, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (rank != 0) text.resize(static_cast<size_t>(size));
+  if (size > 0) MPI_Bcast(text.data(), size, MPI_CHAR, 0, MPI_COMM_WORLD);
+}
+
+// Every rank's `line`, at rank 0 (empty elsewhere).
+std::vector<std::string> Gather(const std::string& line, int rank, int size) {
+  int length = static_cast<int>(line.size());
+  std::vector<int> lengths(rank == 0 ? size : 0);
+  MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0,
+             MPI_COMM_WORLD);
+  std::vector<int> offsets(lengths.size());
+  int total = 0;
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    offsets[i] = total;
+    total += lengths[i];
+  }
+  std::string all(static_cast<size_t>(total), '\0');
+  MPI_Gatherv(line.data(), length, MPI_CHAR, all.data(), lengths.data(),
+              offsets.data(), MPI_CHAR, 0, MPI_COMM_WORLD);
+  std::vector<std::string> lines;
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    lines.push_back(all.substr(offsets[i], lengths[i]));
+  }
+  return lines;
+}
+
+std::string HostName() {
+  char name[256] = "?";
+  gethostname(name, sizeof(name) - 1);
+  name[sizeof(name) - 1] = '\0';
+  return name;
+}
+
+// A worker rank after MPI_Finalize: serves until rank 0 ends; never returns.
+[[noreturn]] void ServeAsWorkerRank(int rank, UniqueFd control,
+                                    UniqueFd listen_fd,
+                                    const std::string& bound,
+                                    const std::string& key) {
+  DaemonOptions options;
+  options.listen = bound;
+  options.key = key;
+  options.announce = false;
+  options.log_name = absl::StrCat("procpool cluster rank ", rank);
+  DaemonWatch watch;
+  watch.fd = control.get();
+  watch.on_readable = [&]() -> std::optional<int> {
+    const cluster::ParentEnd end = cluster::ReadParentEnd(control.get());
+    if (end.said_goodbye) {
+      VLOG(1) << options.log_name << ": " << end.what << "; exiting";
+      return 0;
+    }
+    LOG(WARNING) << options.log_name << ": lost rank 0: " << end.what
+                 << "; stopping its workers and exiting with status 3";
+    return 3;
+  };
+  const int code = ServeParents(std::move(listen_fd), bound, options, &watch);
+  fflush(stdout);
+  fflush(stderr);
+  _exit(code);
+}
+
+void RunMpiBootstrap(int argc, char** argv, const MpiClusterOptions& options) {
+  const cluster::LaunchLine line = cluster::CheckLaunchLine(&getenv);
+  if (!line.problem.empty()) {
+    const char* rank_text = getenv("OMPI_COMM_WORLD_RANK");
+    if (rank_text == nullptr) rank_text = getenv("SLURM_PROCID");
+    Refuse(rank_text == nullptr ? 0 : atoi(rank_text), line.problem);
+  }
+  if (!google::IsGoogleLoggingInitialized()) {
+    google::InitGoogleLogging(argv[0]);
+  }
+  if (MPI_Init(nullptr, nullptr) != MPI_SUCCESS) {
+    Refuse(0, "MPI_Init failed (see MPI's message above)");
+  }
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size == 1) {
+    MPI_Finalize();
+    VLOG(1) << "procpool: --procpool_cluster=mpi with one rank: local workers";
+    return;
+  }
+  if (rank != 0) {
+    FLAGS_logtostderr = true;
+    FLAGS_minloglevel = google::GLOG_WARNING;
+  }
+  const absl::Time deadline = absl::Now() + options.bootstrap_timeout;
+
+  // 1. Rank 0's key and control addresses; an error text instead of the
+  //    addresses if it cannot listen.
+  std::string key(kKeySize, '\0');
+  std::optional<cluster::ControlListener> listener;
+  std::string addresses;
+  if (rank == 0) {
+    if (getrandom(key.data(), key.size(), 0) != static_cast<ssize_t>(kKeySize)) {
+      addresses = "error: getrandom failed";
+    } else if (absl::StatusOr<cluster::ControlListener> l =
+                   cluster::ListenForRanks();
+               l.ok()) {
+      listener = *std::move(l);
+      addresses = absl::StrJoin(listener->addresses, ",");
+    } else {
+      addresses = absl::StrCat("error: ", l.status().message());
+    }
+  }
+  Broadcast(key, rank);
+  Broadcast(addresses, rank);
+
+  // 2. Every other rank: control connection, daemon listener, report.
+  UniqueFd control;
+  UniqueFd daemon_fd;
+  std::string bound;
+  cluster::RankRecord record;
+  record.rank = rank;
+  if (rank != 0) {
+    absl::StatusOr<int> slots =
+        options.slots_per_rank > 0
+            ? absl::StatusOr<int>(options.slots_per_rank)
+            : cluster::SlotsPerRank("0");
+    std::string local_ip;
+    absl::StatusOr<UniqueFd> c =
+        absl::StartsWith(addresses, "error")
+            ? absl::StatusOr<UniqueFd>(absl::UnavailableError("rank 0 failed"))
+            : cluster::ConnectToParent(absl::StrSplit(addresses, ','), key,
+                                       rank, absl::Seconds(5), &local_ip);
+    if (!c.ok()) {
+      record.error = std::string(c.status().message());
+    } else if (absl::StatusOr<UniqueFd> d =
+                   ListenForParents(absl::StrCat(local_ip, ":0"), &bound);
+               !d.ok()) {
+      record.error = absl::StrCat("its worker daemon cannot listen: ",
+                                  d.status().message());
+    } else {
+      control = *std::move(c);
+      daemon_fd = *std::move(d);
+      record.address = bound;
+      record.slots = *slots;
+      record.host = HostName();
+    }
+  }
+  const std::vector<std::string> lines =
+      Gather(cluster::EncodeRankRecord(record), rank, size);
+
+  // 3. Rank 0 checks the reports and the control connections.
+  std::string verdict;
+  std::vector<cluster::RankRecord> records;
+  std::vector<UniqueFd> controls;
+  if (rank == 0) {
+    std::vector<std::string> problems;
+    if (absl::StartsWith(addresses, "error")) problems.push_back(addresses);
+    for (int r = 1; r < size; ++r) {
+      absl::StatusOr<cluster::RankRecord> rec =
+          cluster::DecodeRankRecord(r, lines[r]);
+      if (!rec.ok()) {
+        problems.push_back(std::string(rec.status().message()));
+      } else if (!rec->error.empty()) {
+        problems.push_back(absl::StrCat("rank ", r, ": ", rec->error));
+      } else {
+        records.push_back(*std::move(rec));
+      }
+    }
+    if (problems.empty()) {
+      absl::StatusOr<std::vector<UniqueFd>> accepted =
+          cluster::AcceptRanks(listener->fd.get(), key, size, deadline);
+      if (accepted.ok()) {
+        controls = *std::move(accepted);
+      } else {
+        problems.push_back(std::string(accepted.status().message()));
+      }
+    }
+    if (!problems.empty()) {
+      verdict = absl::StrCat("the cluster bootstrap failed: ",
+                             absl::StrJoin(problems, "; "));
+    }
+    listener.reset();
+  }
+  Broadcast(verdict, rank);
+  MPI_Finalize();
+
+  // 4. Serve, or go on as the parent.
+  if (!verdict.empty()) Refuse(rank, verdict);
+  if (rank != 0) {
+    ServeAsWorkerRank(rank, std::move(control), std::move(daemon_fd), bound,
+                      key);
+  }
+  internal::ClusterWorkers workers = cluster::MakeClusterWorkers(
+      records, key, cluster::LauncherName(line.launcher));
+  VLOG(1) << "procpool: cluster of " << size << " ranks, "
+          << workers.addresses.size() << " worker slots";
+  internal::SetClusterWorkers(std::move(workers));
+  cluster::HoldUntilExit(std::move(controls));
+}
+
+// --procpool_cluster=mpi, from procpool::Init.
+void MpiBootstrapFromFlags(int argc, char** argv) {
+  absl::StatusOr<int> slots = cluster::SlotsPerRank(internal::FindFlagValue(
+      argc, argv, "procpool_cluster_slots_per_rank"));
+  if (!slots.ok()) Refuse(0, std::string(slots.status().message()));
+  MpiClusterOptions options;
+  options.slots_per_rank = *slots;
+  RunMpiBootstrap(argc, argv, options);
+}
+
+const bool kRegistered =
+    internal::RegisterClusterBootstrap("mpi", &MpiBootstrapFromFlags);
+
+}  // namespace
+
+void InitMpiCluster(int argc, char** argv, const MpiClusterOptions& options) {
+  (void)kRegistered;
+  procpool::Init(argc, argv);  // a local worker or fork server serves here
+  if (internal::FindFlagValue(argc, argv, "procpool_cluster") != nullptr) {
+    return;  // Init ran the bootstrap already
+  }
+  RunMpiBootstrap(argc, argv, options);
+}
+
+}  // namespace procpool

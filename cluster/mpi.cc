@@ -32,6 +32,15 @@ ABSL_FLAG(int, procpool_cluster_slots_per_rank, 1,
           "With --procpool_cluster=mpi: worker slots each rank other than 0 "
           "serves; 0: the CPUs the rank is bound to.");
 
+ABSL_FLAG(std::string, procpool_cluster_tls_cert_file, "",
+          "With --procpool_cluster=mpi: the PEM certificate each worker rank "
+          "serves TLS with (it must name that rank's host).");
+ABSL_FLAG(std::string, procpool_cluster_tls_key_file, "",
+          "With --procpool_cluster=mpi: the PEM key of that certificate.");
+ABSL_FLAG(std::string, procpool_cluster_tls_ca_file, "",
+          "With --procpool_cluster=mpi and TLS: the PEM certificate(s) rank 0 "
+          "trusts (empty: the system's store).");
+
 namespace procpool {
 namespace {
 
@@ -46,6 +55,26 @@ constexpr size_t kKeySize = 32;
   fflush(stdout);
   fflush(stderr);
   _exit(2);
+}
+
+// This rank's number as the launcher set it (before MPI_Init); 0 if unknown.
+int EnvRank() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"}) {
+    const char* v = getenv(name);
+    if (v != nullptr && *v != '\0') return atoi(v);
+  }
+  return 0;
+}
+
+// Under mpirun --enable-recovery, mpirun's status is 0 whatever the ranks'
+// (measured with Open MPI 4.1.4): rank 0 says its own where a script sees it.
+void NoteStatusUnderMpirun(int status, void*) {
+  if (status != 0) {
+    fprintf(stderr,
+            "procpool: rank 0 exited with status %d (mpirun --enable-recovery "
+            "returns 0 whatever the ranks' statuses)\n",
+            status);
+  }
 }
 
 // Rank 0's `text` on every rank.
@@ -89,10 +118,14 @@ std::string HostName() {
 [[noreturn]] void ServeAsWorkerRank(int rank, UniqueFd control,
                                     UniqueFd listen_fd,
                                     const std::string& bound,
-                                    const std::string& key) {
+                                    const std::string& key,
+                                    const MpiClusterOptions& cluster) {
   DaemonOptions options;
   options.listen = bound;
   options.key = key;
+  options.use_tls = !cluster.tls_cert_file.empty();
+  options.tls_cert_file = cluster.tls_cert_file;
+  options.tls_key_file = cluster.tls_key_file;
   options.announce = false;
   options.log_name = absl::StrCat("procpool cluster rank ", rank);
   DaemonWatch watch;
@@ -116,9 +149,7 @@ std::string HostName() {
 void RunMpiBootstrap(int argc, char** argv, const MpiClusterOptions& options) {
   const cluster::LaunchLine line = cluster::CheckLaunchLine(&getenv);
   if (!line.problem.empty()) {
-    const char* rank_text = getenv("OMPI_COMM_WORLD_RANK");
-    if (rank_text == nullptr) rank_text = getenv("SLURM_PROCID");
-    Refuse(rank_text == nullptr ? 0 : atoi(rank_text), line.problem);
+    Refuse(EnvRank(), line.problem);
   }
   if (!google::IsGoogleLoggingInitialized()) {
     google::InitGoogleLogging(argv[0]);
@@ -177,8 +208,14 @@ void RunMpiBootstrap(int argc, char** argv, const MpiClusterOptions& options) {
             ? absl::StatusOr<UniqueFd>(absl::UnavailableError("rank 0 failed"))
             : cluster::ConnectToParent(absl::StrSplit(addresses, ','), key,
                                        rank, absl::Seconds(5), &local_ip);
+    const bool tls = !options.tls_cert_file.empty();
     if (!c.ok()) {
       record.error = std::string(c.status().message());
+    } else if (tls && (access(options.tls_cert_file.c_str(), R_OK) != 0 ||
+                       access(options.tls_key_file.c_str(), R_OK) != 0)) {
+      record.error = absl::StrCat("cannot read its TLS certificate ",
+                                  options.tls_cert_file, " or key ",
+                                  options.tls_key_file, " on ", HostName());
     } else if (absl::StatusOr<UniqueFd> d =
                    ListenForParents(absl::StrCat(local_ip, ":0"), &bound);
                !d.ok()) {
@@ -235,23 +272,40 @@ void RunMpiBootstrap(int argc, char** argv, const MpiClusterOptions& options) {
   if (!verdict.empty()) Refuse(rank, verdict);
   if (rank != 0) {
     ServeAsWorkerRank(rank, std::move(control), std::move(daemon_fd), bound,
-                      key);
+                      key, options);
   }
   internal::ClusterWorkers workers = cluster::MakeClusterWorkers(
       records, key, cluster::LauncherName(line.launcher));
+  workers.use_tls = !options.tls_cert_file.empty();
+  workers.tls_ca_file = options.tls_ca_file;
   VLOG(1) << "procpool: cluster of " << size << " ranks, "
           << workers.addresses.size() << " worker slots";
   internal::SetClusterWorkers(std::move(workers));
   cluster::HoldUntilExit(std::move(controls));
+  if (line.launcher == cluster::Launcher::kMpirun) {
+    on_exit(&NoteStatusUnderMpirun, nullptr);
+  }
 }
 
 // --procpool_cluster=mpi, from procpool::Init.
 void MpiBootstrapFromFlags(int argc, char** argv) {
   absl::StatusOr<int> slots = cluster::SlotsPerRank(internal::FindFlagValue(
       argc, argv, "procpool_cluster_slots_per_rank"));
-  if (!slots.ok()) Refuse(0, std::string(slots.status().message()));
+  if (!slots.ok()) Refuse(EnvRank(), std::string(slots.status().message()));
   MpiClusterOptions options;
   options.slots_per_rank = *slots;
+  auto flag = [&](const char* name) {
+    const char* v = internal::FindFlagValue(argc, argv, name);
+    return std::string(v == nullptr ? "" : v);
+  };
+  options.tls_cert_file = flag("procpool_cluster_tls_cert_file");
+  options.tls_key_file = flag("procpool_cluster_tls_key_file");
+  options.tls_ca_file = flag("procpool_cluster_tls_ca_file");
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    Refuse(EnvRank(),
+           "--procpool_cluster_tls_cert_file and --procpool_cluster_tls_key_file "
+           "go together");
+  }
   RunMpiBootstrap(argc, argv, options);
 }
 

@@ -44,6 +44,15 @@ struct MpiClusterOptions {
   // Bounds the bootstrap's network steps (a rank reaching rank 0, rank 0
   // waiting for every rank's control connection).
   absl::Duration bootstrap_timeout = absl::Seconds(60);
+  // TLS under the key handshake, as for remote workers (README "Remote
+  // workers"): every rank other than 0 serves with this certificate and key
+  // (the same paths on every host; the certificate must name the host as
+  // gethostname() there says it), and rank 0 trusts tls_ca_file (empty: the
+  // system's store). Both empty: no TLS. Flags: --procpool_cluster_tls_cert_file,
+  // --procpool_cluster_tls_key_file, --procpool_cluster_tls_ca_file.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_ca_file;
 };
 
 // The bootstrap above, from code: what --procpool_cluster=mpi does (which

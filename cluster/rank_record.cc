@@ -54,6 +54,7 @@ internal::ClusterWorkers MakeClusterWorkers(
       workers.addresses.push_back(r.address);
       workers.labels.push_back(
           absl::StrCat(r.address, " (rank ", r.rank, " on ", r.host, ")"));
+      workers.tls_server_names.push_back(r.host);
     }
   }
   workers.key = std::move(key);

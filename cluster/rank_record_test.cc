@@ -46,6 +46,7 @@ TEST(RankRecordTest, SlotsAreInterleavedAcrossRanksAndLabelled) {
             (std::vector<std::string>{"10.0.0.1:1", "10.0.0.2:2", "10.0.0.1:1"}));
   ASSERT_EQ(w.labels.size(), 3u);
   EXPECT_EQ(w.labels[1], "10.0.0.2:2 (rank 2 on b)");
+  EXPECT_EQ(w.tls_server_names, (std::vector<std::string>{"a", "b", "a"}));
   EXPECT_EQ(w.key, "key");
   EXPECT_EQ(w.launcher, "srun");
 }

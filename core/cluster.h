@@ -34,6 +34,11 @@ struct ClusterWorkers {
   std::string key;
   // "mpirun" or "srun": which launcher started the job (for messages).
   std::string launcher;
+  // TLS under the key handshake (--procpool_cluster_tls_*): the CA file to
+  // trust, and per slot the host name its daemon's certificate must carry.
+  bool use_tls = false;
+  std::string tls_ca_file;
+  std::vector<std::string> tls_server_names;
 };
 
 // Records the slots; replaces what was there.

@@ -39,11 +39,14 @@ namespace {
 // no remote workers, unless Options::transport asks for a local transport.
 // max_workers then takes the first that many (they are interleaved across
 // the ranks).
-bool UseClusterWorkers(const Options& options, std::vector<std::string>& slots,
-                       std::vector<std::string>& labels, std::string& key) {
+const internal::ClusterWorkers* UseClusterWorkers(
+    const Options& options, std::vector<std::string>& slots,
+    std::vector<std::string>& labels, std::string& key) {
   const internal::ClusterWorkers* cluster = internal::GetClusterWorkers();
-  if (cluster == nullptr || cluster->addresses.empty()) return false;
-  if (!options.transport.empty() && options.transport != "capnp") return false;
+  if (cluster == nullptr || cluster->addresses.empty()) return nullptr;
+  if (!options.transport.empty() && options.transport != "capnp") {
+    return nullptr;
+  }
   size_t n = cluster->addresses.size();
   if (options.max_workers.has_value()) {
     if (*options.max_workers > static_cast<int>(n)) {
@@ -60,7 +63,7 @@ bool UseClusterWorkers(const Options& options, std::vector<std::string>& slots,
                 cluster->labels.begin() +
                     std::min(n, cluster->labels.size()));
   key = cluster->key;
-  return true;
+  return cluster;
 }
 
 void ConfigureRemote(const Options& options, internal::PoolConfig& config) {
@@ -68,8 +71,9 @@ void ConfigureRemote(const Options& options, internal::PoolConfig& config) {
   if (slots.empty()) slots = absl::GetFlag(FLAGS_procpool_remote_workers);
   std::vector<std::string> labels;
   std::string cluster_key;
-  const bool cluster =
-      slots.empty() && UseClusterWorkers(options, slots, labels, cluster_key);
+  const internal::ClusterWorkers* cluster =
+      slots.empty() ? UseClusterWorkers(options, slots, labels, cluster_key)
+                    : nullptr;
   if (slots.empty()) return;
   for (const std::string& slot : slots) {
     const size_t colon = slot.rfind(':');
@@ -120,8 +124,16 @@ void ConfigureRemote(const Options& options, internal::PoolConfig& config) {
   config.remote_workers = std::move(slots);
   config.remote_worker_labels = std::move(labels);
   config.remote.key = *std::move(key);
-  config.remote.use_tls = options.remote_tls;
-  config.remote.tls_ca_file = options.remote_tls_ca_file;
+  config.remote.use_tls = cluster ? cluster->use_tls : options.remote_tls;
+  config.remote.tls_ca_file =
+      cluster ? cluster->tls_ca_file : options.remote_tls_ca_file;
+  if (cluster != nullptr && cluster->use_tls) {
+    config.remote_tls_server_names.assign(
+        cluster->tls_server_names.begin(),
+        cluster->tls_server_names.begin() +
+            std::min(config.remote_workers.size(),
+                     cluster->tls_server_names.size()));
+  }
   config.remote.heartbeat_timeout = options.remote_heartbeat_timeout;
   config.remote.connect_timeout = options.remote_connect_timeout;
 }

@@ -104,6 +104,64 @@ TEST_F(RemotePoolTest, KillingTheDaemonBreaksThePoolNamingTheHost) {
   EXPECT_THROW(pool.Submit(tt::Noop), BrokenProcessPool);
 }
 
+// A cluster's worker rank that dies is this: under kReplaceWorker the dead
+// daemon's slot is lost for good and the pool goes on with the others; only
+// when the last slot is lost does the pool break.
+TEST_F(RemotePoolTest, ReplacingPoolGoesOnWithoutADeadDaemonsSlot) {
+  absl::StatusOr<std::unique_ptr<Daemon>> second = StartDaemon(
+      {TestWorkerBinary(), "--listen=127.0.0.1:0",
+       absl::StrCat("--auth_key_file=", key_file_)},
+      "remote_pool_daemon_2");
+  ASSERT_TRUE(second.ok()) << second.status();
+  Options o = RemoteOptions(1);
+  o.remote_workers = {daemon_->address, (*second)->address};
+  o.on_worker_death = WorkerDeathPolicy::kReplaceWorker;
+  ProcessPoolExecutor pool(o);
+  // Both slots hold a worker.
+  std::set<int> parents;
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < 6; ++i) fs.push_back(pool.Submit(tt::SleepThenPid, 100));
+  for (auto& f : fs) parents.insert(ParentOf(f.Get(kWait)));
+  ASSERT_EQ(parents.size(), 2u);
+
+  Future<int> running = pool.Submit(tt::SleepMs, 20000);
+  Future<int> other = pool.Submit(tt::SleepMs, 300);
+  absl::SleepFor(absl::Milliseconds(200));
+  daemon_->SignalAndWait(SIGKILL, kWait);
+  // The killed daemon's task failed alone (which of the two it ran is the
+  // pool's choice: one of the futures fails, the other succeeds).
+  int died = 0;
+  for (Future<int>* f : {&running, &other}) {
+    try {
+      f->Get(kWait);
+    } catch (const WorkerDiedError& e) {
+      ++died;
+      EXPECT_TRUE(absl::StrContains(e.what(), daemon_->address)) << e.what();
+    }
+  }
+  EXPECT_EQ(died, 1);
+  // The pool goes on, every task now on the second daemon.
+  std::vector<Future<int>> after;
+  for (int i = 0; i < 6; ++i) after.push_back(pool.Submit(tt::SleepThenPid, 20));
+  for (auto& f : after) {
+    EXPECT_EQ(ParentOf(f.Get(kWait)), (*second)->pid);
+  }
+  // Losing the last slot breaks it: a task may first fail with its idle
+  // worker (WorkerDiedError), then reconnecting finds no daemon.
+  (*second)->SignalAndWait(SIGKILL, kWait);
+  bool broken = false;
+  for (int i = 0; i < 5 && !broken; ++i) {
+    try {
+      pool.Submit(tt::Pow, 2, 2).Get(kWait);
+      ADD_FAILURE() << "a task ran with both daemons dead";
+    } catch (const WorkerDiedError&) {
+    } catch (const BrokenExecutor&) {
+      broken = true;
+    }
+  }
+  EXPECT_TRUE(broken);
+}
+
 TEST_F(RemotePoolTest, AStoppedWorkerIsCaughtByHeartbeats) {
   ProcessPoolExecutor pool(RemoteOptions(1));
   const int pid = pool.Submit(tt::GetPid).Get(kWait);

@@ -138,6 +138,8 @@ struct RemoteWorkerSpec {
   std::string key;      // the shared key; never sent
   bool use_tls = false;
   std::string tls_ca_file;  // PEM to trust; empty: the system's store
+  // The name the daemon's certificate must carry; empty: HOST of address.
+  std::string tls_server_name;
   // Bounds TCP connect + TLS + authentication.
   absl::Duration connect_timeout = absl::Seconds(10);
   // A connection silent this long is dead (heartbeats); infinite: none.

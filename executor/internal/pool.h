@@ -130,6 +130,9 @@ struct PoolConfig {
   // Empty, or per slot what crash reports and logs call it (a cluster's
   // "ADDRESS (rank R on HOST)"); the address alone where empty.
   std::vector<std::string> remote_worker_labels;
+  // Empty, or per slot the name its daemon's TLS certificate must carry (a
+  // cluster's slots are IP:PORT; their certificates name the host).
+  std::vector<std::string> remote_tls_server_names;
   RemoteWorkerSpec remote;
 };
 

@@ -41,6 +41,9 @@ void Pool::StartRemoteWorker() {
           : address;
   RemoteWorkerSpec spec = config_.remote;
   spec.address = address;
+  if (static_cast<size_t>(slot) < config_.remote_tls_server_names.size()) {
+    spec.tls_server_name = config_.remote_tls_server_names[slot];
+  }
   absl::StatusOr<std::unique_ptr<Channel>> channel =
       config_.transport->ConnectRemote(spec);
   if (!channel.ok()) {

@@ -229,6 +229,7 @@ class CapnpTransport final : public Transport {
     options.key = spec.key;
     options.use_tls = spec.use_tls;
     options.tls_ca_file = spec.tls_ca_file;
+    options.tls_server_name = spec.tls_server_name;
     options.connect_timeout = spec.connect_timeout;
     if (spec.heartbeat_timeout == absl::InfiniteDuration()) {
       options.heartbeat_interval = absl::ZeroDuration();

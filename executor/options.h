@@ -119,7 +119,10 @@ struct Options {
   // workers on one host. Non-empty: the pool's workers are exactly these
   // (no local ones; max_workers must be unset or equal to the count) and
   // the transport is "capnp". Empty: --procpool_remote_workers
-  // (comma-separated).
+  // (comma-separated); both empty on rank 0 of a cluster job
+  // (--procpool_cluster=mpi, //cluster:mpi): the cluster's worker slots, with
+  // the job's key, unless `transport` names a local transport ("shm",
+  // "unix"); max_workers may then take fewer slots than there are.
   std::vector<std::string> remote_workers;
   // The shared key for remote workers: a file readable only by its owner,
   // the same on every host. Empty: --procpool_auth_key_file.

@@ -14,6 +14,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/auth/key_file.h"
+#include "core/cluster.h"
 #include "executor/process_pool_executor.h"
 #include "executor/testdata/test_tasks.h"
 #include "executor/testdata/test_worker.h"
@@ -160,6 +162,70 @@ TEST_F(RemotePoolTest, ReplacingPoolGoesOnWithoutADeadDaemonsSlot) {
     }
   }
   EXPECT_TRUE(broken);
+}
+
+// What rank 0 of a cluster job sees (cluster/mpi.h): its bootstrap recorded
+// the slots and the key, and pools with empty Options use them; a pool that
+// names a local transport does not; max_workers takes the first N slots.
+TEST_F(RemotePoolTest, ClusterSlotsStandInForEmptyOptions) {
+  absl::StatusOr<std::string> key = auth::ReadKeyFile(key_file_);
+  ASSERT_TRUE(key.ok());
+  internal::ClusterWorkers cluster;
+  cluster.addresses = {daemon_->address, daemon_->address, daemon_->address};
+  cluster.labels = {daemon_->address + " (rank 1 on a)",
+                    daemon_->address + " (rank 2 on b)",
+                    daemon_->address + " (rank 1 on a)"};
+  cluster.key = *key;
+  cluster.launcher = "mpirun";
+  internal::SetClusterWorkers(cluster);
+  struct Reset {
+    ~Reset() { internal::SetClusterWorkers({}); }
+  } reset;
+  {
+    ProcessPoolExecutor pool;  // empty Options: the cluster's 3 slots
+    std::vector<Future<int>> fs;
+    for (int i = 0; i < 9; ++i) fs.push_back(pool.Submit(tt::SleepThenPid, 50));
+    std::set<int> pids;
+    for (auto& f : fs) pids.insert(f.Get(kWait));
+    EXPECT_EQ(pids.size(), 3u);
+    for (int pid : pids) EXPECT_EQ(ParentOf(pid), daemon_->pid);
+    EXPECT_TRUE(pool.WorkerPids().empty());
+    // A crash names the slot by its label.
+    Future<int> crash = pool.Submit(tt::DieBy, std::string("SIGKILL"));
+    try {
+      crash.Get(kWait);
+      ADD_FAILURE() << "a killed worker's future succeeded";
+    } catch (const BrokenProcessPool& e) {
+      EXPECT_TRUE(absl::StrContains(e.what(), "(rank ")) << e.what();
+    }
+  }
+  {
+    Options o;
+    o.max_workers = 1;
+    ProcessPoolExecutor pool(o);
+    std::set<int> pids;
+    for (int i = 0; i < 4; ++i) pids.insert(pool.Submit(tt::GetPid).Get(kWait));
+    EXPECT_EQ(pids.size(), 1u);
+    EXPECT_EQ(ParentOf(*pids.begin()), daemon_->pid);
+  }
+  {
+    Options o;
+    o.transport = "unix";  // local workers, as asked
+    o.max_workers = 1;
+    ProcessPoolExecutor pool(o);
+    const int pid = pool.Submit(tt::GetPid).Get(kWait);
+    EXPECT_NE(ParentOf(pid), daemon_->pid);
+    EXPECT_EQ(pool.WorkerPids(), std::vector<pid_t>{pid});  // a local worker
+  }
+  Options too_many;
+  too_many.max_workers = 4;
+  try {
+    ProcessPoolExecutor pool(too_many);
+    ADD_FAILURE() << "4 workers from 3 slots were accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_TRUE(absl::StrContains(e.what(), "3 worker slot(s) mpirun"))
+        << e.what();
+  }
 }
 
 TEST_F(RemotePoolTest, AStoppedWorkerIsCaughtByHeartbeats) {

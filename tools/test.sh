@@ -152,7 +152,7 @@ step() {
 
 if [[ -z "$pattern_given" ]]; then
   # The library packages; examples/ and tools/ run in the normal build only.
-  san_patterns=(//common/... //executor/... //fuzz/... //serialization/...
+  san_patterns=(//cluster:all //common/... //executor/... //fuzz/... //serialization/...
     //testing/... //third_party/... //transport/... //worker/...)
   # TSan: the unix transport only (time), and .bazelrc's test:tsan filter
   # (repeated here, since this one replaces it): no fork start method, no

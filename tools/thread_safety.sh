@@ -22,7 +22,7 @@ for a in "$@"; do
   if [[ "$a" == -* ]]; then flags+=("$a"); else patterns+=("$a"); fi
 done
 if ((${#patterns[@]} == 0)); then
-  patterns=(//common/... //serialization/... //transport/... //core/... //executor/...
+  patterns=(//common/... //serialization/... //transport/... //core/... //executor/... //cluster/...
     //worker/... //testing/...)
 fi
 

@@ -114,7 +114,14 @@ std::vector<int>& GoodbyeFds() {
   return *fds;
 }
 
-void SayGoodbyeAtExit(int status, void*) { SendGoodbye(GoodbyeFds(), status); }
+// The process that holds the connections; a child forked from it (a kFork
+// worker whose task calls exit()) inherits the handler but must not say
+// goodbye for it.
+pid_t goodbye_owner = 0;
+
+void SayGoodbyeAtExit(int status, void*) {
+  if (getpid() == goodbye_owner) SendGoodbye(GoodbyeFds(), status);
+}
 
 }  // namespace
 
@@ -247,6 +254,7 @@ void HoldUntilExit(std::vector<UniqueFd> connections) {
   for (UniqueFd& fd : connections) {
     if (fd.valid()) GoodbyeFds().push_back(fd.release());
   }
+  goodbye_owner = getpid();
   on_exit(&SayGoodbyeAtExit, nullptr);
 }
 

@@ -64,7 +64,7 @@ absl::StatusOr<std::vector<UniqueFd>> AcceptRanks(int listen_fd,
 
 // Rank 0: keeps `connections` open until the process ends and, if it ends
 // with exit() or a return from main(), sends each the goodbye with the exit
-// status. Call once.
+// status (only this process: not a child forked from it). Call once.
 void HoldUntilExit(std::vector<UniqueFd> connections);
 
 // Sends the goodbye (exit status `status`) on each of `fds` (what

@@ -2,9 +2,11 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -47,6 +49,34 @@ TEST(ControlTest, RanksConnectProveAndHearTheGoodbye) {
   EXPECT_TRUE(end.said_goodbye) << end.what;
   EXPECT_EQ(end.status, 7);
   EXPECT_EQ(ReadParentEnd(r2->get()).status, 7);
+}
+
+// HoldUntilExit's goodbye comes from the process that holds the connections
+// at its exit(), with its status; a child forked from it that calls exit()
+// says nothing.
+TEST(ControlTest, GoodbyeAtExitComesFromTheHolderOnly) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  UniqueFd rank_end(fds[0]);
+  const pid_t holder = fork();
+  ASSERT_GE(holder, 0);
+  if (holder == 0) {
+    close(fds[0]);
+    std::vector<UniqueFd> held;
+    held.emplace_back(fds[1]);
+    HoldUntilExit(std::move(held));
+    const pid_t child = fork();
+    if (child == 0) exit(9);  // inherits the handler: must not say goodbye
+    waitpid(child, nullptr, 0);
+    exit(5);
+  }
+  close(fds[1]);
+  const ParentEnd end = ReadParentEnd(rank_end.get());
+  EXPECT_TRUE(end.said_goodbye) << end.what;
+  EXPECT_EQ(end.status, 5);
+  int status = 0;
+  waitpid(holder, &status, 0);
+  EXPECT_EQ(WEXITSTATUS(status), 5);
 }
 
 TEST(ControlTest, ARankThatVanishesIsNoGoodbye) {

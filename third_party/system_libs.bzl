@@ -33,6 +33,7 @@ _LIBS = {
     "capnp_rpc": ["capnp-rpc", "capnp", "kj-async", "kj"],
     "capnp_tls": ["kj-tls", "capnp-rpc", "capnp", "kj-async", "kj"],
     "glog": ["libglog"],
+    "openssl": ["libcrypto"],
     "gtest": ["gmock", "gtest"],
 }
 

@@ -1,41 +1,37 @@
-// HMAC-SHA256 (RFC 2104); see hmac.h.
+// HMAC-SHA256 and the constant-time comparison, both OpenSSL's (libcrypto,
+// already linked for kj-tls); see hmac.h.
 #include "common/auth/hmac.h"
 
-#include <cstdint>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
-#include "common/auth/sha256.h"
+#include "glog/logging.h"
 
 namespace procpool {
 namespace auth {
 
 std::string HmacSha256(absl::string_view key, absl::string_view message) {
-  std::string block_key = key.size() > Sha256::kBlockSize
-                              ? Sha256::Hash(key)
-                              : std::string(key);
-  block_key.resize(Sha256::kBlockSize, '\0');
-  std::string inner_pad(Sha256::kBlockSize, '\0');
-  std::string outer_pad(Sha256::kBlockSize, '\0');
-  for (size_t i = 0; i < Sha256::kBlockSize; ++i) {
-    inner_pad[i] = static_cast<char>(block_key[i] ^ 0x36);
-    outer_pad[i] = static_cast<char>(block_key[i] ^ 0x5c);
-  }
-  Sha256 inner;
-  inner.Update(inner_pad);
-  inner.Update(message);
-  const std::string inner_digest = inner.Finish();
-  Sha256 outer;
-  outer.Update(outer_pad);
-  outer.Update(inner_digest);
-  return outer.Finish();
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  // HMAC() takes a null data pointer for an empty message; a key of length 0
+  // must still be a valid pointer.
+  static const unsigned char kEmpty = 0;
+  const unsigned char* data =
+      message.empty() ? &kEmpty
+                      : reinterpret_cast<const unsigned char*>(message.data());
+  const void* key_data = key.empty() ? static_cast<const void*>(&kEmpty)
+                                     : static_cast<const void*>(key.data());
+  CHECK(HMAC(EVP_sha256(), key_data, static_cast<int>(key.size()), data,
+             message.size(), mac, &length) != nullptr)
+      << "OpenSSL's HMAC-SHA256 failed";
+  CHECK_EQ(length, 32u);
+  return std::string(reinterpret_cast<const char*>(mac), length);
 }
 
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
   if (a.size() != b.size()) return false;
-  volatile uint8_t difference = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    difference |= static_cast<uint8_t>(a[i] ^ b[i]);
-  }
-  return difference == 0;
+  return a.empty() || CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace auth

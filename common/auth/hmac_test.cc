@@ -41,6 +41,17 @@ TEST(HmacSha256Test, Rfc4231) {
             "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
 }
 
+// Empty keys and messages (edge cases of OpenSSL's pointer arguments);
+// expected values from Python's hmac module.
+TEST(HmacSha256Test, EmptyKeyOrMessage) {
+  EXPECT_EQ(Hex(HmacSha256("", "")),
+            "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+  EXPECT_EQ(Hex(HmacSha256("key", "")),
+            "5d5d139563c95b5967b9bd9a8c9b233a9dedb45072794cd232dc1b74832607d0");
+  EXPECT_EQ(Hex(HmacSha256("", "msg")),
+            "5f576a8d68fe4fb7eb823227246353c0870c3b0e878997341db1226b4bd88d61");
+}
+
 TEST(ConstantTimeEqualsTest, ComparesBytesAndLengths) {
   EXPECT_TRUE(ConstantTimeEquals("", ""));
   EXPECT_TRUE(ConstantTimeEquals("abc", "abc"));

@@ -2,7 +2,10 @@
 # Installs the Debian packages procpool builds with (see README.md and
 # ../shared/TOOLCHAIN.md): Debian's Bazel 4.2.3, Abseil, Cap'n Proto, glog,
 # GoogleTest/GoogleMock, pkg-config and g++; clang-14 and its libFuzzer and
-# sanitizer runtimes (libclang-rt-14-dev) for tools/fuzz.sh.
+# sanitizer runtimes (libclang-rt-14-dev) for tools/fuzz.sh; the cluster
+# launchers and their peer for //cluster and its tests (TOOLCHAIN.md, "Clusters"):
+# Open MPI, Slurm (slurmctld, slurmd, srun) with munge, mpi4py and numpy for the
+# mpi4py.futures benchmark, iproute2 for the network-namespace hosts.
 #
 # Idempotent and quick: checks each package with `dpkg -s` and runs
 # `apt-get update` + `apt-get install` only if something is missing. Runs
@@ -23,6 +26,22 @@ PACKAGES=(
   g++
   clang-14
   libclang-rt-14-dev
+  # Clusters. mpirun, mpicc and ompi-c.pc:
+  openmpi-bin
+  libopenmpi-dev
+  # srun --mpi=pmix: the plugin (mpi_pmix_v4.so, in slurm-wlm-basic-plugins,
+  # which slurmd pulls in) dlopens the unversioned libpmix.so, which only
+  # libpmix-dev ships (libopenmpi-dev depends on it today; named so it stays).
+  libpmix-dev
+  slurmctld
+  slurmd
+  slurm-client
+  slurm-wlm-basic-plugins
+  munge
+  python3-mpi4py
+  python3-numpy
+  # ip netns, ss.
+  iproute2
 )
 
 log() { echo "setup.sh: $*"; }
@@ -71,4 +90,20 @@ command -v bazel >/dev/null 2>&1 ||
 command -v pkg-config >/dev/null 2>&1 || die "pkg-config not on PATH"
 pkg-config --exists absl_flags_parse capnp kj libglog gtest gmock ||
   die "pkg-config cannot find one of: absl_flags_parse capnp kj libglog gtest gmock"
+# Cluster tools (cluster/testing/slurm/slurm_cluster.sh and the mpirun tests).
+for tool in mpirun mpicc srun sinfo squeue scancel munged mungekey slurmctld slurmd ip ss; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool not on PATH although its package is installed"
+done
+pkg-config --exists ompi-c || die "pkg-config cannot find ompi-c (libopenmpi-dev)"
+pmix_plugin="$(dpkg -L slurm-wlm-basic-plugins | grep -m1 '/mpi_pmix\.so$' || true)"
+[[ -n "$pmix_plugin" && -e "$pmix_plugin" ]] ||
+  die "Slurm's PMIx plugin (mpi_pmix.so) is missing: srun --mpi=pmix cannot work"
+libpmix="$(dpkg -L libpmix-dev | grep -m1 '/libpmix\.so$' || true)"
+[[ -n "$libpmix" && -e "$libpmix" ]] ||
+  die "libpmix.so (libpmix-dev) is missing: srun --mpi=pmix cannot load PMIx"
+# Debian's modules are Debian's python3's: a python3 earlier on PATH (pyenv,
+# a virtualenv) does not see them.
+/usr/bin/python3 -c 'import mpi4py.futures, numpy' 2>/dev/null ||
+  die "/usr/bin/python3 cannot import mpi4py.futures and numpy"
+log "ok: $(mpirun --version 2>&1 | head -n1), slurm $(dpkg-query -W -f='${Version}' slurm-client), munge $(dpkg-query -W -f='${Version}' munge)"
 log "ok: bazel-bootstrap $(dpkg-query -W -f='${Version}' bazel-bootstrap), $(g++ --version | head -n1)"

@@ -76,13 +76,21 @@ if [[ -z "$cpus" ]]; then
   ((cpus >= 8)) || cpus=8
 fi
 
+# Bazel's test PATH lacks the sbin directories, where munged and the Slurm
+# daemons live.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin" ;; esac
+case ":$PATH:" in *:/sbin:*) ;; *) PATH="$PATH:/sbin" ;; esac
+export PATH
+
 [[ "$(id -u)" -eq 0 ]] || { log "ERROR: must run as root (slurmd runs tasks as their users)"; exit 125; }
 for tool in munged mungekey slurmctld slurmd srun sinfo squeue scancel ss; do
   command -v "$tool" >/dev/null 2>&1 ||
     { log "ERROR: $tool not on PATH (run tools/setup.sh)"; exit 125; }
 done
 
-dir="$(mktemp -d "${TMPDIR:-/tmp}/slurm_cluster.XXXXXX")"
+# Always under /tmp, not $TMPDIR: Bazel's is too long for the Unix sockets of
+# munge and of Slurm's PMIx server (108 bytes at most).
+dir="$(mktemp -d /tmp/slurm_cluster.XXXXXX)"
 chmod 0755 "$dir" # slurmstepd and tasks of other users may need to reach it
 marker="SLURM_CLUSTER_MARKER=$dir"
 host="$(hostname -s)"
@@ -113,24 +121,35 @@ stop_pid() {
   wait "$pid" 2>/dev/null || true
 }
 
-# Pids of processes whose environment holds this cluster's marker (slurmstepd
-# inherits slurmd's environment; its tasks inherit slurmstepd's), this shell,
-# its subshell and munged excepted.
+# Pids of this cluster's processes that are not our children: those whose
+# environment holds this cluster's marker (the tasks: slurmstepd starts them
+# with srun's environment; srun; COMMAND's leftovers) and those with a file
+# open under the cluster's directory (slurmstepd, which clears its environment
+# but keeps slurmd's log open). This shell, its subshell and munged excepted.
 marked_pids() {
-  local env_file pid
-  for env_file in /proc/[0-9]*/environ; do
-    pid="${env_file#/proc/}"
-    pid="${pid%/environ}"
+  local proc pid fd
+  for proc in /proc/[0-9]*; do
+    pid="${proc#/proc/}"
     [[ "$pid" == "$$" || "$pid" == "$BASHPID" || "$pid" == "$munged_pid" ]] && continue
-    if tr '\0' '\n' 2>/dev/null <"$env_file" | grep -qxF "$marker"; then
+    if tr '\0' '\n' 2>/dev/null <"$proc/environ" | grep -qxF "$marker"; then
       echo "$pid"
+      continue
     fi
+    for fd in "$proc"/fd/*; do
+      if [[ "$(readlink "$fd" 2>/dev/null)" == "$dir/"* ]]; then
+        echo "$pid"
+        break
+      fi
+    done
   done
 }
 
 cleanup() {
   local rc=$? pids i
-  trap - EXIT INT TERM HUP
+  # Ignore further signals while cleaning up: a process group's SIGTERM (Bazel's
+  # timeout) also reaches us through `timeout`, which forwards it once more.
+  trap - EXIT
+  trap '' INT TERM HUP
   set +e
   if [[ -n "$cmd_pid" ]] && kill -0 "$cmd_pid" 2>/dev/null; then
     kill -TERM "$cmd_pid" 2>/dev/null

@@ -127,21 +127,11 @@ stop_pid() {
 # open under the cluster's directory (slurmstepd, which clears its environment
 # but keeps slurmd's log open). This shell, its subshell and munged excepted.
 marked_pids() {
-  local proc pid fd
-  for proc in /proc/[0-9]*; do
-    pid="${proc#/proc/}"
-    [[ "$pid" == "$$" || "$pid" == "$BASHPID" || "$pid" == "$munged_pid" ]] && continue
-    if tr '\0' '\n' 2>/dev/null <"$proc/environ" | grep -qxF "$marker"; then
-      echo "$pid"
-      continue
-    fi
-    for fd in "$proc"/fd/*; do
-      if [[ "$(readlink "$fd" 2>/dev/null)" == "$dir/"* ]]; then
-        echo "$pid"
-        break
-      fi
-    done
-  done
+  {
+    grep -lzxF "$marker" /proc/[0-9]*/environ 2>/dev/null || true
+    find /proc/[0-9]*/fd -maxdepth 1 -lname "$dir/*" 2>/dev/null || true
+  } | cut -d/ -f3 | sort -u |
+    grep -vxF -e "$$" -e "$BASHPID" -e "${munged_pid:-none}" || true
 }
 
 cleanup() {

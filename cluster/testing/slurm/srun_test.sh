@@ -15,7 +15,9 @@
 #   refusal (--mpi=none, pmi2)  fails within 30 s, before MPI_Init, with a
 #                               message that contains "--mpi=pmix"
 #
-# and asserts each expectation with a message that names the scenario. Every
+# and, after each, that no process of the probe outlives srun (a worker left
+# behind escapes Slurm's proctrack/linuxproc and would live on after the job).
+# Asserts each expectation with a message that names the scenario. Every
 # srun is bounded (timeout 120 s), the whole run too (540 s; Bazel's "large" is
 # 900 s). Prints each scenario's output and time, and the cluster's start-up time.
 #
@@ -59,6 +61,7 @@ fi
 
 # --- Inside the cluster (SLURM_CONF points at it) ---------------------------
 probe="$2"
+probe_exe="$(readlink -f "$probe")"
 host="$(hostname -s)"
 work="$(mktemp -d "${TEST_TMPDIR:-/tmp}/srun_test.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -103,9 +106,36 @@ run_srun() {
   echo "----- stderr"
   echo "$err"
   times+=("$scenario: ${secs} s (rc $rc)")
+  expect_no_leftovers
   if [[ "$rc" == 124 ]] || awk -v s="$secs" 'BEGIN { exit !(s >= 119) }'; then
     fail "srun did not finish within 120 s"
   fi
+}
+
+# expect_no_leftovers: no process of the probe started in this cluster (its
+# executable, with this cluster's marker in its environment) outlives srun
+# (waits up to 10 s). Slurm's proctrack/linuxproc loses a worker that its rank
+# left behind (reparented to init): it would live on after the job. Kills any.
+expect_no_leftovers() {
+  local i pids
+  for ((i = 0; i < 40; i++)); do
+    pids="$(probe_pids)"
+    [[ -z "$pids" ]] && return 0
+    sleep 0.25
+  done
+  fail "processes of the probe outlived srun by 10 s: $(echo $pids)"
+  # shellcheck disable=SC2086
+  kill -KILL $pids 2>/dev/null || true
+}
+probe_pids() {
+  local exe pid
+  for exe in $(find /proc -mindepth 2 -maxdepth 2 -name exe -lname "$probe_exe" 2>/dev/null); do
+    pid="${exe#/proc/}"
+    pid="${pid%/exe}"
+    if grep -qzxF "SLURM_CLUSTER_MARKER=$SLURM_CLUSTER_DIR" "/proc/$pid/environ" 2>/dev/null; then
+      echo "$pid"
+    fi
+  done
 }
 
 expect_rc() {

@@ -71,10 +71,6 @@ if (($# == 0)); then
   log "no command given (usage: $prog [options] -- COMMAND [ARGS...])"
   exit 2
 fi
-if [[ -z "$cpus" ]]; then
-  cpus="$(nproc)"
-  ((cpus >= 8)) || cpus=8
-fi
 
 # Bazel's test PATH lacks the sbin directories, where munged and the Slurm
 # daemons live.
@@ -87,6 +83,11 @@ for tool in munged mungekey slurmctld slurmd srun sinfo squeue scancel ss; do
   command -v "$tool" >/dev/null 2>&1 ||
     { log "ERROR: $tool not on PATH (run tools/setup.sh)"; exit 125; }
 done
+
+if [[ -z "$cpus" ]]; then
+  cpus="$(nproc)"
+  ((cpus >= 8)) || cpus=8
+fi
 
 # Always under /tmp, not $TMPDIR: Bazel's is too long for the Unix sockets of
 # munge and of Slurm's PMIx server (108 bytes at most).

@@ -12,6 +12,9 @@
 #                               rank; rc 137 (srun returns 128+9 when any task
 #                               was SIGKILLed, whatever rank 0 returned)
 #   kill_rank break             BROKEN naming the host and the rank; rc 137
+#   slots_per_rank=0, srun --cpus-per-task=2
+#                               WORKERS 4 (2 per worker rank)
+#   slots_per_rank=3            WORKERS 6
 #   refusal (--mpi=none, pmi2)  fails within 30 s, before MPI_Init, with a
 #                               message that contains "--mpi=pmix"
 #
@@ -200,6 +203,20 @@ expect_rc 137
 expect_line '^BROKEN '
 expect_names_failure
 expect_line '^DONE$'
+
+# Worker slots per rank: 0 takes srun's --cpus-per-task (SLURM_CPUS_PER_TASK;
+# this cluster's task/none binds nothing, so the affinity mask would say the
+# whole machine); N takes N.
+run_srun "slots_per_rank=0 --cpus-per-task=2" --cpus-per-task=2 "${mpi[@]}" \
+  --procpool_cluster_slots_per_rank=0 --scenario=ok
+expect_rc 0
+expect_line '^WORKERS 4$'
+expect_line "$result_ok"
+
+run_srun "slots_per_rank=3" "${mpi[@]}" --procpool_cluster_slots_per_rank=3 --scenario=ok
+expect_rc 0
+expect_line '^WORKERS 6$'
+expect_line "$result_ok"
 
 for plugin in none pmi2; do
   run_srun "refusal --mpi=$plugin" "--mpi=$plugin" -n 3 "$probe" --procpool_cluster=mpi --scenario=ok

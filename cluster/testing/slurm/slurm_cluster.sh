@@ -41,6 +41,7 @@
 # TaskPlugin (--task_plugin, default task/none) binds nothing: every task sees the
 # whole machine. task/affinity binds each task to its CPUs (needs --cpus at most
 # the real count).
+# shellcheck disable=SC2317  # cleanup and what it calls run from a trap
 set -euo pipefail
 
 prog="slurm_cluster.sh"
@@ -207,7 +208,7 @@ wait_for() {
 
 mkdir -p "$dir"/{munge,log,state,spool,tmp}
 chmod 0700 "$dir/munge"
-export "$marker"
+export SLURM_CLUSTER_MARKER="$dir"
 start_time=$SECONDS
 
 # 1. munge.

@@ -126,19 +126,21 @@ expect_no_leftovers() {
     [[ -z "$pids" ]] && return 0
     sleep 0.25
   done
-  fail "processes of the probe outlived srun by 10 s: $(echo $pids)"
+  fail "processes of the probe outlived srun by 10 s: ${pids//$'\n'/ }"
   # shellcheck disable=SC2086
   kill -KILL $pids 2>/dev/null || true
 }
 probe_pids() {
   local exe pid
-  for exe in $(find /proc -mindepth 2 -maxdepth 2 -name exe -lname "$probe_exe" 2>/dev/null); do
-    pid="${exe#/proc/}"
-    pid="${pid%/exe}"
-    if grep -qzxF "SLURM_CLUSTER_MARKER=$SLURM_CLUSTER_DIR" "/proc/$pid/environ" 2>/dev/null; then
-      echo "$pid"
-    fi
-  done
+  find /proc -mindepth 2 -maxdepth 2 -name exe -lname "$probe_exe" 2>/dev/null |
+    while IFS= read -r exe; do
+      pid="${exe#/proc/}"
+      pid="${pid%/exe}"
+      if grep -qzxF "SLURM_CLUSTER_MARKER=$SLURM_CLUSTER_DIR" "/proc/$pid/environ" 2>/dev/null; then
+        echo "$pid"
+      fi
+    done
+  return 0 # find complains of processes that vanished meanwhile
 }
 
 expect_rc() {
@@ -154,7 +156,9 @@ expect_before() {
   local a b
   a="$(grep -nE -- "$1" <<<"$out" | head -n1 | cut -d: -f1 || true)"
   b="$(grep -nE -- "$2" <<<"$out" | tail -n1 | cut -d: -f1 || true)"
-  [[ -n "$a" && -n "$b" ]] && ((a < b)) || fail "want a line /$1/ before a line /$2/"
+  if [[ -z "$a" || -z "$b" ]] || ((a >= b)); then
+    fail "want a line /$1/ before a line /$2/"
+  fi
 }
 # expect_names_failure: the BROKEN or WORKER_DIED line names this host and a rank.
 expect_names_failure() {

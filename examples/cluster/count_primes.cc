@@ -61,8 +61,8 @@ ABSL_FLAG(std::string, on_worker_death, "break",
 namespace count_primes {
 
 // What one task returns: the primes in its block, and who counted them.
-using BlockResult = std::tuple<int64_t /*count*/, std::string /*host*/,
-                               int /*pid*/>;
+using BlockResult =
+    std::tuple<int64_t /*count*/, std::string /*host*/, int /*pid*/>;
 
 int64_t IntegerSqrt(int64_t x) {
   int64_t r = static_cast<int64_t>(std::sqrt(static_cast<double>(x)));
@@ -115,9 +115,8 @@ PROCPOOL_TASK(CountBlock);
 
 // pi(10^k) for k = 0..10, to check round sizes without recounting.
 int64_t KnownCount(int64_t n) {
-  static const int64_t kPi[] = {0,      4,       25,       168,
-                                1229,   9592,    78498,    664579,
-                                5761455, 50847534, 455052511};
+  static const int64_t kPi[] = {
+      0, 4, 25, 168, 1229, 9592, 78498, 664579, 5761455, 50847534, 455052511};
   int64_t power = 1;
   for (int64_t pi : kPi) {
     if (n == power) return pi;
@@ -184,8 +183,8 @@ int Main() {
     if (tenth == last_tenth) return;
     last_tenth = tenth;
     most_slots = std::max(most_slots, pool.Stats().size());
-    Say(absl::StrFormat("progress: %d/%d blocks, %d primes so far, %s",
-                        done, blocks, total,
+    Say(absl::StrFormat("progress: %d/%d blocks, %d primes so far, %s", done,
+                        blocks, total,
                         absl::FormatDuration(absl::Trunc(
                             absl::Now() - start, absl::Milliseconds(1)))));
   };
@@ -201,7 +200,8 @@ int Main() {
     return 1;
   } catch (const procpool::WorkerDiedError& e) {
     std::cerr << "count_primes: a block was lost with its worker more often "
-                 "than retried: " << e.what() << "\n";
+                 "than retried: "
+              << e.what() << "\n";
     return 1;
   }
   const absl::Duration wall = absl::Now() - start;
@@ -225,20 +225,20 @@ int Main() {
                       right ? "right" : "WRONG"));
 
   std::set<std::string> hosts;
-  for (const auto& [worker, count] : blocks_by_worker) hosts.insert(worker.first);
-  Say(absl::StrFormat("blocks ran on %d workers, %d host(s); the pool has %d "
-                      "slots%s:",
-                      blocks_by_worker.size(), hosts.size(), slots,
-                      most_slots > slots
-                          ? absl::StrFormat(" (%d lost on the way)",
-                                            most_slots - slots)
-                          : ""));
+  for (const auto& [worker, count] : blocks_by_worker)
+    hosts.insert(worker.first);
+  Say(absl::StrFormat(
+      "blocks ran on %d workers, %d host(s); the pool has %d slots%s:",
+      blocks_by_worker.size(), hosts.size(), slots,
+      most_slots > slots
+          ? absl::StrFormat(" (%d lost on the way)", most_slots - slots)
+          : ""));
   for (const auto& [worker, count] : blocks_by_worker) {
     Say(absl::StrFormat("  %s pid %d: %d blocks", worker.first, worker.second,
                         count));
   }
-  Say("wall time: " + absl::FormatDuration(
-                          absl::Trunc(wall, absl::Milliseconds(1))));
+  Say("wall time: " +
+      absl::FormatDuration(absl::Trunc(wall, absl::Milliseconds(1))));
   return right ? 0 : 1;
 }
 

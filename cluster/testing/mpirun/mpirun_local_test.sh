@@ -22,7 +22,7 @@ PROBE="$1"
 [[ "$PROBE" == /* ]] || PROBE="$PWD/$PROBE"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
-# shellcheck source=cluster/testing/mpirun/probe_lib.sh
+# shellcheck source-path=SCRIPTDIR source=probe_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/probe_lib.sh"
 
 command -v mpirun >/dev/null || { echo "FAIL: no mpirun (run tools/setup.sh)" >&2; exit 1; }

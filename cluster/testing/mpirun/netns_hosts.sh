@@ -35,7 +35,8 @@
 set -euo pipefail
 
 readonly SUBNET_PREFIX="10.231.7"  # private to the hub: any fixed /24 will do
-readonly SELF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SELF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+readonly SELF_DIR
 
 die() { echo "netns_hosts.sh: $*" >&2; exit 1; }
 
@@ -87,7 +88,9 @@ cmd_down() {
 
 cmd_up() {
   local dir="$1" n="$2"
-  [[ "$n" =~ ^[0-9]+$ ]] && ((n >= 2 && n <= 200)) || die "N must be 2..200, got '$n'"
+  if ! [[ "$n" =~ ^[0-9]+$ ]] || ((n < 2 || n > 200)); then
+    die "N must be 2..200, got '$n'"
+  fi
   [[ "$(id -u)" == 0 ]] || die "needs root"
   command -v ip >/dev/null || die "needs iproute2 (ip)"
   mkdir -p "$dir"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # fail: read by the test that sources this
 # probe_lib.sh: shared by mpirun_local_test.sh and mpirun_netns_test.sh (source
 # it; not run on its own). Runs //cluster/testing:cluster_probe under mpirun
 # and checks what it printed.
@@ -70,8 +71,7 @@ leftovers() {
     sleep 0.2
   done
   flunk "$1: processes of the run left behind:"
-  # shellcheck disable=SC2086
-  ps -o pid,ppid,stat,etimes,args -p $(echo $pids | tr ' ' ,) >&2 || true
+  ps -o pid,ppid,stat,etimes,args -p "${pids//$'\n'/,}" >&2 || true
   # shellcheck disable=SC2086
   kill -KILL $pids 2>/dev/null || true
 }

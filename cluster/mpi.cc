@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "cluster/control.h"
 #include "cluster/launch_line.h"
+#include "cluster/mpirun_watch.h"
 #include "cluster/rank_record.h"
 #include "common/unique_fd.h"
 #include "core/cluster.h"
@@ -66,14 +67,24 @@ int EnvRank() {
   return 0;
 }
 
-// Under mpirun --enable-recovery, mpirun's status is 0 whatever the ranks'
-// (measured with Open MPI 4.1.4): rank 0 says its own where a script sees it.
-void NoteStatusUnderMpirun(int status, void*) {
+// How long mpirun has, after rank 0 exits, to end by itself.
+constexpr absl::Duration kMpirunGrace = absl::Seconds(5);
+
+// At rank 0's exit under mpirun. mpirun --enable-recovery's status is 0
+// whatever the ranks' (measured with Open MPI 4.1.4): rank 0 says its own
+// where a script sees it. And mpirun never ends after losing a host: a
+// watcher ends it (cluster/mpirun_watch.h).
+void AtExitUnderMpirun(int status, void*) {
   if (status != 0) {
     fprintf(stderr,
             "procpool: rank 0 exited with status %d (mpirun --enable-recovery "
             "returns 0 whatever the ranks' statuses)\n",
             status);
+  }
+  fflush(nullptr);
+  const pid_t parent = getppid();
+  if (cluster::IsMpirun(parent)) {
+    cluster::EndMpirunIfItLingers(parent, kMpirunGrace);
   }
 }
 
@@ -283,7 +294,7 @@ void RunMpiBootstrap(int argc, char** argv, const MpiClusterOptions& options) {
   internal::SetClusterWorkers(std::move(workers));
   cluster::HoldUntilExit(std::move(controls));
   if (line.launcher == cluster::Launcher::kMpirun) {
-    on_exit(&NoteStatusUnderMpirun, nullptr);
+    on_exit(&AtExitUnderMpirun, nullptr);
   }
 }
 

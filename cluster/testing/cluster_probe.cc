@@ -125,17 +125,32 @@ int Run() {
     }
     absl::SleepFor(absl::Milliseconds(500));  // handed out, running
     Say("RUNNING");
-    int died = 0;
+    // The first failure is printed when it happens (not after the tasks
+    // that run on to their end), then the rest are waited for.
+    const absl::Duration bound =
+        absl::Seconds(absl::GetFlag(FLAGS_hold_seconds) + 30);
+    procpool::Wait(held, bound, procpool::ReturnWhen::kFirstException);
+    bool said = false;
     for (procpool::Future<int>& f : held) {
+      if (!f.Done()) continue;
       try {
-        f.Get(absl::Seconds(absl::GetFlag(FLAGS_hold_seconds) + 30));
+        f.Get(absl::ZeroDuration());
       } catch (const procpool::BrokenProcessPool& e) {
         Say(std::string("BROKEN ") + e.what());
+        said = true;
         break;
       } catch (const procpool::WorkerDiedError& e) {
-        if (died++ == 0) Say(std::string("WORKER_DIED ") + e.what());
+        Say(std::string("WORKER_DIED ") + e.what());
+        said = true;
+        break;
+      } catch (const std::exception& e) {
+        Say(std::string("OTHER ") + e.what());
+        said = true;
+        break;
       }
     }
+    if (!said) Say("HELD (no held task failed)");
+    procpool::Wait(held, bound);
     if (options.on_worker_death == procpool::WorkerDeathPolicy::kReplaceWorker) {
       MapSquares(pool);
     }

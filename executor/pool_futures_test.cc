@@ -61,19 +61,46 @@ TEST_P(PoolFuturesTest, S29CallbacksOnCompletionCancellationAndFailure) {
 
 TEST_P(PoolFuturesTest, S30BlockedGetWakesOnResultAndOnCancel) {
   ProcessPoolExecutor pool(MakeOptions(1));
-  Future<int> running = pool.Submit(tt::SleepMs, 200);
+  Future<int> running = pool.Submit(tt::SleepMs, 1000);
   Future<int> pending1 = pool.Submit(tt::SleepMs, 1);
   Future<int> pending2 = pool.Submit(tt::SleepMs, 1);
-  std::thread waiter([&] {
+  ASSERT_TRUE(WaitFor([&] { return running.Running(); }, kWait));
+  // One thread blocks in Get on a future that will complete, another on one
+  // that will be cancelled; each records how its Get ended.
+  enum Outcome { kBlocked, kValue, kCancelled, kOtherError };
+  std::atomic<int> on_result{kBlocked}, on_cancel{kBlocked};
+  std::atomic<int> started{0};
+  auto wait_on = [&](Future<int>& f, std::atomic<int>& outcome) {
+    ++started;
     try {
-      pending2.Get(kWait);
+      f.Get(kWait);
+      outcome = kValue;
     } catch (const CancelledError&) {
+      outcome = kCancelled;
+    } catch (...) {
+      outcome = kOtherError;
     }
-  });
-  absl::SleepFor(absl::Milliseconds(20));
-  pending2.Cancel();
-  waiter.join();
-  EXPECT_EQ(running.Get(kWait), 200);
+  };
+  std::thread result_waiter([&] { wait_on(running, on_result); });
+  std::thread cancel_waiter([&] { wait_on(pending2, on_cancel); });
+  // (EXPECT, not ASSERT, from here on: the threads are joined below.)
+  EXPECT_TRUE(WaitFor([&] { return started.load() == 2; }, kWait));
+  absl::SleepFor(absl::Milliseconds(20));  // into Get (no state to wait on)
+  // The running task is still running: neither waiter can have returned.
+  EXPECT_EQ(on_result.load(), kBlocked);
+  EXPECT_EQ(on_cancel.load(), kBlocked);
+  // pending2 is still queued behind the running task and pending1 (at most
+  // one task is handed to the busy worker ahead of time): it can be
+  // cancelled, and the blocked Get wakes with CancelledError at once.
+  EXPECT_TRUE(pending2.Cancel());
+  EXPECT_TRUE(WaitFor([&] { return on_cancel.load() != kBlocked; }, kWait));
+  EXPECT_EQ(on_cancel.load(), kCancelled);
+  EXPECT_TRUE(pending2.Cancelled());
+  cancel_waiter.join();
+  // The other waiter wakes with the value when the task ends.
+  result_waiter.join();
+  EXPECT_EQ(on_result.load(), kValue);
+  EXPECT_EQ(running.Get(kWait), 1000);
   EXPECT_EQ(pending1.Get(kWait), 1);
 }
 

@@ -1,10 +1,15 @@
 // S16-S21 of docs/SEMANTICS.md: cancellation, shutdown, terminating
 // workers, Submit never blocks.
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "executor/testdata/executor_test_base.h"
 
 namespace procpool {
@@ -14,6 +19,18 @@ namespace {
 namespace tt = ::procpool::test_tasks;
 
 class ShutdownTest : public ExecutorTest {};
+
+// Waits (polling, in the worker) until `path` exists, at most `max_ms`:
+// returns 1 when it does, 0 on timeout. Keeps a worker busy until the test
+// says go.
+int WaitForFile(const std::string& path, int max_ms) {
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(max_ms);
+  while (access(path.c_str(), F_OK) != 0) {
+    if (absl::Now() > deadline) return 0;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return 1;
+}
 
 template <typename T>
 bool AnyRunning(const std::vector<Future<T>>& fs) {
@@ -143,6 +160,27 @@ TEST_P(ShutdownTest, S20TerminateIsANoOpWithoutWorkersOrWhenBroken) {
 
 TEST_P(ShutdownTest, S21SubmitNeverBlocksWhileBusy) {
   ProcessPoolExecutor pool(MakeOptions(2));
+  // Both workers busy until this file exists (a bounded wait of their own).
+  const char* tmp = getenv("TEST_TMPDIR");
+  const std::string go = absl::StrCat(tmp ? tmp : "/tmp", "/s21_go_", getpid());
+  unlink(go.c_str());
+  // Creating the file releases them; done on every way out of the test, so
+  // that a failed assertion does not leave the pool's destructor waiting.
+  auto release = [&go] {
+    const int fd = open(go.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) close(fd);
+  };
+  struct ReleaseAtExit {
+    std::function<void()> release;
+    ~ReleaseAtExit() { release(); }
+  } release_at_exit{release};
+  std::vector<Future<int>> blockers;
+  for (int i = 0; i < 2; ++i) {
+    blockers.push_back(pool.Submit(WaitForFile, go, 120000));
+  }
+  ASSERT_TRUE(WaitFor(
+      [&] { return blockers[0].Running() && blockers[1].Running(); }, kWait))
+      << "the two blocking tasks did not both start";
   std::atomic<int> submitted{0};
   std::vector<std::thread> threads;
   std::vector<std::vector<Future<int>>> per_thread(4);
@@ -154,8 +192,20 @@ TEST_P(ShutdownTest, S21SubmitNeverBlocksWhileBusy) {
       }
     });
   }
+  // Every Submit returns while no worker is free (bounded: a Submit that
+  // waited for a worker would hold this until the bound, not hang).
+  const bool all_submitted =
+      WaitFor([&] { return submitted.load() == 8000; }, kWait);
+  const int returned_while_busy = submitted.load();
+  const bool still_busy = !blockers[0].Done() && !blockers[1].Done();
+  // Release the workers whatever happened, so that the threads end.
+  release();
   for (auto& t : threads) t.join();
+  EXPECT_TRUE(all_submitted) << "only " << returned_while_busy
+                             << " of 8000 Submit calls returned while busy";
+  EXPECT_TRUE(still_busy) << "a blocking task ended before its file existed";
   EXPECT_EQ(submitted.load(), 8000);
+  for (auto& b : blockers) EXPECT_EQ(b.Get(kWait), 1);
   for (auto& fs : per_thread) {
     for (size_t i = 0; i < fs.size(); ++i) {
       EXPECT_EQ(fs[i].Get(kWait), 1 << (i % 10));
@@ -168,3 +218,5 @@ INSTANTIATE_EXECUTOR_SUITE(ShutdownTest);
 }  // namespace
 }  // namespace testing
 }  // namespace procpool
+
+PROCPOOL_TASK(procpool::testing::WaitForFile);

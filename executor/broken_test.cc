@@ -3,6 +3,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <thread>
+
 #include "executor/testdata/executor_test_base.h"
 #include "worker/parent/fork_server_launcher.h"
 #include "worker/parent/launcher.h"
@@ -12,6 +15,36 @@ namespace testing {
 namespace {
 
 namespace tt = ::procpool::test_tasks;
+
+// A result whose worker dies while sending it. Encoding it starts a thread
+// that SIGKILLs the worker 1 ms after the encoding ended, that is once the
+// worker has begun to send the frame; sending 96 MiB takes tens of
+// milliseconds on every transport (two copies of 96 MiB at least), so the
+// frame never arrives whole. The value decodes normally: if it did arrive,
+// the test would see it.
+struct DiesWhileSent {
+  std::string bytes;
+};
+
+std::atomic<bool> result_encoded{false};
+
+void ProcpoolEncode(Writer& w, const DiesWhileSent& v) {
+  std::thread([] {
+    while (!result_encoded.load()) std::this_thread::yield();
+    absl::SleepFor(absl::Milliseconds(1));
+    kill(getpid(), SIGKILL);
+  }).detach();
+  WriteValue(w, v.bytes);
+  result_encoded.store(true);
+}
+
+absl::Status ProcpoolDecode(Reader& r, DiesWhileSent* v) {
+  return ReadValue(r, &v->bytes);
+}
+
+DiesWhileSent ResultThatKillsItsSender(int mib) {
+  return {std::string(static_cast<size_t>(mib) << 20, 'y')};
+}
 
 class BrokenTest : public ExecutorTest {
  protected:
@@ -139,16 +172,28 @@ TEST_P(BrokenTest, S14CrashWhileALargePayloadIsInFlight) {
     EXPECT_THROW(dies.Get(kWait), BrokenProcessPool);
   }
   ExpectNothingLeft();
+}
+
+// A worker that dies while it sends a large result back: the death is
+// certain (the worker kills itself) and comes before the 96 MiB can have
+// reached the parent whole, so the future must fail, naming the signal.
+TEST_P(BrokenTest, S14CrashWhileSendingALargeResult) {
   {
-    // And a worker dying while it sends a large result back.
     ProcessPoolExecutor pool(MakeOptions(1));
-    Future<std::string> echo = pool.Submit(tt::Echo, std::string(96 << 20, 'y'));
-    absl::SleepFor(absl::Milliseconds(20));
-    for (pid_t pid : pool.WorkerPids()) kill(pid, SIGKILL);
+    Future<DiesWhileSent> big = pool.Submit(ResultThatKillsItsSender, 96);
     try {
-      EXPECT_EQ(echo.Get(kWait).size(), 96u << 20);  // it may have made it
-    } catch (const BrokenProcessPool&) {
+      const DiesWhileSent v = big.Get(kWait);
+      ADD_FAILURE() << "a result of " << v.bytes.size()
+                    << " bytes arrived whole from a worker killed while "
+                       "sending it";
+    } catch (const BrokenProcessPool& e) {
+      const std::string what = e.what();
+      EXPECT_EQ(e.signal(), SIGKILL) << what;
+      EXPECT_NE(what.find("SIGKILL"), std::string::npos) << what;
+      EXPECT_GT(e.pid(), 0) << what;
+      EXPECT_TRUE(e.work_id().has_value()) << what;
     }
+    EXPECT_THROW(pool.Submit(tt::Noop), BrokenProcessPool);
   }
   ExpectNothingLeft();
 }
@@ -230,3 +275,5 @@ INSTANTIATE_EXECUTOR_SUITE(BrokenTest);
 }  // namespace
 }  // namespace testing
 }  // namespace procpool
+
+PROCPOOL_TASK(procpool::testing::ResultThatKillsItsSender);

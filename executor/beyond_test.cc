@@ -54,7 +54,10 @@ TEST_P(BeyondTest, PerTaskTimeoutKillsAndReplacesTheWorker) {
 TEST_P(BeyondTest, MapChunkTimeout) {
   ProcessPoolExecutor pool(MakeOptions(2));
   MapOptions o;
-  o.chunk_timeout = absl::Milliseconds(300);
+  // Generous: the 10 ms chunks must finish within it on a loaded 2-core
+  // machine under a sanitizer, cold workers included; the middle chunk's
+  // worker is killed at the bound (so its 20 s are never waited for).
+  o.chunk_timeout = absl::Seconds(2);
   o.timeout = kWait;
   auto results = pool.Map(tt::SleepMs, std::vector<int>{10, 20000, 10}, o);
   auto it = results.begin();
@@ -215,7 +218,9 @@ TEST_P(BeyondTest, HungWorkerIsDetectedByHeartbeats) {
   for (WorkerDeathPolicy policy :
        {WorkerDeathPolicy::kReplaceWorker, WorkerDeathPolicy::kBreakPool}) {
     Options o = MakeOptions(1);
-    o.heartbeat_timeout = absl::Milliseconds(400);
+    // 1 s (beats every 250 ms): a worker thread starved on a loaded 2-core
+    // machine under a sanitizer is not taken for a hung one.
+    o.heartbeat_timeout = absl::Seconds(1);
     o.on_worker_death = policy;
     ProcessPoolExecutor pool(o);
     int pid = pool.Submit(tt::GetPid).Get(kWait);
@@ -242,9 +247,11 @@ TEST_P(BeyondTest, HungWorkerIsDetectedByHeartbeats) {
 
 TEST_P(BeyondTest, LongTasksKeepBeating) {
   Options o = MakeOptions(1);
-  o.heartbeat_timeout = absl::Milliseconds(300);
+  // A task three heartbeat timeouts long; the timeout is generous (1 s, beats
+  // every 250 ms) so that a starved worker thread does not fail the test.
+  o.heartbeat_timeout = absl::Seconds(1);
   ProcessPoolExecutor pool(o);
-  EXPECT_EQ(pool.Submit(tt::SleepMs, 1500).Get(kWait), 1500);
+  EXPECT_EQ(pool.Submit(tt::SleepMs, 3000).Get(kWait), 3000);
 }
 
 TEST_P(BeyondTest, StatsAndMapProgress) {

@@ -5,14 +5,17 @@
 // BrokenProcessPool naming the host. (worker/daemon_netns_test.cc runs the
 // daemon on a second network namespace.) Every wait is bounded.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/auth/key_file.h"
 #include "core/cluster.h"
@@ -162,6 +165,85 @@ TEST_F(RemotePoolTest, ReplacingPoolGoesOnWithoutADeadDaemonsSlot) {
     }
   }
   EXPECT_TRUE(broken);
+}
+
+// kReplaceWorker with max_retries at 127.0.0.1 (remote_netns_test covers the
+// same across two hosts, as root): a task whose remote worker dies is run
+// again on a fresh worker of the same daemon and succeeds; retries are
+// bounded.
+TEST_F(RemotePoolTest, ATaskWhoseRemoteWorkerDiedIsRunAgain) {
+  const char* tmp = getenv("TEST_TMPDIR");
+  const std::string dir = tmp != nullptr ? tmp : "/tmp";
+  Options o = RemoteOptions(1);
+  o.on_worker_death = WorkerDeathPolicy::kReplaceWorker;
+  o.max_retries = 1;
+  ProcessPoolExecutor pool(o);
+  // The worker's first task dies (a death after its Hello, not a failed
+  // start): DieOnceThenReturn SIGKILLs its worker when the marker is absent
+  // (creating it) and returns 7 when it is there.
+  const std::string first_marker = dir + "/remote_die_first";
+  unlink(first_marker.c_str());
+  EXPECT_EQ(pool.Submit(tt::DieOnceThenReturn, first_marker).Get(kWait), 7);
+  EXPECT_EQ(access(first_marker.c_str(), F_OK), 0) << "the first run never ran";
+  // A worker that has run tasks dies in one: the task runs again elsewhere.
+  const int before = pool.Submit(tt::GetPid).Get(kWait);
+  EXPECT_EQ(ParentOf(before), daemon_->pid);
+  const std::string marker = dir + "/remote_die_once";
+  unlink(marker.c_str());
+  EXPECT_EQ(pool.Submit(tt::DieOnceThenReturn, marker).Get(kWait), 7);
+  EXPECT_EQ(access(marker.c_str(), F_OK), 0) << "the first run never ran";
+  const int after = pool.Submit(tt::GetPid).Get(kWait);
+  EXPECT_NE(after, before) << "the worker that ran the dying task lives on";
+  EXPECT_EQ(ParentOf(after), daemon_->pid);
+  // One retry, no more: a task that always dies fails with the crash report.
+  try {
+    pool.Submit(tt::DieBy, std::string("SIGKILL")).Get(kWait);
+    ADD_FAILURE() << "a task that kills its worker succeeded";
+  } catch (const WorkerDiedError& e) {
+    // (The daemon's child died: this side sees the connection end, not the
+    // signal, which stays on the worker's host.)
+    EXPECT_EQ(e.crash().host, daemon_->address) << e.what();
+    EXPECT_TRUE(absl::StrContains(e.what(), "tt::DieBy")) << e.what();
+  }
+  EXPECT_EQ(pool.Submit(tt::Pow, 2, 3).Get(kWait), 8);  // and goes on
+}
+
+// The key file is checked at the constructor: missing, or readable by group
+// or others, it is refused with std::invalid_argument naming the file and
+// the problem (common/auth/key_file.h).
+TEST_F(RemotePoolTest, AMissingOrLooseKeyFileIsRefusedAtConstruction) {
+  Options missing = RemoteOptions(1);
+  missing.auth_key_file = key_file_ + ".absent";
+  try {
+    ProcessPoolExecutor pool(missing);
+    ADD_FAILURE() << "a pool was made with a missing key file";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_TRUE(absl::StrContains(e.what(), "cannot open the key file"))
+        << e.what();
+    EXPECT_TRUE(absl::StrContains(e.what(), missing.auth_key_file)) << e.what();
+    EXPECT_TRUE(absl::StrContains(e.what(), "No such file")) << e.what();
+  }
+  for (mode_t mode : {0640, 0604, 0660}) {
+    SCOPED_TRACE(absl::StrFormat("mode %04o", mode));
+    Options loose = RemoteOptions(1);
+    loose.auth_key_file = WriteKeyFile("loose.key", "the shared secret");
+    ASSERT_EQ(chmod(loose.auth_key_file.c_str(), mode), 0);
+    try {
+      ProcessPoolExecutor pool(loose);
+      ADD_FAILURE() << "a pool was made with a loose key file";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_TRUE(absl::StrContains(e.what(), "accessible by group or others"))
+          << e.what();
+      EXPECT_TRUE(absl::StrContains(e.what(), loose.auth_key_file)) << e.what();
+      EXPECT_TRUE(absl::StrContains(e.what(), "chmod 600")) << e.what();
+    }
+  }
+  // The same file, made private, is accepted (the key is the daemon's).
+  Options fixed = RemoteOptions(1);
+  fixed.auth_key_file = WriteKeyFile("loose.key", "the shared secret");
+  ASSERT_EQ(chmod(fixed.auth_key_file.c_str(), 0600), 0);
+  ProcessPoolExecutor pool(fixed);
+  EXPECT_EQ(pool.Submit(tt::Pow, 2, 2).Get(kWait), 4);
 }
 
 // What rank 0 of a cluster job sees (cluster/mpi.h): its bootstrap recorded
@@ -319,6 +401,39 @@ TEST(RemoteTlsPoolTest, TasksRunOverTlsAndAPlainPoolIsRefused) {
       EXPECT_TRUE(absl::StrContains(e.what(), address)) << e.what();
       EXPECT_TRUE(absl::StrContains(e.what(), "TLS")) << e.what();
     }
+  }
+}
+
+// A daemon whose certificate names another host: the pool reaches it as
+// 127.0.0.1, the certificate is for "localhost" (and trusted), so the TLS
+// handshake fails and every future does too, naming the address and the
+// certificate; nothing runs.
+TEST(RemoteTlsPoolTest, ACertificateForAnotherHostNameIsRefused) {
+  const std::string testdata =
+      absl::StrCat(getenv("TEST_SRCDIR"), "/procpool/transport/capnp/testdata/");
+  const std::string key_file =
+      WriteKeyFile("remote_tls_host.key", "a TLS secret");
+  absl::StatusOr<std::unique_ptr<Daemon>> d = StartDaemon(
+      {TestWorkerBinary(), "--listen=127.0.0.1:0",
+       absl::StrCat("--auth_key_file=", key_file),
+       absl::StrCat("--tls_cert_file=", testdata, "localhost.pem"),
+       absl::StrCat("--tls_key_file=", testdata, "localhost.key")},
+      "remote_tls_host_daemon");
+  ASSERT_TRUE(d.ok()) << d.status();
+  Options o = RemotePoolOptions((*d)->address, key_file, 1);  // 127.0.0.1:PORT
+  o.remote_tls = true;
+  o.remote_tls_ca_file = testdata + "localhost.pem";
+  o.remote_connect_timeout = absl::Seconds(10);
+  ProcessPoolExecutor pool(o);
+  try {
+    pool.Submit(tt::Pow, 2, 2).Get(kWait);
+    FAIL() << "a task ran on a daemon whose certificate names another host";
+  } catch (const BrokenProcessPool& e) {
+    EXPECT_TRUE(absl::StrContains(e.what(), (*d)->address)) << e.what();
+    EXPECT_TRUE(absl::StrContains(e.what(), "TLS")) << e.what();
+    EXPECT_TRUE(absl::StrContains(absl::AsciiStrToLower(e.what()),
+                                  "certificate"))
+        << e.what();
   }
 }
 

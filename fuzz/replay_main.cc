@@ -4,17 +4,22 @@
 // Runs LLVMFuzzerTestOneInput on the seeds of the named target (seeds.h), on
 // every prefix of each seed and on each seed with every byte flipped (a small,
 // deterministic stand-in for mutation), and then on every file named on the
-// command line or found in a directory named there (saved reproducers). A
-// failed check aborts, failing the test.
+// command line or found in a directory named there (saved reproducers;
+// names that start with a dot, such as the .keep that holds an empty
+// regressions folder in git, are not inputs). A failed check aborts, failing
+// the test. A FILE_OR_DIR that does not exist (a mistyped or moved folder)
+// fails it too (exit 1): the reproducers would silently stop being replayed.
 //
 // Usage: replay TARGET [FILE_OR_DIR...]     TARGET: wire or codec
 #include <dirent.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -46,22 +51,35 @@ size_t RunMutations(const std::string& seed) {
   return runs;
 }
 
-// The regular files named by `path`: itself, or those in the directory.
-std::vector<std::string> Files(const std::string& path) {
+// Adds to `files` the files named by `path`: itself, or those in the
+// directory (recursively; names starting with '.' left out). Returns false,
+// saying why on stderr, when `path` or a directory in it cannot be read.
+bool Files(const std::string& path, std::vector<std::string>* files) {
   struct stat st;
-  if (stat(path.c_str(), &st) != 0) return {};
-  if (!S_ISDIR(st.st_mode)) return {path};
-  std::vector<std::string> files;
-  if (DIR* dir = opendir(path.c_str())) {
-    while (dirent* e = readdir(dir)) {
-      const std::string name = e->d_name;
-      if (name == "." || name == "..") continue;
-      for (const std::string& f : Files(path + "/" + name)) files.push_back(f);
-    }
-    closedir(dir);
+  if (stat(path.c_str(), &st) != 0) {
+    std::fprintf(stderr, "replay: %s: %s\n", path.c_str(),
+                 std::strerror(errno));
+    return false;
   }
-  std::sort(files.begin(), files.end());
-  return files;
+  if (!S_ISDIR(st.st_mode)) {
+    files->push_back(path);
+    return true;
+  }
+  DIR* dir = opendir(path.c_str());
+  if (dir == nullptr) {
+    std::fprintf(stderr, "replay: %s: %s\n", path.c_str(),
+                 std::strerror(errno));
+    return false;
+  }
+  std::vector<std::string> names;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] != '.') names.push_back(e->d_name);
+  }
+  closedir(dir);
+  std::sort(names.begin(), names.end());
+  bool ok = true;
+  for (const std::string& name : names) ok &= Files(path + "/" + name, files);
+  return ok;
 }
 
 }  // namespace
@@ -80,9 +98,14 @@ int main(int argc, char** argv) {
   for (const std::string& seed : seeds) runs += RunMutations(seed);
   size_t files = 0;
   for (int i = 2; i < argc; ++i) {
-    const std::vector<std::string> found = Files(argv[i]);
+    std::vector<std::string> found;
+    if (!Files(argv[i], &found)) {
+      std::fprintf(stderr, "%s: cannot replay %s (see above)\n", argv[1],
+                   argv[i]);
+      return 1;
+    }
     if (found.empty()) {
-      std::printf("%s: nothing in %s (skipped)\n", argv[1], argv[i]);
+      std::printf("%s: no files in %s yet\n", argv[1], argv[i]);
     }
     for (const std::string& path : found) {
       std::ifstream in(path, std::ios::binary);

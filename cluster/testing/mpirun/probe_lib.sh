@@ -48,8 +48,10 @@ expect_order() {
   fi
 }
 
-# Prints the pids of processes of the current run (marker $MARKER in their
-# environment, or the probe's path in their command line), except this shell.
+# Prints the pids of processes of the current run: those with its marker in
+# their environment, and those with the probe's path in their command line
+# and no marker of another run (the same test run twice at once, as with
+# --runs_per_test, shares the path; never count or kill the other's).
 run_processes() {
   local f pid
   # One grep over every environ; processes that vanish meanwhile are skipped.
@@ -58,7 +60,15 @@ run_processes() {
       pid="${f#/proc/}"
       echo "${pid%%/*}"
     done
-  pgrep -f -- "$PROBE" || true
+  for pid in $(pgrep -f -- "$PROBE" || true); do
+    f="/proc/$pid/environ"
+    [[ -r "$f" ]] || continue
+    if grep -qsF --null-data -- "PROCPOOL_MPIRUN_TEST=" "$f" &&
+      ! grep -qsxF --null-data -- "PROCPOOL_MPIRUN_TEST=$MARKER" "$f"; then
+      continue  # another run's
+    fi
+    echo "$pid"
+  done
 }
 
 # leftovers WHAT: after a run, no process of it may remain (waits up to 5 s

@@ -178,12 +178,8 @@ if [[ -z "$pattern_given" ]]; then
   # /POINT_MODE_TRANSPORT_METHOD (hence its own two patterns).
   # ParentDeathUnblocksTheChild (shm) relies on a 20 ms window that ASan's
   # slowdown can miss; it runs in the normal build.
-  # S21SubmitNeverBlocksWhileBusy/*_fork: four threads allocate while the
-  # manager forks workers, and GCC 12's ASan allocator has no fork handler: a
-  # child forked while another thread held its lock hangs in its first
-  # malloc (tools/SANITIZERS.md).
   asan_filter='-*/shm_*:*/capnp_*:*FaultMatrixTest.*_shm_*:*FaultMatrixTest.*_capnp_*'
-  asan_filter+=':*ParentDeathUnblocksTheChild*:*S21SubmitNeverBlocksWhileBusy/*_fork'
+  asan_filter+=':*ParentDeathUnblocksTheChild*'
   if [[ "${PROCPOOL_SKIP_SANITIZERS:-0}" == 1 ]]; then
     skipped+=("ASan and TSan (PROCPOOL_SKIP_SANITIZERS=1)")
   else

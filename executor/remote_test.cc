@@ -4,7 +4,10 @@
 // workers; a dead or silent daemon and a wrong key end every future with
 // BrokenProcessPool naming the host. (worker/daemon_netns_test.cc runs the
 // daemon on a second network namespace.) Every wait is bounded.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -347,6 +350,41 @@ TEST_F(RemotePoolTest, NoDaemonAtTheAddressBreaksThePool) {
   } catch (const BrokenProcessPool& e) {
     EXPECT_TRUE(absl::StrContains(e.what(), "127.0.0.1:1")) << e.what();
   }
+}
+
+// A remote worker still connecting when the pool shuts down (a daemon that
+// accepts but never answers, as a host that went away would leave it until
+// remote_connect_timeout) is dropped at once: nothing runs there yet. (It
+// used to wait out the 5 s exit grace of a worker told to shut down.)
+TEST_F(RemotePoolTest, ShutdownDoesNotWaitForAWorkerStillConnecting) {
+  // A listening socket that nobody accepts on: connect() completes in the
+  // backlog, and the handshake never gets an answer.
+  const int silent = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(silent, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(silent, 8), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len);
+  Options o;
+  o.remote_workers = {absl::StrCat("127.0.0.1:", ntohs(addr.sin_port))};
+  o.auth_key_file = key_file_;
+  o.remote_connect_timeout = absl::Seconds(60);
+  Future<int> f;
+  absl::Time start;
+  {
+    ProcessPoolExecutor pool(o);
+    f = pool.Submit(tt::Pow, 2, 3);
+    absl::SleepFor(absl::Milliseconds(200));  // connecting, not answered
+    EXPECT_FALSE(f.Done());
+    start = absl::Now();
+    pool.Shutdown(/*wait=*/true, /*cancel_futures=*/true);
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  EXPECT_TRUE(f.Done());
+  close(silent);
 }
 
 TEST_F(RemotePoolTest, BadOptionsAreRefusedAtConstruction) {

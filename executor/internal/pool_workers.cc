@@ -172,6 +172,16 @@ void Pool::Retire(Worker& w, const char* why) {
   if (w.shutdown_sent() || w.channel == nullptr) return;
   VLOG(1) << "procpool: retiring worker pid " << w.process.pid << " (" << why
           << ")";
+  if (!w.remote.empty() && w.state == WorkerState::kStarting) {
+    // Still connecting (perhaps to a host that is gone, until
+    // remote_connect_timeout): nothing runs there yet, so drop it now rather
+    // than wait kExitGrace for a Shutdown it may never read. A daemon's child
+    // exits when its connection drops.
+    workers_.SendingShutdown(w);
+    CloseChannel(w);
+    wake_manager_ = true;
+    return;
+  }
   workers_.SendingShutdown(w);
   w.kill_deadline = absl::Now() + kExitGrace;
   absl::Status sent = w.channel->Send(wire::EncodeMessage(wire::Shutdown{}));

@@ -56,6 +56,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "executor/process_pool_executor.h"
+#include "tools/bench/stats.h"
 
 ABSL_FLAG(bool, json, false,
           "Print one JSON line per figure on stdout instead of a table.");
@@ -91,7 +92,11 @@ namespace {
 constexpr char kSystem[] = "procpool-cluster";
 constexpr char kLaunchTimeEnv[] = "PROCPOOL_BENCH_LAUNCH_TIME";
 
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::Median;
+using bench::Percentile;
+using bench::RepsNote;
+using bench::SecondsSince;
 
 struct Figure {
   std::string metric;
@@ -111,29 +116,6 @@ struct Config {
 
 void Log(const std::string& text) {
   std::cerr << "bench_cluster: " << text << std::endl;
-}
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-// Nearest-rank percentile (p in (0, 100]) of `sorted`, as tools/bench.
-double Percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * sorted.size()));
-  rank = std::clamp<size_t>(rank, 1, sorted.size());
-  return sorted[rank - 1];
-}
-
-std::string RepsNote(int reps) {
-  return reps == 1 ? "1 run" : absl::StrCat("median of ", reps, " runs");
 }
 
 // The driver's launch time ($PROCPOOL_BENCH_LAUNCH_TIME, seconds since the

@@ -29,7 +29,7 @@ command -v mpirun >/dev/null || { echo "FAIL: no mpirun (run tools/setup.sh)" >&
 ROOT=()
 [[ "$(id -u)" == 0 ]] && ROOT=(--allow-run-as-root)
 MPIRUN=(mpirun "${ROOT[@]}" --oversubscribe --enable-recovery -x PROCPOOL_MPIRUN_TEST -n 3)
-LIMIT=120
+LIMIT=60  # one mpirun run, from the launch line to its end
 
 probe() {  # probe NAME ARGS...: the probe under mpirun --enable-recovery
   local name="$1"

@@ -58,15 +58,28 @@ hosts_up() {
   source "$HOSTS/env"
   echo "hosts: A=$NETNS_ADDR_0 ($NETNS_NS_0) B=$NETNS_ADDR_1 C=$NETNS_ADDR_2"
   # shellcheck disable=SC2206
-  MPIRUN=(ip netns exec "$NETNS_NS_0" mpirun --allow-run-as-root --enable-recovery
+  MPIRUN=("$NETNS_HOSTS" exec "$HOSTS" 0 mpirun --allow-run-as-root --enable-recovery
     $NETNS_MPIRUN_ARGS --hostfile "$NETNS_DIR/hostfile" -n 3 --map-by node
     -x PROCPOOL_MPIRUN_TEST)
 }
 hosts_up
-LIMIT=120
+LIMIT=60  # one mpirun run, from the launch line to its end
 HOLD=20  # --hold_seconds: the held tasks outlast the detection of a lost host
 
 now() { date +%s.%N; }
+
+# For dump_run (probe_lib.sh): the agent's log and each host's TCP connections.
+dump_more() {
+  local i ns
+  echo "--- rsh.log (mpirun's agent)"
+  cut -c1-200 "$NETNS_DIR/rsh.log" 2>/dev/null | tail -20 || true
+  echo "--- TMPDIR=${TMPDIR:-} hostname=$(hostname)"
+  for i in 0 1 2; do
+    ns="NETNS_NS_$i"
+    echo "--- host $i (${!ns}): TCP"
+    ip netns exec "${!ns}" ss -tnp 2>/dev/null | cut -c1-160 || true
+  done
+}
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # wait_line FILE REGEX SECONDS: 0 once FILE has a line matching REGEX, 1 if
@@ -142,7 +155,7 @@ hold_case() {
   MARKER="$$.$runs"
   echo "=== $name: ${MPIRUN[*]} $PROBE ... --scenario=hold --policy=$policy"
   t0="$(now)"
-  PROCPOOL_MPIRUN_TEST="$MARKER" timeout -k 10 "$LIMIT" "${MPIRUN[@]}" "$PROBE" \
+  PROCPOOL_MPIRUN_TEST="$MARKER" timeout -k 10 $((LIMIT + HOLD)) "${MPIRUN[@]}" "$PROBE" \
     --procpool_cluster=mpi --scenario=hold --policy="$policy" --hold_seconds="$HOLD" \
     >"$out" 2>"$err" &
   bg_pid=$!
@@ -157,15 +170,18 @@ hold_case() {
         flunk "$name: $verdict came more than $4 s after host C went"
     else
       flunk "$name: no $verdict within $((HOLD + 30)) s of host C's going"
+      dump_run "$name"
     fi
     if wait_line "$out" '^DONE$' 60; then
       t_done="$(now)"
       echo "time: $name: DONE $(since "$t_gone") s after host C went"
     else
       flunk "$name: no DONE within 60 s of host C's going"
+      dump_run "$name"
     fi
   else
     flunk "$name: no RUNNING within 60 s"
+    dump_run "$name"
   fi
   # mpirun: rank 0's watcher ends it within 15 s of DONE (see the header).
   if wait_gone "$bg_pid" 15; then
@@ -177,6 +193,7 @@ hold_case() {
       echo "time: $name: mpirun ended $(since "${t_done:-$t0}") s after DONE, on two SIGINTs"
     else
       flunk "$name: mpirun still there 5 s after two SIGINTs; killing it"
+      dump_run "$name"
       kill -KILL "$(mpirun_pid)" 2>/dev/null || true
     fi
   fi

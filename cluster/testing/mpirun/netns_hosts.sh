@@ -8,14 +8,21 @@
 # Usage:
 #   netns_hosts.sh up DIR N          make hosts 0..N-1 (N >= 2); DIR/ gets:
 #       hostfile   one line per host: "ADDR slots=4"  (for mpirun --hostfile)
-#       hosts      one line per host: "NAMESPACE ADDR" (rsh_netns.sh reads it)
+#       hosts      one line per host: "NAMESPACE ADDR TMPDIR" (rsh_netns.sh
+#                  reads it)
+#       tmp/h<i>/  host i's own TMPDIR (Open MPI's session directory and PMIx's
+#                  rendezvous files live there: as on real hosts, none is shared)
 #       env        shell assignments (source it): NETNS_DIR, NETNS_SUBNET,
-#                  NETNS_NS_<i>, NETNS_ADDR_<i>, NETNS_COUNT, NETNS_MPIRUN_ARGS
+#                  NETNS_NS_<i>, NETNS_ADDR_<i>, NETNS_TMP_<i>, NETNS_COUNT,
+#                  NETNS_MPIRUN_ARGS
 #                  (the mca flags mpirun needs, as words; see below)
 #       rsh        mpirun's plm_rsh_agent: runs rsh_netns.sh with DIR/hosts
+#       rsh.log    what the agent ran, on which host, and how it ended
 #   netns_hosts.sh down DIR          remove everything `up` made in DIR (kills
 #                                    what still runs in the namespaces);
 #                                    harmless when already down
+#   netns_hosts.sh exec DIR I CMD... run CMD on host I (its namespace, its
+#                                    TMPDIR), in the foreground
 #   netns_hosts.sh vanish DIR I      host I goes away as a machine would: its
 #                                    link is deleted first (peers see no FIN,
 #                                    no RST), then everything running in it is
@@ -24,8 +31,8 @@
 #                                    DIR/env exported, down (also on failure or
 #                                    a signal); exits with CMD's status
 #
-# mpirun across the hosts: run it inside host 0 (rank 0 then runs there too):
-#   ip netns exec "$NETNS_NS_0" mpirun --allow-run-as-root $NETNS_MPIRUN_ARGS \
+# mpirun across the hosts: run it on host 0 (rank 0 then runs there too):
+#   netns_hosts.sh exec DIR 0 mpirun --allow-run-as-root $NETNS_MPIRUN_ARGS \
 #       --hostfile "$NETNS_DIR/hostfile" -n 3 --map-by node BINARY ...
 # NETNS_MPIRUN_ARGS sets plm_rsh_agent to DIR/rsh (rsh_netns.sh, in for ssh: it
 # runs orted under `ip netns exec` of the host named), plm_rsh_no_tree_spawn 1,
@@ -83,6 +90,7 @@ cmd_down() {
   # hub-side veth end with it).
   while read -r ns; do remove_ns "$ns"; done < <(grep -v -- '-hub$' "$dir/names" || true)
   while read -r ns; do remove_ns "$ns"; done < <(grep -- '-hub$' "$dir/names" || true)
+  rm -rf "$dir/tmp"
   rm -f "$dir/names"
 }
 
@@ -124,17 +132,22 @@ cmd_up() {
     ipc -n "$ns" addr add "$addr/24" dev eth0
     ipc -n "$ns" link set eth0 up
     ipc -n "$ns" link set lo up
-    echo "$ns $addr" >>"$dir/hosts"
+    mkdir -p "$dir/tmp/h$i"
+    echo "$ns $addr $(cd "$dir/tmp/h$i" && pwd)" >>"$dir/hosts"
     echo "$addr slots=4" >>"$dir/hostfile"
-    echo "NETNS_NS_$i=$ns" >>"$dir/env"
-    echo "NETNS_ADDR_$i=$addr" >>"$dir/env"
+    {
+      echo "NETNS_NS_$i=$ns"
+      echo "NETNS_ADDR_$i=$addr"
+      echo "NETNS_TMP_$i=$(printf %q "$(cd "$dir/tmp/h$i" && pwd)")"
+    } >>"$dir/env"
   done
   # mpirun's agent: DIR/rsh runs rsh_netns.sh with this DIR's hosts file (so
   # that the mca value is one word).
   local abs
   abs="$(cd "$dir" && pwd)"
   [[ "$abs" != *[[:space:]]* ]] || die "DIR must not contain spaces: $abs"
-  printf '#!/bin/sh\nexec %q --hosts %q "$@"\n' "$SELF_DIR/rsh_netns.sh" "$abs/hosts" >"$dir/rsh"
+  printf '#!/bin/sh\nexec %q --hosts %q --log %q "$@"\n' "$SELF_DIR/rsh_netns.sh" \
+    "$abs/hosts" "$abs/rsh.log" >"$dir/rsh"
   chmod +x "$dir/rsh"
   local args="--mca plm_rsh_agent $abs/rsh --mca plm_rsh_no_tree_spawn 1"
   args+=" --mca oob_tcp_if_include $SUBNET_PREFIX.0/24"
@@ -149,6 +162,14 @@ cmd_up() {
     [[ "$out" == *"Connection refused"* ]] || die "host 0 cannot reach host $i: $out"
   done
   cleanup_dir=""
+}
+
+cmd_exec() {
+  local dir="$1" i="$2" ns tmp
+  shift 2
+  read -r ns _ tmp < <(sed -n "$((i + 1))p" "$dir/hosts")
+  [[ -n "${tmp:-}" ]] || die "no host $i in $dir/hosts"
+  exec ip netns exec "$ns" env TMPDIR="$tmp" "$@"
 }
 
 cmd_vanish() {
@@ -185,6 +206,7 @@ case "${1:-}" in
   up) (($# == 3)) || die "usage: up DIR N"; cmd_up "$2" "$3" ;;
   down) (($# == 2)) || die "usage: down DIR"; cmd_down "$2" ;;
   vanish) (($# == 3)) || die "usage: vanish DIR I"; cmd_vanish "$2" "$3" ;;
+  exec) (($# >= 4)) || die "usage: exec DIR I CMD..."; shift; cmd_exec "$@" ;;
   run) (($# >= 3)) || die "usage: run N -- CMD..."; shift; cmd_run "$@" ;;
-  *) die "usage: netns_hosts.sh up DIR N | down DIR | vanish DIR I | run N -- CMD..." ;;
+  *) die "usage: netns_hosts.sh up DIR N | down DIR | exec DIR I CMD... | vanish DIR I | run N -- CMD..." ;;
 esac

@@ -41,8 +41,8 @@ expect_no_line() {
 # before the last line matching REGEX2.
 expect_order() {
   local a b
-  a="$(grep -nE -- "$2" "$1" | head -1 | cut -d: -f1)"
-  b="$(grep -nE -- "$3" "$1" | tail -1 | cut -d: -f1)"
+  a="$(grep -nE -- "$2" "$1" | head -1 | cut -d: -f1 || true)"
+  b="$(grep -nE -- "$3" "$1" | tail -1 | cut -d: -f1 || true)"
   if [[ -z "$a" || -z "$b" ]] || ((a >= b)); then
     flunk "$4: expected /$2/ before /$3/"
   fi
@@ -86,20 +86,40 @@ leftovers() {
   kill -KILL $pids 2>/dev/null || true
 }
 
+# dump_run WHY: shows the current run's processes (state, wait channel, the
+# network namespace) and calls the caller's dump_more, if it defines one.
+dump_run() {
+  local pids
+  echo "--- $1: the run's processes:" >&2
+  pids="$(run_processes | sort -un | grep -vxF -- "$$" || true)"
+  if [[ -n "$pids" ]]; then
+    ps -o pid,ppid,stat,wchan:24,etimes,args -p "${pids//$'\n'/,}" 2>/dev/null |
+      cut -c1-220 >&2 || true
+  fi
+  if declare -F dump_more >/dev/null; then dump_more >&2 || true; fi
+}
+
 # run_mpirun NAME LIMIT CMD...: runs CMD (an mpirun line; a wrapper such as
 # `ip netns exec NS` may come first) with the run's marker exported, under
-# `timeout -k 10 LIMIT`; stdout to $TMP/NAME.out, stderr to $TMP/NAME.err,
-# both shown after. Sets rc (CMD's status) and secs (its wall time).
+# `timeout -k 10 LIMIT` (its processes are shown 3 s before, if it still
+# runs); stdout to $TMP/NAME.out, stderr to $TMP/NAME.err, both shown after.
+# Sets rc (CMD's status) and secs (its wall time).
 run_mpirun() {
-  local name="$1" limit="$2" t0 t1
+  local name="$1" limit="$2" t0 t1 pid start="$SECONDS"
   shift 2
   runs=$((runs + 1))
   MARKER="$$.$runs"
   echo "=== $name: $*"
   t0="$(date +%s.%N)"
-  rc=0
   PROCPOOL_MPIRUN_TEST="$MARKER" timeout -k 10 "$limit" "$@" \
-    >"$TMP/$name.out" 2>"$TMP/$name.err" || rc=$?
+    >"$TMP/$name.out" 2>"$TMP/$name.err" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS - start < limit - 3)); do
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then dump_run "$name: still running after $((limit - 3)) s"; fi
+  rc=0
+  wait "$pid" || rc=$?
   t1="$(date +%s.%N)"
   secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
   sed 's/^/  out| /' "$TMP/$name.out"

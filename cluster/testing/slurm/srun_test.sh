@@ -17,6 +17,8 @@
 #   slots_per_rank=3            WORKERS 6
 #   refusal (--mpi=none, pmi2)  fails within 30 s, before MPI_Init, with a
 #                               message that contains "--mpi=pmix"
+#   example                     examples/cluster's count_primes end to end:
+#                               pi(10^7) = 664579 counted by both worker ranks
 #
 # and, after each, that no process of the probe outlives srun (a worker left
 # behind escapes Slurm's proctrack/linuxproc and would live on after the job).
@@ -24,7 +26,7 @@
 # srun is bounded (timeout 120 s), the whole run too (540 s; Bazel's "large" is
 # 900 s). Prints each scenario's output and time, and the cluster's start-up time.
 #
-# Usage (Bazel passes both paths): srun_test.sh PROBE SLURM_CLUSTER_SH
+# Usage (Bazel passes the paths): srun_test.sh PROBE SLURM_CLUSTER_SH EXAMPLE
 # Clean-up: slurm_cluster.sh stops every daemon, task and step it started and
 # removes its directory, also on failure or timeout.
 #
@@ -33,8 +35,8 @@
 set -euo pipefail
 
 if [[ "${1:-}" != --inside ]]; then
-  if (($# != 2)); then
-    echo "usage: $0 PROBE SLURM_CLUSTER_SH" >&2
+  if (($# != 3)); then
+    echo "usage: $0 PROBE SLURM_CLUSTER_SH EXAMPLE" >&2
     exit 2
   fi
   if [[ "$(id -u)" -ne 0 ]]; then
@@ -43,13 +45,14 @@ if [[ "${1:-}" != --inside ]]; then
   fi
   probe="$(realpath "$1")"
   cluster="$(realpath "$2")"
+  example="$(realpath "$3")"
   self="$(realpath "$0")"
   [[ -x "$probe" ]] || { echo "FAIL: probe $probe is not executable" >&2; exit 1; }
   start=$SECONDS
   set +e
   # --foreground: stay in the test's process group, so that a signal Bazel sends
   # to the group (its own timeout) reaches slurm_cluster.sh, which cleans up.
-  timeout --foreground -k 30 540 "$cluster" -- bash "$self" --inside "$probe"
+  timeout --foreground -k 30 540 "$cluster" -- bash "$self" --inside "$probe" "$example"
   rc=$?
   set -e
   echo "srun_test: whole run (cluster start, scenarios, stop) took $((SECONDS - start)) s"
@@ -64,6 +67,7 @@ fi
 
 # --- Inside the cluster (SLURM_CONF points at it) ---------------------------
 probe="$2"
+example="$3"
 probe_exe="$(readlink -f "$probe")"
 host="$(hostname -s)"
 work="$(mktemp -d "${TEST_TMPDIR:-/tmp}/srun_test.XXXXXX")"
@@ -231,6 +235,11 @@ for plugin in none pmi2; do
     fail "MPI_Init ran and failed: the launch line was not refused before it"
   [[ "$out" != *"RESULT"* ]] || fail "the probe ran its scenario"
 done
+
+run_srun example --mpi=pmix -n 3 "$example" --procpool_cluster=mpi --n=10000000 --blocks=50
+expect_rc 0
+expect_line '^pi\(10000000\) = 664579 \(.*: right\)$'
+expect_line '^blocks ran on 2 workers, .* the pool has 2 slots:$'
 
 echo "===== scenario times (srun, end to end):"
 printf '  %s\n' "${times[@]}"

@@ -48,10 +48,14 @@ namespace {
 constexpr size_t kKeySize = 32;
 
 // Exits every rank with status 2; rank 0 (or a rank that cannot know its
-// number) says why.
+// number) says why. The other ranks wait a second first: the first rank to
+// exit non-zero makes mpirun (without --enable-recovery) kill the rest, and
+// rank 0 must have written its message by then.
 [[noreturn]] void Refuse(int rank, const std::string& why) {
   if (rank <= 0) {
     fprintf(stderr, "procpool: %s\n", why.c_str());
+  } else {
+    sleep(1);
   }
   fflush(stdout);
   fflush(stderr);

@@ -11,9 +11,12 @@
 #
 # Usage: mpirun_tls_test.sh PROBE
 set -euo pipefail
-PROBE=$(readlink -f "$1")
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+trap 'pkill -KILL -f "$TMP/" 2>/dev/null || true; rm -rf "$TMP"' EXIT
+# A private copy of the probe, so that the leftover check below finds this
+# run's processes only (parallel runs share the runfiles path).
+PROBE="$TMP/cluster_probe"
+cp "$(readlink -f "$1")" "$PROBE"
 HOST=$(hostname)
 MPIRUN=(timeout 120 mpirun --allow-run-as-root --oversubscribe --enable-recovery -n 3)
 fail() { echo "FAIL: $*" >&2; exit 1; }

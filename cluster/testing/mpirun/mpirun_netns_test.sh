@@ -10,6 +10,8 @@
 #                    deleted): WORKER_DIED naming C's address within 15 s,
 #                    then RESULT ok from host B, DONE
 #   hold, break      same, BROKEN naming C's address within 15 s, DONE
+#   example          examples/cluster's count_primes end to end across the
+#                    hosts: pi(10^7) = 664579, counted by both worker ranks
 # After each: mpirun ends, and nothing of the run is left on the hosts. Open
 # MPI 4.1.4 under --enable-recovery never ends by itself once a host's orted
 # is gone (ranks 0 and 1 end normally; mpirun waits for rank 2's report
@@ -20,10 +22,10 @@
 # Needs root and iproute2; skips (exit 0) only when not root. Removes the
 # hosts, its temp dir and any process of its runs, also on failure.
 #
-# Usage: mpirun_netns_test.sh PROBE NETNS_HOSTS_SH
+# Usage: mpirun_netns_test.sh PROBE NETNS_HOSTS_SH EXAMPLE
 set -euo pipefail
 
-[[ $# == 2 ]] || { echo "usage: mpirun_netns_test.sh PROBE NETNS_HOSTS_SH" >&2; exit 2; }
+[[ $# == 3 ]] || { echo "usage: mpirun_netns_test.sh PROBE NETNS_HOSTS_SH EXAMPLE" >&2; exit 2; }
 if [[ "$(id -u)" != 0 ]]; then
   echo "SKIP: mpirun_netns_test needs root (network namespaces); running as uid $(id -u)"
   exit 0
@@ -32,6 +34,7 @@ fi
 PROBE="$1"
 [[ "$PROBE" == /* ]] || PROBE="$PWD/$PROBE"
 NETNS_HOSTS="$(readlink -f "$2")"
+EXAMPLE="$(readlink -f "$3")"
 TMP="$(mktemp -d)"
 HOSTS="$TMP/hosts"
 bg_pid=""
@@ -116,6 +119,14 @@ expect_line "$TMP/ok.out" '^WORKERS 2$' ok
 expect_line "$TMP/ok.out" '^RESULT ok sum=328350$' ok
 expect_line "$TMP/ok.out" '^DONE$' ok
 ((rc == 0)) || flunk "ok: mpirun returned $rc"
+
+# examples/cluster end to end: both worker hosts count blocks.
+run_mpirun example "$LIMIT" "${MPIRUN[@]}" "$EXAMPLE" --procpool_cluster=mpi \
+  --n=10000000 --blocks=50
+echo "time: example: ${secs} s (launch line to mpirun's end)"
+expect_line "$TMP/example.out" '^pi\(10000000\) = 664579 \(.*: right\)$' example
+expect_line "$TMP/example.out" '^blocks ran on 2 workers, .* the pool has 2 slots:$' example
+((rc == 0)) || flunk "example: mpirun returned $rc"
 
 probe kill_rank_replace --scenario=kill_rank --policy=replace
 f="$TMP/kill_rank_replace.out"

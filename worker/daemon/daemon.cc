@@ -14,13 +14,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <deque>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "common/auth/key_file.h"
 #include "common/unique_fd.h"
 #include "glog/logging.h"
@@ -35,6 +42,7 @@ constexpr char kUsage[] =
     "usage: %s --listen=HOST:PORT --auth_key_file=FILE\n"
     "           [--tls_cert_file=PEM --tls_key_file=PEM]\n"
     "           [--auth_timeout=10s] [--heartbeat_timeout=10s]\n"
+    "           [--max_unauthenticated=64] [--refusal_log_interval=10s]\n"
     "Serves this binary's procpool tasks to authenticated parents on other\n"
     "hosts (procpool::ConnectRemoteWorker), one forked worker per connection.\n";
 
@@ -100,9 +108,29 @@ absl::StatusOr<UniqueFd> ListenForParents(const std::string& address,
 
 namespace {
 
+// What a child tells the daemon over the report socket, one datagram each:
+// "A\tPID\tPEER" (authenticated) or "R\tPID\tPEER\tWHY" (refused).
+constexpr char kReportAuthenticated = 'A';
+constexpr char kReportRefused = 'R';
+
+// Sends one report without blocking; false if it could not be sent.
+bool Report(int report_fd, char kind, const std::string& peer,
+            absl::string_view why) {
+  if (report_fd < 0) return false;
+  std::string datagram =
+      absl::StrCat(std::string(1, kind), "\t", getpid(), "\t", peer);
+  if (kind == kReportRefused) absl::StrAppend(&datagram, "\t", why);
+  datagram.resize(std::min<size_t>(datagram.size(), 4096));
+  return send(report_fd, datagram.data(), datagram.size(),
+              MSG_DONTWAIT | MSG_NOSIGNAL) ==
+         static_cast<ssize_t>(datagram.size());
+}
+
 // In the forked child: authenticate the peer on `fd` (which
-// AcceptRemoteParent takes over), then serve it.
-[[noreturn]] void ServeConnection(int fd, const std::string& peer,
+// AcceptRemoteParent takes over), then serve it. `report_fd` (closed here)
+// tells the daemon how authentication ended.
+[[noreturn]] void ServeConnection(int fd, int report_fd,
+                                  const std::string& peer,
                                   const DaemonOptions& options,
                                   pid_t daemon_pid) {
   BecomeWorkerProcess(daemon_pid);
@@ -124,10 +152,16 @@ namespace {
   absl::StatusOr<std::unique_ptr<Channel>> channel =
       AcceptRemoteParent(fd, remote);
   if (!channel.ok()) {
-    LOG(WARNING) << "procpool worker daemon: refused the connection from "
-                 << peer << ": " << channel.status().message();
+    // The daemon logs it, rate-limited per cause; if it cannot be told,
+    // the refusal is logged here rather than lost.
+    if (!Report(report_fd, kReportRefused, peer, channel.status().message())) {
+      LOG(WARNING) << options.log_name << ": refused the connection from "
+                   << peer << ": " << channel.status().message();
+    }
     _exit(1);
   }
+  Report(report_fd, kReportAuthenticated, peer, "");
+  if (report_fd >= 0) close(report_fd);
   LOG(INFO) << "procpool worker daemon: worker " << getpid() << " serves "
             << peer;
   const int code = RunWorker(*std::move(channel));
@@ -136,13 +170,115 @@ namespace {
   _exit(code);
 }
 
+// The cause of a refusal, from its message: the key of the rate limit.
+std::string RefusalCause(absl::string_view why) {
+  if (absl::StrContains(why, "did not start procpool's authentication")) {
+    return "not a procpool peer";
+  }
+  if (absl::StrContains(why, "did not authenticate within")) {
+    return "no authentication within --auth_timeout";
+  }
+  if (absl::StrContains(why, "closed the connection during authentication")) {
+    return "hung up during authentication";
+  }
+  if (absl::StrContains(why, "TLS with")) return "TLS failed";
+  if (absl::StrContains(why, "key") || absl::StrContains(why, "proof")) {
+    return "wrong key";
+  }
+  if (absl::StrContains(why, "our own challenge")) return "reflection";
+  return "other";
+}
+
+// Logs refusals (and accept/fork failures) once per cause per interval: the
+// first in full, the rest as one count when the interval ends.
+class RefusalLog {
+ public:
+  RefusalLog(std::string name, absl::Duration interval)
+      : name_(std::move(name)), interval_(interval) {}
+
+  // The connection from `peer` was refused for `why` (cause RefusalCause).
+  void Refused(const std::string& peer, absl::string_view why) {
+    Note(RefusalCause(why),
+         absl::StrCat("refused the connection from ", peer, ": ", why));
+  }
+
+  // `line` (logged in full if it is the first of `cause` in this interval).
+  void Note(const std::string& cause, const std::string& line) {
+    const absl::Time now = absl::Now();
+    Flush(now);
+    auto it = windows_.find(cause);
+    if (it != windows_.end()) {
+      ++it->second.more;
+      return;
+    }
+    windows_[cause] = Window{now, 0};
+    LOG(WARNING) << name_ << ": " << line;
+  }
+
+  // Logs the count of each interval that has ended, and forgets it.
+  void Flush(absl::Time now) {
+    for (auto it = windows_.begin(); it != windows_.end();) {
+      if (now - it->second.start < interval_) {
+        ++it;
+        continue;
+      }
+      if (it->second.more > 0) {
+        LOG(WARNING) << name_ << ": " << it->second.more << " more refused for "
+                     << it->first << " in the last "
+                     << absl::FormatDuration(interval_);
+      }
+      it = windows_.erase(it);
+    }
+  }
+
+  // When Flush() next has something to log; InfiniteFuture() if never.
+  absl::Time NextFlush() const {
+    absl::Time next = absl::InfiniteFuture();
+    for (const auto& [cause, window] : windows_) {
+      if (window.more > 0) next = std::min(next, window.start + interval_);
+    }
+    return next;
+  }
+
+ private:
+  struct Window {
+    absl::Time start;
+    int more = 0;  // refusals after the first, not logged yet
+  };
+  const std::string name_;
+  const absl::Duration interval_;
+  std::map<std::string, Window> windows_;
+};
+
+// The children of ServeParents: all of them, and those still
+// authenticating in the order they were accepted.
+struct Pending {
+  pid_t pid;
+  absl::Time since;  // accepted
+  std::string peer;
+};
+struct Children {
+  std::set<pid_t> all;
+  std::deque<Pending> authenticating;
+  std::set<pid_t> evicted;  // killed at the bound: their end is not news
+
+  void Authenticated(pid_t pid) {
+    authenticating.erase(
+        std::remove_if(authenticating.begin(), authenticating.end(),
+                       [pid](const Pending& c) { return c.pid == pid; }),
+        authenticating.end());
+  }
+};
+
 // Reaps every child that has exited.
-void ReapChildren(std::set<pid_t>* children) {
+void ReapChildren(Children* children) {
   for (;;) {
     int status = 0;
     const pid_t pid = waitpid(-1, &status, WNOHANG);
     if (pid <= 0) return;
-    children->erase(pid);
+    children->all.erase(pid);
+    children->Authenticated(pid);
+    if (children->evicted.erase(pid) > 0) continue;
     if (WIFSIGNALED(status)) {
       LOG(INFO) << "procpool worker daemon: worker " << pid
                 << " was killed by signal " << WTERMSIG(status);
@@ -153,16 +289,39 @@ void ReapChildren(std::set<pid_t>* children) {
   }
 }
 
-// SIGTERM to every child, up to 2 s for them to go, then SIGKILL.
-void StopChildren(std::set<pid_t>* children) {
-  for (pid_t pid : *children) kill(pid, SIGTERM);
-  for (int i = 0; i < 200 && !children->empty(); ++i) {
-    ReapChildren(children);
-    if (!children->empty()) usleep(10000);
+// Reads every report the children sent (see Report()).
+void ReadReports(int report_fd, Children* children, RefusalLog* log) {
+  char buffer[4097];
+  for (;;) {
+    const ssize_t n = recv(report_fd, buffer, sizeof(buffer) - 1, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    const std::vector<absl::string_view> fields =
+        absl::StrSplit(absl::string_view(buffer, static_cast<size_t>(n)),
+                       absl::MaxSplits('\t', 3));
+    int pid = 0;
+    if (fields.size() < 3 || fields[0].size() != 1 ||
+        !absl::SimpleAtoi(fields[1], &pid)) {
+      continue;  // not from our children
+    }
+    children->Authenticated(pid);
+    if (fields[0][0] == kReportRefused && fields.size() == 4) {
+      log->Refused(std::string(fields[2]), fields[3]);
+    }
   }
-  for (pid_t pid : *children) kill(pid, SIGKILL);
-  for (pid_t pid : *children) waitpid(pid, nullptr, 0);
-  children->clear();
+}
+
+// SIGTERM to every child, up to 2 s for them to go, then SIGKILL.
+void StopChildren(Children* children) {
+  for (pid_t pid : children->all) kill(pid, SIGTERM);
+  for (int i = 0; i < 200 && !children->all.empty(); ++i) {
+    ReapChildren(children);
+    if (!children->all.empty()) usleep(10000);
+  }
+  for (pid_t pid : children->all) kill(pid, SIGKILL);
+  for (pid_t pid : children->all) waitpid(pid, nullptr, 0);
+  children->all.clear();
+  children->authenticating.clear();
 }
 
 absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view name,
@@ -209,6 +368,16 @@ absl::StatusOr<DaemonOptions> ParseDaemonFlags(int argc, char** argv) {
       if (!d.ok()) return d.status();
       (name == "auth_timeout" ? options.auth_timeout
                               : options.heartbeat_timeout) = *d;
+    } else if (name == "refusal_log_interval") {
+      absl::StatusOr<absl::Duration> d = ParseDurationFlag(name, value);
+      if (!d.ok()) return d.status();
+      options.refusal_log_interval = *d;
+    } else if (name == "max_unauthenticated") {
+      if (!absl::SimpleAtoi(value, &options.max_unauthenticated) ||
+          options.max_unauthenticated < 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--max_unauthenticated=", value, ": expected a number >= 1"));
+      }
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("unknown flag --", name));
@@ -262,25 +431,56 @@ int ServeParents(UniqueFd listen_fd, const std::string& bound,
     sigprocmask(SIG_SETMASK, &previous, nullptr);
     return 1;
   }
+  // The children's reports (Report()): [0] read here, [1] theirs.
+  int report_pair[2];
+  if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
+                 report_pair) != 0) {
+    fprintf(stderr, "%s: socketpair: %s\n", name, strerror(errno));
+    sigprocmask(SIG_SETMASK, &previous, nullptr);
+    return 1;
+  }
+  UniqueFd report_read(report_pair[0]);
+  UniqueFd report_write(report_pair[1]);
   if (options.announce) {
     printf("listening on %s\n", bound.c_str());
     fflush(stdout);
   }
   LOG(INFO) << name << " " << getpid() << ": listening on " << bound
-            << (options.use_tls ? " (TLS)" : "");
+            << (options.use_tls ? " (TLS)" : "") << ", at most "
+            << options.max_unauthenticated << " connections authenticating";
 
-  std::set<pid_t> children;
+  Children children;
+  RefusalLog refusals(options.log_name, options.refusal_log_interval);
+  const size_t max_unauthenticated =
+      static_cast<size_t>(std::max(1, options.max_unauthenticated));
   const pid_t daemon_pid = getpid();
+  // After EMFILE and the like, accept() waits a little instead of spinning.
+  absl::Time accept_paused_until = absl::InfinitePast();
   int exit_code = 0;
-  const int nfds = watch != nullptr && watch->fd >= 0 ? 3 : 2;
+  const bool watching = watch != nullptr && watch->fd >= 0;
   for (;;) {
-    struct pollfd fds[3] = {{listen_fd.get(), POLLIN, 0},
+    const absl::Time now = absl::Now();
+    refusals.Flush(now);
+    const bool accepting = now >= accept_paused_until;
+    absl::Time wake = refusals.NextFlush();
+    if (!accepting) wake = std::min(wake, accept_paused_until);
+    int timeout_ms = -1;
+    if (wake != absl::InfiniteFuture()) {
+      timeout_ms = static_cast<int>(
+          std::max<int64_t>(0, absl::ToInt64Milliseconds(absl::Ceil(
+                                   wake - now, absl::Milliseconds(1)))));
+    }
+    struct pollfd fds[4] = {{accepting ? listen_fd.get() : -1, POLLIN, 0},
                             {signal_fd.get(), POLLIN, 0},
-                            {nfds == 3 ? watch->fd : -1, POLLIN, 0}};
-    if (poll(fds, nfds, -1) < 0) {
+                            {report_read.get(), POLLIN, 0},
+                            {watching ? watch->fd : -1, POLLIN, 0}};
+    if (poll(fds, watching ? 4 : 3, timeout_ms) < 0) {
       if (errno == EINTR) continue;
       PLOG(ERROR) << name << ": poll";
       break;
+    }
+    if (fds[2].revents & POLLIN) {
+      ReadReports(report_read.get(), &children, &refusals);
     }
     if (fds[1].revents & POLLIN) {
       struct signalfd_siginfo info;
@@ -290,11 +490,12 @@ int ServeParents(UniqueFd listen_fd, const std::string& bound,
       }
       ReapChildren(&children);
       if (stop) {
-        LOG(INFO) << name << ": stopping (" << children.size() << " workers)";
+        LOG(INFO) << name << ": stopping (" << children.all.size()
+                  << " workers)";
         break;
       }
     }
-    if (nfds == 3 && fds[2].revents != 0) {
+    if (watching && fds[3].revents != 0) {
       std::optional<int> code = watch->on_readable();
       if (code.has_value()) {
         exit_code = *code;
@@ -308,31 +509,63 @@ int ServeParents(UniqueFd listen_fd, const std::string& bound,
                                   reinterpret_cast<sockaddr*>(&peer_addr), &len,
                                   SOCK_CLOEXEC));
       if (!connection.valid()) {
-        if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
-          PLOG(WARNING) << name << ": accept";
+        const int error = errno;
+        if (error == EMFILE || error == ENFILE || error == ENOBUFS ||
+            error == ENOMEM) {
+          accept_paused_until = absl::Now() + absl::Milliseconds(100);
+        }
+        if (error != EINTR && error != EAGAIN && error != ECONNABORTED) {
+          refusals.Note(absl::StrCat("accept: ", strerror(error)),
+                        absl::StrCat("accept: ", strerror(error),
+                                     " (a connection waits in the backlog)"));
         }
         continue;
       }
       const std::string peer = FormatAddress(peer_addr);
+      // Make room: children that finished authenticating leave the count
+      // first; then, at the bound, the oldest one still at it goes.
+      ReadReports(report_read.get(), &children, &refusals);
+      while (children.authenticating.size() >= max_unauthenticated) {
+        const Pending oldest = children.authenticating.front();
+        children.authenticating.pop_front();
+        if (kill(oldest.pid, SIGKILL) == 0) children.evicted.insert(oldest.pid);
+        refusals.Note("evicted at --max_unauthenticated",
+                      absl::StrCat("refused the connection from ", oldest.peer,
+                                   ": still not authenticated after ",
+                                   absl::FormatDuration(
+                                       absl::Trunc(absl::Now() - oldest.since,
+                                                   absl::Milliseconds(1))),
+                                   " when a newer connection needed its place "
+                                   "(--max_unauthenticated=",
+                                   max_unauthenticated, ")"));
+      }
       const pid_t pid = fork();
       if (pid == 0) {
         listen_fd.reset();
         signal_fd.reset();
-        if (nfds == 3) close(watch->fd);
+        report_read.reset();
+        if (watching) close(watch->fd);
         sigprocmask(SIG_SETMASK, &previous, nullptr);
-        ServeConnection(connection.release(), peer, options, daemon_pid);
+        ServeConnection(connection.release(), report_write.release(), peer,
+                        options, daemon_pid);
       }
       connection.reset();  // the child has its own
       if (pid < 0) {
-        PLOG(WARNING) << name << ": fork for " << peer;
+        const int error = errno;
+        refusals.Note(absl::StrCat("fork: ", strerror(error)),
+                      absl::StrCat("refused the connection from ", peer,
+                                   ": fork: ", strerror(error)));
         continue;
       }
-      children.insert(pid);
+      children.all.insert(pid);
+      children.authenticating.push_back(Pending{pid, absl::Now(), peer});
       VLOG(1) << name << ": connection from " << peer << ", worker " << pid;
     }
   }
   listen_fd.reset();
   StopChildren(&children);
+  ReadReports(report_read.get(), &children, &refusals);
+  refusals.Flush(absl::InfiniteFuture());
   signal_fd.reset();
   sigprocmask(SIG_SETMASK, &previous, nullptr);
   return exit_code;

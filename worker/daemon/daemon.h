@@ -3,6 +3,7 @@
 //   procpool_worker --listen=HOST:PORT --auth_key_file=FILE
 //                   [--tls_cert_file=PEM --tls_key_file=PEM]
 //                   [--heartbeat_timeout=10s] [--auth_timeout=10s]
+//                   [--max_unauthenticated=64] [--refusal_log_interval=10s]
 //
 // Every binary built with procpool_worker_binary() accepts these flags (its
 // main(), worker_main.cc, hands such a command line to DaemonMain()), and
@@ -22,6 +23,39 @@
 //    "refused the connection from ADDR: <why>" and exits with status 1,
 //    having read nothing but the handshake. Only registered tasks ever run
 //    (the worker loop answers any other name with an error).
+//  * At most --max_unauthenticated (default 64) children are still
+//    authenticating at any time. A connection that arrives at the bound is
+//    accepted, and the OLDEST child still authenticating is killed to make
+//    room (its connection closes; it is logged as refused "still not
+//    authenticated when a newer connection needed its place"). Why this and
+//    not the other two policies: a good parent authenticates within a round
+//    trip or two of being accepted, while a flood's connections (silent, or
+//    trickling a byte at a time) sit for up to --auth_timeout; evicting the
+//    oldest removes exactly those, so a good parent is served as soon as it
+//    is accepted, unless the flood opens --max_unauthenticated connections
+//    within that parent's own handshake time. Closing new connections at
+//    the bound would refuse every good parent for as long as the flood
+//    holds its slots (up to --auth_timeout, again and again); not accepting
+//    at the bound would leave a good parent queued in the kernel's backlog
+//    behind the silent peers, each of which holds its slot until
+//    --auth_timeout. The children still authenticating tell the daemon when
+//    they are done (a datagram on a socketpair shared with them), so
+//    authenticated workers never count against the bound; the cost of a
+//    flood is a fork per connection, not memory or processes. (A child that
+//    authenticates in the microseconds between a newer connection's accept
+//    and its datagram being read may still be evicted: its parent sees its
+//    channel closed.)
+//  * Refusals are logged once per cause, not per connection: the first
+//    refusal of a cause (not procpool, wrong key, no authentication within
+//    the bound, hung up, TLS, evicted at the bound) is logged in full,
+//    "refused the connection from ADDR: <why>"; the others of that cause
+//    within --refusal_log_interval (10 s) are counted, and logged as one line
+//    "N more refused for <cause> in the last 10s" when the interval ends. The
+//    children report their refusal to the daemon (the same datagram), which
+//    logs it; a child whose report cannot be sent (the queue is full) logs it
+//    itself. accept() and fork() failures go through the same limiter, and
+//    running out of descriptors pauses accept() for 100 ms instead of
+//    spinning.
 //  * A child dies with its connection: when the parent closes, dies or goes
 //    silent for --heartbeat_timeout (the child pings it every second), the
 //    child exits at once, even in the middle of a task. It also dies with the
@@ -57,6 +91,11 @@ struct DaemonOptions {
   absl::Duration auth_timeout = absl::Seconds(10);
   absl::Duration heartbeat_interval = absl::Seconds(1);
   absl::Duration heartbeat_timeout = absl::Seconds(10);
+  // At most this many children still authenticating (>= 1); at the bound the
+  // oldest of them is ended to make room for a new connection.
+  int max_unauthenticated = 64;
+  // Refusals of one cause within this interval are logged as one line.
+  absl::Duration refusal_log_interval = absl::Seconds(10);
   // Print "listening on HOST:PORT" on stdout once serving. A cluster rank
   // (cluster/mpi.h) turns it off: its stdout is the user's program's.
   bool announce = true;

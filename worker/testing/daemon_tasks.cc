@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -26,6 +27,12 @@ PROCPOOL_TASK(DaemonTestPid);
 
 int64_t DaemonTestAdd(int64_t a, int64_t b) { return a + b; }
 PROCPOOL_TASK(DaemonTestAdd);
+
+// The length of its argument (a task whose argument declares its size).
+int64_t DaemonTestLength(std::vector<int64_t> v) {
+  return static_cast<int64_t>(v.size());
+}
+PROCPOOL_TASK(DaemonTestLength);
 
 // A long task: the worker's channel must answer heartbeats meanwhile.
 int32_t DaemonTestSleep(int32_t ms) {

@@ -10,7 +10,7 @@
 // the test. A FILE_OR_DIR that does not exist (a mistyped or moved folder)
 // fails it too (exit 1): the reproducers would silently stop being replayed.
 //
-// Usage: replay TARGET [FILE_OR_DIR...]     TARGET: wire or codec
+// Usage: replay TARGET [FILE_OR_DIR...]     TARGET: wire, codec or handshake
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -86,7 +86,8 @@ bool Files(const std::string& path, std::vector<std::string>* files) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s wire|codec [FILE_OR_DIR...]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s wire|codec|handshake [FILE_OR_DIR...]\n",
+                 argv[0]);
     return 2;
   }
   const std::vector<std::string> seeds = procpool::fuzz::SeedsFor(argv[1]);

@@ -58,9 +58,35 @@ std::vector<std::string> CodecSeeds() {
   return AllCodecSeeds(std::make_index_sequence<kNumTypes>());
 }
 
+std::vector<std::string> HandshakeSeeds() {
+  const std::string hello = "PPAUTH01" + std::string(32, 'n');
+  const std::string proof(32, 'p');
+  const std::string frame = EncodeMessage(wire::Config{});
+  const std::string zeros(8 + 32 + 32 + 1, '\0');
+  std::string nonce_changed = zeros, proof_changed = zeros,
+              verdict_changed = zeros;
+  nonce_changed[8] = 1;
+  proof_changed[40] = 1;
+  verdict_changed[72] = 'Y' ^ 'N';
+  return {
+      // Mode 0: a peer's raw bytes.
+      std::string(1, '\0') + hello + proof + "Y" + frame,
+      std::string(1, '\0') + hello + proof,
+      std::string(1, '\0') + "GET / HTTP/1.1\r\nHost: procpool\r\n\r\n",
+      std::string(1, '\0') + "PPAUTH01",
+      // Mode 1: masks over a real parent's Hello, Proof and Verdict.
+      std::string(1, '\1'),
+      std::string(1, '\1') + zeros,
+      std::string(1, '\1') + nonce_changed,
+      std::string(1, '\1') + proof_changed,
+      std::string(1, '\1') + verdict_changed,
+  };
+}
+
 std::vector<std::string> SeedsFor(const std::string& target) {
   if (target == "wire") return WireSeeds();
   if (target == "codec") return CodecSeeds();
+  if (target == "handshake") return HandshakeSeeds();
   return {};
 }
 

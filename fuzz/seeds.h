@@ -23,7 +23,12 @@ std::vector<std::string> WireSeeds();
 // codec_fuzzer takes them.
 std::vector<std::string> CodecSeeds();
 
-// The seeds of the target named "wire" or "codec"; empty for another name.
+// A mode byte, then a peer's raw bytes (mode 0) or masks over a real
+// parent's handshake bytes (mode 1), as handshake_fuzzer takes them.
+std::vector<std::string> HandshakeSeeds();
+
+// The seeds of the target named "wire", "codec" or "handshake"; empty for
+// another name.
 std::vector<std::string> SeedsFor(const std::string& target);
 
 }  // namespace fuzz

@@ -1,7 +1,7 @@
 // Writes the seeds of one fuzz target (seeds.h) as files seed_000, seed_001,
 // ... into a directory that exists, for libFuzzer's starting corpus.
 //
-// Usage: write_seeds wire|codec DIR
+// Usage: write_seeds wire|codec|handshake DIR
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -11,7 +11,7 @@
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: %s wire|codec DIR\n", argv[0]);
+    std::fprintf(stderr, "usage: %s wire|codec|handshake DIR\n", argv[0]);
     return 2;
   }
   const std::vector<std::string> seeds = procpool::fuzz::SeedsFor(argv[1]);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of fuzz/ with clang and runs each for a bounded
-# time: wire (procpool::wire::DecodeMessage) and codec (DecodeValue<T> for the
-# nested types of fuzz/codec_fuzz_types.h). See fuzz/README.md.
+# time: wire (procpool::wire::DecodeMessage), codec (DecodeValue<T> for the
+# nested types of fuzz/codec_fuzz_types.h) and handshake (the worker daemon's
+# side of common/auth/handshake.h, played by an unauthenticated peer). See
+# fuzz/README.md.
 #
 # Prints one line per target and, last, a summary line for tools/test.sh:
 #
@@ -17,9 +19,10 @@
 # output base is first used (gcc here); building with clang in the same output
 # base would throw the gcc build away. Instead this compiles the few sources
 # the targets need (serialization/'s byte_io.cc, codec_core.cc, codec_std.cc,
-# capnp_frame.cc, wire.cc and the schema that `capnp compile` generates)
+# capnp_frame.cc, wire.cc and the schema that `capnp compile` generates;
+# common/auth/handshake.cc, hmac.cc and common/posix_error.cc)
 # directly with clang++, linking Debian's Cap'n Proto and Abseil through
-# pkg-config, as the Bazel build does: offline, no
+# pkg-config (and glog and libcrypto for the handshake), as the Bazel build does: offline, no
 # second Bazel server, about a minute from scratch on 2 cores, and rebuilt
 # only when a source or header changed. The same fuzz targets also build with
 # Bazel's gcc as replay tests (//fuzz:wire_fuzzer_replay_test, ...), which run
@@ -32,7 +35,7 @@
 # every run; fuzz/regressions/<target>/ holds saved reproducers, also used
 # as seeds.
 #
-# Usage: bash tools/fuzz.sh [--seconds=N] [--build_only] [wire] [codec]
+# Usage: bash tools/fuzz.sh [--seconds=N] [--build_only] [wire] [codec] [handshake]
 #   --seconds=N   fuzzing time per target (default 30)
 #   --build_only  build, write the seeds, and stop
 # Needs clang++ (clang-14) and libFuzzer (libclang-rt-14-dev): tools/setup.sh.
@@ -48,14 +51,14 @@ for a in "$@"; do
   case "$a" in
     --seconds=*) seconds="${a#--seconds=}" ;;
     --build_only) build_only=1 ;;
-    wire | codec) targets+=("$a") ;;
+    wire | codec | handshake) targets+=("$a") ;;
     *)
-      echo "usage: bash tools/fuzz.sh [--seconds=N] [--build_only] [wire] [codec]" >&2
+      echo "usage: bash tools/fuzz.sh [--seconds=N] [--build_only] [wire] [codec] [handshake]" >&2
       exit 2
       ;;
   esac
 done
-if ((${#targets[@]} == 0)); then targets=(wire codec); fi
+if ((${#targets[@]} == 0)); then targets=(wire codec handshake); fi
 if ! [[ "$seconds" =~ ^[0-9]+$ ]] || ((seconds < 1)); then
   echo "fuzz.sh: --seconds wants a positive integer, not '$seconds'" >&2
   exit 2
@@ -89,7 +92,7 @@ cxxflags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link
   "${san[@]}" -Wall -Wno-sign-compare -I"$workspace" -I"$out/gen")
 libs=()
 read -r -a libs <<<"$(pkg-config --libs capnp kj absl_status absl_statusor \
-  absl_str_format absl_strings absl_synchronization absl_time)" || build_failed "pkg-config --libs capnp kj absl_... failed (bash tools/setup.sh)"
+  absl_str_format absl_strings absl_synchronization absl_time libglog libcrypto)" || build_failed "pkg-config --libs capnp kj absl_... libglog libcrypto failed (bash tools/setup.sh)"
 
 # The schema, as //serialization:wire_capnp_gen generates it.
 schema=serialization/wire.capnp
@@ -118,9 +121,13 @@ sources=(
   serialization/codec_std.cc
   serialization/capnp_frame.cc
   serialization/wire.cc
+  common/auth/handshake.cc
+  common/auth/hmac.cc
+  common/posix_error.cc
   "$gen"
   fuzz/codec_fuzzer.cc
   fuzz/wire_fuzzer.cc
+  fuzz/handshake_fuzzer.cc
   fuzz/seeds.cc
   fuzz/write_seeds.cc
 )
@@ -170,6 +177,7 @@ link() {
 }
 link wire_fuzzer fuzzer wire_fuzzer wire capnp_frame wire.capnp byte_io big_buffers
 link codec_fuzzer fuzzer codec_fuzzer codec_core codec_std byte_io big_buffers
+link handshake_fuzzer fuzzer handshake_fuzzer handshake hmac posix_error
 link write_seeds plain write_seeds seeds codec_core codec_std byte_io wire capnp_frame wire.capnp big_buffers
 
 for t in "${targets[@]}"; do

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <mutex>
 #include <utility>
 
 #include <kj/async-io.h>
@@ -318,8 +319,32 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view address) {
   return result;
 }
 
+namespace {
+
+// KJ builds its network filter's table of CIDR ranges (a function-local
+// static) the first time an address is parsed. libkj is not instrumented, so
+// two channel threads doing that at once look like a data race to
+// ThreadSanitizer (seen in executor:remote_test, several slots connecting
+// together, with the writer's stack lost so that no suppression matched).
+// Parsing one address here, once, on the calling thread, builds it before
+// any channel thread runs.
+void BuildKjNetworkTablesOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // A thread that runs a KJ loop already cannot set up another: then the
+    // tables are built on the first channel thread, as before.
+    kj::runCatchingExceptions([] {
+      kj::AsyncIoContext io = kj::setupAsyncIo();
+      io.provider->getNetwork().parseAddress("127.0.0.1", 1).wait(io.waitScope);
+    });
+  });
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Channel>> ConnectRemoteWorker(
     const RemoteWorkerOptions& options) {
+  BuildKjNetworkTablesOnce();
   absl::StatusOr<HostPort> where = ParseHostPort(options.address);
   if (!where.ok()) return where.status();
   if (where->port == 0) {

@@ -207,6 +207,10 @@ absl::StatusOr<std::unique_ptr<DrivenChannel>> DrivenChannel::Open(
   if (!status.ok()) return status;  // `socket` closes if Init() left it
   DrivenChannel* raw = channel.get();
   channel->thread_ = std::thread([raw] { raw->RunLoopThread(); });
+  {
+    absl::MutexLock lock(&channel->mu_);
+    channel->mu_.Await(absl::Condition(&channel->loop_thread_started_));
+  }
   return channel;
 }
 
@@ -301,6 +305,7 @@ void DrivenChannel::RunLoopThread() {
   {
     absl::MutexLock lock(&mu_);
     events = loop_thread_events_ = LoopThreadEvents();
+    loop_thread_started_ = true;
   }
   for (;;) {
     struct pollfd fds[2] = {{kick_fd_.get(), POLLIN, 0},

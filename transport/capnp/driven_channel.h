@@ -123,6 +123,12 @@ class DrivenChannel final : public Channel, public FrameReceiver {
 
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  // Set by the loop thread once it runs (its start-up, ASan's per-thread set-
+  // up included, is over) and before it first sleeps. Open() waits for it:
+  // a fork() right after Open() (the conformance harness's child; a kFork
+  // worker) must not copy an allocator lock that the new thread holds
+  // mid-start-up (seen under ASan: the child hung in its first refill).
+  bool loop_thread_started_ ABSL_GUARDED_BY(mu_) = false;
   bool user_polling_ ABSL_GUARDED_BY(mu_) = false;  // Poll() with `stay`
   bool pending_signaled_ ABSL_GUARDED_BY(mu_) = false;
   short loop_thread_events_ ABSL_GUARDED_BY(mu_) = 0;  // what it waits for

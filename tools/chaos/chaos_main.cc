@@ -49,6 +49,10 @@ ABSL_FLAG(std::string, start_method, "forkserver",
           "fork | forkserver | spawn | all (one drawn per wave).");
 ABSL_FLAG(uint64_t, seed, 0, "Seed of the wave plans; 0: from the clock.");
 ABSL_FLAG(int64_t, waves, 0, "Stop after this many waves (0: no limit).");
+ABSL_FLAG(int64_t, faults, 0,
+          "Stop once this many faults were injected (waves that armed a fault "
+          "or signalled a worker; 0: no limit). --seconds still bounds the "
+          "run: raise it for a long fault-count campaign.");
 ABSL_FLAG(int64_t, only_wave, -1,
           "Run the plan of this wave (of --seed) in every wave: replays a "
           "wave that found a problem.");
@@ -74,6 +78,11 @@ constexpr char kUsage[] = R"(chaos: waves of procpool pools under random faults.
 
   bazel run //tools:chaos -- --transport=unix --seconds=60 --kill_probability=0.5
       [--json] [--start_method=forkserver|fork|spawn|all] [--seed=N]
+      [--faults=N] [--waves=N]
+
+It stops after --seconds, or earlier after --waves waves or once --faults
+faults were injected (a wave that armed a fault or signalled a worker counts
+one each), whichever comes first.
 
 Each wave starts a ProcessPoolExecutor with 2 workers, submits a random mix of
 the executor's test tasks with Submit and Map, and checks every result. With
@@ -248,6 +257,7 @@ int Main() {
   if (seed == 0) seed = std::random_device()() | 1;
   const double seconds = absl::GetFlag(FLAGS_seconds);
   const int64_t max_waves = absl::GetFlag(FLAGS_waves);
+  const int64_t max_faults = absl::GetFlag(FLAGS_faults);
   const int64_t only_wave = absl::GetFlag(FLAGS_only_wave);
   const bool verbose = absl::GetFlag(FLAGS_verbose);
 
@@ -274,7 +284,9 @@ int Main() {
                                          start)
         .count();
   };
-  for (int64_t i = 0; elapsed() < seconds && (max_waves <= 0 || i < max_waves);
+  for (int64_t i = 0;
+       elapsed() < seconds && (max_waves <= 0 || i < max_waves) &&
+       (max_faults <= 0 || summary.faults() < max_faults);
        ++i) {
     const int64_t index = only_wave >= 0 ? only_wave : i;
     const WavePlan plan = MakePlan(seed, index, params);

@@ -89,6 +89,7 @@ void PrintJson(std::ostream& out, const Summary& s) {
       << ", \"seed\": " << s.seed
       << ", \"seconds\": " << absl::StrFormat("%.1f", s.seconds)
       << ", \"waves\": " << s.waves
+      << ", \"faults\": " << s.faults()
       << ", \"waves_faulted\": " << s.waves_faulted
       << ", \"waves_killed\": " << s.waves_killed
       << ", \"waves_broken\": " << s.waves_broken

@@ -57,6 +57,10 @@ struct Summary {
   std::vector<double> detect_kill_ms;   // timed from kill(2)
   std::vector<double> detect_fault_ms;  // timed from a Submit (upper bound)
 
+  // Faults injected: waves that armed a fault plus waves that signalled a
+  // worker from outside (what --faults counts).
+  int64_t faults() const { return waves_faulted + waves_killed; }
+
   void Add(const WaveResult& wave);
   void AddLeaks(const Leaks& leaks);
   // Nothing hung, leaked, was left unresolved, came back wrong or failed

@@ -37,7 +37,9 @@ std::string FormatIp(const in_addr& addr) {
 }
 
 // Reads exactly `n` bytes before `deadline`; false on EOF, error or timeout.
-bool ReadFully(int fd, char* out, size_t n, absl::Time deadline) {
+// (common/posix_error.h's ReadFully has no deadline: a silent stranger must
+// not hold rank 0 up.)
+bool ReadWithin(int fd, char* out, size_t n, absl::Time deadline) {
   size_t got = 0;
   while (got < n) {
     const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
@@ -57,7 +59,10 @@ bool ReadFully(int fd, char* out, size_t n, absl::Time deadline) {
   return true;
 }
 
-bool WriteFully(int fd, const char* data, size_t n) {
+// Sends all of `data` with MSG_NOSIGNAL: the goodbye runs at rank 0's exit,
+// where a SIGPIPE from a rank already gone would replace the exit status
+// (common/posix_error.h's WriteFully uses write()).
+bool SendAll(int fd, const char* data, size_t n) {
   while (n > 0) {
     const ssize_t w = send(fd, data, n, MSG_NOSIGNAL);
     if (w < 0) {
@@ -192,7 +197,7 @@ absl::StatusOr<UniqueFd> ConnectToParent(
                sizeof(interval));
     setsockopt(fd->get(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
     const std::string proof = RankProof(key, rank);
-    if (!WriteFully(fd->get(), proof.data(), proof.size())) {
+    if (!SendAll(fd->get(), proof.data(), proof.size())) {
       failures.push_back(absl::StrCat(address, ": ", strerror(errno)));
       continue;
     }
@@ -223,7 +228,7 @@ absl::StatusOr<std::vector<UniqueFd>> AcceptRanks(int listen_fd,
     if (!fd.valid()) continue;
     char proof[kRankProofSize];
     // A silent peer may hold us up to a second, not up to the deadline.
-    if (!ReadFully(fd.get(), proof, sizeof(proof),
+    if (!ReadWithin(fd.get(), proof, sizeof(proof),
                    std::min(deadline, absl::Now() + absl::Seconds(1)))) {
       continue;
     }
@@ -260,7 +265,7 @@ void HoldUntilExit(std::vector<UniqueFd> connections) {
 
 void SendGoodbye(const std::vector<int>& fds, int status) {
   const char message[2] = {kGoodbye, static_cast<char>(status & 0xff)};
-  for (int fd : fds) WriteFully(fd, message, sizeof(message));
+  for (int fd : fds) SendAll(fd, message, sizeof(message));
 }
 
 ParentEnd ReadParentEnd(int fd) {

@@ -1,5 +1,7 @@
 // Remote capnp channels: the openers that connect (parent) or accept
-// (worker), with TLS and authentication, for a ThreadedChannel. See remote.h.
+// (worker), with TLS and authentication, and the channel that runs over what
+// they open: a ThreadedChannel (Cap'n Proto RPC) with TLS, a framed channel
+// (framed_remote.h) without. See remote.h.
 #include "transport/capnp/remote.h"
 
 #include <errno.h>
@@ -21,6 +23,7 @@
 #include "common/auth/handshake.h"
 #include "common/posix_error.h"
 #include "common/unique_fd.h"
+#include "transport/capnp/framed_remote.h"
 #include "transport/capnp/kj_handshake.h"
 #include "transport/capnp/rpc_common.h"
 #include "transport/capnp/threaded_channel.h"
@@ -283,6 +286,42 @@ class AcceptOpener final : public StreamOpener {
   auth::Handshake handshake_;
 };
 
+// The worker's end without TLS: authenticates on a KJ loop of this thread,
+// then keeps a duplicate of the socket for a framed channel.
+absl::StatusOr<std::unique_ptr<Channel>> AcceptFramed(
+    UniqueFd socket, const RemoteParentOptions& options,
+    auth::Handshake handshake) {
+  absl::Status status;
+  UniqueFd framed_socket;
+  const absl::Status kj_error = capnp_internal::CatchKj(
+      absl::StrCat("authenticating the parent at ", options.peer_address),
+      [&] {
+        kj::AsyncIoContext io = kj::setupAsyncIo();
+        AcceptOpener opener(std::move(socket), options, "", "",
+                            std::move(handshake));
+        OpenedStream opened = opener.Open(io).wait(io.waitScope);
+        status = opened.status;
+        if (!status.ok()) return;
+        const int fd = fcntl(opened.socket_fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) {
+          status = PosixError(
+              "capnp transport: dup of the authenticated socket", errno);
+          return;
+        }
+        framed_socket = UniqueFd(fd);
+      });
+  if (status.ok()) status = kj_error;
+  if (!status.ok()) return status;
+  capnp_internal::FramedWorkerOptions framed;
+  framed.peer_name = absl::StrCat("parent at ", options.peer_address);
+  framed.keepalive_interval = options.heartbeat_interval;
+  framed.heartbeat_timeout = options.heartbeat_timeout;
+  framed.preamble_timeout = options.auth_timeout;
+  framed.on_connection_lost = options.on_connection_lost;
+  return capnp_internal::OpenFramedWorkerChannel(std::move(framed_socket),
+                                                 std::move(framed));
+}
+
 }  // namespace
 
 absl::StatusOr<HostPort> ParseHostPort(absl::string_view address) {
@@ -366,17 +405,25 @@ absl::StatusOr<std::unique_ptr<Channel>> ConnectRemoteWorker(
     if (!pem.ok()) return pem.status();
     ca_pem = *std::move(pem);
   }
+  auto opener = std::make_unique<ConnectOpener>(
+      options, *std::move(where), std::move(ca_pem), *std::move(handshake));
+  if (!options.use_tls) {
+    capnp_internal::FramedParentOptions framed;
+    framed.peer_name = absl::StrCat("worker daemon at ", options.address);
+    framed.keepalive_interval = options.heartbeat_interval;
+    framed.heartbeat_timeout = options.heartbeat_interval > absl::ZeroDuration()
+                                   ? options.heartbeat_timeout
+                                   : absl::ZeroDuration();
+    return capnp_internal::StartFramedParentChannel(std::move(opener),
+                                                    std::move(framed));
+  }
   ThreadedChannelOptions channel;
   channel.side = capnp::rpc::twoparty::Side::CLIENT;
   channel.peer_name = absl::StrCat("worker daemon at ", options.address);
   channel.heartbeat_interval = options.heartbeat_interval;
   channel.heartbeat_timeout = options.heartbeat_timeout;
   absl::StatusOr<std::unique_ptr<ThreadedChannel>> started =
-      ThreadedChannel::Start(
-          std::make_unique<ConnectOpener>(options, *std::move(where),
-                                          std::move(ca_pem),
-                                          *std::move(handshake)),
-          std::move(channel));
+      ThreadedChannel::Start(std::move(opener), std::move(channel));
   if (!started.ok()) return started.status();
   return std::unique_ptr<Channel>(*std::move(started));
 }
@@ -402,6 +449,9 @@ absl::StatusOr<std::unique_ptr<Channel>> AcceptRemoteParent(
   }
   if (!files.ok()) return files;
   SetNoDelay(socket.get());
+  if (!options.use_tls) {
+    return AcceptFramed(std::move(socket), options, *std::move(handshake));
+  }
   ThreadedChannelOptions channel;
   channel.side = capnp::rpc::twoparty::Side::SERVER;
   channel.peer_name = absl::StrCat("parent at ", options.peer_address);

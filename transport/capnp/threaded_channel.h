@@ -56,27 +56,11 @@
 #include "absl/time/time.h"
 #include "common/unique_fd.h"
 #include "transport/capnp/rpc_common.h"
+#include "transport/capnp/stream_opener.h"
 #include "transport/transport.h"
 
 namespace procpool {
 namespace capnp_internal {
-
-// The connection a ThreadedChannel runs RPC over, with its error if it could
-// not be made.
-struct OpenedStream {
-  absl::Status status;
-  kj::Own<kj::AsyncIoStream> stream;
-  int socket_fd = -1;  // the stream's socket if known (owned by `stream`)
-};
-
-// Makes the connection, on the channel's KJ thread.
-class StreamOpener {
- public:
-  virtual ~StreamOpener() = default;
-  // Called once. Resolves to the stream or to a status saying why not; an
-  // exception is turned into a status by the channel.
-  virtual kj::Promise<OpenedStream> Open(kj::AsyncIoContext& io) = 0;
-};
 
 struct ThreadedChannelOptions {
   // Our side of the two-party connection (the parent is CLIENT).

@@ -1,4 +1,9 @@
-// The framed remote link's preamble and trailers (framed_remote.h).
+// The framed remote link's preamble and trailers (framed_link.h).
+#include "transport/capnp/framed_link.h"
+
+#include <string.h>
+
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -7,7 +12,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "transport/capnp/framed_remote.h"
 #include "transport/frame_header.h"
 
 namespace procpool {

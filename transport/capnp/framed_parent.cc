@@ -35,6 +35,7 @@
 #include "common/spin.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
+#include "transport/capnp/framed_link.h"
 #include "transport/capnp/framed_remote.h"
 #include "transport/capnp/rpc_common.h"
 #include "transport/capnp/stream_opener.h"

@@ -12,7 +12,7 @@
 // the capnp transport connects, secures and authenticates (remote.h); only
 // what follows authentication differs.
 //
-// On the wire, after the handshake (common/auth/handshake.h):
+// On the wire (framed_link.h), after the handshake (common/auth/handshake.h):
 //   parent -> worker, once: the link preamble, 16 bytes
 //     bytes 0..3  "PPL1"; bytes 4..7 zero;
 //     bytes 8..15 the keepalive interval the parent wants, in microseconds,
@@ -46,14 +46,11 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "absl/strings/string_view.h"
 #include "common/unique_fd.h"
-#include "transport/frame_header.h"
 #include "transport/transport.h"
 
 namespace procpool {
@@ -99,35 +96,6 @@ struct FramedWorkerOptions {
 absl::StatusOr<std::unique_ptr<Channel>> OpenFramedWorkerChannel(
     UniqueFd socket, FramedWorkerOptions options);
 
-// What both ends share (framed_link.cc).
-namespace framed {
-
-inline constexpr char kPreambleMagic[4] = {'P', 'P', 'L', '1'};
-inline constexpr size_t kPreambleSize = 16;
-inline constexpr char kFrameMagic[4] = {'P', 'P', 'T', '1'};
-inline constexpr char kDataTrailer = 0;
-inline constexpr char kKeepaliveTrailer = 1;
-inline constexpr FrameFormat kFormat = {kFrameMagic, uint64_t{1} << 40,
-                                        "capnp transport", "stream"};
-
-std::string EncodePreamble(absl::Duration keepalive_interval);
-// The interval, or kDataLoss naming `peer` if `bytes` is not a preamble.
-absl::StatusOr<absl::Duration> DecodePreamble(absl::string_view bytes,
-                                              absl::string_view peer);
-
-// Takes the trailer off each of `got`'s frames and appends the channel's
-// frames to `*frames`, dropping keepalives. kDataLoss (naming `peer`) at the
-// first frame without a valid trailer; the frames before it are delivered.
-absl::Status StripTrailers(std::vector<std::string>* got,
-                           std::vector<std::string>* frames,
-                           absl::string_view peer);
-
-// The trailer of a channel frame, as a part to send after its bytes.
-absl::string_view DataTrailer();
-// A whole keepalive frame: header and payload.
-absl::string_view KeepaliveFrame();
-
-}  // namespace framed
 }  // namespace capnp_internal
 }  // namespace procpool
 

@@ -43,6 +43,7 @@
 #include "common/spin.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
+#include "transport/capnp/framed_link.h"
 #include "transport/capnp/framed_remote.h"
 #include "transport/stream_channel.h"
 

@@ -32,6 +32,7 @@
 #include "absl/time/time.h"
 #include "glog/logging.h"
 #include "gtest/gtest.h"
+#include "common/auth/handshake.h"
 #include "transport/transport.h"
 
 namespace procpool {
@@ -363,6 +364,99 @@ TEST(RemoteChannelTest, WorkerEndLearnsThatTheParentWentAway) {
   const absl::Time deadline = absl::Now() + kTimeout;
   while (!lost && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
   EXPECT_TRUE(lost);
+}
+
+// Writes all of `bytes` to the blocking socket `fd`.
+bool WriteAll(int fd, absl::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// Reads exactly `size` bytes from `fd` (within kTimeout per read).
+std::string ReadExactly(int fd, size_t size) {
+  std::string out(size, '\0');
+  size_t have = 0;
+  while (have < size) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, absl::ToInt64Milliseconds(kTimeout)) != 1) break;
+    const ssize_t n = recv(fd, &out[have], size - have, 0);
+    if (n <= 0) break;
+    have += static_cast<size_t>(n);
+  }
+  out.resize(have);
+  return out;
+}
+
+// A worker end written by hand: authenticates properly, reads the framed
+// link's preamble, then sends `after` raw. Runs on a thread; the socket stays
+// open until the object goes.
+class HandWrittenWorker {
+ public:
+  HandWrittenWorker(const Listener& l, std::string after)
+      : thread_([this, &l, after] {
+          fd_ = AcceptOne(l.fd);
+          if (fd_ < 0) return;
+          absl::StatusOr<auth::Handshake> h = auth::Handshake::Start(
+              auth::AuthRole::kWorker, kKey, "the parent");
+          if (!h.ok() || !WriteAll(fd_, h->hello())) return;
+          absl::StatusOr<std::string> proof =
+              h->Prove(ReadExactly(fd_, auth::Handshake::kHelloSize));
+          if (!proof.ok() || !WriteAll(fd_, *proof)) return;
+          if (!WriteAll(fd_, h->Judge(ReadExactly(
+                                 fd_, auth::Handshake::kProofSize)))) {
+            return;
+          }
+          if (!h->Finish(ReadExactly(fd_, auth::Handshake::kVerdictSize))
+                   .ok()) {
+            return;
+          }
+          preamble_ = ReadExactly(fd_, 16);
+          WriteAll(fd_, after);
+        }) {}
+  ~HandWrittenWorker() {
+    Join();
+    if (fd_ >= 0) close(fd_);
+  }
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+  }
+  const std::string& preamble() const { return preamble_; }
+
+ private:
+  int fd_ = -1;
+  std::string preamble_;
+  std::thread thread_;
+};
+
+// Without TLS the link after authentication is framed (framed_remote.h): a
+// frame whose trailer byte is neither "frame" nor "keepalive" is corruption,
+// reported with the daemon's address after the good frame before it.
+TEST(RemoteChannelTest, FramedLinkWithABadTrailerIsDataLoss) {
+  auto l = Listen();
+  std::string after;
+  for (absl::string_view payload :
+       {absl::string_view("good\0", 5), absl::string_view("bad\7", 4)}) {
+    char header[16] = {'P', 'P', 'T', '1'};
+    header[8] = static_cast<char>(payload.size());
+    after.append(header, 16);
+    after.append(payload.data(), payload.size());
+  }
+  HandWrittenWorker worker(*l, after);
+  absl::StatusOr<std::unique_ptr<Channel>> parent =
+      ConnectRemoteWorker(ParentSide(*l));
+  ASSERT_TRUE(parent.ok()) << parent.status();
+  Pumped got = PumpFor(**parent, ~size_t{0});
+  worker.Join();
+  EXPECT_EQ(worker.preamble().substr(0, 4), "PPL1");
+  ASSERT_EQ(got.frames.size(), 1u);
+  EXPECT_EQ(got.frames[0], "good");
+  EXPECT_TRUE(absl::IsDataLoss(got.status)) << got.status;
+  EXPECT_TRUE(absl::StrContains(got.status.message(), l->address()))
+      << got.status;
 }
 
 TEST(RemoteChannelTest, TlsCarriesFrames) {

@@ -4,21 +4,26 @@
 //   parent process                              worker host
 //   ConnectRemoteWorker(options)                procpool_worker --listen=... (worker/daemon/daemon.h)
 //     returns a Channel at once;                  accept() -> fork() a fresh worker:
-//     its KJ thread: TCP connect                    AcceptRemoteParent(fd, options)
+//     a thread of its own: TCP connect                    AcceptRemoteParent(fd, options)
 //       [TLS client] ------------------------------ [TLS server]
 //       handshake (AuthRole::kParent) <------------> handshake (AuthRole::kWorker)
 //       Cap'n Proto RPC, FrameSink both ways <-----> RunWorker(channel)
 //
-// Both ends are ThreadedChannels (threaded_channel.h): the same FrameSink
-// push protocol as local capnp channels, one KJ event-loop thread per channel.
-// The parent's end is driven like a local one (Send/Pump/PollFd, never
-// blocking); the worker's end serves the ordinary worker loop through
-// SendBlocking/ReceiveBlocking, and its KJ thread answers the parent's pings
-// even while the worker's main thread runs a long task. (We chose a thread in
-// the worker over answering from the daemon: only the process that runs the
-// tasks can vouch that it is alive and reachable. A worker stopped with
-// SIGSTOP answers nothing, and is caught. A task stuck in a loop keeps its
-// worker answering: bound tasks with the pool's per-task timeout instead.)
+// What runs over the authenticated connection:
+//   * without TLS (the default), frames on the bare socket
+//     (framed_remote.h): the parent's end is driven like a unix channel, by
+//     the pool's thread that wants the frames, and the worker's end serves
+//     the worker loop with a thread of its own that sends keepalives, also
+//     while a task runs;
+//   * with TLS, Cap'n Proto RPC over kj-tls: both ends are ThreadedChannels
+//     (threaded_channel.h), one KJ event-loop thread per channel; the
+//     parent pings, and the worker's KJ thread answers even while its main
+//     thread runs a long task.
+// (We chose a thread in the worker over answering from the daemon: only the
+// process that runs the tasks can vouch that it is alive and reachable. A
+// worker stopped with SIGSTOP sends nothing, and is caught. A task stuck in a
+// loop keeps its worker alive: bound tasks with the pool's per-task timeout
+// instead.)
 //
 // Connection setup (connect, TLS, authentication) happens on the parent
 // channel's KJ thread, bounded by connect_timeout; frames sent meanwhile are
@@ -38,15 +43,20 @@
 // file) are returned by ConnectRemoteWorker() itself, kInvalidArgument or the
 // file's error.
 //
-// Heartbeats: the parent pings every heartbeat_interval and fails the channel
-// when nothing at all (a ping's answer, a frame) arrived for
-// heartbeat_timeout; it looks every min(interval, timeout / 8), so the error
-// comes within timeout * 9/8 of the last message. The worker's end pings the
-// parent too (with its own, more lenient, bound) and calls
-// on_connection_lost when the parent is gone, so that the daemon's child dies
-// with its connection even in the middle of a task. A frame's chunks are at
-// most kCapnpChunkSize (4 MiB) and each counts as a sign of life when it
-// arrives: the link must carry 4 MiB well within heartbeat_timeout.
+// Heartbeats: the parent fails the channel when nothing at all (a frame, a
+// keepalive, a ping's answer, any byte of a big frame) arrived for
+// heartbeat_timeout; it looks every timeout / 8 (RPC: every min(interval,
+// timeout / 8)), so the error comes within timeout * 9/8 of the last byte.
+// Without TLS the worker sends a keepalive whenever it sent nothing for the
+// parent's heartbeat_interval (or its own, if shorter); with TLS the parent
+// pings every heartbeat_interval and the worker answers. The worker's end
+// calls on_connection_lost when the parent is gone (it closed or died; its
+// host vanished: without TLS, the keepalives go unacknowledged for the
+// worker's heartbeat_timeout, TCP_USER_TIMEOUT; with TLS, the worker's own
+// pings go unanswered), so that the daemon's child dies with its connection
+// even in the middle of a task. Over RPC a frame travels in chunks of at
+// most kCapnpChunkSize (4 MiB), each a sign of life when it arrives: the link
+// must carry 4 MiB well within heartbeat_timeout.
 //
 // The remote worker's pid is in its Hello frame (serialization/wire.h), as for
 // local workers.

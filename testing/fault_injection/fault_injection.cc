@@ -110,7 +110,17 @@ class FaultChannel final : public Channel {
   const std::thread::id owner_ = std::this_thread::get_id();
 };
 
+// Appends a byte to spec.fired_file (if set): the fault fired.
+void NoteFired(const Spec& spec) {
+  if (spec.fired_file.empty()) return;
+  int fd = open(spec.fired_file.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)!write(fd, "f", 1);
+  close(fd);
+}
+
 void Fire(const Spec& spec) {
+  NoteFired(spec);
   switch (spec.mode) {
     case Mode::kSigkill:
       raise(SIGKILL);
@@ -263,7 +273,7 @@ const bool hooks_installed = [] {
 
 // The initializer: arms the fault in this worker.
 void Arm(int point, int mode, int exit_code, int delay_ms, int on_call,
-         const std::string& once_file) {
+         const std::string& once_file, const std::string& fired_file) {
   if (!once_file.empty()) {
     int fd = open(once_file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                   0644);
@@ -272,7 +282,7 @@ void Arm(int point, int mode, int exit_code, int delay_ms, int on_call,
   }
   Armed& a = GetArmed();
   a.spec = Spec{static_cast<Point>(point), static_cast<Mode>(mode), exit_code,
-                delay_ms, on_call, once_file};
+                delay_ms, on_call, once_file, fired_file};
   a.calls = 0;
   a.armed.store(true);
   MaybeFire(Point::kInitializer);
@@ -334,7 +344,8 @@ int SignalOf(Mode mode) {
 
 Call ArmFault(const Spec& spec) {
   return MakeCall(Arm, static_cast<int>(spec.point), static_cast<int>(spec.mode),
-                  spec.exit_code, spec.delay_ms, spec.on_call, spec.once_file);
+                  spec.exit_code, spec.delay_ms, spec.on_call, spec.once_file,
+                  spec.fired_file);
 }
 
 }  // namespace fault

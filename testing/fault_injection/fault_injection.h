@@ -56,6 +56,9 @@ struct Spec {
   // If set, only the first worker of the pool to create this file (O_EXCL)
   // arms the fault: replacement workers then run clean.
   std::string once_file;
+  // If set, the worker appends one byte to this file as the fault fires, so
+  // that the parent can count the faults that fired (not only those armed).
+  std::string fired_file;
 };
 
 const char* PointName(Point point);

@@ -6,6 +6,7 @@
 // This binary is its own worker binary: main() calls procpool::Init first.
 // It links the fault-injection harness (which arms faults in the workers) and
 // the executor's test tasks (the work it submits).
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -28,6 +29,7 @@
 #include "executor/testdata/test_tasks.h"
 #include "glog/logging.h"
 #include "testing/fault_injection/fault_injection.h"
+#include "testing/fault_injection/parent_faults.h"
 #include "testing/process_helpers.h"
 #include "tools/chaos/leaks.h"
 #include "tools/chaos/plan.h"
@@ -66,6 +68,14 @@ ABSL_FLAG(absl::Duration, heartbeat_timeout, absl::InfiniteDuration(),
           "Options::heartbeat_timeout of every pool (default: off, as in "
           "CPython). When set, the pool itself must detect stopped workers; "
           "one the tool still finds stopped after --stop_timeout is hung.");
+ABSL_FLAG(bool, dense, false,
+          "Dense injection: short waves (3 to 8 small ops), each injecting "
+          "exactly one fault, cycling through every kind: each worker-side "
+          "point x mode of testing/fault_injection, each parent-side channel "
+          "fault (over the fault-TRANSPORT wrapper) and SIGKILL/SIGTERM/"
+          "SIGSTOP from outside mid-work, at start-up, during a multi-MiB "
+          "transfer and during shutdown. The probabilities are not used; "
+          "--stop_timeout defaults to 100ms.");
 ABSL_FLAG(bool, verbose, false, "Print every wave's plan and outcome.");
 ABSL_FLAG(bool, pool_logs, false,
           "Let the pool's own log lines (one per broken pool) through.");
@@ -78,11 +88,24 @@ constexpr char kUsage[] = R"(chaos: waves of procpool pools under random faults.
 
   bazel run //tools:chaos -- --transport=unix --seconds=60 --kill_probability=0.5
       [--json] [--start_method=forkserver|fork|spawn|all] [--seed=N]
-      [--faults=N] [--waves=N]
+      [--faults=N] [--waves=N] [--dense]
 
 It stops after --seconds, or earlier after --waves waves or once --faults
-faults were injected (a wave that armed a fault or signalled a worker counts
-one each), whichever comes first.
+faults have fired, whichever comes first. A fault fired when a worker armed
+with it reached its point (each worker that did counts one: it notes so in a
+file), when a parent-side channel fault acted, or when a signal from outside
+reached a live worker; faults armed that never fired are not counted. The
+summary counts them per kind (faults_by_kind).
+
+--dense makes every wave short and inject exactly one fault, cycling through
+every kind in turn (the wave's kind is DenseKinds()[(seed + wave) % count]):
+each point x mode of the worker-side harness, each parent-side channel fault
+(testing/fault_injection/parent_faults.h: the pools then use the
+"fault-TRANSPORT" wrapper of the transport), and SIGKILL, SIGTERM and SIGSTOP
+from outside while ops are submitted, at a worker's start-up, right after two
+multi-MiB arguments were sent, and right after Shutdown(wait=false). The JSON
+fields fault_kinds and fault_kinds_hit say how many kinds there are and how
+many fired at least once.
 
 Each wave starts a ProcessPoolExecutor with 2 workers, submits a random mix of
 the executor's test tasks with Submit and Map, and checks every result. With
@@ -143,7 +166,7 @@ bool WarmUp(const WaveConfig& config, const std::vector<StartMethod>& methods) {
     for (StartMethod method : methods) {
       Options options;
       options.max_workers = 2;
-      options.transport = config.transport;
+      options.transport = config.pool_transport;
       options.start_method = method;
       options.heartbeat_timeout = config.heartbeat_timeout;
       {
@@ -206,6 +229,7 @@ std::string ReplayCommand(const WavePlan& plan, const PlanParams& params,
       "bazel run //tools:chaos -- --transport=", config.transport,
       // The flag as given: the plan draws its start method from that list.
       " --start_method=", absl::GetFlag(FLAGS_start_method),
+      absl::GetFlag(FLAGS_dense) ? " --dense" : "",
       " --seed=", plan.seed, " --only_wave=", plan.index,
       " --kill_probability=", params.fault_probability,
       " --outside_kill_probability=", params.kill_probability);
@@ -233,6 +257,12 @@ int Main() {
               << " (known: fork, forkserver, spawn, all)\n";
     return 2;
   }
+  params.dense = absl::GetFlag(FLAGS_dense);
+  if (transport == "capnp" && method != "forkserver" && method != "spawn") {
+    std::cerr << "chaos: the capnp transport does not run with the fork start "
+                 "method: use --start_method=forkserver or spawn\n";
+    return 2;
+  }
   params.fault_probability = absl::GetFlag(FLAGS_kill_probability);
   params.kill_probability = absl::GetFlag(FLAGS_outside_kill_probability);
   if (params.kill_probability < 0) {
@@ -249,10 +279,18 @@ int Main() {
   config.heartbeat_timeout = absl::GetFlag(FLAGS_heartbeat_timeout);
   config.stop_timeout = absl::GetFlag(FLAGS_stop_timeout);
   if (config.stop_timeout <= absl::ZeroDuration()) {
-    config.stop_timeout = config.heartbeat_timeout == absl::InfiniteDuration()
-                              ? absl::Seconds(1)
-                              : 3 * config.heartbeat_timeout + absl::Seconds(1);
+    config.stop_timeout =
+        config.heartbeat_timeout != absl::InfiniteDuration()
+            ? 3 * config.heartbeat_timeout + absl::Seconds(1)
+            : params.dense ? absl::Milliseconds(100) : absl::Seconds(1);
   }
+  // Dense runs need the parent-side wrapper; the others use the transport
+  // itself, as before.
+  config.pool_transport =
+      params.dense ? fault::WrappedTransportName(transport) : transport;
+  const char* tmp = getenv("TEST_TMPDIR");
+  config.fired_file = absl::StrCat(tmp != nullptr && *tmp ? tmp : "/tmp",
+                                   "/chaos-fired-", getpid());
   uint64_t seed = absl::GetFlag(FLAGS_seed);
   if (seed == 0) seed = std::random_device()() | 1;
   const double seconds = absl::GetFlag(FLAGS_seconds);
@@ -265,6 +303,7 @@ int Main() {
   summary.transport = transport;
   summary.start_method = method;
   summary.seed = seed;
+  if (params.dense) summary.kinds = DenseKinds();
   switch (BoundedWarmUp(config, params.start_methods)) {
     case WarmUpResult::kOk:
       break;
@@ -326,6 +365,7 @@ int Main() {
   progress.Update(summary, summary.seconds, /*force=*/true);
   progress.Done();
   Report(summary);
+  unlink(config.fired_file.c_str());
   // A stuck pool's threads would keep a normal exit waiting.
   if (summary.aborted) _exit(1);
   return summary.Ok() ? 0 : 1;

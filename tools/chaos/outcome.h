@@ -7,6 +7,7 @@
 #define PROCPOOL_TOOLS_CHAOS_OUTCOME_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,7 +45,13 @@ struct WaveResult {
   // done within it.
   int64_t hung = 0;
 
-  bool fault_armed = false;     // the plan armed a fault
+  // Faults that fired, by kind (plan.h's KindName): a worker-side fault once
+  // per worker that fired it (it notes so in WaveConfig::fired_file), a
+  // parent-side one when its channel acted, an outside signal when kill(2)
+  // reached a live worker.
+  std::map<std::string, int64_t> fired;
+
+  bool fault_armed = false;     // the plan armed a fault (worker or parent)
   bool kill_delivered = false;  // the outside signal reached a live worker
   bool broken = false;          // some future (or Submit) saw BrokenProcessPool
   bool stop_killed = false;     // the tool called KillWorkers for a stop

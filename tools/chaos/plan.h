@@ -18,6 +18,7 @@
 
 #include "core/start_method.h"
 #include "testing/fault_injection/fault_injection.h"
+#include "testing/fault_injection/parent_faults.h"
 
 namespace procpool {
 namespace chaos {
@@ -53,11 +54,22 @@ struct Op {
 
 // A signal sent to one live worker from outside the pool.
 struct OutsideKill {
+  // When, besides before_op (dense plans name the moment they aim at).
+  enum class When {
+    kBeforeOp,     // while the ops are submitted
+    kStartUp,      // as soon as a worker's pid shows, after the first Submit
+    kBigTransfer,  // right after ops that send multi-MiB arguments (the
+                   // wave first waits for ops[0], so the workers are up)
+    kShutdown,     // right after Shutdown(wait=false), work still pending
+  };
   int signal = 0;     // SIGKILL, SIGTERM or SIGSTOP
   int before_op = 0;  // sent before ops[before_op]; ops.size(): after them all
   int delay_ms = 0;   // slept first (only when sent after every op)
   int target = 0;     // WorkerPids()[target % size]
+  When when = When::kBeforeOp;
 };
+
+const char* WhenName(OutsideKill::When when);
 
 struct WavePlan {
   uint64_t seed = 0;
@@ -65,14 +77,31 @@ struct WavePlan {
   StartMethod start_method = StartMethod::kForkServer;
   std::vector<Op> ops;
   std::optional<fault::Spec> fault;  // armed in every worker (fault::ArmFault)
+  // Armed in the parent's channels (needs the "fault-" transport).
+  std::optional<fault::ParentSpec> parent_fault;
   std::optional<OutsideKill> kill;
 };
+
+// The kind of a fault, as the summary counts it: "worker:Point/Mode",
+// "parent:Mode" or "signal:SIGNAME@when".
+std::string KindName(const fault::Spec& spec);
+std::string KindName(const fault::ParentSpec& spec);
+std::string KindName(const OutsideKill& kill);
 
 struct PlanParams {
   double fault_probability = 0.5;  // a wave arms a random fault
   double kill_probability = 0.25;  // a wave signals a worker from outside
   std::vector<StartMethod> start_methods;  // one is drawn per wave
+  // Dense plans: short waves, each injecting one fault of the kind
+  // DenseKinds()[(seed + index) % size]; the probabilities are not used.
+  bool dense = false;
 };
+
+// The kinds a dense run cycles through, in order: every (point, mode) of the
+// worker-side harness that Applies(), every parent-side mode, and SIGKILL,
+// SIGTERM and SIGSTOP from outside at each OutsideKill::When. A dense wave
+// injects exactly one of them (its name is KindName's).
+std::vector<std::string> DenseKinds();
 
 // The plan of wave `index` of a run seeded with `seed`. Deterministic.
 WavePlan MakePlan(uint64_t seed, int64_t index, const PlanParams& params);

@@ -38,8 +38,24 @@ std::string Quoted(const std::string& s) {
 
 }  // namespace
 
+int64_t Summary::faults() const {
+  int64_t n = 0;
+  for (const auto& [kind, count] : fired_by_kind) n += count;
+  return n;
+}
+
+int64_t Summary::kinds_hit() const {
+  int64_t n = 0;
+  for (const std::string& kind : kinds) {
+    auto it = fired_by_kind.find(kind);
+    n += it != fired_by_kind.end() && it->second > 0 ? 1 : 0;
+  }
+  return n;
+}
+
 void Summary::Add(const WaveResult& w) {
   ++waves;
+  for (const auto& [kind, count] : w.fired) fired_by_kind[kind] += count;
   waves_faulted += w.fault_armed ? 1 : 0;
   waves_killed += w.kill_delivered ? 1 : 0;
   waves_broken += w.broken ? 1 : 0;
@@ -114,6 +130,18 @@ void PrintJson(std::ostream& out, const Summary& s) {
       << ", \"detect_kill_ms_p99\": " << Ms(Percentile(s.detect_kill_ms, 99))
       << ", \"detect_fault_ms_p50\": " << Ms(Percentile(s.detect_fault_ms, 50))
       << ", \"detect_fault_ms_p99\": " << Ms(Percentile(s.detect_fault_ms, 99))
+      << ", \"fault_kinds\": " << s.kinds.size()
+      << ", \"fault_kinds_hit\": " << s.kinds_hit()
+      << ", \"faults_by_kind\": {";
+  // Every kind of the catalogue (0 if never hit), then any other that fired.
+  std::map<std::string, int64_t> by_kind = s.fired_by_kind;
+  for (const std::string& kind : s.kinds) by_kind.emplace(kind, 0);
+  const char* sep = "";
+  for (const auto& [kind, count] : by_kind) {
+    out << sep << Quoted(kind) << ": " << count;
+    sep = ", ";
+  }
+  out << "}"
       << ", \"aborted\": " << (s.aborted ? "true" : "false")
       << ", \"ok\": " << (s.Ok() ? "true" : "false") << "}\n";
 }
@@ -148,6 +176,13 @@ void PrintTable(std::ostream& out, const Summary& s) {
   row("leaked processes", n(s.leaked_processes));
   row("leaked descriptors", n(s.leaked_fds));
   row("leaked shared mappings", n(s.leaked_mappings));
+  row("faults fired", absl::StrCat(s.faults()));
+  if (!s.kinds.empty()) {
+    row("  kinds hit", absl::StrCat(s.kinds_hit(), " of ", s.kinds.size()));
+  }
+  std::map<std::string, int64_t> by_kind = s.fired_by_kind;
+  for (const std::string& kind : s.kinds) by_kind.emplace(kind, 0);
+  for (const auto& [kind, count] : by_kind) row("  " + kind, n(count));
   row("detection p50 / p99", lat(s.detect_ms));
   row("  from kill(2)", lat(s.detect_kill_ms));
   row("  from Submit (upper bound)", lat(s.detect_fault_ms));
@@ -162,10 +197,10 @@ void Progress::Update(const Summary& s, double elapsed, bool force) {
   if (!force && elapsed - last_shown_ < (tty_ ? 0.2 : 5.0)) return;
   last_shown_ = elapsed;
   std::string line = absl::StrFormat(
-      "chaos %s/%s %4.0fs/%.0fs  waves %d (broken %d)  tasks %d: ok %d "
+      "chaos %s/%s %4.0fs/%.0fs  waves %d (broken %d) faults %d  tasks %d: ok %d "
       "broken %d cancelled %d  hung %d unresolved %d leaked %d proc %d fd",
       s.transport, s.start_method, elapsed, total_seconds_, s.waves,
-      s.waves_broken, s.tasks_submitted, s.tasks_completed,
+      s.waves_broken, s.faults(), s.tasks_submitted, s.tasks_completed,
       s.tasks_failed_broken, s.tasks_cancelled, s.hung, s.unresolved,
       s.leaked_processes, s.leaked_fds);
   if (tty_) {

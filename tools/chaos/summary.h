@@ -13,6 +13,7 @@
 #define PROCPOOL_TOOLS_CHAOS_SUMMARY_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -57,9 +58,16 @@ struct Summary {
   std::vector<double> detect_kill_ms;   // timed from kill(2)
   std::vector<double> detect_fault_ms;  // timed from a Submit (upper bound)
 
-  // Faults injected: waves that armed a fault plus waves that signalled a
-  // worker from outside (what --faults counts).
-  int64_t faults() const { return waves_faulted + waves_killed; }
+  // Faults that fired, by kind (WaveResult::fired), and the kinds a dense
+  // run cycles through (empty otherwise): the report lists every one of
+  // them, with 0 for those never hit.
+  std::map<std::string, int64_t> fired_by_kind;
+  std::vector<std::string> kinds;
+
+  // Faults that fired, all kinds together (what --faults counts).
+  int64_t faults() const;
+  // How many of `kinds` fired at least once.
+  int64_t kinds_hit() const;
 
   void Add(const WaveResult& wave);
   void AddLeaks(const Leaks& leaks);

@@ -1,6 +1,8 @@
 #include "tools/chaos/wave.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,25 +39,60 @@ class Wave {
   WaveResult Run() {
     Options options;
     options.max_workers = kWorkers;
-    options.transport = config_.transport;
+    options.transport = config_.pool_transport.empty() ? config_.transport
+                                                       : config_.pool_transport;
     options.start_method = plan_.start_method;
     options.heartbeat_timeout = config_.heartbeat_timeout;
     if (plan_.fault) {
-      options.initializer = fault::ArmFault(*plan_.fault);
+      fault::Spec spec = *plan_.fault;
+      spec.fired_file = config_.fired_file;
+      if (!spec.fired_file.empty()) {
+        const int fd = open(spec.fired_file.c_str(),
+                            O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) close(fd);
+      }
+      options.initializer = fault::ArmFault(spec);
+      result_.fault_armed = true;
+    }
+    if (plan_.parent_fault) {
+      fault::ArmParentFault(*plan_.parent_fault);
       result_.fault_armed = true;
     }
     pool_ = std::make_unique<ProcessPoolExecutor>(options);
     SubmitAll();
     AwaitFutures();
     TearDown();
+    CountFired();
     Tally();
     return std::move(result_);
   }
 
  private:
+  // What fired, once the pool is gone (its workers wrote what they would).
+  void CountFired() {
+    if (plan_.fault && !config_.fired_file.empty()) {
+      struct stat st;
+      if (stat(config_.fired_file.c_str(), &st) == 0 && st.st_size > 0) {
+        result_.fired[KindName(*plan_.fault)] += st.st_size;
+      }
+    }
+    if (plan_.parent_fault) {
+      const int fired = fault::DisarmParentFault();
+      if (fired > 0) result_.fired[KindName(*plan_.parent_fault)] += fired;
+    }
+    if (result_.kill_delivered) result_.fired[KindName(*plan_.kill)] += 1;
+  }
+
   void SubmitAll() {
     const int n = static_cast<int>(plan_.ops.size());
+    const bool big_transfer =
+        plan_.kill && plan_.kill->when == OutsideKill::When::kBigTransfer;
     for (int i = 0; i < n; ++i) {
+      if (big_transfer && i == 1 && !futures_.empty()) {
+        // The workers are up (ops[0] is done) before the big arguments go.
+        testing::WaitFor([&] { return futures_[0]->Done(); },
+                         absl::Seconds(5));
+      }
       if (plan_.kill && plan_.kill->before_op == i) SendKill();
       const Op& op = plan_.ops[i];
       if (op.pause_us > 0) absl::SleepFor(absl::Microseconds(op.pause_us));
@@ -170,6 +207,11 @@ class Wave {
     testing::WaitFor([&] { return !pool_->WorkerPids().empty(); },
                      absl::Seconds(1));
     const std::vector<pid_t> pids = pool_->WorkerPids();
+    // At shutdown: the target is taken first (a pool that is shutting down
+    // may list no workers), then Shutdown(wait=false) with work pending.
+    if (plan_.kill->when == OutsideKill::When::kShutdown) {
+      pool_->Shutdown(/*wait=*/false);
+    }
     if (pids.empty()) return;  // the pool is already broken or not started
     const pid_t pid = pids[plan_.kill->target % pids.size()];
     int64_t sent_ns = kNever;

@@ -34,6 +34,12 @@ namespace chaos {
 
 struct WaveConfig {
   std::string transport;
+  // The transport the pools use: `transport`, or its parent-side fault
+  // wrapper ("fault-" + transport), needed by plans with a parent_fault.
+  std::string pool_transport;
+  // A file the workers append a byte to as an armed fault fires (truncated
+  // before each wave); empty: fired worker faults are not counted.
+  std::string fired_file;
   absl::Duration hang_timeout = absl::Seconds(30);
   absl::Duration stop_timeout = absl::Seconds(1);
   // Options::heartbeat_timeout of the wave's pool (infinite: off).

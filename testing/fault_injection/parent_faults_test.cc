@@ -40,8 +40,13 @@ TEST_P(CleanTest, UnarmedWrapperIsTheRealTransport) {
   EXPECT_EQ(DisarmParentFault(), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, CleanTest,
-                         ::testing::Values("shm", "unix", "capnp"));
+// Names begin with the transport, as the executor suite's do, so that
+// tools/test.sh's sanitizer filters (*/shm_*, *capnp*, ...) apply.
+INSTANTIATE_TEST_SUITE_P(
+    Transports, CleanTest, ::testing::Values("shm", "unix", "capnp"),
+    [](const ::testing::TestParamInfo<std::string>& info) {
+      return info.param + "_unarmed";
+    });
 
 class ModeTest
     : public ::testing::TestWithParam<std::tuple<ParentMode, std::string>> {};
@@ -69,8 +74,8 @@ INSTANTIATE_TEST_SUITE_P(
                        ::testing::Values("shm", "unix", "capnp")),
     [](const ::testing::TestParamInfo<std::tuple<ParentMode, std::string>>&
            info) {
-      return std::string(ParentModeName(std::get<0>(info.param))) + "_" +
-             std::get<1>(info.param);
+      return std::get<1>(info.param) + "_" +
+             ParentModeName(std::get<0>(info.param));
     });
 
 }  // namespace

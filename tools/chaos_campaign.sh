@@ -104,7 +104,7 @@ for transport in $transports; do
     s="$(field seconds "$json")"
     leaks=$(($(field leaked_processes "$json") + $(field leaked_fds "$json") + \
       $(field leaked_mappings "$json")))
-    rate="$(awk -v f="$f" -v s="$s" 'BEGIN { printf "%.1f", s > 0 ? f / s : 0 }')"
+    rate="$(awk -v f="$f" -v s="$s" 'BEGIN { printf "%.1f", (s > 0 ? f / s : 0) }')"
     result=OK
     if [[ "$rc" != 0 ]] || ! grep -q '"ok": true' "$json" || ((f < per_run)); then
       result="FAILED (rc $rc)"
@@ -144,7 +144,7 @@ for transport in $transports; do
   printf '  %-6s %7d faults %7d waves %8s s  %s faults/s\n' "$transport" \
     "${t_faults[$transport]}" "${t_waves[$transport]}" "${t_seconds[$transport]}" \
     "$(awk -v f="${t_faults[$transport]}" -v s="${t_seconds[$transport]}" \
-      'BEGIN { printf "%.1f", s > 0 ? f / s : 0 }')"
+      'BEGIN { printf "%.1f", (s > 0 ? f / s : 0) }')"
   all_f=$((all_f + t_faults[$transport]))
   all_s="$(awk -v a="$all_s" -v b="${t_seconds[$transport]}" 'BEGIN { printf "%.1f", a + b }')"
 done

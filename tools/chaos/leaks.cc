@@ -64,7 +64,7 @@ std::string Cmdline(pid_t pid) {
 // fork server reaps its own).
 void KillLeftover(pid_t pid) {
   SignalWorker(pid, SIGKILL, nullptr);
-  testing::WaitFor(
+  PollUntil(
       [pid] {
         const pid_t r = waitpid(pid, nullptr, WNOHANG | __WALL);
         return r == pid || (r < 0 && errno == ECHILD);
@@ -82,7 +82,7 @@ Leaks LeakChecker::Check(absl::Duration grace) {
     std::set<int> now = OpenFds();
     return std::includes(fds_.begin(), fds_.end(), now.begin(), now.end());
   };
-  testing::WaitFor(
+  PollUntil(
       [&] {
         return LeftoverWorkers().empty() && fds_back() &&
                testing::SharedMappingCount() <= mappings_;

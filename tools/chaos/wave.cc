@@ -27,7 +27,7 @@ namespace {
 namespace tt = ::procpool::test_tasks;
 
 constexpr int kWorkers = 2;
-constexpr absl::Duration kPoll = absl::Milliseconds(5);
+constexpr absl::Duration kPoll = absl::Milliseconds(1);
 
 int64_t ToNs(absl::Duration d) { return absl::ToInt64Nanoseconds(d); }
 
@@ -90,7 +90,7 @@ class Wave {
     for (int i = 0; i < n; ++i) {
       if (big_transfer && i == 1 && !futures_.empty()) {
         // The workers are up (ops[0] is done) before the big arguments go.
-        testing::WaitFor([&] { return futures_[0]->Done(); },
+        PollUntil([&] { return futures_[0]->Done(); },
                          absl::Seconds(5));
       }
       if (plan_.kill && plan_.kill->before_op == i) SendKill();
@@ -204,7 +204,7 @@ class Wave {
   }
 
   void SendKill() {
-    testing::WaitFor([&] { return !pool_->WorkerPids().empty(); },
+    PollUntil([&] { return !pool_->WorkerPids().empty(); },
                      absl::Seconds(1));
     const std::vector<pid_t> pids = pool_->WorkerPids();
     // At shutdown: the target is taken first (a pool that is shutting down
@@ -332,7 +332,7 @@ class Wave {
       delete pool;
       destroyed->store(true);
     });
-    if (!testing::WaitFor([&] { return destroyed->load(); },
+    if (!PollUntil([&] { return destroyed->load(); },
                           config_.hang_timeout)) {
       destroyer.detach();  // abandoned with the pool
       ++result_.hung;

@@ -8,12 +8,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/posix_error.h"
+#include "common/sys.h"
 
 namespace procpool {
 
 absl::StatusOr<UniqueFd> MakeEventFd(absl::string_view context,
                                      unsigned int initial) {
-  UniqueFd fd(eventfd(initial, EFD_CLOEXEC | EFD_NONBLOCK));
+  UniqueFd fd(GetSys().EventFd(initial, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!fd.valid()) return PosixError(absl::StrCat(context, ": eventfd"), errno);
   return fd;
 }

@@ -2,17 +2,33 @@
 #ifndef PROCPOOL_COMMON_POSIX_ERROR_H_
 #define PROCPOOL_COMMON_POSIX_ERROR_H_
 
-#include "absl/strings/string_view.h"
+#include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace procpool {
 
 // Returns a Status for `error_number` (an errno value) whose message is
 // "<context>: <strerror>". ENOENT maps to kNotFound, EACCES/EPERM to
 // kPermissionDenied, EPIPE/ECONNRESET to kUnavailable, EAGAIN to
-// kResourceExhausted, everything else to kInternal.
+// kResourceExhausted, everything else to kInternal. A resource that ran out
+// (EMFILE, ENFILE, ENOMEM, ENOSPC) is kResourceExhausted and the message
+// says which and what to do: "<context>: Too many open files (this process
+// may open at most 64 descriptors, RLIMIT_NOFILE: raise it with `ulimit -n`,
+// or use fewer workers)".
 absl::Status PosixError(absl::string_view context, int error_number);
+
+// PosixError for a call that starts a process or thread (fork, clone,
+// posix_spawn, pthread_create): there EAGAIN (and ENOMEM) mean the process
+// limit was reached, and the message says which and what to do.
+absl::Status ProcessStartError(absl::string_view context, int error_number);
+
+// What to do about `error_number` when it is a resource that ran out, as a
+// sentence for a message ("this process may open at most 64 descriptors
+// ..."); empty for any other error. `starting_process`: EAGAIN/ENOMEM come
+// from fork/clone/posix_spawn.
+std::string ExhaustionAdvice(int error_number, bool starting_process = false);
 
 // Writes all of `data` to a blocking descriptor, retrying on EINTR.
 absl::Status WriteFully(int fd, const void* data, size_t size);

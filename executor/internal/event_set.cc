@@ -8,7 +8,11 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "common/event_fd.h"
+#include "common/posix_error.h"
+#include "common/sys.h"
+#include "core/errors.h"
 #include "glog/logging.h"
 
 namespace procpool {
@@ -16,10 +20,17 @@ namespace internal {
 
 EventSet::EventSet() {
   absl::StatusOr<UniqueFd> wake = MakeEventFd("the pool's wake-up");
-  CHECK(wake.ok()) << wake.status();
+  if (!wake.ok()) {
+    throw Error(absl::StrCat("A pool could not be made: ",
+                             wake.status().message()));
+  }
   wake_fd_ = std::move(*wake);
-  epoll_fd_.reset(epoll_create1(EPOLL_CLOEXEC));
-  PCHECK(epoll_fd_.valid()) << "epoll_create1";
+  epoll_fd_.reset(GetSys().EpollCreate1(EPOLL_CLOEXEC));
+  if (!epoll_fd_.valid()) {
+    throw Error(absl::StrCat(
+        "A pool could not be made: ",
+        PosixError("epoll_create1 (the pool's event set)", errno).message()));
+  }
   Add(wake_fd_.get(), kWakeKey, EPOLLIN);
 }
 

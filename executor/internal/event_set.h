@@ -55,8 +55,9 @@ inline EventKind KindOfKey(uint64_t key) {
 
 class EventSet {
  public:
-  // Creates the epoll instance and the wake eventfd (CHECK-fails if the
-  // system refuses: the pool cannot work without them).
+  // Creates the epoll instance and the wake eventfd. Throws procpool::Error
+  // if the system refuses (the descriptor limit: the message says which and
+  // what to do), so that a pool's constructor fails instead of the process.
   EventSet();
   EventSet(const EventSet&) = delete;
   EventSet& operator=(const EventSet&) = delete;

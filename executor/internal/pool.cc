@@ -13,8 +13,10 @@
 #include <atomic>
 #include <exception>
 #include <cstdlib>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "common/posix_error.h"
 #include "common/spin.h"
 #include "glog/logging.h"
 #include "worker/parent/make_launcher.h"
@@ -132,12 +134,20 @@ void Pool::Submit(WorkItem item) {
     if (process_exiting.load()) {
       throw ShutdownError("cannot schedule new futures after process exit began");
     }
-    pending_.push_back(std::move(item));
     if (!manager_started_) {
+      // Before the item is queued: a thread that cannot be made (the
+      // process limit) fails this Submit and leaves the pool as it was.
+      try {
+        manager_ = std::thread([this] { ManagerLoop(); });
+      } catch (const std::system_error& e) {
+        throw Error(absl::StrCat(
+            "The pool's manager thread could not be started: ",
+            ProcessStartError("std::thread", e.code().value()).message()));
+      }
       manager_started_ = true;
       started_manager = true;
-      manager_ = std::thread([this] { ManagerLoop(); });
     }
+    pending_.push_back(std::move(item));
   }
   // The fast path: hand the work to an idle worker on this thread. Never
   // waits for io_mu_ (S21): whoever holds it hands out pending work before

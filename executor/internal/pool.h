@@ -219,6 +219,10 @@ class Pool {
   // dispatch.h's ShouldStartWorker with this pool's configuration.
   bool ShouldStartWorker(size_t still_pending) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_) {
+    if (start_held_until_ != absl::InfinitePast() && !workers_.empty() &&
+        absl::Now() < start_held_until_) {
+      return false;
+    }
     return internal::ShouldStartWorker(workers_, still_pending,
                                        MaxWorkersNow(),
                                        config_.max_tasks_per_child);
@@ -368,6 +372,13 @@ class Pool {
   // each (MaxWorkersNow). Empty until the first is lost.
   std::vector<bool> lost_remote_slots_ ABSL_GUARDED_BY(io_mu_);
   int lost_remote_count_ ABSL_GUARDED_BY(io_mu_) = 0;
+  // A worker could not be started for want of a resource (descriptors,
+  // memory, processes) while others ran: no new start is tried before this
+  // time while any worker is in the table (the ones there take the work);
+  // an empty table tries at once, and breaks the pool if that fails too.
+  absl::Time start_held_until_ ABSL_GUARDED_BY(io_mu_) = absl::InfinitePast();
+  // The warning for such a start was logged (once per pool).
+  bool start_shortfall_logged_ ABSL_GUARDED_BY(io_mu_) = false;
   CompletionQueue completions_ ABSL_GUARDED_BY(io_mu_);
   uint64_t next_work_id_ ABSL_GUARDED_BY(io_mu_) = 1;
   // terminate_signal_ already sent.

@@ -24,6 +24,10 @@ namespace {
 // How long Reap() may wait for an exited worker's status.
 constexpr absl::Duration kReapTimeout = absl::Seconds(5);
 
+// How long a pool short of a resource waits before it tries to start
+// another worker (while the workers it has take the work).
+constexpr absl::Duration kStartRetryDelay = absl::Seconds(1);
+
 constexpr char kAbruptMessage[] =
     "A process in the process pool was terminated abruptly while the future "
     "was running or pending";
@@ -86,6 +90,20 @@ void Pool::StartWorker() {
   StartFailure failure;
   if (!LaunchLocalWorker(*config_.transport, *launcher_,
                          config_.worker_binary, &launched, &failure)) {
+    if (failure.resource_exhausted && !workers_.empty()) {
+      // Short of descriptors, memory or processes, with workers that take
+      // the work: go on with them, and try again a while later (a pool
+      // that breaks here would lose what is in flight for nothing).
+      start_held_until_ = absl::Now() + kStartRetryDelay;
+      LOG_IF(WARNING, !start_shortfall_logged_)
+          << "procpool: " << failure.message
+          << (failure.crash.cause.empty() ? "" : ": ") << failure.crash.cause
+          << "; the pool goes on with " << workers_.size()
+          << " worker(s) and tries again every "
+          << absl::FormatDuration(kStartRetryDelay);
+      start_shortfall_logged_ = true;
+      return;
+    }
     BreakPool(failure.message, failure.crash);
     return;
   }

@@ -7,8 +7,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/posix_error.h"
+#include "common/sys.h"
 #include "common/unique_fd.h"
 
 namespace procpool {
@@ -21,6 +23,8 @@ bool LaunchLocalWorker(Transport& transport, Launcher& launcher,
   if (!pair.ok()) {
     failure->message = "A child process could not be started";
     failure->crash.cause = std::string(pair.status().message());
+    failure->resource_exhausted =
+        pair.status().code() == absl::StatusCode::kResourceExhausted;
     return false;
   }
   // The child's ends are ours to close, on every path (the launcher dups
@@ -29,9 +33,12 @@ bool LaunchLocalWorker(Transport& transport, Launcher& launcher,
   for (int fd : pair->child.fds) child_fds.emplace_back(fd);
   // The pipe the worker's failure handler reports its stack into.
   int crash_pipe[2];
-  if (pipe2(crash_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+  if (GetSys().Pipe2(crash_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    const absl::Status error = PosixError("pipe2 (its crash report)", errno);
     failure->message = "A child process could not be started";
-    failure->crash.cause = std::string(PosixError("pipe2", errno).message());
+    failure->crash.cause = std::string(error.message());
+    failure->resource_exhausted =
+        error.code() == absl::StatusCode::kResourceExhausted;
     return false;
   }
   UniqueFd crash_read(crash_pipe[0]);
@@ -42,9 +49,16 @@ bool LaunchLocalWorker(Transport& transport, Launcher& launcher,
   child_fds.clear();
   crash_write.reset();
   if (!process.ok()) {
+    // Launchers say "could not be started: ..." (launcher.h); anything else
+    // gets those words too.
+    const absl::string_view why = process.status().message();
     failure->message =
-        absl::StrCat("A child process ", process.status().message());
+        absl::StartsWith(why, "could not be started")
+            ? absl::StrCat("A child process ", why)
+            : absl::StrCat("A child process could not be started: ", why);
     failure->crash = WorkerCrash{};
+    failure->resource_exhausted =
+        process.status().code() == absl::StatusCode::kResourceExhausted;
     return false;
   }
   out->process = *std::move(process);

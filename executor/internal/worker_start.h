@@ -40,6 +40,9 @@ struct LaunchedWorker {
 struct StartFailure {
   std::string message;
   WorkerCrash crash;
+  // A resource ran out (descriptors, memory, processes: a
+  // kResourceExhausted status), so that a later try may work.
+  bool resource_exhausted = false;
 };
 
 // Creates a channel pair on `transport` and a crash-report pipe, and starts

@@ -38,6 +38,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/posix_error.h"
 #include "common/status_macros.h"
+#include "common/sys.h"
 #include "common/unique_fd.h"
 #include "transport/capnp/driven_channel.h"
 #include "transport/capnp/rpc_common.h"
@@ -205,7 +206,7 @@ class CapnpTransport final : public Transport {
 
   absl::StatusOr<ChannelPair> CreatePair() override {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    if (GetSys().Socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
       return PosixError("capnp transport: socketpair", errno);
     }
     UniqueFd parent_socket(sv[0]);

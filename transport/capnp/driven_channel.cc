@@ -199,7 +199,7 @@ absl::StatusOr<std::unique_ptr<DrivenChannel>> DrivenChannel::Open(
   {
     absl::MutexLock lock(&channel->mu_);
     status =
-        CatchKj(absl::StrCat("capnp transport: opening the channel to the ",
+        CatchKj(absl::StrCat("opening the channel to the ",
                              channel->peer_name_),
                 [&channel, &socket]()
                     ABSL_NO_THREAD_SAFETY_ANALYSIS { channel->Init(&socket); });
@@ -249,14 +249,14 @@ DrivenChannel::~DrivenChannel() noexcept {
   absl::MutexLock lock(&mu_);
   if (loop_ != nullptr) {
     // Members that need the event loop go first, with the loop current.
-    (void)CatchKj("capnp transport: closing the channel",
+    (void)CatchKj("closing the channel",
                   [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
                     kj::WaitScope wait_scope(*loop_);
                     waiter_ = nullptr;
                     conn_.reset();
                     stream_ = nullptr;
                   });
-    (void)CatchKj("capnp transport: closing the channel", [this] {
+    (void)CatchKj("closing the channel", [this] {
       loop_.reset();
       port_.reset();
     });
@@ -318,7 +318,7 @@ void DrivenChannel::RunLoopThread() {
     if (stop_) return;
     if ((fds[1].revents & LoopThreadEvents()) != 0 ||
         (fds[1].revents & (POLLHUP | POLLERR)) != 0) {
-      Drive("capnp transport: the connection to the worker",
+      Drive("the connection to the worker",
             [](kj::WaitScope&) {});
       AfterTurn(/*handed_out=*/false);
     }
@@ -336,7 +336,7 @@ absl::Status DrivenChannel::SendParts(std::vector<absl::string_view> parts,
   (void)owner;  // PushFrame copies the bytes into its messages
   absl::MutexLock lock(&mu_);
   if (!status_.ok()) return status_;
-  Drive("capnp transport: sending to the worker",
+  Drive("sending to the worker",
         [this, &parts](kj::WaitScope&) ABSL_NO_THREAD_SAFETY_ANALYSIS {
           conn_->tasks().add(
               kj::joinPromises(PushFrame(conn_->peer(), parts)));
@@ -353,7 +353,7 @@ absl::Status DrivenChannel::Poll(std::vector<std::string>* frames,
                                  bool stay) {
   absl::MutexLock lock(&mu_);
   user_polling_ = stay;
-  Drive("capnp transport: receiving from the worker", [](kj::WaitScope&) {});
+  Drive("receiving from the worker", [](kj::WaitScope&) {});
   for (std::string& frame : ready_) frames->push_back(std::move(frame));
   ready_.clear();
   AfterTurn(/*handed_out=*/true);
@@ -365,7 +365,7 @@ uint32_t DrivenChannel::PollEvents() const { return EPOLLIN; }
 absl::Status DrivenChannel::SendBlocking(absl::string_view frame) {
   absl::MutexLock lock(&mu_);
   if (!status_.ok()) return status_;
-  Drive("capnp transport: sending to the worker",
+  Drive("sending to the worker",
         [this, frame](kj::WaitScope& wait_scope)
             ABSL_NO_THREAD_SAFETY_ANALYSIS {
               kj::joinPromises(PushFrame(conn_->peer(), frame))
@@ -385,7 +385,7 @@ absl::StatusOr<std::string> DrivenChannel::ReceiveBlocking() {
       return frame;
     }
     if (!status_.ok()) return status_;
-    Drive("capnp transport: waiting for the worker",
+    Drive("waiting for the worker",
           [this](kj::WaitScope& wait_scope) ABSL_NO_THREAD_SAFETY_ANALYSIS {
             auto paf = kj::newPromiseAndFulfiller<void>();
             waiter_ = kj::mv(paf.fulfiller);

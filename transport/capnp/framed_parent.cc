@@ -34,6 +34,7 @@
 #include "common/posix_error.h"
 #include "common/spin.h"
 #include "common/status_macros.h"
+#include "common/sys.h"
 #include "common/unique_fd.h"
 #include "transport/capnp/framed_link.h"
 #include "transport/capnp/framed_remote.h"
@@ -309,7 +310,7 @@ class FramedParentChannel final : public Channel {
             status = opened->status;
             if (!status.ok()) return;
             // The stream (and with it KJ's descriptor) goes with `maybe`.
-            const int fd = fcntl(opened->socket_fd, F_DUPFD_CLOEXEC, 0);
+            const int fd = GetSys().DupCloexec(opened->socket_fd, 0);
             if (fd < 0) {
               status = PosixError(
                   "capnp transport: dup of the authenticated socket", errno);
@@ -376,10 +377,10 @@ class FramedParentChannel final : public Channel {
 absl::StatusOr<std::unique_ptr<Channel>> StartFramedParentChannel(
     std::unique_ptr<StreamOpener> opener, FramedParentOptions options) {
   const std::string context = "capnp transport: remote channel";
-  UniqueFd epoll_fd(epoll_create1(EPOLL_CLOEXEC));
+  UniqueFd epoll_fd(GetSys().EpollCreate1(EPOLL_CLOEXEC));
   if (!epoll_fd.valid()) return PosixError(context + ": epoll_create1", errno);
-  UniqueFd timer_fd(
-      timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  UniqueFd timer_fd(GetSys().TimerfdCreate(CLOCK_MONOTONIC,
+                                           TFD_NONBLOCK | TFD_CLOEXEC));
   if (!timer_fd.valid()) return PosixError(context + ": timerfd_create", errno);
   absl::StatusOr<UniqueFd> setup_fd = MakeEventFd(context);
   if (!setup_fd.ok()) return setup_fd.status();

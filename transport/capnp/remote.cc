@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/auth/handshake.h"
 #include "common/posix_error.h"
+#include "common/sys.h"
 #include "common/unique_fd.h"
 #include "transport/capnp/framed_remote.h"
 #include "transport/capnp/kj_handshake.h"
@@ -302,7 +303,7 @@ absl::StatusOr<std::unique_ptr<Channel>> AcceptFramed(
         OpenedStream opened = opener.Open(io).wait(io.waitScope);
         status = opened.status;
         if (!status.ok()) return;
-        const int fd = fcntl(opened.socket_fd, F_DUPFD_CLOEXEC, 0);
+        const int fd = GetSys().DupCloexec(opened.socket_fd, 0);
         if (fd < 0) {
           status = PosixError(
               "capnp transport: dup of the authenticated socket", errno);

@@ -12,6 +12,7 @@
 
 #include <capnp/any.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/big_buffers.h"
 #include "common/posix_error.h"
@@ -25,6 +26,14 @@ absl::Status StatusFromKj(const kj::Exception& e, absl::string_view context,
                           bool peer_open) {
   const std::string message = absl::StrCat("capnp transport: ", context, ": ",
                                            e.getDescription().cStr());
+  // KJ tells a failed system call only as text ("epoll_create1(...): Too
+  // many open files"): a resource that ran out keeps its code and advice.
+  for (int error : {EMFILE, ENFILE, ENOMEM, ENOSPC}) {
+    if (absl::StrContains(e.getDescription().cStr(), strerror(error))) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(message, " (", ExhaustionAdvice(error), ")"));
+    }
+  }
   switch (e.getType()) {
     case kj::Exception::Type::DISCONNECTED:
       if (peer_open) {

@@ -38,6 +38,7 @@
 #include "common/posix_error.h"
 #include "common/spin.h"
 #include "common/status_macros.h"
+#include "common/sys.h"
 #include "transport/frame_assembler.h"
 #include "transport/frame_header.h"
 #include "transport/out_frame.h"
@@ -561,7 +562,7 @@ class ShmChannel final : public Channel {
 }  // namespace
 
 absl::StatusOr<UniqueFd> MakeChannelEpoll(int wake_self, int socket) {
-  UniqueFd epoll(epoll_create1(EPOLL_CLOEXEC));
+  UniqueFd epoll(GetSys().EpollCreate1(EPOLL_CLOEXEC));
   if (epoll.get() < 0) return PosixError("shm transport: epoll_create1", errno);
   struct epoll_event ev = {};
   ev.events = EPOLLIN;

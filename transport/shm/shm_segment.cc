@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/posix_error.h"
+#include "common/sys.h"
 
 namespace procpool {
 namespace shm_internal {
@@ -47,9 +48,10 @@ absl::Status CheckSealedMemfd(int memfd, uint64_t ring_bytes) {
 absl::StatusOr<ShmSegment> ShmSegment::Create(uint64_t ring_bytes,
                                               UniqueFd* memfd_out) {
   const size_t bytes = SegmentBytes(ring_bytes);
-  UniqueFd memfd(memfd_create("procpool-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  UniqueFd memfd(
+      GetSys().MemfdCreate("procpool-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!memfd.valid()) return PosixError("shm transport: memfd_create", errno);
-  if (ftruncate(memfd.get(), static_cast<off_t>(bytes)) != 0) {
+  if (GetSys().Ftruncate(memfd.get(), static_cast<off_t>(bytes)) != 0) {
     return PosixError("shm transport: ftruncate", errno);
   }
   // Neither side may shrink it under the other (that would be SIGBUS).
@@ -57,8 +59,8 @@ absl::StatusOr<ShmSegment> ShmSegment::Create(uint64_t ring_bytes,
             F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
     return PosixError("shm transport: F_ADD_SEALS", errno);
   }
-  void* addr =
-      mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, memfd.get(), 0);
+  void* addr = GetSys().Mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                             MAP_SHARED, memfd.get(), 0);
   if (addr == MAP_FAILED) return PosixError("shm transport: mmap", errno);
   ShmSegment segment(addr, bytes, ring_bytes);
   // A worker started with fork() must not inherit other workers' rings.
@@ -77,8 +79,8 @@ absl::StatusOr<ShmSegment> ShmSegment::Create(uint64_t ring_bytes,
 absl::StatusOr<ShmSegment> ShmSegment::Map(int memfd, uint64_t ring_bytes,
                                            absl::string_view spec) {
   const size_t bytes = SegmentBytes(ring_bytes);
-  void* addr =
-      mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+  void* addr = GetSys().Mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                             MAP_SHARED, memfd, 0);
   if (addr == MAP_FAILED) return PosixError("shm transport: mmap", errno);
   ShmSegment segment(addr, bytes, ring_bytes);
   const ShmControl* control = segment.control();

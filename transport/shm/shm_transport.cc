@@ -21,6 +21,7 @@
 #include "common/event_fd.h"
 #include "common/posix_error.h"
 #include "common/status_macros.h"
+#include "common/sys.h"
 #include "common/unique_fd.h"
 #include "glog/logging.h"
 #include "transport/shm/shm_channel.h"
@@ -65,18 +66,18 @@ class ShmTransport final : public Transport {
     segment.control()->to_parent.consumer_sleeping.value.store(1);
 
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    if (GetSys().Socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
       return PosixError("shm transport: socketpair", errno);
     }
     UniqueFd parent_socket(sv[0]);
     UniqueFd child_socket(sv[1]);
     ASSIGN_OR_RETURN(UniqueFd to_parent, MakeEventFd("shm transport"));
     ASSIGN_OR_RETURN(UniqueFd to_child, MakeEventFd("shm transport"));
-    UniqueFd child_to_parent(fcntl(to_parent.get(), F_DUPFD_CLOEXEC, 0));
+    UniqueFd child_to_parent(GetSys().DupCloexec(to_parent.get(), 0));
     if (child_to_parent.get() < 0) {
       return PosixError("shm transport: dup(eventfd)", errno);
     }
-    UniqueFd child_to_child(fcntl(to_child.get(), F_DUPFD_CLOEXEC, 0));
+    UniqueFd child_to_child(GetSys().DupCloexec(to_child.get(), 0));
     if (child_to_child.get() < 0) {
       return PosixError("shm transport: dup(eventfd)", errno);
     }

@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "common/posix_error.h"
 #include "common/status_macros.h"
+#include "common/sys.h"
 #include "common/unique_fd.h"
 #include "transport/frame_header.h"
 #include "transport/stream_channel.h"
@@ -35,7 +36,7 @@ class UnixTransport final : public Transport {
 
   absl::StatusOr<ChannelPair> CreatePair() override {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    if (GetSys().Socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
       return PosixError("unix transport: socketpair", errno);
     }
     UniqueFd parent(sv[0]);

@@ -101,7 +101,9 @@ int RunForkServer(int control_fd, pid_t parent) {
               ChildEndpoint{endpoint_fds, std::get<1>(*request)}, crash_fd,
               self);
         }
-        reply = pid < 0 ? Reply{kError, 0, 0, absl::StrCat("fork: ", strerror(errno))}
+        const int fork_error = errno;
+        reply = pid < 0 ? Reply{kError, 0, fork_error,
+                                absl::StrCat("fork: ", strerror(fork_error))}
                         : Reply{kStarted, pid, 0, ""};
       }
       received.clear();  // our copies; the child has its own

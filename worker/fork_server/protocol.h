@@ -33,7 +33,8 @@ inline constexpr char kForkServerRoleFlag[] = "--procpool-internal-forkserver";
 namespace fork_server {
 
 // Request: transport, spec, whether the last fd is the crash pipe. Reply:
-// kind, pid, wait status, message.
+// kind, pid, wait status (kExited) or the failed fork's errno (kError),
+// message.
 using Request = std::tuple<std::string, std::string, bool>;
 enum ReplyKind : int32_t { kStarted = 0, kExited = 1, kError = 2 };
 using Reply = std::tuple<int32_t, int32_t, int32_t, std::string>;

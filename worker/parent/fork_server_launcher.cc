@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "common/posix_error.h"
 #include "common/status_macros.h"
+#include "common/sys.h"
 #include "common/unique_fd.h"
 #include "glog/logging.h"
 #include "serialization/codec.h"
@@ -69,10 +70,18 @@ class ForkServerClient {
             absl::StrCat("fork server failed: ", reply.status().message()));
       }
       if (std::get<0>(*reply) == kError) {
+        // The server's fork failed: with its errno, the limit it hit and
+        // what to do (EAGAIN: the process limit).
+        const int fork_error = std::get<2>(*reply);
+        if (fork_error != 0) {
+          return internal::StartError(
+              binary_, ProcessStartError("the fork server's fork", fork_error));
+        }
         return internal::StartError(binary_, std::get<3>(*reply));
       }
       pid_t pid = std::get<1>(*reply);
-      return WorkerProcess{pid, internal::OpenPidFd(pid)};
+      // Not our child: the fork server reaps it.
+      return internal::WatchStartedProcess(binary_, pid, /*our_child=*/false);
     }
     return internal::StartError(binary_, "the fork server keeps dying");
   }
@@ -121,8 +130,10 @@ class ForkServerClient {
       return internal::StartError(binary_, strerror(errno));
     }
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-      return PosixError("socketpair", errno);
+    if (GetSys().Socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+                            sv) != 0) {
+      return internal::StartError(
+          binary_, PosixError("the fork server's socketpair", errno));
     }
     UniqueFd ours(sv[0]);
     // The server finds its end as descriptor 3 (init.cc passes the number

@@ -71,19 +71,30 @@ std::string SelfExecutable();
 
 namespace internal {
 
-// A pidfd for `pid` (close-on-exec); for a process that already exited, a
-// descriptor that is readable at once.
-UniqueFd OpenPidFd(pid_t pid);
+// The WorkerProcess of the process `pid` just started: a pidfd for it
+// (close-on-exec), or for a process that already exited a descriptor that is
+// readable at once. When no descriptor can be had (EMFILE: the descriptor
+// limit), the process is killed (and reaped when `our_child`), and the error
+// is a StartError saying so and what to do.
+absl::StatusOr<WorkerProcess> WatchStartedProcess(const std::string& binary,
+                                                  pid_t pid, bool our_child);
 
 // Launcher::Start's error: FailedPrecondition "could not be started:
 // BINARY: REASON".
 absl::Status StartError(const std::string& binary, absl::string_view reason);
+// The same for a failed call's `cause`, whose message is the reason; a cause
+// that is kResourceExhausted (a descriptor, memory or process limit:
+// common/posix_error.h) keeps that code, so that the pool can tell a start
+// that may work later from one that never will.
+absl::Status StartError(const std::string& binary, const absl::Status& cause);
 
 // posix_spawn of `binary` with `fds[i]` as descriptor 3 + i in the child
-// (each first copied above 100, so that the dup2s cannot overwrite one
+// (each first copied above 100, or above the highest of `fds` when the
+// descriptor limit is below 100, so that the dup2s cannot overwrite one
 // another; `fds` stay the caller's), `argv` (null-terminated), this
 // process's environment and an empty signal mask. Returns the child's pid,
-// or a StartError (a copy failing: "fcntl(F_DUPFD_CLOEXEC): REASON").
+// or a StartError (a copy failing: "copying descriptor N: REASON";
+// posix_spawn failing: its reason, with what to do when a limit was hit).
 absl::StatusOr<pid_t> SpawnWithDescriptors(
     const std::string& binary, const std::vector<int>& fds,
     const std::vector<const char*>& argv);

@@ -66,8 +66,10 @@ TEST(LauncherTest, PidFdOfAReapedProcessIsReadableAtOnce) {
   ASSERT_GE(pid, 0);
   if (pid == 0) _exit(0);
   ASSERT_EQ(waitpid(pid, nullptr, 0), pid);
-  const UniqueFd fd = internal::OpenPidFd(pid);
-  ASSERT_TRUE(fd.valid());
+  absl::StatusOr<WorkerProcess> watched =
+      internal::WatchStartedProcess("fork()", pid, /*our_child=*/false);
+  ASSERT_TRUE(watched.ok()) << watched.status();
+  const UniqueFd& fd = watched->pidfd;
   struct pollfd p = {fd.get(), POLLIN, 0};
   EXPECT_EQ(poll(&p, 1, 5000), 1);
   // Close-on-exec, so that a worker started later does not inherit it.

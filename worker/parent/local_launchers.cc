@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "common/posix_error.h"
 #include "common/status_macros.h"
+#include "common/sys.h"
 #include "common/unique_fd.h"
 #include "worker/child/serve.h"
 
@@ -65,7 +66,7 @@ class SpawnLauncher final : public Launcher {
                                      nfds.c_str(), request.endpoint.spec.c_str(),
                                      crash_fd.c_str(), nullptr};
     ASSIGN_OR_RETURN(pid_t pid, internal::SpawnWithDescriptors(binary, to_pass, argv));
-    return WorkerProcess{pid, internal::OpenPidFd(pid)};
+    return internal::WatchStartedProcess(binary, pid, /*our_child=*/true);
   }
 
   absl::StatusOr<int> Reap(const WorkerProcess& process,
@@ -81,13 +82,15 @@ class ForkLauncher final : public Launcher {
     // Flush first, or the child would write the parent's buffered output a
     // second time when it flushes at exit (CPython's popen_fork does too).
     fflush(nullptr);
-    pid_t pid = fork();
-    if (pid < 0) return StartError("fork()", strerror(errno));
+    pid_t pid = GetSys().Fork();
+    if (pid < 0) {
+      return StartError("fork()", ProcessStartError("fork", errno));
+    }
     if (pid == 0) {
       internal::ServeAsForkedWorker(request.transport, request.endpoint,
                                     request.crash_fd, parent);
     }
-    return WorkerProcess{pid, internal::OpenPidFd(pid)};
+    return internal::WatchStartedProcess("fork()", pid, /*our_child=*/true);
   }
 
   absl::StatusOr<int> Reap(const WorkerProcess& process,

@@ -81,11 +81,19 @@ void Noop() {}
 int Identity(int x) { return x; }
 std::string Echo(const std::string& s) { return s; }
 int GetPid() { return getpid(); }
+// GetPid after 2 ms: warm-up bursts of these keep the first workers busy, so
+// that the pool (which starts a worker only when none is idle at a submit,
+// as CPython's does) starts every slot.
+int GetPidSlowly() {
+  usleep(2000);
+  return getpid();
+}
 
 PROCPOOL_TASK(Noop);
 PROCPOOL_TASK(Identity);
 PROCPOOL_TASK(Echo);
 PROCPOOL_TASK(GetPid);
+PROCPOOL_TASK(GetPidSlowly);
 
 namespace {
 
@@ -132,7 +140,7 @@ std::optional<absl::Time> LaunchTime() {
   return absl::FromUnixNanos(static_cast<int64_t>(seconds * 1e9));
 }
 
-// Bursts of GetPid until no new worker shows up for 5 bursts (at least 10
+// Bursts of GetPidSlowly until no new worker shows up for 5 bursts (at least 10
 // bursts, at most 100), then 100 sequential no-ops, as tools/bench_mpi4py.py.
 // Returns the number of distinct worker pids seen.
 int WarmUp(ProcessPoolExecutor& pool) {
@@ -141,7 +149,7 @@ int WarmUp(ProcessPoolExecutor& pool) {
   for (int burst = 0; burst < 100; ++burst) {
     const size_t before = pids.size();
     std::vector<Future<int>> fs;
-    for (int i = 0; i < 16; ++i) fs.push_back(pool.Submit(GetPid));
+    for (int i = 0; i < 16; ++i) fs.push_back(pool.Submit(GetPidSlowly));
     for (const Future<int>& f : fs) pids.insert(f.Get());
     stable = pids.size() == before ? stable + 1 : 0;
     if (burst >= 9 && stable >= 5) break;

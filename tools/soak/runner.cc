@@ -449,7 +449,10 @@ void Runner::ShortPool(int64_t r) {
 void Runner::Settle(absl::Duration quiet) {
   Touch("settling before a checkpoint");
   std::exception_ptr e;
-  for (int attempt = 0; attempt < 20; ++attempt) {
+  // A worker recycled by max_tasks_per_child after one of the sleepers
+  // leaves during the quiet time: then the pool is not at full strength and
+  // the round starts again (bounded; an odd count is then measured as is).
+  for (int attempt = 0; attempt < 10; ++attempt) {
     std::vector<Future<int>> sleepers;
     for (int i = 0; i < config_.workers; ++i) {
       sleepers.push_back(pool_->Submit(SoakSleepMs, 20));
@@ -459,11 +462,12 @@ void Runner::Settle(absl::Duration quiet) {
         Wrong(absl::StrCat("SoakSleepMs(20) while settling: ", Describe(e)));
       }
     }
+    absl::SleepFor(quiet);
+    heartbeat_.store(NowNs());
     if (static_cast<int>(pool_->WorkerPids().size()) == config_.workers) {
-      break;
+      return;
     }
   }
-  absl::SleepFor(quiet);
 }
 
 }  // namespace soak

@@ -7,16 +7,18 @@ namespace procpool {
 namespace soak {
 
 void PrintHeader(std::ostream& out) {
-  out << absl::StrFormat("%-10s %10s %9s %9s %11s %9s %5s %7s\n",
-                         "checkpoint", "tasks", "seconds", "rss_kib",
-                         "raw_rss_kib", "hwm_kib", "fds", "threads");
+  out << absl::StrFormat(
+      "%-10s %9s %7s %8s %8s %8s %8s %8s %8s %8s %5s %4s %7s\n",
+      "checkpoint", "tasks", "seconds", "heap_kib", "anon_kib", "file_kib",
+      "shm_kib", "rss_kib", "raw_rss", "hwm_kib", "maps", "fds", "threads");
 }
 
 void PrintRow(std::ostream& out, int index, const Sample& s, bool base) {
-  out << absl::StrFormat("%-10s %10d %9.1f %9d %11d %9d %5d %7d\n",
-                         absl::StrCat(index, base ? " (base)" : ""), s.tasks,
-                         s.seconds, s.rss_kib, s.raw_rss_kib, s.hwm_kib,
-                         s.fds, s.threads);
+  out << absl::StrFormat(
+      "%-10s %9d %7.1f %8d %8d %8d %8d %8d %8d %8d %5d %4d %7d\n",
+      absl::StrCat(index, base ? " (base)" : ""), s.tasks, s.seconds,
+      s.heap_kib, s.anon_kib, s.file_kib, s.shmem_kib, s.rss_kib, s.raw_rss_kib,
+      s.hwm_kib, s.maps, s.fds, s.threads);
 }
 
 void PrintVerdict(std::ostream& out, const Summary& s) {
@@ -24,11 +26,11 @@ void PrintVerdict(std::ostream& out, const Summary& s) {
   out << absl::StrFormat(
       "soak: %d tasks in %.1f s (%.0f/s): %d values, %d task errors, %d "
       "cancelled (%d cancels too late), %d timeouts, %d interrupts, %d "
-      "worker deaths, %d restarts, %d big values (%.0f MiB), %d pools "
+      "worker deaths, %d restarts, %d workers seen, %d big values (%.0f MiB), %d pools "
       "(%d broken on purpose); %d wrong, %d unresolved\n",
       t.tasks, s.seconds, s.seconds > 0 ? t.tasks / s.seconds : 0.0,
       t.values, t.task_errors, t.cancelled, t.cancel_late, t.timeouts,
-      t.interrupts, t.worker_deaths, s.restarts, t.big_values,
+      t.interrupts, t.worker_deaths, s.restarts, t.workers_seen, t.big_values,
       t.big_bytes / 1048576.0, t.pools, t.broken_pools, t.wrong,
       t.unresolved);
   if (!s.measured) {
@@ -36,13 +38,15 @@ void PrintVerdict(std::ostream& out, const Summary& s) {
            "checkpoint)\n";
     return;
   }
+  const Verdict& v = s.verdict;
   out << absl::StrFormat(
-      "soak: from %d to %d tasks: resident %+.1f%% (bound %.1f%%), "
-      "descriptors %+d (slack %d), threads %+d (slack %d): %s\n",
-      s.base.tasks, s.end.tasks, s.verdict.rss_growth_pct, s.bounds.rss_pct,
-      s.verdict.fd_growth, s.bounds.fd_slack, s.verdict.thread_growth,
-      s.bounds.thread_slack,
-      s.verdict.flat ? "flat" : absl::StrCat("GROWTH: ", s.verdict.why));
+      "soak: from %d to %d tasks: anonymous resident memory %+.1f%% (bound "
+      "%.1f%%; all of VmRSS %+.1f%%, not judged), descriptors %+d (slack "
+      "%d), threads %+d (slack %d), mappings %+d (slack %d): %s\n",
+      s.base.tasks, s.end.tasks, v.anon_growth_pct, s.bounds.rss_pct,
+      v.rss_growth_pct, v.fd_growth, s.bounds.fd_slack, v.thread_growth,
+      s.bounds.thread_slack, v.maps_growth, s.bounds.maps_slack,
+      v.flat ? "flat" : absl::StrCat("GROWTH: ", v.why));
 }
 
 void PrintJson(std::ostream& out, const Summary& s) {
@@ -53,32 +57,42 @@ void PrintJson(std::ostream& out, const Summary& s) {
       "\"rounds\": %d, \"submits\": %d, \"map_elements\": %d, "
       "\"values\": %d, \"task_errors\": %d, \"cancelled\": %d, "
       "\"cancel_late\": %d, \"timeouts\": %d, \"interrupts\": %d, "
-      "\"worker_deaths\": %d, \"restarts\": %d, \"big_values\": %d, "
+      "\"worker_deaths\": %d, \"restarts\": %d, \"workers_seen\": %d, "
+      "\"big_values\": %d, "
       "\"big_mib\": %.1f, \"pools\": %d, \"broken_pools\": %d, "
       "\"wrong\": %d, \"unresolved\": %d, \"hung\": %s, ",
       s.transport, s.start_method, s.workers, t.tasks, s.target_tasks,
       s.seconds, t.rounds, t.submits, t.map_elements, t.values,
       t.task_errors, t.cancelled, t.cancel_late, t.timeouts, t.interrupts,
-      t.worker_deaths, s.restarts, t.big_values, t.big_bytes / 1048576.0,
+      t.worker_deaths, s.restarts, t.workers_seen, t.big_values,
+      t.big_bytes / 1048576.0,
       t.pools, t.broken_pools, t.wrong, t.unresolved,
       s.hung ? "true" : "false");
   if (s.measured) {
+    const Sample& b = s.base;
+    const Sample& e = s.end;
     absl::StrAppendFormat(
         &json,
-        "\"base_tasks\": %d, \"rss_kib_base\": %d, \"rss_kib_end\": %d, "
-        "\"rss_growth_pct\": %.2f, \"raw_rss_kib_base\": %d, "
-        "\"raw_rss_kib_end\": %d, \"hwm_kib_end\": %d, \"fds_base\": %d, "
-        "\"fds_end\": %d, \"threads_base\": %d, \"threads_end\": %d, ",
-        s.base.tasks, s.base.rss_kib, s.end.rss_kib,
-        s.verdict.rss_growth_pct, s.base.raw_rss_kib, s.end.raw_rss_kib,
-        s.end.hwm_kib, s.base.fds, s.end.fds,
-        s.base.threads, s.end.threads);
+        "\"base_tasks\": %d, \"heap_kib_base\": %d, \"heap_kib_end\": %d, "
+        "\"anon_kib_base\": %d, \"anon_kib_end\": %d, "
+        "\"anon_growth_pct\": %.2f, \"rss_kib_base\": %d, \"rss_kib_end\": "
+        "%d, \"rss_growth_pct\": %.2f, \"raw_rss_kib_base\": %d, "
+        "\"raw_rss_kib_end\": %d, \"file_kib_end\": %d, \"shmem_kib_end\": "
+        "%d, \"hwm_kib_end\": %d, \"maps_base\": %d, \"maps_end\": %d, "
+        "\"fds_base\": %d, \"fds_end\": %d, \"threads_base\": %d, "
+        "\"threads_end\": %d, ",
+        b.tasks, b.heap_kib, e.heap_kib, b.anon_kib, e.anon_kib, s.verdict.anon_growth_pct,
+        b.rss_kib, e.rss_kib, s.verdict.rss_growth_pct, b.raw_rss_kib,
+        e.raw_rss_kib, e.file_kib, e.shmem_kib, e.hwm_kib, b.maps, e.maps,
+        b.fds, e.fds, b.threads, e.threads);
   }
   absl::StrAppendFormat(
       &json,
-      "\"trim\": %s, \"mmap_threshold_kib\": %d, \"rss_bound_pct\": %.1f, \"fd_slack\": %d, \"thread_slack\": %d, "
+      "\"trim\": %s, \"mmap_threshold_kib\": %d, \"rss_bound_pct\": %.1f, "
+      "\"fd_slack\": %d, \"thread_slack\": %d, \"maps_slack\": %d, "
       "\"leak_for_test\": \"%s\", \"flat\": %s, \"ok\": %s}\n",
-      s.trim ? "true" : "false", s.mmap_threshold_kib, s.bounds.rss_pct, s.bounds.fd_slack, s.bounds.thread_slack,
+      s.trim ? "true" : "false", s.mmap_threshold_kib, s.bounds.rss_pct,
+      s.bounds.fd_slack, s.bounds.thread_slack, s.bounds.maps_slack,
       s.leak_for_test, s.measured && s.verdict.flat ? "true" : "false",
       s.ok ? "true" : "false");
   out << json;

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <typeinfo>
@@ -149,6 +150,7 @@ void Runner::Burst(int64_t r, int n) {
   const int64_t base = r * 1000003;
   std::vector<SmallCall> small;
   std::vector<std::pair<Future<int>, int>> throwing;
+  std::vector<std::pair<Future<std::pair<int64_t, int64_t>>, int64_t>> with_pid;
   small.reserve(static_cast<size_t>(n));
   TaskOptions loose;  // a per-task timeout that never fires
   loose.timeout = config_.hang_timeout;
@@ -158,7 +160,7 @@ void Runner::Burst(int64_t r, int n) {
       const int kind = static_cast<int>(x % 1000);
       throwing.emplace_back(pool_->Submit(SoakThrow, kind), kind);
     } else if (i % 20 == 3) {
-      small.push_back({pool_->SubmitWith(loose, SoakMix, x), x});
+      with_pid.emplace_back(pool_->SubmitWith(loose, SoakMixPid, x), x);
     } else {
       small.push_back({pool_->Submit(SoakMix, x), x});
     }
@@ -197,6 +199,26 @@ void Runner::Burst(int64_t r, int n) {
   }
   for (size_t i = small.size() * 3 / 4; i < small.size(); i += 8) {
     if (!small[i].cancel_won) ++tally_->cancel_late;
+  }
+  for (const auto& [future, x] : with_pid) {
+    const std::string what = absl::StrCat("SoakMixPid(", x, ")");
+    if (Await(future, what, &e) != Got::kValue) {
+      Wrong(absl::StrCat(what, ": ", Describe(e)));
+    } else if (future.Get().first != SoakMix(x) || future.Get().second <= 0) {
+      Wrong(absl::StrCat(what, ": got ", future.Get().first, " from pid ",
+                         future.Get().second));
+    } else {
+      ++tally_->values;
+      const int64_t pid = future.Get().second;
+      if (std::find(recent_pids_.begin(), recent_pids_.end(), pid) ==
+          recent_pids_.end()) {
+        ++tally_->workers_seen;
+        recent_pids_.push_back(pid);
+        if (recent_pids_.size() > 16) recent_pids_.erase(recent_pids_.begin());
+      }
+    }
+    ++tally_->tasks;
+    ++tally_->submits;
   }
   for (const auto& [future, kind] : throwing) {
     const std::string what = absl::StrCat("SoakThrow(", kind, ")");

@@ -4,7 +4,8 @@
 // One round (about --round tasks; a task is one Submit or one Map element):
 //   * a burst of Submits: small values (SoakMix), tasks that throw (four
 //     exception types, one of them PROCPOOL_EXCEPTION-registered), tasks with
-//     a per-task timeout that does not fire, one big argument, one big result
+//     a per-task timeout that does not fire (each also reporting which
+//     worker ran it), one big argument, one big result
 //     and one big echo (1-4 MiB), and Cancel() on part of the last quarter;
 //   * a Map, its chunk size, buffer size and throwing elements varying by
 //     round;
@@ -73,6 +74,9 @@ struct Tally {
   int64_t worker_deaths = 0;  // SoakDie under kReplaceWorker: WorkerDiedError
   int64_t big_values = 0;     // 1-4 MiB arguments or results
   int64_t big_bytes = 0;
+  int64_t workers_seen = 0;   // main-pool workers that answered a SoakMixPid
+                              // (every 20th Submit): a lower bound of the
+                              // workers started
   int64_t pools = 0;          // pools created (the main one included)
   int64_t broken_pools = 0;   // short pools broken on purpose
   int64_t wrong = 0;          // wrong values, unexpected exceptions
@@ -132,6 +136,7 @@ class Runner {
   Tally* const tally_;
   std::mt19937_64 rng_;
   std::unique_ptr<ProcessPoolExecutor> pool_;
+  std::vector<int64_t> recent_pids_;  // the last few workers seen
   std::atomic<int64_t> heartbeat_{0};
   std::atomic<const char*> phase_{"start"};
 };

@@ -52,6 +52,19 @@ int64_t CountFds() {
   return n - 1;  // the directory's own descriptor
 }
 
+int64_t CountMaps() {
+  const int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buffer[8192];
+  int64_t lines = 0;
+  ssize_t n;
+  while ((n = read(fd, buffer, sizeof(buffer))) > 0) {
+    for (ssize_t i = 0; i < n; ++i) lines += buffer[i] == '\n';
+  }
+  close(fd);
+  return n < 0 ? -1 : lines;
+}
+
 }  // namespace
 
 Sample TakeSample(int64_t tasks, double seconds, bool trim) {
@@ -61,6 +74,12 @@ Sample TakeSample(int64_t tasks, double seconds, bool trim) {
   s.raw_rss_kib = StatusField("VmRSS");
   if (trim) malloc_trim(0);
   s.rss_kib = trim ? StatusField("VmRSS") : s.raw_rss_kib;
+  s.anon_kib = StatusField("RssAnon");
+  s.file_kib = StatusField("RssFile");
+  s.shmem_kib = StatusField("RssShmem");
+  s.maps = CountMaps();
+  const struct mallinfo2 m = mallinfo2();
+  s.heap_kib = static_cast<int64_t>((m.uordblks + m.hblkhd) / 1024);
   s.hwm_kib = StatusField("VmHWM");
   s.threads = StatusField("Threads");
   s.fds = CountFds();
@@ -69,34 +88,37 @@ Sample TakeSample(int64_t tasks, double seconds, bool trim) {
 
 Verdict Judge(const Sample& base, const Sample& end, const Bounds& bounds) {
   Verdict v;
-  if (base.rss_kib <= 0 || end.rss_kib < 0 || base.fds < 0 || end.fds < 0 ||
-      base.threads < 0 || end.threads < 0) {
+  if (base.anon_kib <= 0 || end.anon_kib < 0 || base.rss_kib <= 0 ||
+      end.rss_kib < 0 || base.fds < 0 || end.fds < 0 || base.threads < 0 ||
+      end.threads < 0 || base.maps < 0 || end.maps < 0) {
     v.flat = false;
     v.why = "a figure could not be read from /proc/self";
     return v;
   }
-  v.rss_growth_pct =
-      100.0 * static_cast<double>(end.rss_kib - base.rss_kib) /
-      static_cast<double>(base.rss_kib);
+  auto pct = [](int64_t from, int64_t to) {
+    return 100.0 * static_cast<double>(to - from) / static_cast<double>(from);
+  };
+  v.anon_growth_pct = pct(base.anon_kib, end.anon_kib);
+  v.rss_growth_pct = pct(base.rss_kib, end.rss_kib);
   v.fd_growth = end.fds - base.fds;
   v.thread_growth = end.threads - base.threads;
-  if (v.rss_growth_pct > bounds.rss_pct) {
+  v.maps_growth = end.maps - base.maps;
+  if (v.anon_growth_pct > bounds.rss_pct) {
     absl::StrAppend(&v.why,
-                    absl::StrFormat("resident memory grew %.1f%% (%d -> %d "
-                                    "KiB; bound %.1f%%); ",
-                                    v.rss_growth_pct, base.rss_kib,
-                                    end.rss_kib, bounds.rss_pct));
+                    absl::StrFormat("resident memory (anonymous) grew %.1f%% "
+                                    "(%d -> %d KiB; bound %.1f%%); ",
+                                    v.anon_growth_pct, base.anon_kib,
+                                    end.anon_kib, bounds.rss_pct));
   }
-  if (v.fd_growth > bounds.fd_slack) {
-    absl::StrAppend(&v.why, "descriptors grew by ", v.fd_growth, " (",
-                    base.fds, " -> ", end.fds, "; slack ", bounds.fd_slack,
-                    "); ");
-  }
-  if (v.thread_growth > bounds.thread_slack) {
-    absl::StrAppend(&v.why, "threads grew by ", v.thread_growth, " (",
-                    base.threads, " -> ", end.threads, "; slack ",
-                    bounds.thread_slack, "); ");
-  }
+  auto count = [&v](const char* what, int64_t from, int64_t to,
+                    int64_t slack) {
+    if (to - from <= slack) return;
+    absl::StrAppend(&v.why, what, " grew by ", to - from, " (", from, " -> ",
+                    to, "; slack ", slack, "); ");
+  };
+  count("descriptors", base.fds, end.fds, bounds.fd_slack);
+  count("threads", base.threads, end.threads, bounds.thread_slack);
+  count("mappings", base.maps, end.maps, bounds.maps_slack);
   v.flat = v.why.empty();
   if (!v.flat) v.why.resize(v.why.size() - 2);  // the last "; "
   return v;

@@ -7,11 +7,13 @@ namespace procpool {
 namespace soak {
 namespace {
 
-Sample At(int64_t rss_kib, int64_t fds, int64_t threads) {
+Sample At(int64_t anon_kib, int64_t fds, int64_t threads, int64_t maps = 30) {
   Sample s;
-  s.rss_kib = rss_kib;
+  s.anon_kib = anon_kib;
+  s.rss_kib = anon_kib + 5000;
   s.fds = fds;
   s.threads = threads;
+  s.maps = maps;
   return s;
 }
 
@@ -24,13 +26,14 @@ TEST(JudgeTest, EqualIsFlat) {
 TEST(JudgeTest, ResidentMemoryWithinItsBoundIsFlat) {
   const Verdict v = Judge(At(1000, 10, 4), At(1050, 10, 4), Bounds{});
   EXPECT_TRUE(v.flat) << v.why;
-  EXPECT_DOUBLE_EQ(v.rss_growth_pct, 5.0);
+  EXPECT_DOUBLE_EQ(v.anon_growth_pct, 5.0);
 }
 
 TEST(JudgeTest, ResidentMemoryPastItsBoundIsGrowth) {
   const Verdict v = Judge(At(1000, 10, 4), At(1051, 10, 4), Bounds{});
   EXPECT_FALSE(v.flat);
-  EXPECT_NE(v.why.find("resident memory grew 5.1%"), std::string::npos)
+  EXPECT_NE(v.why.find("resident memory (anonymous) grew 5.1%"),
+            std::string::npos)
       << v.why;
 }
 
@@ -41,9 +44,20 @@ TEST(JudgeTest, ShrinkingIsFlat) {
   EXPECT_EQ(v.thread_growth, -1);
 }
 
-TEST(JudgeTest, OneMoreDescriptorOrThreadIsGrowthWithoutSlack) {
+TEST(JudgeTest, OneMoreDescriptorThreadOrMappingIsGrowthWithoutSlack) {
   EXPECT_FALSE(Judge(At(1000, 10, 4), At(1000, 11, 4), Bounds{}).flat);
   EXPECT_FALSE(Judge(At(1000, 10, 4), At(1000, 10, 5), Bounds{}).flat);
+  const Verdict v = Judge(At(1000, 10, 4, 30), At(1000, 10, 4, 31), Bounds{});
+  EXPECT_FALSE(v.flat);
+  EXPECT_NE(v.why.find("mappings grew by 1"), std::string::npos) << v.why;
+}
+
+TEST(JudgeTest, OnlyAnonymousMemoryIsJudged) {
+  Sample end = At(1000, 10, 4);
+  end.rss_kib += 3000;  // file pages and shm rings touched: not a leak
+  const Verdict v = Judge(At(1000, 10, 4), end, Bounds{});
+  EXPECT_TRUE(v.flat) << v.why;
+  EXPECT_GT(v.rss_growth_pct, 5.0);
 }
 
 TEST(JudgeTest, SlackAllowsThatMuchAndNoMore) {
@@ -68,6 +82,10 @@ TEST(TakeSampleTest, ReadsThisProcess) {
   EXPECT_GT(s.rss_kib, 0);
   EXPECT_GE(s.hwm_kib, s.rss_kib);
   EXPECT_GT(s.raw_rss_kib, 0);  // malloc_trim may touch a page or two
+  EXPECT_GT(s.anon_kib, 0);
+  EXPECT_GT(s.file_kib, 0);
+  EXPECT_GE(s.shmem_kib, 0);
+  EXPECT_GT(s.maps, 5);
   EXPECT_GE(s.fds, 3);  // stdin, stdout, stderr
   EXPECT_GE(s.threads, 1);
 }

@@ -46,16 +46,19 @@ ABSL_FLAG(int, round, 1000,
 ABSL_FLAG(int, checkpoints, 10,
           "Checkpoints (every tasks/N tasks). The verdict compares the last "
           "with the first, taken after the first 1/N of the tasks.");
-ABSL_FLAG(int, max_tasks_per_child, 500,
+ABSL_FLAG(int, max_tasks_per_child, 200,
           "Recycle the main pool's workers after this many tasks (0: never; "
           "ignored with fork, which refuses it).");
 ABSL_FLAG(int, short_pool_every, 5,
           "Create, use and destroy a short-lived pool every N rounds (every "
           "other one broken on purpose); 0: never.");
 ABSL_FLAG(double, rss_growth_pct, 5,
-          "Bound on the resident memory's growth, in percent.");
+          "Bound on the growth of anonymous resident memory (RssAnon), in "
+          "percent.");
 ABSL_FLAG(int64_t, fd_slack, 0, "Descriptors the parent may gain.");
 ABSL_FLAG(int64_t, thread_slack, 0, "Threads the parent may gain.");
+ABSL_FLAG(int64_t, maps_slack, 0,
+          "Mappings (lines of /proc/self/maps) the parent may gain.");
 ABSL_FLAG(absl::Duration, hang_timeout, absl::Seconds(60),
           "A future not done this long counts as unresolved and stops the "
           "run; so does no progress at all for this long plus 30 s.");
@@ -94,11 +97,14 @@ recycled (max_tasks_per_child), and short-lived pools, some broken on purpose.
 Every result is checked.
 
 At each of --checkpoints checkpoints (the main pool at rest: every worker up,
-nothing in flight) it reads the parent's VmRSS, descriptors and threads from
-/proc/self and prints a row. Flat: from the first checkpoint (after the first
-tasks/N tasks) to the last, resident memory grew by at most --rss_growth_pct
-percent, descriptors by at most --fd_slack, threads by at most
---thread_slack. Then it prints a verdict and one line of JSON.
+nothing in flight, --settle of quiet) it reads the parent's resident memory
+(after malloc_trim; RssAnon, RssFile, RssShmem, VmRSS), mappings,
+descriptors and threads from /proc/self and prints a row. Flat: from the
+first checkpoint (after the first tasks/N tasks) to the last, anonymous
+resident memory grew by at most --rss_growth_pct percent, descriptors,
+threads and mappings by at most their --*_slack (default 0: equal). Then it
+prints a verdict and one line of JSON. tools/RELIABILITY.md ("Soak") says
+why memory is read this way.
 
 Every wait is bounded by --hang_timeout. Exit status: 0 if every result was
 right, every future resolved and nothing grew beyond its bound; 1 otherwise;
@@ -212,6 +218,7 @@ int Main() {
   summary.bounds.rss_pct = absl::GetFlag(FLAGS_rss_growth_pct);
   summary.bounds.fd_slack = absl::GetFlag(FLAGS_fd_slack);
   summary.bounds.thread_slack = absl::GetFlag(FLAGS_thread_slack);
+  summary.bounds.maps_slack = absl::GetFlag(FLAGS_maps_slack);
   Leaker leaker;
   if (!method) {
     std::cerr << "soak: unknown --start_method=" << summary.start_method

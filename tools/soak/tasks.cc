@@ -18,6 +18,10 @@ int64_t SoakMix(int64_t x) {
   return static_cast<int64_t>(z ^ (z >> 31));
 }
 
+std::pair<int64_t, int64_t> SoakMixPid(int64_t x) {
+  return {SoakMix(x), getpid()};
+}
+
 bool SoakMixThrows(int64_t x) { return x % 61 == 7; }
 
 int64_t SoakMixOrThrow(int64_t x) {
@@ -75,6 +79,7 @@ int SoakDie(int sig) {
 
 PROCPOOL_EXCEPTION(SoakError);
 PROCPOOL_TASK(SoakMix);
+PROCPOOL_TASK(SoakMixPid);
 PROCPOOL_TASK(SoakMixOrThrow);
 PROCPOOL_TASK(SoakThrow);
 PROCPOOL_TASK(SoakBlob);

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace procpool {
 namespace soak {
@@ -26,6 +27,9 @@ class SoakError : public std::runtime_error {
 
 // A small value: a 64-bit mix of x (splitmix64's finaliser).
 int64_t SoakMix(int64_t x);
+
+// {SoakMix(x), the worker's pid}: which worker ran it.
+std::pair<int64_t, int64_t> SoakMixPid(int64_t x);
 
 // SoakMix(x), but throws std::invalid_argument("soak: x") when x % 61 == 7
 // (a Map with failing elements).

@@ -88,10 +88,12 @@ void PrintJson(std::ostream& out, const Summary& s) {
   }
   absl::StrAppendFormat(
       &json,
-      "\"trim\": %s, \"mmap_threshold_kib\": %d, \"rss_bound_pct\": %.1f, "
+      "\"trim\": %s, \"mmap_threshold_kib\": %d, \"arena_max\": %d, "
+      "\"rss_bound_pct\": %.1f, "
       "\"fd_slack\": %d, \"thread_slack\": %d, \"maps_slack\": %d, "
       "\"leak_for_test\": \"%s\", \"flat\": %s, \"ok\": %s}\n",
-      s.trim ? "true" : "false", s.mmap_threshold_kib, s.bounds.rss_pct,
+      s.trim ? "true" : "false", s.mmap_threshold_kib, s.arena_max,
+      s.bounds.rss_pct,
       s.bounds.fd_slack, s.bounds.thread_slack, s.bounds.maps_slack,
       s.leak_for_test, s.measured && s.verdict.flat ? "true" : "false",
       s.ok ? "true" : "false");

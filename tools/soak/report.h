@@ -33,6 +33,7 @@ struct Summary {
   Bounds bounds;
   bool trim = true;       // rss_kib read after malloc_trim(0)
   int mmap_threshold_kib = 0;  // 0: glibc's dynamic threshold
+  int arena_max = 0;           // 0: glibc's default
   Verdict verdict;
   bool measured = false;  // base and end were taken
   bool hung = false;      // the run stopped at a hang

@@ -72,6 +72,11 @@ ABSL_FLAG(int, mmap_threshold_kib, 128,
           "threshold rises to the biggest block freed so far, so that each "
           "thread's heap keeps up to twice the biggest message resident "
           "(tools/RELIABILITY.md, \"Soak\").");
+ABSL_FLAG(int, arena_max, 1,
+          "mallopt(M_ARENA_MAX) in the parent: how many malloc arenas its "
+          "threads share. 0: glibc's default (up to 8 per core, each made "
+          "when threads contend and never given back, so that resident "
+          "memory steps up by an arena now and then).");
 ABSL_FLAG(bool, trim, true,
           "Read resident memory after malloc_trim(0), i.e. without the free "
           "memory glibc keeps (the raw figure is printed too).");
@@ -215,6 +220,7 @@ int Main() {
   summary.leak_for_test = absl::GetFlag(FLAGS_leak_for_test);
   summary.trim = absl::GetFlag(FLAGS_trim);
   summary.mmap_threshold_kib = absl::GetFlag(FLAGS_mmap_threshold_kib);
+  summary.arena_max = absl::GetFlag(FLAGS_arena_max);
   summary.bounds.rss_pct = absl::GetFlag(FLAGS_rss_growth_pct);
   summary.bounds.fd_slack = absl::GetFlag(FLAGS_fd_slack);
   summary.bounds.thread_slack = absl::GetFlag(FLAGS_thread_slack);
@@ -242,6 +248,13 @@ int Main() {
        mallopt(M_MMAP_THRESHOLD, summary.mmap_threshold_kib * 1024) != 1)) {
     std::cerr << "soak: mallopt(M_MMAP_THRESHOLD, "
               << summary.mmap_threshold_kib << " KiB) refused\n";
+    return 2;
+  }
+  if (summary.arena_max < 0 ||
+      (summary.arena_max > 0 &&
+       mallopt(M_ARENA_MAX, summary.arena_max) != 1)) {
+    std::cerr << "soak: mallopt(M_ARENA_MAX, " << summary.arena_max
+              << ") refused\n";
     return 2;
   }
 

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -35,6 +36,8 @@ Armed& GetArmed() {
   static Armed* armed = new Armed;
   return *armed;
 }
+
+void NoteFired(const Spec& spec);
 
 class FaultChannel;
 // The worker's channel while it exists (a fault fires on it), else null.
@@ -73,9 +76,10 @@ class FaultChannel final : public Channel {
   absl::StatusOr<std::string> ReceiveBlocking() override;
 
   // Drops the real channel: its descriptors close; later calls fail.
-  void Drop() { Act(Action::kDrop); }
-  // Sends a frame that no decoder accepts.
-  void SendGarbage() { Act(Action::kGarbage); }
+  // `spec`'s fault is noted as fired (NoteFired) when that happens.
+  void Drop(const Spec& spec) { Act(Action::kDrop, spec); }
+  // Sends a frame that no decoder accepts (noted as Drop's is).
+  void SendGarbage(const Spec& spec) { Act(Action::kGarbage, spec); }
 
  private:
   enum class Action { kNone, kDrop, kGarbage };
@@ -83,9 +87,12 @@ class FaultChannel final : public Channel {
   // A channel belongs to the worker's thread (the capnp transport's event
   // loop cannot be touched from another): from another thread (a mid-task
   // fault's timer) the action waits for the worker's next use of the channel.
-  void Act(Action action) {
+  // The fault is noted as fired when it takes effect, not when asked for:
+  // a mid-task fault's detection is timed from then.
+  void Act(Action action, const Spec& spec) {
     absl::MutexLock lock(&mu_);
     pending_ = action;
+    pending_spec_ = spec;
     if (std::this_thread::get_id() == owner_) ApplyPendingLocked();
   }
   void ApplyPending() {
@@ -95,6 +102,7 @@ class FaultChannel final : public Channel {
   void ApplyPendingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Action action = pending_;
     pending_ = Action::kNone;
+    if (action != Action::kNone) NoteFired(pending_spec_);
     if (action == Action::kDrop) inner_.reset();
     if (action == Action::kGarbage && inner_) {
       (void)inner_->SendBlocking("this is not a procpool message");
@@ -107,20 +115,43 @@ class FaultChannel final : public Channel {
   mutable absl::Mutex mu_;
   std::unique_ptr<Channel> inner_ ABSL_GUARDED_BY(mu_);
   Action pending_ ABSL_GUARDED_BY(mu_) = Action::kNone;
+  Spec pending_spec_ ABSL_GUARDED_BY(mu_);
   const std::thread::id owner_ = std::this_thread::get_id();
 };
 
-// Appends a byte to spec.fired_file (if set): the fault fired.
+// Appends a record to spec.fired_file (if set): the fault fired, now.
 void NoteFired(const Spec& spec) {
   if (spec.fired_file.empty()) return;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  char record[kFiredRecordBytes + 1];
+  snprintf(record, sizeof(record), "%020lld\n",
+           static_cast<long long>(now.tv_sec) * 1000000000LL + now.tv_nsec);
   int fd = open(spec.fired_file.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd < 0) return;
-  (void)!write(fd, "f", 1);
+  (void)!write(fd, record, kFiredRecordBytes);  // one write: O_APPEND keeps it whole
   close(fd);
 }
 
+}  // namespace
+
+std::vector<int64_t> ReadFiredTimes(const std::string& path) {
+  std::vector<int64_t> times;
+  FILE* f = fopen(path.c_str(), "re");
+  if (f == nullptr) return times;
+  long long ns = 0;
+  while (fscanf(f, "%20lld\n", &ns) == 1) times.push_back(ns);
+  fclose(f);
+  return times;
+}
+
+namespace {
+
 void Fire(const Spec& spec) {
-  NoteFired(spec);
+  // (The channel's faults note themselves when they take effect.)
+  if (spec.mode != Mode::kCloseChannel && spec.mode != Mode::kCorruptFrame) {
+    NoteFired(spec);
+  }
   switch (spec.mode) {
     case Mode::kSigkill:
       raise(SIGKILL);
@@ -137,10 +168,10 @@ void Fire(const Spec& spec) {
       syscall(SYS_exit_group, spec.exit_code);
       _exit(spec.exit_code);
     case Mode::kCloseChannel:
-      if (current_channel) current_channel->Drop();
+      if (current_channel) current_channel->Drop(spec);
       break;
     case Mode::kCorruptFrame:
-      if (current_channel) current_channel->SendGarbage();
+      if (current_channel) current_channel->SendGarbage(spec);
       break;
     case Mode::kStop:
       raise(SIGSTOP);

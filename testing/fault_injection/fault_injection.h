@@ -56,10 +56,19 @@ struct Spec {
   // If set, only the first worker of the pool to create this file (O_EXCL)
   // arms the fault: replacement workers then run clean.
   std::string once_file;
-  // If set, the worker appends one byte to this file as the fault fires, so
-  // that the parent can count the faults that fired (not only those armed).
+  // If set, the worker appends a record to this file as the fault fires
+  // (kFiredRecordBytes: the CLOCK_MONOTONIC time in nanoseconds, 20 digits
+  // and a newline), so that the parent can count the faults that fired (not
+  // only those armed) and time their detection from the moment they fired.
   std::string fired_file;
 };
+
+inline constexpr int kFiredRecordBytes = 21;
+
+// The times (CLOCK_MONOTONIC nanoseconds, as std::chrono::steady_clock
+// counts them) recorded in a fired_file, in file order; empty if there are
+// none or it cannot be read.
+std::vector<int64_t> ReadFiredTimes(const std::string& path);
 
 const char* PointName(Point point);
 const char* ModeName(Mode mode);

@@ -133,14 +133,15 @@ the fork server's), descriptors and shared mappings.
 Detection latency (detect_ms_p50/p99) runs from the fault to the first
 BrokenProcessPool of the wave (a Submit future's done callback, a Map element,
 or Submit refusing work). A signal sent from outside is timed from kill(2):
-exact (detect_kill_ms_*). A fault armed inside a worker fires on that worker's
-on_call-th call, which cannot reach it before on_call calls were submitted:
-it is timed from that Submit (plus the delay of a MidTask fault; an
-Initializer fault from the first Submit). That figure (detect_fault_ms_*) is
-an upper bound: it includes the time the call queued behind earlier tasks.
-Timing it inside the worker would need a report from a process that is dying,
-through a channel the fault may have just broken. Waves that only the tool's
-own KillWorkers() broke give no sample.
+exact (detect_kill_ms_*). A fault armed inside a worker is timed from the
+moment it fired: the worker appends the time (CLOCK_MONOTONIC) to a file just
+before it acts (detect_fired_ms_*; both exact kinds: detect_exact_ms_p99).
+Where no such time was written (a fault that did not fire, yet the pool
+broke), it is timed from the Submit that would make it fire (plus the delay
+of a MidTask fault; an Initializer fault from the first Submit): an upper
+bound that includes the worker's start and the time the call queued
+(detect_fault_ms_*). Waves that only the tool's own KillWorkers() broke give
+no sample.
 
 Exit status: 0 if nothing hung, leaked or was left unresolved, no result was
 wrong, no future failed with an unexpected exception and no pool broke with

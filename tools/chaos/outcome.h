@@ -66,6 +66,7 @@ struct WaveResult {
   // break, or broke only because the tool called KillWorkers.
   std::optional<double> detect_ms;
   bool detect_from_kill = false;  // timed from kill(2), not from a Submit
+  bool detect_from_fired = false;  // timed from the moment a fault fired
 
   // One sentence per anomaly (a bug in the pool, or in this tool).
   std::vector<std::string> problems;

@@ -74,7 +74,9 @@ void Summary::Add(const WaveResult& w) {
   aborted |= w.teardown_hung;
   if (w.detect_ms) {
     detect_ms.push_back(*w.detect_ms);
-    (w.detect_from_kill ? detect_kill_ms : detect_fault_ms)
+    (w.detect_from_kill    ? detect_kill_ms
+     : w.detect_from_fired ? detect_fired_ms
+                           : detect_fault_ms)
         .push_back(*w.detect_ms);
   }
 }
@@ -98,6 +100,17 @@ std::optional<double> Percentile(std::vector<double> samples, double p) {
   rank = std::clamp<size_t>(rank, 1, samples.size());
   return samples[rank - 1];
 }
+
+namespace {
+
+// The exactly timed detection samples: from kill(2) and from a fault firing.
+std::vector<double> Exact(const Summary& s) {
+  std::vector<double> all = s.detect_kill_ms;
+  all.insert(all.end(), s.detect_fired_ms.begin(), s.detect_fired_ms.end());
+  return all;
+}
+
+}  // namespace
 
 void PrintJson(std::ostream& out, const Summary& s) {
   out << "{\"transport\": " << Quoted(s.transport)
@@ -128,6 +141,9 @@ void PrintJson(std::ostream& out, const Summary& s) {
       << ", \"detect_ms_p99\": " << Ms(Percentile(s.detect_ms, 99))
       << ", \"detect_kill_ms_p50\": " << Ms(Percentile(s.detect_kill_ms, 50))
       << ", \"detect_kill_ms_p99\": " << Ms(Percentile(s.detect_kill_ms, 99))
+      << ", \"detect_fired_ms_p50\": " << Ms(Percentile(s.detect_fired_ms, 50))
+      << ", \"detect_fired_ms_p99\": " << Ms(Percentile(s.detect_fired_ms, 99))
+      << ", \"detect_exact_ms_p99\": " << Ms(Percentile(Exact(s), 99))
       << ", \"detect_fault_ms_p50\": " << Ms(Percentile(s.detect_fault_ms, 50))
       << ", \"detect_fault_ms_p99\": " << Ms(Percentile(s.detect_fault_ms, 99))
       << ", \"fault_kinds\": " << s.kinds.size()
@@ -185,6 +201,8 @@ void PrintTable(std::ostream& out, const Summary& s) {
   for (const auto& [kind, count] : by_kind) row("  " + kind, n(count));
   row("detection p50 / p99", lat(s.detect_ms));
   row("  from kill(2)", lat(s.detect_kill_ms));
+  row("  from the fault firing", lat(s.detect_fired_ms));
+  row("  exact (both above)", lat(Exact(s)));
   row("  from Submit (upper bound)", lat(s.detect_fault_ms));
   out << (s.aborted ? "ABORTED: a pool could not be destroyed\n" : "")
       << (s.Ok() ? "OK\n" : "FAILED: see the problems above\n");

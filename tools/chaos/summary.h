@@ -56,6 +56,7 @@ struct Summary {
 
   std::vector<double> detect_ms;        // every sample
   std::vector<double> detect_kill_ms;   // timed from kill(2)
+  std::vector<double> detect_fired_ms;  // timed from the moment it fired
   std::vector<double> detect_fault_ms;  // timed from a Submit (upper bound)
 
   // Faults that fired, by kind (WaveResult::fired), and the kinds a dense

@@ -71,9 +71,11 @@ class Wave {
   // What fired, once the pool is gone (its workers wrote what they would).
   void CountFired() {
     if (plan_.fault && !config_.fired_file.empty()) {
-      struct stat st;
-      if (stat(config_.fired_file.c_str(), &st) == 0 && st.st_size > 0) {
-        result_.fired[KindName(*plan_.fault)] += st.st_size;
+      const std::vector<int64_t> times =
+          fault::ReadFiredTimes(config_.fired_file);
+      if (!times.empty()) {
+        result_.fired[KindName(*plan_.fault)] += static_cast<int>(times.size());
+        fired_ns_ = *std::min_element(times.begin(), times.end());
       }
     }
     if (plan_.parent_fault) {
@@ -390,7 +392,10 @@ class Wave {
     if (broken == kNever) return;
     result_.broken = true;
     if (tool_kill_ns_ <= broken) return;  // the tool broke it: no sample
-    const int64_t fault_ns = FaultEarliestNs();
+    // A worker's fault is timed from when it fired (the worker wrote the
+    // time), else from the Submit that would make it fire (an upper bound).
+    const int64_t fault_ns =
+        fired_ns_ != kNever ? fired_ns_ : FaultEarliestNs();
     const int64_t disruption = std::min(kill_ns_, fault_ns);
     if (disruption == kNever) {
       if (!result_.fault_armed && !result_.kill_delivered) {
@@ -402,6 +407,7 @@ class Wave {
     }
     result_.detect_ms = std::max<int64_t>(0, broken - disruption) / 1e6;
     result_.detect_from_kill = kill_ns_ <= fault_ns;
+    result_.detect_from_fired = !result_.detect_from_kill && fired_ns_ != kNever;
   }
 
   const WavePlan& plan_;
@@ -412,6 +418,7 @@ class Wave {
   std::vector<std::unique_ptr<MapRun>> maps_;
   std::vector<int64_t> call_ns_;   // when each call was submitted, in order
   int64_t kill_ns_ = kNever;       // the outside signal
+  int64_t fired_ns_ = kNever;      // the first worker fault that fired
   int64_t tool_kill_ns_ = kNever;  // the tool's own KillWorkers
   int64_t stopped_since_ns_ = kNever;
   WaveResult result_;

@@ -25,8 +25,7 @@ int report_fd = -1;
 // thread (a lock-free atomic is async-signal-safe).
 std::atomic<const char*> current_task{nullptr};
 
-void Write(const char* s) {
-  size_t n = strlen(s);
+void WriteBytes(const char* s, size_t n) {
   while (n > 0) {
     ssize_t w = write(report_fd, s, n);
     if (w <= 0) return;
@@ -35,18 +34,36 @@ void Write(const char* s) {
   }
 }
 
+void Write(const char* s) { WriteBytes(s, strlen(s)); }
+
+// Text built in a caller's buffer (async-signal-safe: no allocation); what
+// does not fit is dropped.
+struct ReportBuffer {
+  char* data;
+  size_t capacity;
+  size_t size = 0;
+  void Append(const char* s) {
+    while (*s != '\0' && size < capacity) data[size++] = *s++;
+  }
+  void AppendNumber(long v) {
+    char buf[24];
+    int i = sizeof(buf) - 1;
+    buf[i] = '\0';
+    unsigned long u = v < 0 ? -static_cast<unsigned long>(v) : v;
+    do {
+      buf[--i] = static_cast<char>('0' + u % 10);
+      u /= 10;
+    } while (u != 0 && i > 1);
+    if (v < 0) buf[--i] = '-';
+    Append(buf + i);
+  }
+};
+
 void WriteNumber(long v) {
   char buf[24];
-  int i = sizeof(buf) - 1;
-  buf[i] = '\0';
-  bool negative = v < 0;
-  unsigned long u = negative ? -static_cast<unsigned long>(v) : v;
-  do {
-    buf[--i] = static_cast<char>('0' + u % 10);
-    u /= 10;
-  } while (u != 0 && i > 1);
-  if (negative) buf[--i] = '-';
-  Write(buf + i);
+  ReportBuffer out{buf, sizeof(buf)};
+  out.AppendNumber(v);
+  WriteBytes(buf, out.size);
 }
 
 void OnFatalSignal(int sig, siginfo_t*, void*) {
@@ -61,16 +78,22 @@ void OnFatalSignal(int sig, siginfo_t*, void*) {
     Write(task);
   }
   Write("\n");
+  // The frames go in one write (a few if the stack is deep), not four per
+  // frame: each write wakes the parent, which waits for the worker to die.
   void* frames[64];
   int depth = backtrace(frames, 64);
+  static char report[64 * 300];
+  ReportBuffer out{report, sizeof(report)};
   for (int i = 0; i < depth; ++i) {
     char name[256];
-    Write("  #");
-    WriteNumber(i);
-    Write(" ");
-    Write(absl::Symbolize(frames[i], name, sizeof(name)) ? name : "(unknown)");
-    Write("\n");
+    out.Append("  #");
+    out.AppendNumber(i);
+    out.Append(" ");
+    out.Append(absl::Symbolize(frames[i], name, sizeof(name)) ? name
+                                                              : "(unknown)");
+    out.Append("\n");
   }
+  WriteBytes(report, out.size);
   // report_fd stays open: the heartbeat thread may be writing to it right
   // now (closing it here raced with that write, and the number could be
   // reused), and the kernel closes it when we die, just below.

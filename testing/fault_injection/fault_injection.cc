@@ -359,8 +359,10 @@ std::vector<Mode> AllModes() {
 }
 
 bool Applies(Point point, Mode mode) {
-  return !(point == Point::kMidSend &&
-           (mode == Mode::kCloseChannel || mode == Mode::kCorruptFrame));
+  const bool channel_mode =
+      mode == Mode::kCloseChannel || mode == Mode::kCorruptFrame;
+  return !(channel_mode &&
+           (point == Point::kMidSend || point == Point::kExit));
 }
 
 int SignalOf(Mode mode) {

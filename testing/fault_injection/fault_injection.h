@@ -77,7 +77,8 @@ std::vector<Mode> AllModes();
 
 // Whether a fault at `point` in `mode` can be made: a frame cannot be
 // corrupted or the channel dropped from another thread in the middle of a
-// send (kMidSend with kCloseChannel or kCorruptFrame).
+// send (kMidSend with kCloseChannel or kCorruptFrame), nor once the worker
+// is exiting (kExit: its channel is gone by then).
 bool Applies(Point point, Mode mode);
 
 // An initializer (Options::initializer) that arms `spec` in every worker.

@@ -401,6 +401,89 @@ TEST_P(ExhaustionTest, RealProcessLimitInAChild) {
   ExpectAFreshPoolWorks();
 }
 
+// The child's address space (VmSize, KiB), from /proc/self/status.
+int64_t VmSizeKib() {
+  FILE* f = fopen("/proc/self/status", "re");
+  if (f == nullptr) return -1;
+  char line[256];
+  long long kib = -1;
+  while (fgets(line, sizeof(line), f) != nullptr) {
+    if (sscanf(line, "VmSize: %lld kB", &kib) == 1) break;
+  }
+  fclose(f);
+  return kib;
+}
+
+// The address space limit from too small for the pool's manager thread up
+// to enough for a 32 MiB echo: at every step the child neither crashes nor
+// hangs, and what fails names the memory (RLIMIT_AS and what to do) or is
+// the std::bad_alloc of an allocation the caller made (Submit packing its
+// argument; the task's own, rethrown as the standard exception it is).
+// Before, the manager thread died of a bad_alloc receiving a big result and
+// took the process down (std::terminate).
+TEST_P(ExhaustionTest, RealAddressSpaceLimitsFromTooLittleToEnough) {
+  if (GetParam().transport != "shm" ||
+      GetParam().start_method != StartMethod::kForkServer) {
+    GTEST_SKIP() << "one transport and start method: the limit is the "
+                    "parent's (the fork server inherits it)";
+  }
+  std::string all;
+  for (int extra_mib : {8, 16, 32, 48, 64, 80, 96, 128, 256}) {
+    const std::string report = InChild([&] {
+      const std::string big(32 << 20, 'x');
+      struct rlimit limit;
+      limit.rlim_cur = limit.rlim_max =
+          static_cast<rlim_t>(VmSizeKib() * 1024 + (int64_t{extra_mib} << 20));
+      if (setrlimit(RLIMIT_AS, &limit) != 0) return std::string("setrlimit failed\n");
+      std::string out;
+      try {
+        ProcessPoolExecutor pool(MakeOptions(2));
+        Future<int> small = pool.Submit(tt::SleepThenPid, 5);
+        Future<std::string> echo;
+        try {
+          echo = pool.Submit(tt::Echo, big);
+        } catch (const std::exception& e) {
+          absl::StrAppend(&out, "submit: ", e.what(), "\n");
+          echo = pool.Submit(tt::Echo, std::string("small"));
+        }
+        try {
+          const std::string got = echo.Get(absl::Seconds(30));
+          absl::StrAppend(&out, got == big || got == "small" ? "ok" : "WRONG", "\n");
+        } catch (const std::exception& e) {
+          absl::StrAppend(&out, "echo: ", e.what(), "\n");
+        }
+        try {
+          small.Get(absl::Seconds(30));
+          absl::StrAppend(&out, "ok\n");
+        } catch (const std::exception& e) {
+          absl::StrAppend(&out, "small: ", e.what(), "\n");
+        }
+      } catch (const std::exception& e) {
+        absl::StrAppend(&out, "thrown: ", e.what(), "\n");
+      }
+      return out;
+    });
+    absl::StrAppend(&all, "+", extra_mib, " MiB:\n", report);
+  }
+  int ok = 0;
+  int named = 0;
+  std::string bad;
+  for (absl::string_view line : absl::StrSplit(all, '\n')) {
+    if (line.empty() || absl::StartsWith(line, "+")) continue;
+    if (line == "ok") {
+      ++ok;
+    } else if (absl::StrContains(line, "RLIMIT_AS") ||
+               absl::EndsWith(line, ": std::bad_alloc")) {
+      ++named;
+    } else {
+      absl::StrAppend(&bad, line, "\n");
+    }
+  }
+  EXPECT_EQ(bad, "") << all;
+  EXPECT_GT(named, 0) << "no limit was low enough to fail:\n" << all;
+  EXPECT_GT(ok, 0) << "no limit was high enough to work:\n" << all;
+}
+
 INSTANTIATE_EXECUTOR_SUITE(ExhaustionTest);
 
 }  // namespace

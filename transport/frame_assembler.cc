@@ -1,12 +1,15 @@
 #include "transport/frame_assembler.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include <algorithm>
+#include <new>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/big_buffers.h"
+#include "common/posix_error.h"
 #include "glog/logging.h"
 
 namespace procpool {
@@ -36,7 +39,7 @@ size_t FrameAssembler::Feed(const char* data, size_t n,
     }
     const size_t take =
         static_cast<size_t>(std::min<uint64_t>(n - done, length_ - have_));
-    Grow(take);
+    if (!Grow(take)) return done;
     if (growth_ == kReserveFrame) {
       payload_.append(data + done, take);
     } else {
@@ -51,7 +54,7 @@ size_t FrameAssembler::Feed(const char* data, size_t n,
 
 absl::Span<char> FrameAssembler::PayloadRoom(size_t more) {
   DCHECK(growth_ == kGrowWithArrival) << "PayloadRoom needs kGrowWithArrival";
-  Grow(more);
+  if (!Grow(more)) return absl::Span<char>();
   return absl::Span<char>(&payload_[have_], payload_.size() - have_);
 }
 
@@ -72,25 +75,43 @@ bool FrameAssembler::StartPayload(const char* header) {
   if (growth_ == kReserveFrame) {
     // A recycled buffer when one fits, else one advised for huge pages: a
     // page fault per 4 KiB costs more than the copy into it.
-    payload_ = TakeBigBuffer(std::min(length_, kEagerReserveLimit));
+    try {
+      payload_ = TakeBigBuffer(std::min(length_, kEagerReserveLimit));
+    } catch (const std::bad_alloc&) {
+      OutOfMemory();
+      return false;
+    }
   }
   return true;
 }
 
-void FrameAssembler::Grow(uint64_t more) {
-  if (growth_ == kReserveFrame) {
-    const uint64_t need = have_ + more;
-    if (need <= payload_.capacity()) return;
-    const uint64_t doubled = 2 * uint64_t{payload_.capacity()};
-    payload_.reserve(std::max(need, std::min(length_, doubled)));
-    AdviseHugePages(payload_);
-    return;
+bool FrameAssembler::Grow(uint64_t more) {
+  try {
+    if (growth_ == kReserveFrame) {
+      const uint64_t need = have_ + more;
+      if (need <= payload_.capacity()) return true;
+      const uint64_t doubled = 2 * uint64_t{payload_.capacity()};
+      payload_.reserve(std::max(need, std::min(length_, doubled)));
+      AdviseHugePages(payload_);
+      return true;
+    }
+    const uint64_t need = std::min<uint64_t>(length_, have_ + more);
+    if (need <= payload_.size()) return true;
+    const uint64_t doubled =
+        std::max<uint64_t>(2 * uint64_t{payload_.size()}, kMinGrowth);
+    payload_.resize(std::max(need, std::min(length_, doubled)));
+    return true;
+  } catch (const std::bad_alloc&) {
+    OutOfMemory();
+    return false;
   }
-  const uint64_t need = std::min<uint64_t>(length_, have_ + more);
-  if (need <= payload_.size()) return;
-  const uint64_t doubled =
-      std::max<uint64_t>(2 * uint64_t{payload_.size()}, kMinGrowth);
-  payload_.resize(std::max(need, std::min(length_, doubled)));
+}
+
+void FrameAssembler::OutOfMemory() {
+  payload_ = std::string();
+  error_ = absl::ResourceExhaustedError(absl::StrCat(
+      "no memory for a frame of ", length_, " bytes from the ", peer_, " (",
+      ExhaustionAdvice(ENOMEM), ")"));
 }
 
 void FrameAssembler::MaybeFinish(std::vector<std::string>* frames) {

@@ -63,7 +63,8 @@ class FrameAssembler {
 
   // kGrowWithArrival only: makes room for up to `more` (> 0) bytes of the
   // current payload (never past its end) and returns all the room there is
-  // now, for the caller to fill from its start. Needs in_payload().
+  // now, for the caller to fill from its start; empty if no memory could be
+  // had (error() says so). Needs in_payload().
   absl::Span<char> PayloadRoom(size_t more);
   // The caller wrote `n` bytes at the start of the last PayloadRoom(); if
   // they complete the frame, it is appended to `frames`.
@@ -74,7 +75,8 @@ class FrameAssembler {
   // Payload bytes still to come in the current frame (0 outside one).
   uint64_t payload_left() const { return in_payload_ ? length_ - have_ : 0; }
 
-  // The first bad header found (OK if none).
+  // The first bad header found, or the memory a payload could not get
+  // (kResourceExhausted, saying what to do); OK if none.
   const absl::Status& error() const { return error_; }
 
   // kUnavailable for a stream that ended here: "the <peer> closed the
@@ -88,8 +90,11 @@ class FrameAssembler {
  private:
   // A whole header is in `header`: checks it and starts its payload.
   bool StartPayload(const char* header);
-  // Makes room for `more` bytes of payload (never past its end).
-  void Grow(uint64_t more);
+  // Makes room for `more` bytes of payload (never past its end); false (and
+  // error() set) if the memory cannot be had.
+  bool Grow(uint64_t more);
+  // error() becomes kResourceExhausted: no memory for the frame's payload.
+  void OutOfMemory();
   // Appends the frame to `frames` if its payload is complete.
   void MaybeFinish(std::vector<std::string>* frames);
 

@@ -396,9 +396,13 @@ class StreamChannelImpl final : public StreamChannel {
     if (in_frames_.payload_left() >= kDirectReadMin) {
       // Deliver() fed every buffered byte to in_frames_: in_buf_ is empty.
       const absl::Span<char> room = in_frames_.PayloadRoom(kInBufSize);
-      *dst = room.data();
-      *want = room.size();
-      return true;
+      if (!room.empty()) {
+        *dst = room.data();
+        *want = room.size();
+        return true;
+      }
+      // No memory for the payload: the bytes go to in_buf_, whose Feed()
+      // reports error().
     }
     *dst = in_buf_.get();
     *want = kInBufSize;

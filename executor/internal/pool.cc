@@ -140,9 +140,11 @@ void Pool::Submit(WorkItem item) {
       try {
         manager_ = std::thread([this] { ManagerLoop(); });
       } catch (const std::system_error& e) {
+        // EAGAIN: the thread limit, or no memory for the thread's stack.
         throw Error(absl::StrCat(
             "The pool's manager thread could not be started: ",
-            ProcessStartError("std::thread", e.code().value()).message()));
+            ProcessStartError("std::thread", e.code().value()).message(),
+            "; or no memory for its stack: ", ExhaustionAdvice(ENOMEM)));
       }
       manager_started_ = true;
       started_manager = true;

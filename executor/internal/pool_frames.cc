@@ -44,6 +44,14 @@ void Pool::OnChannelError(Worker& w, const absl::Status& status) {
     wake_manager_ = true;
     return;
   }
+  if (absl::IsResourceExhausted(status)) {
+    // This process could not hold what the worker sent (no memory left for
+    // a big result): the worker is fine, but its channel stopped mid-frame.
+    WorkerCrash crash = CrashOf(w, /*with_task=*/true);
+    crash.cause = std::string(status.message());
+    BreakPool("The pool ran out of memory for a worker's message", crash);
+    return;
+  }
   if (absl::IsDataLoss(status)) {
     WorkerCrash crash = CrashOf(w, /*with_task=*/true);
     crash.cause = absl::StrCat("corrupted data from the worker: ",

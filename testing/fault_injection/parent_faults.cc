@@ -1,6 +1,7 @@
 #include "testing/fault_injection/parent_faults.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -99,7 +100,8 @@ class FaultParentChannel final : public Channel {
   explicit FaultParentChannel(std::unique_ptr<Channel> inner)
       : inner_(std::move(inner)) {}
 
-  absl::Status Send(std::string frame) override {
+  // What an armed fault makes of a send: its status, or nullopt (send it).
+  std::optional<absl::Status> InterceptSend() {
     if (!failed_.ok()) return failed_;
     switch (GetArmed().On(Event::kSend)) {
       case Act::kFail:
@@ -109,19 +111,16 @@ class FaultParentChannel final : public Channel {
       case Act::kNone:
         break;
     }
+    return std::nullopt;
+  }
+
+  absl::Status Send(std::string frame) override {
+    if (std::optional<absl::Status> done = InterceptSend()) return *done;
     return inner_->Send(std::move(frame));
   }
   absl::Status SendParts(std::vector<absl::string_view> parts,
                          std::shared_ptr<const void> owner) override {
-    if (!failed_.ok()) return failed_;
-    switch (GetArmed().On(Event::kSend)) {
-      case Act::kFail:
-        return failed_ = GetArmed().Error();
-      case Act::kCorrupt:
-        return inner_->Send(kGarbage);
-      case Act::kNone:
-        break;
-    }
+    if (std::optional<absl::Status> done = InterceptSend()) return *done;
     return inner_->SendParts(std::move(parts), std::move(owner));
   }
   absl::Status Pump(std::vector<std::string>* frames) override {

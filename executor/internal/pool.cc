@@ -239,6 +239,9 @@ void Pool::ReleaseIo(absl::Time manager_deadline_seen) {
 }
 
 void Pool::UnlockAndComplete() {
+  // Closed channels go after the completions (closed_channels_).
+  std::vector<std::unique_ptr<Channel>> closed;
+  closed.swap(closed_channels_);
   if (completions_.empty()) {
     io_mu_.Unlock();
     return;
@@ -249,6 +252,7 @@ void Pool::UnlockAndComplete() {
   io_mu_.Unlock();
   for (Completion& c : done) Finish(c);
   done.clear();  // drop the states before Shutdown(wait) can return (S4)
+  closed.clear();  // and the channels
   if (completing_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
       state_.winding_down()) {
     WakeManager();

@@ -380,6 +380,12 @@ class Pool {
   // The warning for such a start was logged (once per pool).
   bool start_shortfall_logged_ ABSL_GUARDED_BY(io_mu_) = false;
   CompletionQueue completions_ ABSL_GUARDED_BY(io_mu_);
+  // Channels closed under io_mu_ (CloseChannel), destroyed once it is let go
+  // and the completions have run (UnlockAndComplete): a channel's destructor
+  // may join a thread (the capnp transport's event loop), which must not
+  // stand between a worker's death and its futures failing.
+  std::vector<std::unique_ptr<Channel>> closed_channels_
+      ABSL_GUARDED_BY(io_mu_);
   uint64_t next_work_id_ ABSL_GUARDED_BY(io_mu_) = 1;
   // terminate_signal_ already sent.
   bool signalled_ ABSL_GUARDED_BY(io_mu_) = false;

@@ -163,7 +163,7 @@ void Pool::UpdateEvents(Worker& w) {
 void Pool::CloseChannel(Worker& w) {
   if (w.channel == nullptr) return;
   events_.Remove(w.channel->PollFd());
-  w.channel.reset();
+  closed_channels_.push_back(std::move(w.channel));  // destroyed unlocked
   workers_.ChannelClosed(w);
 }
 

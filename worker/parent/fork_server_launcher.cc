@@ -1,20 +1,25 @@
 #include "worker/parent/fork_server_launcher.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -30,6 +35,35 @@ extern char** environ;
 
 namespace procpool {
 namespace {
+
+// The wait status of `pid` if it is a zombie now (exited, not yet reaped by
+// its parent), from field 52 of /proc/PID/stat (exit_code, as waitpid
+// reports it; Linux 3.5 and later); nullopt otherwise (not a zombie, gone,
+// or unreadable). A zombie's pid cannot be reused, so a 'Z' is the worker.
+std::optional<int> ZombieExitStatus(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buf[1024];
+  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return std::nullopt;
+  buf[n] = '\0';
+  // "PID (COMM) STATE ...": COMM may hold spaces and parentheses.
+  const char* p = strrchr(buf, ')');
+  if (p == nullptr || p[1] != ' ' || p[2] != 'Z') return std::nullopt;
+  // Fields 3 (the state) to 52 (exit_code): the last of the line.
+  const char* last = strrchr(p, ' ');
+  if (last == nullptr) return std::nullopt;
+  char* end = nullptr;
+  const long status = strtol(last + 1, &end, 10);
+  if (end == last + 1) return std::nullopt;
+  int fields = 0;
+  for (const char* q = p + 1; *q != '\0'; ++q) fields += *q == ' ';
+  if (fields != 50) return std::nullopt;  // not the layout described above
+  return static_cast<int>(status);
+}
 
 using fork_server::kError;
 using fork_server::kExited;
@@ -91,6 +125,15 @@ class ForkServerClient {
     ForgetInheritedServerLocked();
     auto it = exited_.find(pid);
     if (it == exited_.end()) {
+      // The worker's pidfd said it exited: while the fork server has not
+      // reaped it yet, its status is in /proc, and waiting for the server
+      // (another process to be scheduled) would stand between the death and
+      // the futures failing. The server's report of it comes later and is
+      // dropped (read_early_).
+      if (std::optional<int> status = ZombieExitStatus(pid)) {
+        read_early_.insert(pid);
+        return *status;
+      }
       if (!control_fd_.valid()) {
         return absl::UnavailableError("the fork server is gone");
       }
@@ -176,7 +219,8 @@ class ForkServerClient {
       ASSIGN_OR_RETURN(std::string packet,
                        ReceivePacket(control_fd_.get(), nullptr));
       ASSIGN_OR_RETURN(Reply reply, DecodeValue<Reply>(packet));
-      if (std::get<0>(reply) == kExited) {
+      if (std::get<0>(reply) == kExited &&
+          read_early_.erase(std::get<1>(reply)) == 0) {
         exited_[std::get<1>(reply)] = std::get<2>(reply);
       }
       if (want(reply)) return reply;
@@ -190,6 +234,9 @@ class ForkServerClient {
   pid_t server_pid_ ABSL_GUARDED_BY(mu_) = -1;
   pid_t owner_ ABSL_GUARDED_BY(mu_) = getpid();
   absl::flat_hash_map<pid_t, int> exited_ ABSL_GUARDED_BY(mu_);
+  // Workers whose status Reap() read from /proc before the server reported
+  // it: their report is dropped when it comes.
+  absl::flat_hash_set<pid_t> read_early_ ABSL_GUARDED_BY(mu_);
 };
 
 struct Clients {

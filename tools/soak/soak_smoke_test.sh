@@ -18,8 +18,15 @@ trap 'rm -f "$errfile"' EXIT
 # The base checkpoint (after 1,500 tasks: 5 rounds) comes after every kind of
 # event has happened once: each Map variant (4 rounds), each task run alone
 # (3), a short pool that breaks and one that does not (rounds 0 and 2).
+# 6,000 tasks are too few to judge a few hundred KiB: with CI's sanitizer
+# builds beside it, anonymous memory rose 12 % (~230 KiB over a ~1.9 MiB
+# base) and a glibc mapping was there at one checkpoint and not the one
+# before, in 3 of 6 runs each (with and without the pool's latest changes).
+# The short run's bounds are looser (30 %, 3 mappings); the leaks it injects
+# below stay far beyond them (+246 %, +22 descriptors), and the million-task
+# run (tools/RELIABILITY.md) judges 5 % and 0.
 short=(--tasks=6000 --round=300 --checkpoints=4 --short_pool_every=2
-  --hang_timeout=60s)
+  --hang_timeout=60s --rss_growth_pct=30 --maps_slack=3)
 status=0
 
 fail() {

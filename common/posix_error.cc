@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -59,13 +60,27 @@ std::string ExhaustionAdvice(int error_number, bool starting_process) {
   }
 }
 
+namespace {
+
+// "<context>: <strerror> (<advice>)" for a resource that ran out (advice
+// not empty), else nullopt.
+std::optional<absl::Status> Exhausted(absl::string_view context,
+                                      int error_number,
+                                      const std::string& advice) {
+  if (advice.empty()) return std::nullopt;
+  return absl::ResourceExhaustedError(absl::StrCat(
+      context, ": ", strerror(error_number), " (", advice, ")"));
+}
+
+}  // namespace
+
 absl::Status PosixError(absl::string_view context, int error_number) {
-  std::string message = absl::StrCat(context, ": ", strerror(error_number));
-  const std::string advice = ExhaustionAdvice(error_number);
-  if (!advice.empty()) {
-    absl::StrAppend(&message, " (", advice, ")");
-    return absl::ResourceExhaustedError(message);
+  if (std::optional<absl::Status> exhausted =
+          Exhausted(context, error_number, ExhaustionAdvice(error_number))) {
+    return *exhausted;
   }
+  const std::string message =
+      absl::StrCat(context, ": ", strerror(error_number));
   switch (error_number) {
     case ENOENT:
       return absl::NotFoundError(message);
@@ -83,11 +98,12 @@ absl::Status PosixError(absl::string_view context, int error_number) {
 }
 
 absl::Status ProcessStartError(absl::string_view context, int error_number) {
-  const std::string advice =
-      ExhaustionAdvice(error_number, /*starting_process=*/true);
-  if (advice.empty()) return PosixError(context, error_number);
-  return absl::ResourceExhaustedError(absl::StrCat(
-      context, ": ", strerror(error_number), " (", advice, ")"));
+  if (std::optional<absl::Status> exhausted = Exhausted(
+          context, error_number,
+          ExhaustionAdvice(error_number, /*starting_process=*/true))) {
+    return *exhausted;
+  }
+  return PosixError(context, error_number);
 }
 
 absl::Status WriteFully(int fd, const void* data, size_t size) {

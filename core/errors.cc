@@ -3,9 +3,12 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/crash_stack.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -109,27 +112,76 @@ std::string WorkerCrash::Describe() const {
   return text;
 }
 
+namespace errors_internal {
+
+struct LazyText {
+  std::string source;  // what the text is made from
+  std::once_flag once;
+  std::string text;
+};
+
+}  // namespace errors_internal
+
+using errors_internal::LazyText;
+
+WorkerStack::WorkerStack(std::string report) {
+  if (report.empty()) return;
+  state_ = std::make_shared<LazyText>();
+  state_->source = std::move(report);
+}
+
+const std::string& WorkerStack::text() const {
+  static const std::string* const kEmpty = new std::string;
+  if (state_ == nullptr) return *kEmpty;
+  std::call_once(state_->once, [this] {
+    state_->text = SymbolizeCrashReport(state_->source);
+  });
+  return state_->text;
+}
+
 namespace {
 
 std::string WithDetails(const std::string& message, const WorkerCrash& crash) {
   std::string details = crash.Describe();
-  std::string text =
-      details.empty() ? message : absl::StrCat(message, " (", details, ")");
-  if (!crash.stack.empty()) {
-    absl::StrAppend(&text, "\nstack of the worker when it died:\n",
-                    crash.stack);
-  }
-  return text;
+  return details.empty() ? message
+                         : absl::StrCat(message, " (", details, ")");
+}
+
+std::shared_ptr<LazyText> LazyWhat(const WorkerCrash& crash) {
+  return crash.stack.empty() ? nullptr : std::make_shared<LazyText>();
+}
+
+// `summary`, then the worker's stack (symbolized now if it was not yet).
+const char* WhatWithStack(const char* summary, const WorkerStack& stack,
+                          LazyText* what) {
+  if (what == nullptr) return summary;
+  std::call_once(what->once, [&] {
+    what->text = absl::StrCat(summary, "\nstack of the worker when it died:\n",
+                              stack.text());
+  });
+  return what->text.c_str();
 }
 
 }  // namespace
 
 BrokenProcessPool::BrokenProcessPool(const std::string& message,
                                      WorkerCrash crash)
-    : BrokenExecutor(WithDetails(message, crash)), crash_(std::move(crash)) {}
+    : BrokenExecutor(WithDetails(message, crash)),
+      crash_(std::move(crash)),
+      what_(LazyWhat(crash_)) {}
+
+const char* BrokenProcessPool::what() const noexcept {
+  return WhatWithStack(summary(), crash_.stack, what_.get());
+}
 
 WorkerDiedError::WorkerDiedError(const std::string& message, WorkerCrash crash)
-    : Error(WithDetails(message, crash)), crash_(std::move(crash)) {}
+    : Error(WithDetails(message, crash)),
+      crash_(std::move(crash)),
+      what_(LazyWhat(crash_)) {}
+
+const char* WorkerDiedError::what() const noexcept {
+  return WhatWithStack(summary(), crash_.stack, what_.get());
+}
 
 std::string BrokenProcessPool::signal_name() const {
   return crash_.signal.has_value() ? SignalName(*crash_.signal) : "";

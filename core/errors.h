@@ -36,6 +36,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <new>
 #include <optional>
 #include <stdexcept>
@@ -90,6 +91,29 @@ std::string SignalName(int sig);
 // "wait status 0x..." for anything else.
 std::string DescribeExit(int wait_status);
 
+namespace errors_internal {
+struct LazyText;  // text built once, on first use (errors.cc)
+}  // namespace errors_internal
+
+// A dead worker's stack as its fatal-signal handler wrote it (frames as file
+// and offset, worker/child/crash_reporter.h), symbolized the first time its
+// text is read (core/crash_stack.h; ~1 ms with a cold symbolizer): the
+// futures of a crashed worker fail without waiting for the symbolizer. Copies
+// share the text; text() may be called from any thread.
+class WorkerStack {
+ public:
+  WorkerStack() = default;
+  // An empty `report` makes an empty stack.
+  explicit WorkerStack(std::string report);
+
+  bool empty() const { return state_ == nullptr; }
+  // The report, its frames symbolized ("  #4 DieBy()"): "" if empty().
+  const std::string& text() const;
+
+ private:
+  std::shared_ptr<errors_internal::LazyText> state_;
+};
+
 // What is known about a worker that died or could not start. Every field may
 // be unknown; fields are added here when an issue needs them, so build one by
 // assigning fields, not with positional braces.
@@ -112,10 +136,10 @@ struct WorkerCrash {
   std::string cause;  // free text, e.g. a decode error or an exec() failure
   // The worker was alive with no task in flight (e.g. killed between tasks).
   bool idle = false;
-  // The worker's symbolized stack, captured by its failure handler when a
-  // catchable signal (SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGTERM)
-  // killed it, and sent to the parent before it died. Empty otherwise.
-  std::string stack;
+  // The worker's stack, captured by its failure handler when a catchable
+  // signal (SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGTERM) killed it, and
+  // sent to the parent before it died. Empty otherwise.
+  WorkerStack stack;
 };
 
 // The pool is broken: a worker died, failed to start, or failed its
@@ -128,8 +152,14 @@ class BrokenProcessPool : public BrokenExecutor {
 
   // what() is `message`, then " (" + crash.Describe() + ")" if that is not
   // empty, e.g. "A process in the pool was terminated abruptly (worker pid 12
-  // killed by SIGKILL while running task Square (work id 3))".
+  // killed by SIGKILL while running task Square (work id 3))", then the
+  // worker's stack if it has one ("\nstack of the worker when it died:\n"
+  // and its text(): the first what() symbolizes it).
   BrokenProcessPool(const std::string& message, WorkerCrash crash);
+
+  const char* what() const noexcept override;
+  // what() without the worker's stack (and without symbolizing it).
+  const char* summary() const noexcept { return BrokenExecutor::what(); }
 
   // The crash details; fields are unknown if the constructor had none.
   const WorkerCrash& crash() const { return crash_; }
@@ -144,25 +174,33 @@ class BrokenProcessPool : public BrokenExecutor {
   std::optional<int64_t> work_id() const { return crash_.work_id; }
   const std::string& cause() const { return crash_.cause; }
   // The dead worker's stack at the signal (see WorkerCrash::stack), or "".
-  const std::string& stack() const { return crash_.stack; }
+  const std::string& stack() const { return crash_.stack.text(); }
 
  private:
   WorkerCrash crash_;
+  // what() with the stack, built on first use; shared by copies. Null when
+  // there is no stack.
+  std::shared_ptr<errors_internal::LazyText> what_;
 };
 
 // With WorkerDeathPolicy::kReplaceWorker: the worker that held this future's
 // task died (and was replaced; the pool goes on). Carries the crash report.
 class WorkerDiedError : public Error {
  public:
+  // what() as BrokenProcessPool's.
   WorkerDiedError(const std::string& message, WorkerCrash crash);
+  const char* what() const noexcept override;
+  // what() without the worker's stack (and without symbolizing it).
+  const char* summary() const noexcept { return Error::what(); }
   const WorkerCrash& crash() const { return crash_; }
   int pid() const { return crash_.pid; }
   std::optional<int> signal() const { return crash_.signal; }
   std::optional<int> exit_code() const { return crash_.exit_code; }
-  const std::string& stack() const { return crash_.stack; }
+  const std::string& stack() const { return crash_.stack.text(); }
 
  private:
   WorkerCrash crash_;
+  std::shared_ptr<errors_internal::LazyText> what_;  // as BrokenProcessPool's
 };
 
 // A task allocated past Options::max_memory_bytes_per_worker.

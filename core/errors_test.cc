@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <stdio.h>
+
 #include <exception>
 #include <new>
 #include <stdexcept>
@@ -119,6 +121,89 @@ TEST(BrokenProcessPool, ExitCodeAndCause) {
   EXPECT_STREQ(BrokenProcessPool("cannot start a worker", only_cause).what(),
                "cannot start a worker (cause: could not exec /nope: No such "
                "file or directory)");
+}
+
+// A frame of this program as the worker's handler writes it: the file of the
+// executable mapping that holds `pc`, "+0x", the offset into that file.
+std::string FrameOf(const void* pc) {
+  FILE* maps = fopen("/proc/self/maps", "r");
+  char line[4096];
+  std::string frame;
+  const unsigned long addr = reinterpret_cast<unsigned long>(pc);
+  while (frame.empty() && fgets(line, sizeof(line), maps) != nullptr) {
+    unsigned long start, end, offset;
+    char perms[5];
+    int path_at = 0;
+    if (sscanf(line, "%lx-%lx %4s %lx %*s %*s %n", &start, &end, perms, &offset,
+               &path_at) >= 4 &&
+        addr >= start && addr < end && perms[2] == 'x') {
+      std::string path(line + path_at);
+      if (!path.empty() && path.back() == '\n') path.pop_back();
+      char hex[32];
+      snprintf(hex, sizeof(hex), "+0x%lx", addr - start + offset);
+      frame = path + hex;
+    }
+  }
+  fclose(maps);
+  return frame;
+}
+
+extern "C" __attribute__((noinline)) int ErrorsTestCrashSite(int x) {
+  return x * 7;
+}
+
+std::string ReportWithFrame() {
+  const std::string frame =
+      FrameOf(reinterpret_cast<const void*>(&ErrorsTestCrashSite));
+  EXPECT_NE(frame, "");
+  return "  signal SIGSEGV in worker pid 12 while running task Square\n  #0 " +
+         frame + "\n  #1 0x7f0000001234\n";
+}
+
+TEST(WorkerStack, EmptyAndSymbolizedOnRead) {
+  EXPECT_TRUE(WorkerStack().empty());
+  EXPECT_EQ(WorkerStack().text(), "");
+  EXPECT_TRUE(WorkerStack("").empty());
+  const WorkerStack stack(ReportWithFrame());
+  EXPECT_FALSE(stack.empty());
+  EXPECT_EQ(stack.text(),
+            "  signal SIGSEGV in worker pid 12 while running task Square\n"
+            "  #0 ErrorsTestCrashSite\n"
+            "  #1 0x7f0000001234\n");
+  // Copies share the text: it is symbolized once.
+  const WorkerStack copy = stack;
+  EXPECT_EQ(&copy.text(), &stack.text());
+}
+
+TEST(BrokenProcessPool, StackInWhatButNotInSummary) {
+  WorkerCrash crash;
+  crash.pid = 12;
+  crash.signal = SIGSEGV;
+  crash.stack = WorkerStack(ReportWithFrame());
+  const BrokenProcessPool e("A process died", crash);
+  EXPECT_STREQ(e.summary(), "A process died (worker pid 12 killed by SIGSEGV)");
+  EXPECT_THAT(e.what(), StartsWith("A process died (worker pid 12 killed by "
+                                   "SIGSEGV)\nstack of the worker when it "
+                                   "died:\n  signal SIGSEGV"));
+  EXPECT_THAT(e.what(), HasSubstr("  #0 ErrorsTestCrashSite\n"));
+  EXPECT_THAT(e.stack(), HasSubstr("  #0 ErrorsTestCrashSite\n"));
+  const BrokenProcessPool copy = e;  // as each future gets
+  EXPECT_EQ(copy.what(), e.what());
+  // Without a stack, what() is the summary.
+  const BrokenProcessPool plain("A process died", WorkerCrash{});
+  EXPECT_STREQ(plain.what(), plain.summary());
+}
+
+TEST(WorkerDiedError, StackInWhatButNotInSummary) {
+  WorkerCrash crash;
+  crash.pid = 5;
+  crash.signal = SIGABRT;
+  crash.stack = WorkerStack(ReportWithFrame());
+  const WorkerDiedError e("The worker died", crash);
+  EXPECT_STREQ(e.summary(), "The worker died (worker pid 5 killed by SIGABRT)");
+  EXPECT_THAT(e.what(), HasSubstr("SIGABRT)\nstack of the worker when it "
+                                  "died:\n"));
+  EXPECT_THAT(e.stack(), HasSubstr("  #0 ErrorsTestCrashSite\n"));
 }
 
 TEST(Errors, Hierarchy) {

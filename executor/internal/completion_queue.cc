@@ -1,6 +1,9 @@
 #include "executor/internal/completion_queue.h"
 
+#include <exception>
+
 #include "absl/strings/str_cat.h"
+#include "glog/logging.h"
 
 namespace procpool {
 namespace internal {
@@ -12,6 +15,13 @@ absl::Status RunCompletion(Completion& c) {
       return absl::OkStatus();
     case Completion::Kind::kError:
       c.state->TrySetException(std::move(c.error));
+      return absl::OkStatus();
+    case Completion::Kind::kLogError:
+      try {
+        std::rethrow_exception(c.error);
+      } catch (const std::exception& e) {
+        LOG(ERROR) << "procpool: " << e.what();
+      }
       return absl::OkStatus();
     case Completion::Kind::kOutcomes:
       break;

@@ -47,6 +47,7 @@ struct Completion {
     kOutcomes,  // a worker's Result: StateBase::Complete(outcomes)
     kError,     // StateBase::TrySetException(error)
     kCancel,    // StateBase::ForceCancel() (an interrupted running task)
+    kLogError,  // LOG(ERROR) of error's what(), after the futures before it
   };
   Kind kind;
   std::shared_ptr<StateBase> state;
@@ -65,6 +66,14 @@ class CompletionQueue {
   // Queues failing `state` with `error` (a no-op if it is done by then).
   void Error(std::shared_ptr<StateBase> state, std::exception_ptr error) {
     Completion c{Completion::Kind::kError, std::move(state)};
+    c.error = std::move(error);
+    queue_.push_back(std::move(c));
+  }
+  // Queues writing "procpool: " and `error`'s what() to the error log: after
+  // the completions queued before it, so that they do not wait for the text
+  // (a BrokenProcessPool's what() symbolizes the worker's stack).
+  void LogError(std::exception_ptr error) {
+    Completion c{Completion::Kind::kLogError, nullptr};
     c.error = std::move(error);
     queue_.push_back(std::move(c));
   }

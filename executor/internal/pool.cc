@@ -486,11 +486,10 @@ void Pool::BreakPool(const std::string& message, WorkerCrash crash) {
   bool requested;
   {
     absl::MutexLock lock(&mu_);
-    state_.Break(prototype.what());
+    state_.Break(prototype.summary());
     pending.swap(pending_);
     requested = terminate_signal_ != 0;
   }
-  LOG_IF(ERROR, !requested) << "procpool: " << prototype.what();
   // Each future gets its own exception object (S13).
   auto fail = [&](const std::shared_ptr<StateBase>& state)
                   ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_) {
@@ -504,6 +503,8 @@ void Pool::BreakPool(const std::string& message, WorkerCrash crash) {
     if (w.signal_sent != SIGKILL) KillWorker(w, SIGKILL);
   }
   for (WorkItem& item : pending) fail(item.state);
+  // With the worker's stack, once the futures have failed.
+  if (!requested) completions_.LogError(std::make_exception_ptr(prototype));
 }
 
 void Pool::RetireIdleWorkers() {

@@ -232,7 +232,8 @@ void Pool::OnWorkerExit(int id) {
     crash.cause = std::string(wait_status.status().message());
   }
   ReadHeartbeats(w);
-  crash.stack = std::move(w.crash_report);
+  crash.stack = WorkerStack(std::move(w.crash_report));
+  w.crash_report.clear();
   events_.Remove(w.crash_fd.get());
   w.crash_fd.reset();
   crash.idle = w.assigned.empty();

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <limits>
 #include <string>
 #include <utility>
@@ -189,14 +190,16 @@ absl::Status SharedRegion::Seal() {
   }
   // Back to the writable mapping at the same address, after a failure;
   // failing that, the pointers the caller holds would reach a read-only page
-  // or none.
+  // or none. Not through GetSys(): it replaces a mapping, acquiring nothing,
+  // and must not fail where a test makes the acquiring calls fail.
   auto restore = [this] {
     if (size_ == 0) return;
-    absl::StatusOr<void*> back = MapFd(fd_.get(), size_, /*writable=*/true,
-                                       address_, "shared array: Seal()");
-    CHECK(back.ok()) << "shared array: Seal() failed and could not restore "
-                        "the writable mapping: "
-                     << back.status();
+    void* back = ::mmap(address_, size_, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_FIXED, fd_.get(), 0);
+    CHECK(back == address_ && madvise(back, size_, MADV_DONTFORK) == 0)
+        << "shared array: Seal() failed and could not restore the writable "
+           "mapping: "
+        << strerror(errno);
   };
   if (size_ > 0) {
     absl::Status mapped = MapFd(read_only.get(), size_, /*writable=*/false,

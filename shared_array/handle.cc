@@ -42,8 +42,8 @@ uint64_t ProcessNonce() {
 template <typename T>
 void Put(std::string* out, T v) {
   for (size_t i = 0; i < sizeof(T); ++i) {
-    out->push_back(static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) &
-                                     0xff));
+    out->push_back(
+        static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff));
   }
 }
 
@@ -72,7 +72,8 @@ BufferId BufferId::Next() {
 }
 
 std::string BufferId::ToString() const {
-  return absl::StrCat(pid, ".", serial, ".", absl::Hex(nonce, absl::kZeroPad16));
+  return absl::StrCat(pid, ".", serial, ".",
+                      absl::Hex(nonce, absl::kZeroPad16));
 }
 
 std::string MemfdName(const BufferId& id) {
@@ -103,7 +104,8 @@ absl::StatusOr<SharedArrayHandle> DecodeHandle(absl::string_view bytes) {
                             kHandleHeaderBytes, " needed"));
   }
   if (std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
-    return Bad(absl::StrCat("bad magic \"", absl::CHexEscape(bytes.substr(0, 4)),
+    return Bad(absl::StrCat("bad magic \"",
+                            absl::CHexEscape(bytes.substr(0, 4)),
                             "\" (not a shared array handle)"));
   }
   const uint8_t version = Get<uint8_t>(bytes, 4);
@@ -135,10 +137,9 @@ absl::StatusOr<SharedArrayHandle> DecodeHandle(absl::string_view bytes) {
                             kMaxElementSize));
   }
   if (h.byte_size > kMaxHandleBytes || h.byte_size % h.element_size != 0) {
-    return Bad(absl::StrCat("byte size ", h.byte_size,
-                            " is not a whole number of ", h.element_size,
-                            "-byte elements of at most ", kMaxHandleBytes,
-                            " bytes"));
+    return Bad(absl::StrCat(
+        "byte size ", h.byte_size, " is not a whole number of ", h.element_size,
+        "-byte elements of at most ", kMaxHandleBytes, " bytes"));
   }
   const uint32_t name_size = Get<uint32_t>(bytes, 44);
   if (name_size == 0 || name_size > kMaxTypeNameBytes) {
@@ -163,13 +164,12 @@ absl::StatusOr<SharedArrayHandle> DecodeHandle(absl::string_view bytes) {
 }
 
 absl::Status CheckHandleType(const SharedArrayHandle& h,
-                             absl::string_view type_name,
-                             size_t element_size) {
+                             absl::string_view type_name, size_t element_size) {
   if (h.type_name != type_name || h.element_size != element_size) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "shared array handle: buffer ", h.id.ToString(), " holds ",
-        h.type_name, " (", h.element_size, " bytes each), expected ",
-        type_name, " (", element_size,
+        "shared array handle: buffer ", h.id.ToString(), " holds ", h.type_name,
+        " (", h.element_size, " bytes each), expected ", type_name, " (",
+        element_size,
         " bytes each): the task's parameter type differs from the array "
         "passed"));
   }

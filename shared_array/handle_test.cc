@@ -1,8 +1,8 @@
 #include "shared_array/handle.h"
 
-#include <string>
-
 #include <unistd.h>
+
+#include <string>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -30,15 +30,18 @@ absl::Status DecodeError(const std::string& bytes) {
 
 TEST(BufferIdTest, UniqueInAProcessAndNamedByPid) {
   absl::flat_hash_set<BufferId> seen;
-  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(seen.insert(BufferId::Next()).second);
+  for (int i = 0; i < 1000; ++i)
+    ASSERT_TRUE(seen.insert(BufferId::Next()).second);
   const BufferId id = BufferId::Next();
   EXPECT_EQ(id.pid, static_cast<uint32_t>(getpid()));
   EXPECT_THAT(MemfdName(id), HasSubstr("procpool-array:"));
-  EXPECT_THAT(id.ToString(), HasSubstr(absl::StrCat(id.pid, ".", id.serial, ".")));
+  EXPECT_THAT(id.ToString(),
+              HasSubstr(absl::StrCat(id.pid, ".", id.serial, ".")));
 }
 
 TEST(HandleTest, RoundTrips) {
-  for (SharedAccess access : {SharedAccess::kReadOnly, SharedAccess::kReadWrite}) {
+  for (SharedAccess access :
+       {SharedAccess::kReadOnly, SharedAccess::kReadWrite}) {
     SharedArrayHandle h = Sample();
     h.access = access;
     const std::string bytes = EncodeHandle(h);
@@ -59,8 +62,8 @@ TEST(HandleTest, LittleEndianLayout) {
   h.id.pid = 0x01020304;
   h.byte_size = 0x10;
   const std::string b = EncodeHandle(h);
-  EXPECT_EQ(b[4], 1);                        // version
-  EXPECT_EQ(b[5], 1);                        // read-only
+  EXPECT_EQ(b[4], 1);  // version
+  EXPECT_EQ(b[5], 1);  // read-only
   EXPECT_EQ(b.substr(8, 4), "\x04\x03\x02\x01");
   EXPECT_EQ(b[32], 0x10);
   EXPECT_EQ(b[40], 8);
@@ -88,11 +91,11 @@ TEST(HandleTest, RejectsForgedFields) {
     const char* message;
   };
   const Case cases[] = {
-      {0, 'X', "magic"},         {4, 2, "version"},
-      {5, 0, "access"},          {5, 3, "access"},
-      {6, 1, "reserved"},        {12, 1, "reserved"},
-      {32, 1, "whole number"},   {47, 1, "type name of"},
-      {48, ' ', "printable"},    {49, '\x80', "printable"},
+      {0, 'X', "magic"},       {4, 2, "version"},
+      {5, 0, "access"},        {5, 3, "access"},
+      {6, 1, "reserved"},      {12, 1, "reserved"},
+      {32, 1, "whole number"}, {47, 1, "type name of"},
+      {48, ' ', "printable"},  {49, '\x80', "printable"},
   };
   for (const Case& c : cases) {
     std::string bad = good;
@@ -106,7 +109,8 @@ TEST(HandleTest, RejectsForgedFields) {
   EXPECT_THAT(DecodeError(EncodeHandle(h)).message(), HasSubstr("zero pid"));
   h = Sample();
   h.element_size = 0;
-  EXPECT_THAT(DecodeError(EncodeHandle(h)).message(), HasSubstr("element size"));
+  EXPECT_THAT(DecodeError(EncodeHandle(h)).message(),
+              HasSubstr("element size"));
   h = Sample();
   h.byte_size = kMaxHandleBytes + 8;
   EXPECT_THAT(DecodeError(EncodeHandle(h)).message(), HasSubstr("at most"));

@@ -95,8 +95,9 @@ class MappingCache {
     uint64_t last_use = 0;
   };
 
-  absl::Status CheckEntry(const Entry& entry, const SharedArrayHandle& handle)
-      const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckEntry(const Entry& entry,
+                          const SharedArrayHandle& handle) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TrimLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Limits limits_;

@@ -17,11 +17,11 @@
 namespace procpool {
 namespace {
 
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using shared_array_testing::ArrayMappingCount;
 using shared_array_testing::FdCount;
 using shared_array_testing::MapsLineCount;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 UniqueFd Dup(int fd) { return UniqueFd(fcntl(fd, F_DUPFD_CLOEXEC, 0)); }
 

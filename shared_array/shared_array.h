@@ -4,15 +4,18 @@
 // be copied; README.md). The byte form is SharedBytes (SharedArray<uint8_t>);
 // the untyped form under both, SharedBuffer (shared_buffer.h).
 //
-// Example:
+// Example (the Submit lines once the codec carries arrays: README.md):
 //   procpool::SharedArray<double> a(1 << 20);    // zero-filled, writable here
 //   for (size_t i = 0; i < a.size(); ++i) a[i] = i;
 //   double total = pool.Submit(Sum, a).Get();    // a is sealed when sent
 //
-//   procpool::SharedArray<double> out(a.size(), procpool::SharedArrayMode::kOutput);
-//   std::vector<procpool::Future<void>> parts;   // each task writes its slice
-//   for (size_t i = 0; i < 4; ++i) parts.push_back(pool.Submit(Square, a, out, i, 4));
-//   for (auto& f : parts) f.Get();                // now read out[...]
+//   using procpool::SharedArrayMode;
+//   procpool::SharedArray<double> out(a.size(), SharedArrayMode::kOutput);
+//   std::vector<procpool::Future<void>> parts;  // each task writes a slice
+//   for (size_t i = 0; i < 4; ++i) {
+//     parts.push_back(pool.Submit(Twice, a, out, i, 4));
+//   }
+//   for (auto& f : parts) f.Get();               // now read out[...]
 //
 // Write rules (who may write, when):
 //   * kImmutable (the default): writable by its creator, until it is first
@@ -86,11 +89,15 @@ constexpr const char* ArithmeticTypeName() {
   } else if constexpr (std::is_floating_point<T>::value) {
     return sizeof(T) == 4 ? "f32" : "f64";
   } else if constexpr (std::is_signed<T>::value) {
-    return sizeof(T) == 1 ? "i8" : sizeof(T) == 2 ? "i16"
-                                 : sizeof(T) == 4 ? "i32" : "i64";
+    return sizeof(T) == 1   ? "i8"
+           : sizeof(T) == 2 ? "i16"
+           : sizeof(T) == 4 ? "i32"
+                            : "i64";
   } else {
-    return sizeof(T) == 1 ? "u8" : sizeof(T) == 2 ? "u16"
-                                 : sizeof(T) == 4 ? "u32" : "u64";
+    return sizeof(T) == 1   ? "u8"
+           : sizeof(T) == 2 ? "u16"
+           : sizeof(T) == 4 ? "u32"
+                            : "u64";
   }
 }
 
@@ -163,9 +170,8 @@ class SharedArray {
         buffer.element_size() != sizeof(T)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "shared array ", buffer.id().ToString(), " holds ",
-          buffer.type_name(), " (", buffer.element_size(),
-          " bytes each), not ", SharedArrayTypeName<T>(), " (", sizeof(T),
-          " bytes each)"));
+          buffer.type_name(), " (", buffer.element_size(), " bytes each), not ",
+          SharedArrayTypeName<T>(), " (", sizeof(T), " bytes each)"));
     }
     return SharedArray(std::move(buffer));
   }
@@ -175,8 +181,8 @@ class SharedArray {
   // per buffer.
   static absl::StatusOr<SharedArray> Attach(const SharedArrayHandle& handle,
                                             UniqueFd fd) {
-    absl::Status type = CheckHandleType(handle, SharedArrayTypeName<T>(),
-                                        sizeof(T));
+    absl::Status type =
+        CheckHandleType(handle, SharedArrayTypeName<T>(), sizeof(T));
     if (!type.ok()) return type;
     absl::StatusOr<SharedBuffer> buffer =
         SharedBuffer::Attach(handle, std::move(fd));

@@ -27,11 +27,11 @@
 namespace procpool {
 namespace {
 
-using ::testing::HasSubstr;
 using shared_array_testing::ArrayMappingCount;
 using shared_array_testing::FdCount;
 using shared_array_testing::MapsLineCount;
 using shared_array_testing::WaitChild;
+using ::testing::HasSubstr;
 
 struct Point {
   int32_t x, y;
@@ -199,7 +199,8 @@ TEST(SharedArrayTest, AttachRefusesWrongTypeWrongSizeAndAnotherBuffersFd) {
   absl::StatusOr<SharedArrayHandle> h = a.Share();
   ASSERT_TRUE(h.ok() && b.Share().ok());
 
-  absl::Status s = SharedArray<float>::Attach(*h, Dup(a.buffer().fd())).status();
+  absl::Status s =
+      SharedArray<float>::Attach(*h, Dup(a.buffer().fd())).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("holds f64"));
 

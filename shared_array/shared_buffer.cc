@@ -46,15 +46,16 @@ absl::StatusOr<SharedBuffer> SharedBuffer::Create(size_t element_count,
                                                   SharedArrayMode mode) {
   if (element_size == 0 || element_size > kMaxElementSize ||
       type_name.empty() || type_name.size() > kMaxTypeNameBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "shared array: element type \"", type_name, "\" of ", element_size,
-        " bytes: need 1..", kMaxElementSize, " bytes and a name of 1..",
-        kMaxTypeNameBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("shared array: element type \"", type_name, "\" of ",
+                     element_size, " bytes: need 1..", kMaxElementSize,
+                     " bytes and a name of 1..", kMaxTypeNameBytes));
   }
   if (element_count > kMaxHandleBytes / element_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "shared array: ", element_count, " elements of ", element_size,
-        " bytes is more than the ", kMaxHandleBytes, " bytes an array may hold"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("shared array: ", element_count, " elements of ",
+                     element_size, " bytes is more than the ", kMaxHandleBytes,
+                     " bytes an array may hold"));
   }
   const size_t bytes = element_count * element_size;
   const BufferId id = BufferId::Next();
@@ -75,15 +76,17 @@ absl::StatusOr<SharedBuffer> SharedBuffer::Attach(
   const SharedArrayMode mode = handle.access == SharedAccess::kReadOnly
                                    ? SharedArrayMode::kImmutable
                                    : SharedArrayMode::kOutput;
-  return SharedBuffer(std::make_shared<BufferState>(
-      handle.id, mode, handle.type_name, handle.element_size,
-      std::move(region)));
+  return SharedBuffer(
+      std::make_shared<BufferState>(handle.id, mode, handle.type_name,
+                                    handle.element_size, std::move(region)));
 }
 
 void* SharedBuffer::address() const {
   return state_ ? state_->address : nullptr;
 }
-size_t SharedBuffer::byte_size() const { return state_ ? state_->byte_size : 0; }
+size_t SharedBuffer::byte_size() const {
+  return state_ ? state_->byte_size : 0;
+}
 size_t SharedBuffer::element_size() const {
   return state_ ? state_->element_size : 0;
 }
@@ -117,9 +120,9 @@ absl::Status SharedBuffer::Seal() const {
         "construct it with a size (0 is fine)");
   }
   if (state_->mode == SharedArrayMode::kOutput) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "shared array ", state_->id.ToString(),
-        ": an output array stays writable and cannot be sealed"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("shared array ", state_->id.ToString(),
+                     ": an output array stays writable and cannot be sealed"));
   }
   absl::MutexLock lock(&state_->mu);
   return state_->region.Seal();

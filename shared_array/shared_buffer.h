@@ -11,7 +11,8 @@
 //   std::memcpy(b.address(), source, 8 * n);      // the creator fills it
 //   ASSIGN_OR_RETURN(SharedArrayHandle h, b.Share());  // sealed from now on
 //   // send EncodeHandle(h), and b.fd() once per receiving process; there:
-//   ASSIGN_OR_RETURN(SharedBuffer view, SharedBuffer::Attach(h, std::move(fd)));
+//   ASSIGN_OR_RETURN(SharedBuffer view,
+//                    SharedBuffer::Attach(h, std::move(fd)));
 //
 // Thread safety: copies may be made, destroyed and used from any threads
 // (the count is a shared_ptr's); Seal()/Share() serialize on the buffer's

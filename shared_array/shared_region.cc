@@ -49,8 +49,7 @@ absl::StatusOr<void*> MapFd(int fd, size_t size, bool writable, void* fixed,
   if (madvise(address, size, MADV_DONTFORK) != 0) {
     const int error = errno;
     if (fixed == nullptr) munmap(address, size);
-    return PosixError(absl::StrCat(context, ": madvise(MADV_DONTFORK)"),
-                      error);
+    return PosixError(absl::StrCat(context, ": madvise(MADV_DONTFORK)"), error);
   }
   return address;
 }
@@ -153,17 +152,16 @@ absl::StatusOr<SharedRegion> SharedRegion::CreateSealed(size_t size,
   // tmpfs pages read as zeros until written: the memory is zero-filled, and
   // only the pages written cost memory.
   if (GetSys().Ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
-    return PosixError(absl::StrCat("shared array: ftruncate to ", size,
-                                   " bytes"),
-                      errno);
+    return PosixError(
+        absl::StrCat("shared array: ftruncate to ", size, " bytes"), errno);
   }
   if (fcntl(fd.get(), F_ADD_SEALS, seals) != 0) {
     return PosixError("shared array: F_ADD_SEALS", errno);
   }
   void* address = nullptr;
   if (size > 0) {
-    ASSIGN_OR_RETURN(address, MapFd(fd.get(), size, /*writable=*/true,
-                                    nullptr, "shared array"));
+    ASSIGN_OR_RETURN(address, MapFd(fd.get(), size, /*writable=*/true, nullptr,
+                                    "shared array"));
   }
   return SharedRegion(address, size, std::move(fd), /*writable=*/true,
                       /*sealed=*/false, sealable);
@@ -182,11 +180,11 @@ absl::Status SharedRegion::Seal() {
   UniqueFd read_only(
       GetSys().Open(ProcFdPath(fd_.get()).c_str(), O_RDONLY | O_CLOEXEC));
   if (!read_only.valid()) {
-    return PosixError(absl::StrCat("shared array: Seal(): reopening the memfd "
-                                   "read-only through ",
-                                   ProcFdPath(fd_.get()),
-                                   " (is /proc mounted?)"),
-                      errno);
+    return PosixError(
+        absl::StrCat("shared array: Seal(): reopening the memfd "
+                     "read-only through ",
+                     ProcFdPath(fd_.get()), " (is /proc mounted?)"),
+        errno);
   }
   // Back to the writable mapping at the same address, after a failure;
   // failing that, the pointers the caller holds would reach a read-only page
@@ -246,8 +244,9 @@ absl::StatusOr<SharedRegion> SharedRegion::Attach(
   const int seals = fcntl(fd.get(), F_GET_SEALS);
   if (!S_ISREG(st.st_mode) || seals < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, ": not a memfd that allows sealing (a forged "
-                           "handle, or descriptors mixed up)"));
+        absl::StrCat(what,
+                     ": not a memfd that allows sealing (a forged "
+                     "handle, or descriptors mixed up)"));
   }
   if (static_cast<uint64_t>(st.st_size) != size) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -257,36 +256,39 @@ absl::StatusOr<SharedRegion> SharedRegion::Attach(
   if (!expected_name.empty()) {
     ASSIGN_OR_RETURN(std::string name, MemfdName(fd.get()));
     if (name != expected_name) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, ": it is buffer \"", name, "\", the handle names \"",
-          expected_name, "\" (a forged or stale handle, or descriptors mixed "
-                         "up)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": it is buffer \"", name,
+                       "\", the handle names \"", expected_name,
+                       "\" (a forged or stale handle, or descriptors mixed "
+                       "up)"));
     }
   }
   if ((seals & kSizeSeals) != kSizeSeals) {
     return absl::FailedPreconditionError(absl::StrCat(
-        what, ": the memfd is not sealed against shrinking and growing, so "
-              "its owner could truncate it under this mapping; create it "
-              "with SharedRegion::Create"));
+        what,
+        ": the memfd is not sealed against shrinking and growing, so "
+        "its owner could truncate it under this mapping; create it "
+        "with SharedRegion::Create"));
   }
   const bool write_sealed = (seals & F_SEAL_WRITE) != 0;
   if (access == SharedAccess::kReadOnly && !write_sealed) {
     return absl::FailedPreconditionError(absl::StrCat(
-        what, ": the memfd is not sealed against writing, so its bytes could "
-              "change under a reader; the creator must Seal() it before "
-              "sharing it read-only (or share it as an output array, "
-              "read-write)"));
+        what,
+        ": the memfd is not sealed against writing, so its bytes could "
+        "change under a reader; the creator must Seal() it before "
+        "sharing it read-only (or share it as an output array, "
+        "read-write)"));
   }
   if (access == SharedAccess::kReadWrite && write_sealed) {
     return absl::FailedPreconditionError(absl::StrCat(
-        what, ": the memfd is sealed against writing (an immutable array); "
-              "attach it read-only"));
+        what,
+        ": the memfd is sealed against writing (an immutable array); "
+        "attach it read-only"));
   }
   void* address = nullptr;
   const bool writable = access == SharedAccess::kReadWrite;
   if (size > 0) {
-    ASSIGN_OR_RETURN(address,
-                     MapFd(fd.get(), size, writable, nullptr, what));
+    ASSIGN_OR_RETURN(address, MapFd(fd.get(), size, writable, nullptr, what));
   }
   return SharedRegion(address, size, std::move(fd), writable,
                       /*sealed=*/write_sealed, /*sealable=*/false);

@@ -22,11 +22,11 @@
 namespace procpool {
 namespace {
 
-using ::testing::HasSubstr;
 using shared_array_testing::ArrayMappingCount;
 using shared_array_testing::FdCount;
 using shared_array_testing::MapsLineCount;
 using shared_array_testing::WaitChild;
+using ::testing::HasSubstr;
 
 constexpr char kName[] = "procpool-array:test";
 constexpr size_t kBytes = 3 * 4096 + 100;  // not a whole number of pages
@@ -59,8 +59,8 @@ TEST(SharedRegionTest, ZeroBytesHasAMemfdAndNoMapping) {
   EXPECT_EQ(region.address(), nullptr);
   EXPECT_GE(region.fd(), 0);
   ASSERT_TRUE(region.Seal().ok());
-  absl::StatusOr<SharedRegion> view = SharedRegion::Attach(
-      Dup(region.fd()), 0, SharedAccess::kReadOnly, kName);
+  absl::StatusOr<SharedRegion> view =
+      SharedRegion::Attach(Dup(region.fd()), 0, SharedAccess::kReadOnly, kName);
   ASSERT_TRUE(view.ok()) << view.status();
   EXPECT_EQ(view->address(), nullptr);
   EXPECT_EQ(view->size(), 0u);
@@ -99,11 +99,12 @@ TEST(SharedRegionTest, SealKeepsAddressAndBytesAndRefusesEveryWrite) {
   EXPECT_EQ(static_cast<const char*>(address)[0], 'a');
 }
 
-TEST(SharedRegionTest, SealFailsWhileAnotherMappingIsWritableAndChangesNothing) {
+TEST(SharedRegionTest,
+     SealFailsWhileAnotherMappingIsWritableAndChangesNothing) {
   SharedRegion region = MustCreate(kBytes);
   UniqueFd other = Dup(region.fd());
-  void* elsewhere = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED,
-                         other.get(), 0);
+  void* elsewhere =
+      mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, other.get(), 0);
   ASSERT_NE(elsewhere, MAP_FAILED);
   absl::Status sealed = region.Seal();
   EXPECT_EQ(sealed.code(), absl::StatusCode::kFailedPrecondition) << sealed;
@@ -133,8 +134,7 @@ TEST(SharedRegionTest, ReadOnlyAttachOfAnUnsealedBufferIsRefused) {
   absl::StatusOr<SharedRegion> view = SharedRegion::Attach(
       Dup(region.fd()), kBytes, SharedAccess::kReadOnly, kName);
   EXPECT_EQ(view.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(view.status().message(),
-              HasSubstr("not sealed against writing"));
+  EXPECT_THAT(view.status().message(), HasSubstr("not sealed against writing"));
 }
 
 TEST(SharedRegionTest, ReadWriteAttachOfASealedBufferIsRefused) {
@@ -154,16 +154,16 @@ TEST(SharedRegionTest, AttachChecksSizeNameKindAndSeals) {
   EXPECT_EQ(view.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(view.status().message(), HasSubstr("the handle says"));
 
-  view = SharedRegion::Attach(Dup(region.fd()), kBytes,
-                              SharedAccess::kReadOnly, "procpool-array:other");
+  view = SharedRegion::Attach(Dup(region.fd()), kBytes, SharedAccess::kReadOnly,
+                              "procpool-array:other");
   EXPECT_EQ(view.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(view.status().message(), HasSubstr("procpool-array:other"));
 
   int pipe_fds[2];
   ASSERT_EQ(pipe2(pipe_fds, O_CLOEXEC), 0);
   UniqueFd write_end(pipe_fds[1]);
-  view = SharedRegion::Attach(UniqueFd(pipe_fds[0]), 0,
-                              SharedAccess::kReadOnly, kName);
+  view = SharedRegion::Attach(UniqueFd(pipe_fds[0]), 0, SharedAccess::kReadOnly,
+                              kName);
   EXPECT_EQ(view.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(view.status().message(), HasSubstr("not a memfd"));
 

@@ -44,6 +44,7 @@ int Sys::DupCloexec(int fd, int min_fd) {
   return ::fcntl(fd, F_DUPFD_CLOEXEC, min_fd);
 }
 int Sys::Ftruncate(int fd, off_t length) { return ::ftruncate(fd, length); }
+int Sys::Open(const char* path, int flags) { return ::open(path, flags); }
 void* Sys::Mmap(void* address, size_t length, int protection, int flags,
                 int fd, off_t offset) {
   return ::mmap(address, length, protection, flags, fd, offset);

@@ -1,10 +1,11 @@
 // The system calls through which procpool acquires what can run out:
 // descriptors (sockets, pipes, eventfds, epoll and timer fds, memfds, pidfds,
-// duplicates), memory (mmap, ftruncate of a memfd) and processes (fork,
-// posix_spawn). The pool, the transports and the launchers make them through
-// GetSys(), so that a test can make any of them fail as the kernel would
-// (EMFILE, ENOMEM, EAGAIN, ...) without exhausting the machine: leveldb's
-// Env/EnvWrapper, for the calls that matter here.
+// duplicates, reopened files), memory (mmap, ftruncate of a memfd) and
+// processes (fork, posix_spawn). The pool, the transports, the launchers and
+// shared arrays make them through GetSys(), so that a test can make any of
+// them fail as the kernel would (EMFILE, ENOMEM, EAGAIN, ...) without
+// exhausting the machine: leveldb's Env/EnvWrapper, for the calls that matter
+// here.
 //
 //   class FailSpawn : public SysWrapper {
 //    public:
@@ -45,6 +46,9 @@ class Sys {
   // fcntl(fd, F_DUPFD_CLOEXEC, min_fd).
   virtual int DupCloexec(int fd, int min_fd);
   virtual int Ftruncate(int fd, off_t length);
+  // open(path, flags), without O_CREAT (no mode): e.g. reopening a memfd
+  // read-only through /proc/self/fd/N.
+  virtual int Open(const char* path, int flags);
   virtual void* Mmap(void* address, size_t length, int protection, int flags,
                      int fd, off_t offset);
   virtual pid_t Fork();
@@ -81,6 +85,9 @@ class SysWrapper : public Sys {
   }
   int Ftruncate(int fd, off_t length) override {
     return target_->Ftruncate(fd, length);
+  }
+  int Open(const char* path, int flags) override {
+    return target_->Open(path, flags);
   }
   void* Mmap(void* address, size_t length, int protection, int flags, int fd,
              off_t offset) override {

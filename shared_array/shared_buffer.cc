@@ -1,0 +1,152 @@
+#include "shared_array/shared_buffer.h"
+
+#include <limits>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/status_macros.h"
+#include "shared_array/shared_region.h"
+
+namespace procpool {
+namespace shared_array_internal {
+
+struct BufferState {
+  BufferState(const BufferId& id_in, SharedArrayMode mode_in,
+              absl::string_view type_name_in, size_t element_size_in,
+              SharedRegion region_in)
+      : id(id_in),
+        mode(mode_in),
+        type_name(type_name_in),
+        element_size(element_size_in),
+        address(region_in.address()),
+        byte_size(region_in.size()),
+        region(std::move(region_in)) {}
+
+  // Constant after construction (Seal() keeps the address).
+  const BufferId id;
+  const SharedArrayMode mode;
+  const std::string type_name;
+  const size_t element_size;
+  void* const address;
+  const size_t byte_size;
+
+  mutable absl::Mutex mu;
+  SharedRegion region ABSL_GUARDED_BY(mu);
+};
+
+}  // namespace shared_array_internal
+
+using shared_array_internal::BufferState;
+
+absl::StatusOr<SharedBuffer> SharedBuffer::Create(size_t element_count,
+                                                  size_t element_size,
+                                                  absl::string_view type_name,
+                                                  SharedArrayMode mode) {
+  if (element_size == 0 || element_size > kMaxElementSize ||
+      type_name.empty() || type_name.size() > kMaxTypeNameBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shared array: element type \"", type_name, "\" of ",
+                     element_size, " bytes: need 1..", kMaxElementSize,
+                     " bytes and a name of 1..", kMaxTypeNameBytes));
+  }
+  if (element_count > kMaxHandleBytes / element_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shared array: ", element_count, " elements of ",
+                     element_size, " bytes is more than the ", kMaxHandleBytes,
+                     " bytes an array may hold"));
+  }
+  const size_t bytes = element_count * element_size;
+  const BufferId id = BufferId::Next();
+  const std::string name = MemfdName(id);
+  absl::StatusOr<SharedRegion> region =
+      mode == SharedArrayMode::kOutput ? SharedRegion::CreateOutput(bytes, name)
+                                       : SharedRegion::Create(bytes, name);
+  if (!region.ok()) return region.status();
+  return SharedBuffer(std::make_shared<BufferState>(
+      id, mode, type_name, element_size, *std::move(region)));
+}
+
+absl::StatusOr<SharedBuffer> SharedBuffer::Attach(
+    const SharedArrayHandle& handle, UniqueFd fd) {
+  ASSIGN_OR_RETURN(SharedRegion region,
+                   SharedRegion::Attach(std::move(fd), handle.byte_size,
+                                        handle.access, MemfdName(handle.id)));
+  const SharedArrayMode mode = handle.access == SharedAccess::kReadOnly
+                                   ? SharedArrayMode::kImmutable
+                                   : SharedArrayMode::kOutput;
+  return SharedBuffer(
+      std::make_shared<BufferState>(handle.id, mode, handle.type_name,
+                                    handle.element_size, std::move(region)));
+}
+
+void* SharedBuffer::address() const {
+  return state_ ? state_->address : nullptr;
+}
+size_t SharedBuffer::byte_size() const {
+  return state_ ? state_->byte_size : 0;
+}
+size_t SharedBuffer::element_size() const {
+  return state_ ? state_->element_size : 0;
+}
+absl::string_view SharedBuffer::type_name() const {
+  return state_ ? absl::string_view(state_->type_name) : absl::string_view();
+}
+const BufferId& SharedBuffer::id() const {
+  static const BufferId kNone;
+  return state_ ? state_->id : kNone;
+}
+SharedArrayMode SharedBuffer::mode() const {
+  return state_ ? state_->mode : SharedArrayMode::kImmutable;
+}
+
+bool SharedBuffer::writable() const {
+  if (!state_) return false;
+  absl::MutexLock lock(&state_->mu);
+  return state_->region.writable();
+}
+
+bool SharedBuffer::sealed() const {
+  if (!state_) return false;
+  absl::MutexLock lock(&state_->mu);
+  return state_->region.sealed();
+}
+
+absl::Status SharedBuffer::Seal() const {
+  if (!state_) {
+    return absl::FailedPreconditionError(
+        "shared array: a default-constructed array holds no memory; "
+        "construct it with a size (0 is fine)");
+  }
+  if (state_->mode == SharedArrayMode::kOutput) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("shared array ", state_->id.ToString(),
+                     ": an output array stays writable and cannot be sealed"));
+  }
+  absl::MutexLock lock(&state_->mu);
+  return state_->region.Seal();
+}
+
+absl::StatusOr<SharedArrayHandle> SharedBuffer::Share() const {
+  if (!state_ || state_->mode == SharedArrayMode::kImmutable) {
+    RETURN_IF_ERROR(Seal());
+  }
+  SharedArrayHandle h;
+  h.id = state_->id;
+  h.byte_size = state_->byte_size;
+  h.element_size = static_cast<uint32_t>(state_->element_size);
+  h.type_name = state_->type_name;
+  h.access = state_->mode == SharedArrayMode::kImmutable
+                 ? SharedAccess::kReadOnly
+                 : SharedAccess::kReadWrite;
+  return h;
+}
+
+int SharedBuffer::fd() const {
+  if (!state_) return -1;
+  absl::MutexLock lock(&state_->mu);
+  return state_->region.fd();
+}
+
+}  // namespace procpool

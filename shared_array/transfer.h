@@ -1,0 +1,112 @@
+// ArrayTransfer: how the shared arrays inside one frame's values travel, and
+// the scope that makes it the current thread's while its values are encoded
+// or decoded.
+//
+// A shared array goes by reference where the channel carries descriptors
+// (unix, shm: transport.h's CarriesDescriptors): the frame holds its handle
+// and the index of its memfd among the descriptors sent beside the frame
+// (SCM_RIGHTS). Elsewhere (capnp, to another host), or with no transfer in
+// scope (a value encoded outside the pool), it goes by value: its bytes are
+// in the frame and the receiver makes a new array of them, so task code is
+// the same everywhere.
+//
+// The codec (shared_array_codec.h) asks CurrentArrayTransfer() because the
+// value codec's Encode/Decode take no context; whoever encodes or decodes a
+// frame's values (the pool, the worker loop) opens an ArrayTransferScope
+// around that, on the same thread.
+//
+// Example (the sending side):
+//   ArrayTransfer transfer(ArrayTransfer::Way::kByReference);
+//   std::string blob;
+//   {
+//     ArrayTransferScope scope(&transfer);
+//     blob = EncodeValue(args);
+//   }
+//   channel->SendPartsWithDescriptors({blob}, owner, transfer.OutgoingFds());
+//   // keep `transfer` (it holds the buffers) until the frame is sent
+//
+// Example (the receiving side, a worker):
+//   ArrayTransfer transfer(ArrayTransfer::Way::kByReference);
+//   ASSIGN_OR_RETURN(auto fds, channel->TakeDescriptors(call.descriptors));
+//   transfer.SetIncoming(std::move(fds), &worker_cache);
+//   ArrayTransferScope scope(&transfer);
+//   ASSIGN_OR_RETURN(auto args, DecodeValue<Args>(blob));
+//
+// Thread safety: an ArrayTransfer is used by one thread at a time; the scope
+// is per thread and nests (the inner one wins until it ends).
+#ifndef PROCPOOL_SHARED_ARRAY_TRANSFER_H_
+#define PROCPOOL_SHARED_ARRAY_TRANSFER_H_
+
+#include <cstddef>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/unique_fd.h"
+#include "shared_array/handle.h"
+#include "shared_array/shared_buffer.h"
+
+namespace procpool {
+
+class MappingCache;
+
+class ArrayTransfer {
+ public:
+  enum class Way { kByValue, kByReference };
+
+  explicit ArrayTransfer(Way way) : way_(way) {}
+  ArrayTransfer(const ArrayTransfer&) = delete;
+  ArrayTransfer& operator=(const ArrayTransfer&) = delete;
+
+  Way way() const { return way_; }
+
+  // Sending. Records `buffer` to go beside the frame and returns its index
+  // there; a buffer already recorded (the same array twice in one frame)
+  // keeps its index. The transfer holds a copy of each buffer, so their
+  // descriptors stay open until it is destroyed.
+  size_t Add(const SharedBuffer& buffer);
+  // The descriptors to send, in index order (the buffers' own: a channel
+  // sends duplicates).
+  std::vector<int> OutgoingFds() const;
+  size_t outgoing_count() const { return outgoing_.size(); }
+
+  // Receiving. The descriptors that came with the frame, in index order, and
+  // the receiver's mapping cache (a worker's), or null to map each buffer
+  // afresh (the parent).
+  void SetIncoming(std::vector<UniqueFd> fds, MappingCache* cache);
+
+  // The buffer that `handle` names, whose memfd is incoming descriptor
+  // `index`. kDataLoss if no such descriptor came; what SharedBuffer::Attach
+  // or MappingCache::Insert say of a forged, stale or mismatched handle. With
+  // a cache, a buffer it holds is taken from it without the descriptor.
+  absl::StatusOr<SharedBuffer> Resolve(const SharedArrayHandle& handle,
+                                       size_t index);
+
+ private:
+  const Way way_;
+  std::vector<SharedBuffer> outgoing_;
+  std::vector<UniqueFd> incoming_;
+  // The buffer each incoming descriptor became (without a cache, so that the
+  // same array twice in a frame is mapped once).
+  std::vector<std::optional<SharedBuffer>> resolved_;
+  MappingCache* cache_ = nullptr;
+};
+
+// The transfer of the frame this thread is encoding or decoding, or null.
+ArrayTransfer* CurrentArrayTransfer();
+
+// Makes `transfer` the current thread's until the scope ends.
+class ArrayTransferScope {
+ public:
+  explicit ArrayTransferScope(ArrayTransfer* transfer);
+  ~ArrayTransferScope();
+  ArrayTransferScope(const ArrayTransferScope&) = delete;
+  ArrayTransferScope& operator=(const ArrayTransferScope&) = delete;
+
+ private:
+  ArrayTransfer* const previous_;
+};
+
+}  // namespace procpool
+
+#endif  // PROCPOOL_SHARED_ARRAY_TRANSFER_H_

@@ -5,11 +5,11 @@
 #
 # Usage (Bazel sh_test, fuzz/BUILD):
 #   replay_missing_folder_test.sh WIRE_REPLAY_BINARY CODEC_REPLAY_BINARY \
-#     HANDSHAKE_REPLAY_BINARY
+#     HANDSHAKE_REPLAY_BINARY HANDLE_REPLAY_BINARY
 # Cleans up: nothing to clean (it writes only under $TEST_TMPDIR).
 set -euo pipefail
 
-declare -A replay=([wire]="$1" [codec]="$2" [handshake]="$3")
+declare -A replay=([wire]="$1" [codec]="$2" [handshake]="$3" [handle]="$4")
 out="${TEST_TMPDIR:-/tmp}/replay_missing.out"
 
 # A folder that does not exist: exit 1, naming it.
@@ -33,7 +33,7 @@ fi
 
 # The existing folders replay (the codec's and handshake's hold only .keep:
 # zero files).
-for target in wire codec handshake; do
+for target in wire codec handshake handle; do
   if ! timeout 120 "${replay[$target]}" "$target" "fuzz/regressions/$target" >"$out" 2>&1; then
     echo "FAIL: replaying fuzz/regressions/$target failed:"
     cat "$out"

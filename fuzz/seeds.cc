@@ -9,6 +9,7 @@
 #include "fuzz/codec_fuzz_types.h"
 #include "serialization/codec.h"
 #include "serialization/wire.h"
+#include "shared_array/handle.h"
 
 namespace procpool {
 namespace fuzz {
@@ -83,10 +84,30 @@ std::vector<std::string> HandshakeSeeds() {
   };
 }
 
+std::vector<std::string> HandleSeeds() {
+  std::vector<std::string> seeds;
+  SharedArrayHandle h;
+  h.id = BufferId{4242, 7, 0x0123456789abcdefULL};
+  h.byte_size = 8 << 20;
+  h.element_size = 8;
+  h.type_name = "f64";
+  h.access = SharedAccess::kReadOnly;
+  seeds.push_back(EncodeHandle(h));
+  h.access = SharedAccess::kReadWrite;
+  h.byte_size = 0;
+  seeds.push_back(EncodeHandle(h));
+  h.element_size = 12;
+  h.byte_size = 36;
+  h.type_name = "N8procpool5PointE";
+  seeds.push_back(EncodeHandle(h));
+  return seeds;
+}
+
 std::vector<std::string> SeedsFor(const std::string& target) {
   if (target == "wire") return WireSeeds();
   if (target == "codec") return CodecSeeds();
   if (target == "handshake") return HandshakeSeeds();
+  if (target == "handle") return HandleSeeds();
   return {};
 }
 

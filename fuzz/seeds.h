@@ -27,8 +27,12 @@ std::vector<std::string> CodecSeeds();
 // parent's handshake bytes (mode 1), as handshake_fuzzer takes them.
 std::vector<std::string> HandshakeSeeds();
 
-// The seeds of the target named "wire", "codec" or "handshake"; empty for
-// another name.
+// Shared-array handles (read-only and read-write, several element types), as
+// handle_fuzzer takes them.
+std::vector<std::string> HandleSeeds();
+
+// The seeds of the target named "wire", "codec", "handshake" or "handle";
+// empty for another name.
 std::vector<std::string> SeedsFor(const std::string& target);
 
 }  // namespace fuzz

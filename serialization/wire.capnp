@@ -56,6 +56,9 @@ struct Call {
   argEnds @4 :List(UInt32);
   # Set when packed: one per element, where its bytes in packedArgs end
   # (non-decreasing; the last one is packedArgs' size).
+  descriptors @5 :UInt32;
+  # Protocol 4: how many descriptors came beside the frame (the memfds of the
+  # shared arrays in the arguments, by index; shared_array/transfer.h).
 }
 
 struct ExceptionInfo {
@@ -87,6 +90,8 @@ struct Result {
   # Set when packed: one per element, where its value ends in packedValues.
   failures @4 :List(Failure);
   # When packed: the failed elements, by increasing index.
+  descriptors @5 :UInt32;
+  # As Call's: the memfds of the shared arrays in the values.
 }
 
 struct Message {

@@ -156,6 +156,7 @@ struct Builder {
     auto b = root.initCall();
     b.setWorkId(c.work_id);
     b.setTask(AsText(c.task));
+    b.setDescriptors(c.descriptors);
     if (c.args.empty()) {
       const PackedElements& p = c.packed_args;
       const unsigned n = static_cast<unsigned>(p.size());
@@ -188,6 +189,7 @@ struct Builder {
   void operator()(const Result& r) {
     auto b = root.initResult();
     b.setWorkId(r.work_id);
+    b.setDescriptors(r.descriptors);
     if (r.outcomes.empty()) {
       const PackedElements& p = r.packed_values;
       const unsigned n = static_cast<unsigned>(p.size());
@@ -314,6 +316,7 @@ void Read(s::Message::Reader root, BlobReader& blobs, Message* out) {
       Call& c = out->emplace<Call>();
       c.work_id = r.getWorkId();
       c.task = ToString(r.getTask());
+      c.descriptors = r.getDescriptors();
       if (r.hasArgEnds()) {
         KJ_REQUIRE(r.getArgs().size() == 0, "packed call also has args");
         ReadPackedInto(r.getPackedArgs(), r.getArgEnds(), &c.packed_args);
@@ -328,6 +331,7 @@ void Read(s::Message::Reader root, BlobReader& blobs, Message* out) {
       auto r = root.getResult();
       Result& res = out->emplace<Result>();
       res.work_id = r.getWorkId();
+      res.descriptors = r.getDescriptors();
       if (r.hasValueEnds()) {
         KJ_REQUIRE(r.getOutcomes().size() == 0, "packed result also has outcomes");
         PackedElements& values = res.packed_values;

@@ -63,7 +63,9 @@ namespace wire {
 // of offsets; "Layout" above).
 // 3: a lone std::string argument or result is its bytes, with no length
 // prefix (task_value.h's DecodeTaskValue).
-inline constexpr uint32_t kProtocolVersion = 3;
+// 4: a shared array goes by reference where the channel carries
+// descriptors: its memfd travels beside the frame (Call/Result::descriptors).
+inline constexpr uint32_t kProtocolVersion = 4;
 
 // One task as a worker knows it (Hello::tasks).
 struct TaskSignature {
@@ -110,6 +112,10 @@ struct Call {
   std::string task;
   std::vector<std::string> args;  // one encoded tuple per element, or
   PackedElements packed_args;     // all of them here, when args is empty
+  // How many descriptors travel beside the frame (Channel's
+  // SendPartsWithDescriptors): the memfds of the shared arrays that the
+  // arguments name by index (shared_array/transfer.h).
+  uint32_t descriptors = 0;
 
   // The number of elements.
   size_t size() const { return args.empty() ? packed_args.size() : args.size(); }
@@ -145,6 +151,7 @@ struct Result {
   std::vector<Outcome> outcomes;
   PackedElements packed_values;
   std::vector<Failure> failures;
+  uint32_t descriptors = 0;  // as Call's, for the shared arrays in the values
 
   // The number of elements.
   size_t size() const {

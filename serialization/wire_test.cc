@@ -83,6 +83,28 @@ TEST(Wire, CallAndResultRoundTrip) {
   EXPECT_EQ(rout.outcomes[1].exception.traceback, "tb");
 }
 
+TEST(Wire, DescriptorCountsRoundTrip) {
+  Call c{3, "Sum", {"handle"}};
+  EXPECT_EQ(RoundTrip(c).descriptors, 0u);
+  c.descriptors = 2;
+  EXPECT_EQ(RoundTrip(c).descriptors, 2u);
+  std::string storage;
+  Call big{4, "Sum", {std::string(1 << 20, 'z')}};
+  big.descriptors = 5;
+  std::string joined;
+  for (absl::string_view part : EncodeMessageParts(big, &storage)) {
+    joined.append(part.data(), part.size());
+  }
+  absl::StatusOr<Message> m = DecodeMessage(joined);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(std::get<Call>(*m).descriptors, 5u);
+  Result r;
+  r.work_id = 3;
+  r.outcomes.push_back(Outcome{true, "v", {}});
+  r.descriptors = 1;
+  EXPECT_EQ(RoundTrip(r).descriptors, 1u);
+}
+
 TEST(Wire, InitFailedAndShutdown) {
   InitFailed f{{"std::runtime_error", "boom", ""}};
   EXPECT_EQ(RoundTrip(f).exception.message, "boom");

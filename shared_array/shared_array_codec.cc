@@ -41,6 +41,13 @@ absl::StatusOr<SharedBuffer> DecodeByReference(Reader& r) {
   return transfer->Resolve(*handle, index);
 }
 
+absl::Status NoteArrayError(absl::Status error) {
+  if (ArrayTransfer* transfer = CurrentArrayTransfer()) {
+    transfer->NoteArrayError(error);
+  }
+  return error;
+}
+
 absl::Status DecodeByValueHeader(Reader& r, size_t element_size,
                                  SharedArrayMode* mode, size_t* count) {
   uint8_t m;

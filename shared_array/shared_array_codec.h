@@ -45,6 +45,9 @@ bool EncodeByReference(Writer& w, const SharedBuffer& buffer);
 // Decodes tag 1's index and handle and resolves them through the current
 // transfer.
 absl::StatusOr<SharedBuffer> DecodeByReference(Reader& r);
+// Notes `error` with the current transfer (ArrayTransfer::NoteArrayError),
+// if any, and returns it.
+absl::Status NoteArrayError(absl::Status error);
 // Reads tag 2's mode and count, checking that count elements of
 // `element_size` bytes remain.
 absl::Status DecodeByValueHeader(Reader& r, size_t element_size,
@@ -79,10 +82,10 @@ struct Codec<SharedArray<T>> {
         return absl::OkStatus();
       case kByReference: {
         absl::StatusOr<SharedBuffer> buffer = DecodeByReference(r);
-        if (!buffer.ok()) return buffer.status();
         absl::StatusOr<SharedArray<T>> array =
-            SharedArray<T>::FromBuffer(*std::move(buffer));
-        if (!array.ok()) return array.status();
+            buffer.ok() ? SharedArray<T>::FromBuffer(*std::move(buffer))
+                        : absl::StatusOr<SharedArray<T>>(buffer.status());
+        if (!array.ok()) return NoteArrayError(array.status());
         *a = *std::move(array);
         return absl::OkStatus();
       }

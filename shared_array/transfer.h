@@ -41,6 +41,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/unique_fd.h"
 #include "shared_array/handle.h"
@@ -69,6 +70,13 @@ class ArrayTransfer {
   // sends duplicates).
   std::vector<int> OutgoingFds() const;
   size_t outgoing_count() const { return outgoing_.size(); }
+  // The recorded buffers, in index order, taken out of the transfer (whose
+  // owner then keeps them open until the frame is sent).
+  std::vector<SharedBuffer> TakeOutgoing() {
+    std::vector<SharedBuffer> out;
+    out.swap(outgoing_);
+    return out;
+  }
 
   // Receiving. The descriptors that came with the frame, in index order, and
   // the receiver's mapping cache (a worker's), or null to map each buffer
@@ -82,6 +90,20 @@ class ArrayTransfer {
   absl::StatusOr<SharedBuffer> Resolve(const SharedArrayHandle& handle,
                                        size_t index);
 
+  // Decoding: why a shared array the frame names by reference could not be
+  // used (a forged or stale handle, another element type, a descriptor that
+  // is not its memfd, no memory to map it), as the codec noted it; such an
+  // error fails the one task that was given the array, not the whole
+  // conversation. Taken: the next call returns OK until another is noted.
+  void NoteArrayError(const absl::Status& status) {
+    if (array_error_.ok()) array_error_ = status;
+  }
+  absl::Status TakeArrayError() {
+    absl::Status error = std::move(array_error_);
+    array_error_ = absl::OkStatus();
+    return error;
+  }
+
  private:
   const Way way_;
   std::vector<SharedBuffer> outgoing_;
@@ -90,6 +112,7 @@ class ArrayTransfer {
   // same array twice in a frame is mapped once).
   std::vector<std::optional<SharedBuffer>> resolved_;
   MappingCache* cache_ = nullptr;
+  absl::Status array_error_;
 };
 
 // The transfer of the frame this thread is encoding or decoding, or null.

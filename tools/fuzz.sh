@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of fuzz/ with clang and runs each for a bounded
 # time: wire (procpool::wire::DecodeMessage), codec (DecodeValue<T> for the
-# nested types of fuzz/codec_fuzz_types.h) and handshake (the worker daemon's
-# side of common/auth/handshake.h, played by an unauthenticated peer). See
-# fuzz/README.md.
+# nested types of fuzz/codec_fuzz_types.h), handshake (the worker daemon's
+# side of common/auth/handshake.h, played by an unauthenticated peer) and
+# handle (shared_array/handle.h's DecodeHandle). See fuzz/README.md.
 #
 # Prints one line per target and, last, a summary line for tools/test.sh:
 #
@@ -35,7 +35,7 @@
 # every run; fuzz/regressions/<target>/ holds saved reproducers, also used
 # as seeds.
 #
-# Usage: bash tools/fuzz.sh [--seconds=N] [--build_only] [wire] [codec] [handshake]
+# Usage: bash tools/fuzz.sh [--seconds=N] [--build_only] [wire] [codec] [handshake] [handle]
 #   --seconds=N   fuzzing time per target (default 30)
 #   --build_only  build, write the seeds, and stop
 # Needs clang++ (clang-14) and libFuzzer (libclang-rt-14-dev): tools/setup.sh.
@@ -51,14 +51,14 @@ for a in "$@"; do
   case "$a" in
     --seconds=*) seconds="${a#--seconds=}" ;;
     --build_only) build_only=1 ;;
-    wire | codec | handshake) targets+=("$a") ;;
+    wire | codec | handshake | handle) targets+=("$a") ;;
     *)
-      echo "usage: bash tools/fuzz.sh [--seconds=N] [--build_only] [wire] [codec] [handshake]" >&2
+      echo "usage: bash tools/fuzz.sh [--seconds=N] [--build_only] [wire] [codec] [handshake] [handle]" >&2
       exit 2
       ;;
   esac
 done
-if ((${#targets[@]} == 0)); then targets=(wire codec handshake); fi
+if ((${#targets[@]} == 0)); then targets=(wire codec handshake handle); fi
 if ! [[ "$seconds" =~ ^[0-9]+$ ]] || ((seconds < 1)); then
   echo "fuzz.sh: --seconds wants a positive integer, not '$seconds'" >&2
   exit 2
@@ -128,6 +128,8 @@ sources=(
   fuzz/codec_fuzzer.cc
   fuzz/wire_fuzzer.cc
   fuzz/handshake_fuzzer.cc
+  shared_array/handle.cc
+  fuzz/handle_fuzzer.cc
   fuzz/seeds.cc
   fuzz/write_seeds.cc
 )
@@ -178,7 +180,8 @@ link() {
 link wire_fuzzer fuzzer wire_fuzzer wire capnp_frame wire.capnp byte_io big_buffers
 link codec_fuzzer fuzzer codec_fuzzer codec_core codec_std byte_io big_buffers
 link handshake_fuzzer fuzzer handshake_fuzzer handshake hmac posix_error
-link write_seeds plain write_seeds seeds codec_core codec_std byte_io wire capnp_frame wire.capnp big_buffers
+link handle_fuzzer fuzzer handle_fuzzer handle
+link write_seeds plain write_seeds seeds codec_core codec_std byte_io wire capnp_frame wire.capnp big_buffers handle
 
 for t in "${targets[@]}"; do
   rm -rf "$out/seeds/$t"

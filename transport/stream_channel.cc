@@ -37,6 +37,7 @@
 #include "transport/stream_channel.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -169,6 +170,13 @@ class StreamChannelImpl final : public StreamChannel {
       return Channel::SendBlockingPartsWithDescriptors(parts, fds);
     }
     RETURN_IF_ERROR(CheckDescriptorCount(fds.size()));
+    // A bad one would fail sendmsg() and with it the channel.
+    for (int fd : fds) {
+      if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            format_.name, ": descriptor ", fd, " to send is not open"));
+      }
+    }
     return SendBlockingFrame(parts, fds);
   }
 

@@ -135,8 +135,9 @@ class Channel {
   // close them as soon as this returns), to be taken with TakeDescriptors()
   // once it has the frame. More than kMaxDescriptorsPerFrame, or a descriptor
   // that is not open, is kInvalidArgument and leaves the channel usable.
-  // kUnimplemented where !CarriesDescriptors(). Never blocks (parent side).
-  // Empty `fds` is SendParts().
+  // kUnimplemented where !CarriesDescriptors() (even with no `fds`). Never
+  // blocks (parent side). Where CarriesDescriptors(), empty `fds` is
+  // SendParts().
   virtual absl::Status SendPartsWithDescriptors(
       std::vector<absl::string_view> parts, std::shared_ptr<const void> owner,
       absl::Span<const int> fds);

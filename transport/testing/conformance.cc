@@ -890,6 +890,10 @@ TEST_P(TransportConformanceTest, MaxDescriptorsPerFrame) {
         absl::Status s = channel.SendBlockingPartsWithDescriptors(
             {absl::string_view("refused")}, too_many);
         if (!absl::IsInvalidArgument(s)) return ChildFailure(1, s.ToString());
+        const int bad = -1;
+        s = channel.SendBlockingPartsWithDescriptors(
+            {absl::string_view("refused")}, {bad});
+        if (!absl::IsInvalidArgument(s)) return ChildFailure(2, s.ToString());
         return DescriptorEchoLoop(channel);
       });
   ASSERT_NE(session, nullptr);

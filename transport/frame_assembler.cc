@@ -19,7 +19,8 @@ FrameAssembler::FrameAssembler(const FrameFormat& format, Growth growth,
     : format_(format), growth_(growth), peer_(peer) {}
 
 size_t FrameAssembler::Feed(const char* data, size_t n,
-                            std::vector<std::string>* frames) {
+                            std::vector<std::string>* frames,
+                            std::vector<uint32_t>* descriptors) {
   if (!error_.ok()) return 0;
   size_t done = 0;
   while (done < n) {
@@ -34,7 +35,7 @@ size_t FrameAssembler::Feed(const char* data, size_t n,
       if (header_have_ < kFrameHeaderSize) break;
       header_have_ = 0;
       if (!StartPayload(header_)) return done;
-      MaybeFinish(frames);  // an empty payload is complete at once
+      MaybeFinish(frames, descriptors);  // an empty payload: complete at once
       continue;
     }
     const size_t take =
@@ -47,7 +48,7 @@ size_t FrameAssembler::Feed(const char* data, size_t n,
     }
     have_ += take;
     done += take;
-    MaybeFinish(frames);
+    MaybeFinish(frames, descriptors);
   }
   return done;
 }
@@ -58,9 +59,10 @@ absl::Span<char> FrameAssembler::PayloadRoom(size_t more) {
   return absl::Span<char>(&payload_[have_], payload_.size() - have_);
 }
 
-void FrameAssembler::CommitPayload(size_t n, std::vector<std::string>* frames) {
+void FrameAssembler::CommitPayload(size_t n, std::vector<std::string>* frames,
+                                   std::vector<uint32_t>* descriptors) {
   have_ += n;
-  MaybeFinish(frames);
+  MaybeFinish(frames, descriptors);
 }
 
 bool FrameAssembler::StartPayload(const char* header) {
@@ -71,6 +73,8 @@ bool FrameAssembler::StartPayload(const char* header) {
   }
   in_payload_ = true;
   length_ = DecodeFrameLength(header);
+  descriptors_ = DecodeFrameDescriptors(header);
+  descriptors_announced_ += descriptors_;
   have_ = 0;
   if (growth_ == kReserveFrame) {
     // A recycled buffer when one fits, else one advised for huge pages: a
@@ -114,9 +118,11 @@ void FrameAssembler::OutOfMemory() {
       ExhaustionAdvice(ENOMEM), ")"));
 }
 
-void FrameAssembler::MaybeFinish(std::vector<std::string>* frames) {
+void FrameAssembler::MaybeFinish(std::vector<std::string>* frames,
+                                 std::vector<uint32_t>* descriptors) {
   if (have_ < length_) return;
   frames->push_back(std::move(payload_));
+  if (descriptors != nullptr) descriptors->push_back(descriptors_);
   payload_ = std::string();
   in_payload_ = false;
 }

@@ -56,10 +56,13 @@ class FrameAssembler {
   FrameAssembler& operator=(const FrameAssembler&) = delete;
 
   // Takes the next `n` bytes of the stream; appends every frame they complete
-  // to `frames`, in order. Returns the bytes taken: all `n`, unless a header
-  // turns out bad: then those up to that header's end, and error() says why
-  // (kDataLoss); from then on nothing is taken.
-  size_t Feed(const char* data, size_t n, std::vector<std::string>* frames);
+  // to `frames`, in order, and (if `descriptors` is not null) the number of
+  // descriptors its header announced to `descriptors`. Returns the bytes
+  // taken: all `n`, unless a header turns out bad: then those up to that
+  // header's end, and error() says why (kDataLoss); from then on nothing is
+  // taken.
+  size_t Feed(const char* data, size_t n, std::vector<std::string>* frames,
+              std::vector<uint32_t>* descriptors = nullptr);
 
   // kGrowWithArrival only: makes room for up to `more` (> 0) bytes of the
   // current payload (never past its end) and returns all the room there is
@@ -67,11 +70,18 @@ class FrameAssembler {
   // had (error() says so). Needs in_payload().
   absl::Span<char> PayloadRoom(size_t more);
   // The caller wrote `n` bytes at the start of the last PayloadRoom(); if
-  // they complete the frame, it is appended to `frames`.
-  void CommitPayload(size_t n, std::vector<std::string>* frames);
+  // they complete the frame, it is appended to `frames` (and its descriptor
+  // count to `descriptors`, as Feed()).
+  void CommitPayload(size_t n, std::vector<std::string>* frames,
+                     std::vector<uint32_t>* descriptors = nullptr);
 
   // A header is parsed and its payload not yet complete.
   bool in_payload() const { return in_payload_; }
+  // Some bytes of the next header arrived, not all.
+  bool in_header() const { return header_have_ > 0; }
+  // The descriptors announced by every header parsed so far (the current
+  // frame's included), since construction; Reset() does not change it.
+  uint64_t descriptors_announced() const { return descriptors_announced_; }
   // Payload bytes still to come in the current frame (0 outside one).
   uint64_t payload_left() const { return in_payload_ ? length_ - have_ : 0; }
 
@@ -96,7 +106,8 @@ class FrameAssembler {
   // error() becomes kResourceExhausted: no memory for the frame's payload.
   void OutOfMemory();
   // Appends the frame to `frames` if its payload is complete.
-  void MaybeFinish(std::vector<std::string>* frames);
+  void MaybeFinish(std::vector<std::string>* frames,
+                   std::vector<uint32_t>* descriptors);
 
   // Constant after construction.
   const FrameFormat& format_;
@@ -113,6 +124,8 @@ class FrameAssembler {
   bool in_payload_ = false;
   uint64_t length_ = 0;
   uint64_t have_ = 0;
+  uint32_t descriptors_ = 0;  // the current frame's
+  uint64_t descriptors_announced_ = 0;
   std::string payload_;
 };
 

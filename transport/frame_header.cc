@@ -14,7 +14,17 @@ absl::Status CheckFrameHeader(const FrameFormat& format, const char* header,
         absl::BytesToHexString(absl::string_view(format.magic, 4)), "): the ",
         format.medium, " is corrupt or the peer speaks another protocol"));
   }
-  if (uint32_t flags = DecodeFrameFlags(header); flags != 0) {
+  uint32_t flags = DecodeFrameFlags(header);
+  if (format.descriptors) {
+    const uint32_t descriptors = flags & 0xff;
+    if (descriptors > kMaxFrameDescriptors) {
+      return absl::DataLossError(absl::StrCat(
+          format.name, ": frame header from the ", peer, " announces ",
+          descriptors, " descriptors (limit ", kMaxFrameDescriptors, ")"));
+    }
+    flags &= ~uint32_t{0xff};
+  }
+  if (flags != 0) {
     return absl::DataLossError(
         absl::StrCat(format.name, ": frame header from the ", peer,
                      " has unknown flags 0x", absl::Hex(flags)));

@@ -24,6 +24,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "common/unique_fd.h"
 
 namespace procpool {
 
@@ -43,6 +44,9 @@ struct OutFrame {
   std::string payload;
   absl::string_view whole;  // = payload
   std::shared_ptr<const void> owner;
+  // Duplicates of the descriptors that travel with the frame, until they are
+  // sent (then cleared: closed).
+  std::vector<UniqueFd> fds;
 
   // Takes Send()'s `payload` (no parts) or SendParts()' `parts` kept alive by
   // `owner` (no payload). Call it on the frame in its final place (a deque's

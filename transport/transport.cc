@@ -21,6 +21,38 @@ absl::Status Channel::SendBlockingParts(
 
 namespace {
 
+absl::Status NoDescriptors() {
+  return absl::UnimplementedError(
+      "this transport's channels carry bytes only, not file descriptors "
+      "(only the local unix and shm transports pass descriptors; over capnp "
+      "the bytes must be copied)");
+}
+
+}  // namespace
+
+absl::Status Channel::SendPartsWithDescriptors(
+    std::vector<absl::string_view> parts, std::shared_ptr<const void> owner,
+    absl::Span<const int> fds) {
+  (void)parts;
+  (void)owner;
+  (void)fds;
+  return NoDescriptors();
+}
+
+absl::Status Channel::SendBlockingPartsWithDescriptors(
+    absl::Span<const absl::string_view> parts, absl::Span<const int> fds) {
+  (void)parts;
+  (void)fds;
+  return NoDescriptors();
+}
+
+absl::StatusOr<std::vector<UniqueFd>> Channel::TakeDescriptors(size_t n) {
+  if (n == 0) return std::vector<UniqueFd>();
+  return NoDescriptors();
+}
+
+namespace {
+
 struct Registry {
   absl::Mutex mu;
   std::map<std::string, Transport*, std::less<>> transports ABSL_GUARDED_BY(mu);

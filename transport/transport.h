@@ -46,6 +46,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "absl/time/time.h"
+#include "common/unique_fd.h"
 
 namespace procpool {
 
@@ -119,6 +120,41 @@ class Channel {
   // Blocks until the next frame arrives. A clean close by the peer before any
   // byte of a frame is kUnavailable.
   virtual absl::StatusOr<std::string> ReceiveBlocking() = 0;
+
+  // Descriptors with frames (both sides).
+
+  // The most descriptors one frame may carry.
+  static constexpr size_t kMaxDescriptorsPerFrame = 64;
+
+  // Whether this channel carries descriptors with its frames (the calls
+  // below work). false by default; true for unix and shm.
+  virtual bool CarriesDescriptors() const { return false; }
+
+  // SendParts() of a frame that carries `fds` too: the peer receives
+  // duplicates of them (the caller keeps and still owns its own, and may
+  // close them as soon as this returns), to be taken with TakeDescriptors()
+  // once it has the frame. More than kMaxDescriptorsPerFrame, or a descriptor
+  // that is not open, is kInvalidArgument and leaves the channel usable.
+  // kUnimplemented where !CarriesDescriptors() (even with no `fds`). Never
+  // blocks (parent side). Where CarriesDescriptors(), empty `fds` is
+  // SendParts().
+  virtual absl::Status SendPartsWithDescriptors(
+      std::vector<absl::string_view> parts, std::shared_ptr<const void> owner,
+      absl::Span<const int> fds);
+
+  // SendBlockingParts() with descriptors (worker side), same rules.
+  virtual absl::Status SendBlockingPartsWithDescriptors(
+      absl::Span<const absl::string_view> parts, absl::Span<const int> fds);
+
+  // The next `n` descriptors that came with the frames handed out so far by
+  // Pump()/Poll()/ReceiveBlocking(), in the order they were sent (the caller
+  // knows n from the frame's own content). They are close-on-exec and owned
+  // by the caller. Never blocks. kDataLoss if fewer than n came with those
+  // frames (a lying or broken peer); nothing is taken then. Descriptors never
+  // taken are closed with the channel. TakeDescriptors(0) is an empty vector
+  // on every channel; other calls are kUnimplemented where
+  // !CarriesDescriptors().
+  virtual absl::StatusOr<std::vector<UniqueFd>> TakeDescriptors(size_t n);
 };
 
 // What a child process needs to open its end of a channel: descriptors it

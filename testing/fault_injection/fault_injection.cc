@@ -75,6 +75,38 @@ class FaultChannel final : public Channel {
   absl::Status SendBlocking(absl::string_view frame) override;
   absl::StatusOr<std::string> ReceiveBlocking() override;
 
+  // Descriptors: forwarded as they are (a mid-send fault fires only on
+  // SendBlocking()).
+  bool CarriesDescriptors() const override {
+    absl::MutexLock lock(&mu_);
+    return inner_ ? inner_->CarriesDescriptors() : false;
+  }
+  absl::Status SendPartsWithDescriptors(std::vector<absl::string_view> parts,
+                                        std::shared_ptr<const void> owner,
+                                        absl::Span<const int> fds) override {
+    absl::MutexLock lock(&mu_);
+    if (!inner_) return Closed();
+    return inner_->SendPartsWithDescriptors(std::move(parts), std::move(owner),
+                                            fds);
+  }
+  absl::Status SendBlockingPartsWithDescriptors(
+      absl::Span<const absl::string_view> parts,
+      absl::Span<const int> fds) override {
+    ApplyPending();
+    Channel* inner;
+    {
+      absl::MutexLock lock(&mu_);
+      inner = inner_.get();
+    }
+    if (inner == nullptr) return Closed();
+    return inner->SendBlockingPartsWithDescriptors(parts, fds);
+  }
+  absl::StatusOr<std::vector<UniqueFd>> TakeDescriptors(size_t n) override {
+    absl::MutexLock lock(&mu_);
+    if (!inner_) return Closed();
+    return inner_->TakeDescriptors(n);
+  }
+
   // Drops the real channel: its descriptors close; later calls fail.
   // `spec`'s fault is noted as fired (NoteFired) when that happens.
   void Drop(const Spec& spec) { Act(Action::kDrop, spec); }

@@ -156,6 +156,24 @@ class FaultParentChannel final : public Channel {
   absl::StatusOr<std::string> ReceiveBlocking() override {
     return inner_->ReceiveBlocking();
   }
+  bool CarriesDescriptors() const override {
+    return inner_->CarriesDescriptors();
+  }
+  absl::Status SendPartsWithDescriptors(std::vector<absl::string_view> parts,
+                                        std::shared_ptr<const void> owner,
+                                        absl::Span<const int> fds) override {
+    if (std::optional<absl::Status> done = InterceptSend()) return *done;
+    return inner_->SendPartsWithDescriptors(std::move(parts), std::move(owner),
+                                            fds);
+  }
+  absl::Status SendBlockingPartsWithDescriptors(
+      absl::Span<const absl::string_view> parts,
+      absl::Span<const int> fds) override {
+    return inner_->SendBlockingPartsWithDescriptors(parts, fds);
+  }
+  absl::StatusOr<std::vector<UniqueFd>> TakeDescriptors(size_t n) override {
+    return inner_->TakeDescriptors(n);
+  }
 
  private:
   // Counts the frames appended since `before`; garbles the one the fault

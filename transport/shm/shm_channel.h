@@ -37,6 +37,12 @@ struct ChannelFds {
   UniqueFd wake_self;  // the eventfd the peer writes to wake this side
   UniqueFd wake_peer;  // the eventfd this side writes to wake the peer
   UniqueFd epoll;      // PollFd(): wake_self and socket
+  // An AF_UNIX SOCK_SEQPACKET socket that carries the frames' descriptors:
+  // one message per frame that has some (one byte 'D' and SCM_RIGHTS), sent
+  // just before the frame's first byte enters the ring, read when the frame
+  // is complete. Not watched for readability (so that it never disturbs
+  // PollFd()); in the epoll set only while the parent waits for room in it.
+  UniqueFd descriptors;
 };
 
 // An epoll descriptor (close-on-exec) watching `wake_self` (EPOLLIN) and
@@ -44,7 +50,7 @@ struct ChannelFds {
 absl::StatusOr<UniqueFd> MakeChannelEpoll(int wake_self, int socket);
 
 // The `side` end over `segment` (mapped, its control page valid) and `fds`
-// (all four set), both taken. `options.spin_ns` and
+// (all five set), both taken. `options.spin_ns` and
 // `options.spin_only_with_idle_cpu` say how blocking calls spin before they
 // sleep (spin_gate.h).
 std::unique_ptr<Channel> NewShmChannel(Side side, ShmSegment segment,

@@ -71,6 +71,13 @@ class ShmTransport final : public Transport {
     }
     UniqueFd parent_socket(sv[0]);
     UniqueFd child_socket(sv[1]);
+    // Frames' descriptors: one message per frame (shm_channel.h).
+    if (GetSys().Socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) !=
+        0) {
+      return PosixError("shm transport: socketpair(descriptors)", errno);
+    }
+    UniqueFd parent_descriptors(sv[0]);
+    UniqueFd child_descriptors(sv[1]);
     ASSIGN_OR_RETURN(UniqueFd to_parent, MakeEventFd("shm transport"));
     ASSIGN_OR_RETURN(UniqueFd to_child, MakeEventFd("shm transport"));
     UniqueFd child_to_parent(GetSys().DupCloexec(to_parent.get(), 0));
@@ -89,11 +96,13 @@ class ShmTransport final : public Transport {
     fds.wake_self = std::move(to_parent);
     fds.wake_peer = std::move(to_child);
     fds.epoll = std::move(epoll);
+    fds.descriptors = std::move(parent_descriptors);
     ChannelPair pair;
     pair.parent = NewShmChannel(Side::kParent, std::move(segment),
                                 std::move(fds), options_);
     pair.child.fds = {memfd.release(), child_socket.release(),
-                      child_to_parent.release(), child_to_child.release()};
+                      child_to_parent.release(), child_to_child.release(),
+                      child_descriptors.release()};
     pair.child.spec = EndpointSpec(ring_bytes);
     return pair;
   }
@@ -119,6 +128,14 @@ class ShmTransport final : public Transport {
           absl::StrCat("shm transport: endpoint descriptor ", owned[1].get(),
                        " is not a stream socket"));
     }
+    type = 0;
+    len = sizeof(type);
+    if (getsockopt(owned[4].get(), SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
+        type != SOCK_SEQPACKET) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("shm transport: endpoint descriptor ", owned[4].get(),
+                       " is not a seqpacket socket"));
+    }
     ASSIGN_OR_RETURN(
         ShmSegment segment,
         ShmSegment::Map(owned[0].get(), ring_bytes, endpoint.spec));
@@ -130,6 +147,7 @@ class ShmTransport final : public Transport {
     fds.wake_peer = std::move(owned[2]);
     fds.wake_self = std::move(owned[3]);
     fds.epoll = std::move(epoll);
+    fds.descriptors = std::move(owned[4]);
     return NewShmChannel(Side::kChild, std::move(segment), std::move(fds),
                          options_);
   }
@@ -140,10 +158,10 @@ class ShmTransport final : public Transport {
     const std::string prefix = absl::StrCat(kShmEndpointSpecPrefix, ";ring=");
     absl::string_view spec = endpoint.spec;
     uint64_t ring_bytes = 0;
-    if (endpoint.fds.size() != 4 || !absl::ConsumePrefix(&spec, prefix) ||
+    if (endpoint.fds.size() != 5 || !absl::ConsumePrefix(&spec, prefix) ||
         !absl::SimpleAtoi(spec, &ring_bytes) || !ValidRingBytes(ring_bytes)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "shm transport: expected four descriptors and spec \"",
+          "shm transport: expected five descriptors and spec \"",
           kShmEndpointSpecPrefix, ";ring=<power of two>\", got ",
           endpoint.fds.size(), " descriptors and spec \"", endpoint.spec,
           "\""));

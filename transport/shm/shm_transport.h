@@ -37,13 +37,25 @@
 //   * an AF_UNIX stream socket pair that carries no data: it exists so that
 //     each side sees the other's death as end of file / hang-up. The kernel
 //     closes a dead process's descriptors, so this needs no cooperation.
+//   * an AF_UNIX SOCK_SEQPACKET socket pair for the descriptors that travel
+//     with frames (Channel::CarriesDescriptors() is true): one message per
+//     frame that has some, one byte 'D' and SCM_RIGHTS, sent just before the
+//     frame's first byte enters the ring and read (MSG_DONTWAIT,
+//     MSG_CMSG_CLOEXEC) when the frame is complete, so it is always there by
+//     then. It is not polled for input: a message waiting for its frame never
+//     makes PollFd() readable (no spinning), and the liveness socket above
+//     keeps meaning only death or garbage. A missing message, or one that
+//     does not match its header's count, is kDataLoss (every queued
+//     descriptor is closed then). The parent's Send() never blocks: if the
+//     socket is full, the frame waits in its queue and the socket joins the
+//     epoll set for EPOLLOUT until it has room.
 //   * in the parent, an epoll descriptor watching the "to parent" eventfd and
 //     the parent's socket. That is PollFd(): readable when the child woke the
 //     parent or died (or closed its end).
 // ChildEndpoint: fds = {memfd, child socket, "to parent" eventfd, "to child"
-// eventfd}, spec = "shm/1;ring=<bytes>". OpenChild() maps the memfd, checks
-// its size, magic and version against the spec, and closes the memfd; the
-// channel owns the other three.
+// eventfd, child descriptor socket}, spec = "shm/1;ring=<bytes>". OpenChild()
+// maps the memfd, checks its size, magic and version against the spec, and
+// closes the memfd; the channel owns the other four.
 //
 // Shared memory layout (every offset from the start of the memfd):
 //   [0, 4096)                control page, struct ShmControl below:
@@ -71,10 +83,12 @@
 // Frames: the ring is a byte stream; every frame is a 16-byte header, then
 // the payload, laid out as the unix transport's (transport/frame_header.h):
 //   bytes 0..3   magic "PPS1"
-//   bytes 4..7   flags, reserved: must be zero
+//   bytes 4..7   flags: bits 0..7 the number of descriptors that travel with
+//                the frame (0..64, on the descriptor socket), the rest
+//                reserved: must be zero
 //   bytes 8..15  payload length, unsigned 64-bit little-endian
-// Another magic, non-zero flags or a length above kShmMaxFrameLength is
-// kDataLoss. Headers and payloads may straddle the ring's end and arrive in
+// Another magic, unknown flags, more than 64 descriptors or a length above
+// kShmMaxFrameLength is kDataLoss. Headers and payloads may straddle the ring's end and arrive in
 // pieces; a frame longer than the ring streams through it while both sides
 // run, a quarter ring at a time. A reader reserves the frame's length up to
 // 1 GiB before the payload arrives (address space only: pages are touched as

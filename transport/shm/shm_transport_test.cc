@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/posix_error.h"
+#include "common/unique_fd.h"
 #include "glog/logging.h"
 #include "gtest/gtest.h"
 #include "transport/shm/shm_ring.h"
@@ -120,7 +123,7 @@ class RawChild {
   explicit RawChild(Transport* transport) {
     absl::StatusOr<ChannelPair> pair = transport->CreatePair();
     CHECK(pair.ok()) << pair.status();
-    CHECK_EQ(pair->child.fds.size(), 4u);
+    CHECK_EQ(pair->child.fds.size(), 5u);
     parent = std::move(pair->parent);
     fds_ = pair->child.fds;
     struct stat st;
@@ -167,6 +170,29 @@ class RawChild {
 
   uint64_t ring() const { return ring_; }
 
+  // Sends a descriptor message ('D' and SCM_RIGHTS of `fds`, or `byte` and
+  // none when `fds` is empty) on the descriptor socket, as the child would.
+  void SendDescriptors(const std::vector<int>& fds, char byte = 'D') {
+    struct iovec iov = {&byte, 1};
+    union {
+      struct cmsghdr align;
+      char bytes[CMSG_SPACE(sizeof(int) * 64)];
+    } control;
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (!fds.empty()) {
+      msg.msg_control = control.bytes;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+      struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+      cmsg->cmsg_level = SOL_SOCKET;
+      cmsg->cmsg_type = SCM_RIGHTS;
+      cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+      memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
+    }
+    CHECK_EQ(sendmsg(fds_[4], &msg, MSG_NOSIGNAL), 1);
+  }
+
   std::unique_ptr<Channel> parent;
   ShmControl* control = nullptr;
   RingWriter writer;
@@ -187,10 +213,10 @@ TEST(ShmTransportTest, IsRegistered) {
   EXPECT_NE(std::find(names.begin(), names.end(), "shm"), names.end());
 }
 
-TEST(ShmTransportTest, EndpointIsASealedMemfdAndThreeDescriptors) {
+TEST(ShmTransportTest, EndpointIsASealedMemfdAndFourDescriptors) {
   absl::StatusOr<ChannelPair> pair = Shm()->CreatePair();
   ASSERT_TRUE(pair.ok()) << pair.status();
-  ASSERT_EQ(pair->child.fds.size(), 4u);
+  ASSERT_EQ(pair->child.fds.size(), 5u);
   EXPECT_EQ(pair->child.spec,
             absl::StrCat("shm/1;ring=", kShmDefaultRingBytes));
   const int memfd = pair->child.fds[0];
@@ -203,6 +229,12 @@ TEST(ShmTransportTest, EndpointIsASealedMemfdAndThreeDescriptors) {
   EXPECT_TRUE(absl::StrContains(ReadLink(pair->child.fds[1]), "socket"));
   EXPECT_TRUE(absl::StrContains(ReadLink(pair->child.fds[2]), "eventfd"));
   EXPECT_TRUE(absl::StrContains(ReadLink(pair->child.fds[3]), "eventfd"));
+  EXPECT_TRUE(absl::StrContains(ReadLink(pair->child.fds[4]), "socket"));
+  int type = 0;
+  socklen_t len = sizeof(type);
+  ASSERT_EQ(getsockopt(pair->child.fds[4], SOL_SOCKET, SO_TYPE, &type, &len),
+            0);
+  EXPECT_EQ(type, SOCK_SEQPACKET);
   EXPECT_TRUE(absl::StrContains(ReadLink(pair->parent->PollFd()), "eventpoll"));
   CloseEndpoint(&pair->child);
 }
@@ -372,7 +404,8 @@ TEST(ShmTransportTest, BadMagicIsDataLossAfterEarlierFrames) {
 
 TEST(ShmTransportTest, UnknownFlagsAndImpossibleLengthsAreDataLoss) {
   for (const std::string& header :
-       {Header(1, /*flags=*/4), Header(kShmMaxFrameLength + 1),
+       {Header(1, /*flags=*/0x100), Header(1, /*flags=*/65),
+        Header(kShmMaxFrameLength + 1),
         Header(~uint64_t{0})}) {
     RawChild raw(Shm());
     raw.Write(header + "xxxx");
@@ -380,6 +413,64 @@ TEST(ShmTransportTest, UnknownFlagsAndImpossibleLengthsAreDataLoss) {
     const absl::Status status = driver.PumpUntilError(kTimeout);
     EXPECT_TRUE(absl::IsDataLoss(status)) << status;
   }
+}
+
+// Descriptors: a header that announces some with no message for them, or a
+// message that does not match, is kDataLoss; the frames before still arrive.
+TEST(ShmTransportTest, AnnouncedDescriptorsThatDoNotComeAreDataLoss) {
+  RawChild raw(Shm());
+  raw.Write(Header(2) + "ok" + Header(3, /*flags=*/2) + "bad");
+  ChannelDriver driver(raw.parent.get());
+  const absl::Status status = driver.PumpUntilError(kTimeout);
+  EXPECT_TRUE(absl::IsDataLoss(status)) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), "announced 2")) << status;
+  ASSERT_GE(driver.frames().size(), 1u);
+  EXPECT_EQ(driver.frames()[0], "ok");
+}
+
+TEST(ShmTransportTest, DescriptorMessageOfTheWrongSizeIsDataLoss) {
+  const int before = CountOpenFds();
+  {
+    RawChild raw(Shm());
+    raw.SendDescriptors({0, 1, 2});  // the header says 2
+    raw.Write(Header(3, /*flags=*/2) + "bad");
+    ChannelDriver driver(raw.parent.get());
+    const absl::Status status = driver.PumpUntilError(kTimeout);
+    EXPECT_TRUE(absl::IsDataLoss(status)) << status;
+    EXPECT_TRUE(absl::IsDataLoss(raw.parent->TakeDescriptors(2).status()));
+  }
+  {
+    RawChild raw(Shm());
+    raw.SendDescriptors({}, 'D');  // no descriptors at all
+    raw.Write(Header(3, /*flags=*/1) + "bad");
+    ChannelDriver driver(raw.parent.get());
+    EXPECT_TRUE(absl::IsDataLoss(driver.PumpUntilError(kTimeout)));
+  }
+  EXPECT_EQ(CountOpenFds(), before);
+}
+
+// Descriptor messages waiting for their frames (or sent with none: a lying
+// child) never make PollFd() readable: the manager does not spin on them.
+// They are not taken, and close with the channel.
+TEST(ShmTransportTest, DescriptorMessagesDoNotWakeThePoller) {
+  const int before = CountOpenFds();
+  {
+    RawChild raw(Shm());
+    ChannelDriver driver(raw.parent.get());
+    ASSERT_TRUE(driver.PumpOnce().ok());
+    raw.SendDescriptors({0, 1});
+    raw.SendDescriptors({2});
+    EXPECT_FALSE(driver.WaitReadable(absl::Milliseconds(50)));
+    raw.Write(Header(2, /*flags=*/2) + "hi");
+    ASSERT_TRUE(driver.PumpUntilFrames(1, kTimeout).ok());
+    EXPECT_EQ(driver.frames()[0], "hi");
+    absl::StatusOr<std::vector<UniqueFd>> fds =
+        raw.parent->TakeDescriptors(2);
+    ASSERT_TRUE(fds.ok()) << fds.status();
+    EXPECT_TRUE(absl::IsDataLoss(raw.parent->TakeDescriptors(1).status()));
+    EXPECT_FALSE(driver.WaitReadable(absl::Milliseconds(50)));
+  }
+  EXPECT_EQ(CountOpenFds(), before);
 }
 
 TEST(ShmTransportTest, GarbageIsDataLoss) {

@@ -1,10 +1,15 @@
 #include "transport/testing/conformance.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -18,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
+#include "common/unique_fd.h"
 #include "gtest/gtest.h"
 #include "transport/testing/harness.h"
 #include "transport/transport.h"
@@ -661,6 +667,366 @@ TEST_P(TransportConformanceTest, TinyFrameRoundTripLatency) {
               micros);
   EXPECT_LT(micros, 1000.0) << "sanity bound only";
   EXPECT_TRUE(session->CloseAndExitsCleanly());
+}
+
+// Descriptors with frames (Channel::CarriesDescriptors()).
+//
+// A descriptor frame's first byte is the number of descriptors it carries;
+// DescriptorEchoLoop() sends every frame back with the descriptors it came
+// with.
+
+// A memfd (close-on-exec) holding `content`.
+UniqueFd MakeMemfd(const std::string& content) {
+  UniqueFd fd(memfd_create("conformance", MFD_CLOEXEC));
+  if (!fd.valid()) {
+    ADD_FAILURE() << "memfd_create: " << strerror(errno);
+    return fd;
+  }
+  size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t w = write(fd.get(), content.data() + done,
+                            content.size() - done);
+    if (w <= 0) {
+      ADD_FAILURE() << "write: " << strerror(errno);
+      return UniqueFd();
+    }
+    done += static_cast<size_t>(w);
+  }
+  return fd;
+}
+
+// The whole content of the file `fd` names (from offset 0).
+std::string ReadFile(int fd) {
+  std::string content;
+  char buf[4096];
+  for (off_t offset = 0;;) {
+    const ssize_t n = pread(fd, buf, sizeof(buf), offset);
+    if (n <= 0) return n < 0 ? "<pread failed>" : content;
+    content.append(buf, static_cast<size_t>(n));
+    offset += n;
+  }
+}
+
+// What descriptor j of frame i holds.
+std::string DescriptorContent(int i, int j) {
+  return absl::StrCat("frame ", i, " descriptor ", j);
+}
+
+std::string DescriptorFrame(int count, absl::string_view payload) {
+  return absl::StrCat(std::string(1, static_cast<char>(count)), payload);
+}
+
+int DescriptorEchoLoop(Channel& channel) {
+  if (!channel.CarriesDescriptors()) return ChildFailure(30, "no descriptors");
+  for (;;) {
+    absl::StatusOr<std::string> frame = channel.ReceiveBlocking();
+    if (!frame.ok()) {
+      return absl::IsUnavailable(frame.status())
+                 ? 0
+                 : ChildFailure(31, frame.status().ToString());
+    }
+    const size_t n = frame->empty() ? 0 : static_cast<unsigned char>((*frame)[0]);
+    absl::StatusOr<std::vector<UniqueFd>> fds = channel.TakeDescriptors(n);
+    if (!fds.ok()) return ChildFailure(32, fds.status().ToString());
+    std::vector<int> raw;
+    for (const UniqueFd& fd : *fds) raw.push_back(fd.get());
+    const absl::string_view part = *frame;
+    absl::Status s = channel.SendBlockingPartsWithDescriptors({part}, raw);
+    if (!s.ok()) return ChildFailure(33, s.ToString());
+  }
+}
+
+#define SKIP_WITHOUT_DESCRIPTORS(channel)                                 \
+  do {                                                                    \
+    if (!(channel).CarriesDescriptors()) {                                \
+      GTEST_SKIP() << GetParam()                                          \
+                   << " channels do not carry descriptors (the codec "    \
+                      "copies the bytes instead)";                        \
+    }                                                                     \
+  } while (false)
+
+TEST_P(TransportConformanceTest, DescriptorCallsWithoutDescriptorsAreUnimplemented) {
+  absl::StatusOr<ChannelPair> pair = transport_->CreatePair();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  Channel& parent = *pair->parent;
+  absl::StatusOr<std::vector<UniqueFd>> none = parent.TakeDescriptors(0);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
+  if (parent.CarriesDescriptors()) {
+    EXPECT_TRUE(absl::IsDataLoss(parent.TakeDescriptors(1).status()));
+  } else {
+    const int fd = 0;
+    EXPECT_TRUE(absl::IsUnimplemented(
+        parent.SendPartsWithDescriptors({"x"}, nullptr, {fd})));
+    EXPECT_TRUE(absl::IsUnimplemented(
+        parent.SendBlockingPartsWithDescriptors({"x"}, {fd})));
+    EXPECT_TRUE(absl::IsUnimplemented(parent.TakeDescriptors(1).status()));
+  }
+  pair->parent.reset();
+  CloseEndpoint(&pair->child);
+}
+
+// A memfd crosses both ways and names the same file at the end.
+TEST_P(TransportConformanceTest, DescriptorNamesTheSameFileBothWays) {
+  UniqueFd mine = MakeMemfd("parent bytes");
+  ASSERT_TRUE(mine.valid());
+  struct stat mine_stat;
+  ASSERT_EQ(fstat(mine.get(), &mine_stat), 0);
+  std::unique_ptr<Session> session = Session::Start(
+      transport_, [](Channel& channel) {
+        absl::StatusOr<std::string> frame = channel.ReceiveBlocking();
+        if (!frame.ok()) return ChildFailure(1, frame.status().ToString());
+        absl::StatusOr<std::vector<UniqueFd>> fds = channel.TakeDescriptors(1);
+        if (!fds.ok()) return ChildFailure(2, fds.status().ToString());
+        struct stat st;
+        if (fstat((*fds)[0].get(), &st) != 0 ||
+            absl::StrCat(st.st_dev, ":", st.st_ino) != *frame) {
+          return ChildFailure(3, "not the parent's file");
+        }
+        if (ReadFile((*fds)[0].get()) != "parent bytes") {
+          return ChildFailure(4, "not the parent's bytes");
+        }
+        // The child writes to it too (shared, not copied), and sends back
+        // the parent's file and one of its own.
+        if (pwrite((*fds)[0].get(), "P", 1, 0) != 1) {
+          return ChildFailure(5, "pwrite");
+        }
+        UniqueFd own = MakeMemfd("child bytes");
+        const int raw[2] = {(*fds)[0].get(), own.get()};
+        absl::Status s = channel.SendBlockingPartsWithDescriptors(
+            {absl::string_view("two")}, raw);
+        if (!s.ok()) return ChildFailure(6, s.ToString());
+        return DescriptorEchoLoop(channel);
+      });
+  ASSERT_NE(session, nullptr);
+  SKIP_WITHOUT_DESCRIPTORS(session->parent());
+  const std::string id = absl::StrCat(mine_stat.st_dev, ":", mine_stat.st_ino);
+  const int raw = mine.get();
+  CONFORMANCE_ASSERT_OK(
+      session->driver().SendPartsWithDescriptors({id}, nullptr, {raw}));
+  CONFORMANCE_ASSERT_OK(session->driver().PumpUntilFrames(1, kTimeout));
+  ASSERT_EQ(session->frames()[0], "two");
+  absl::StatusOr<std::vector<UniqueFd>> fds =
+      session->parent().TakeDescriptors(2);
+  ASSERT_TRUE(fds.ok()) << fds.status();
+  struct stat back;
+  ASSERT_EQ(fstat((*fds)[0].get(), &back), 0);
+  EXPECT_EQ(back.st_ino, mine_stat.st_ino);
+  EXPECT_EQ(back.st_dev, mine_stat.st_dev);
+  EXPECT_NE((*fds)[0].get(), mine.get());
+  EXPECT_TRUE(IsCloseOnExec((*fds)[0].get()));
+  EXPECT_TRUE(IsCloseOnExec((*fds)[1].get()));
+  EXPECT_EQ(ReadFile(mine.get()), "Parent bytes");
+  EXPECT_EQ(ReadFile((*fds)[1].get()), "child bytes");
+  EXPECT_TRUE(absl::IsDataLoss(session->parent().TakeDescriptors(1).status()));
+  EXPECT_TRUE(session->CloseAndExitsCleanly());
+}
+
+// Sends `count` frames, frame i carrying i % 4 descriptors (a memfd each)
+// and `payload(i)`, echoed back; checks frames and descriptors in order.
+void EchoDescriptorFrames(Session& session, int count,
+                          const std::function<std::string(int)>& payload) {
+  for (int i = 0; i < count; ++i) {
+    const int n = i % 4;
+    std::vector<UniqueFd> fds;
+    std::vector<int> raw;
+    for (int j = 0; j < n; ++j) {
+      fds.push_back(MakeMemfd(DescriptorContent(i, j)));
+      raw.push_back(fds.back().get());
+    }
+    auto frame = std::make_shared<std::string>(DescriptorFrame(n, payload(i)));
+    CONFORMANCE_ASSERT_OK(session.driver().SendPartsWithDescriptors(
+        {*frame}, frame, raw));
+    // Ours close now: the channel holds what it still has to send.
+  }
+  CONFORMANCE_ASSERT_OK(session.driver().PumpUntilFrames(count, kTimeout));
+  ASSERT_EQ(session.frames().size(), static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) {
+    const std::string& frame = session.frames()[i];
+    ASSERT_EQ(frame, DescriptorFrame(i % 4, payload(i))) << "frame " << i;
+    absl::StatusOr<std::vector<UniqueFd>> fds =
+        session.parent().TakeDescriptors(i % 4);
+    ASSERT_TRUE(fds.ok()) << "frame " << i << ": " << fds.status();
+    for (int j = 0; j < i % 4; ++j) {
+      EXPECT_EQ(ReadFile((*fds)[j].get()), DescriptorContent(i, j))
+          << "frame " << i << " descriptor " << j;
+    }
+  }
+  EXPECT_TRUE(absl::IsDataLoss(session.parent().TakeDescriptors(1).status()));
+}
+
+TEST_P(TransportConformanceTest, ManyFramesWithAndWithoutDescriptorsInOrder) {
+  const int before = CountOpenFds();
+  {
+    std::unique_ptr<Session> session =
+        Session::Start(transport_, DescriptorEchoLoop);
+    ASSERT_NE(session, nullptr);
+    SKIP_WITHOUT_DESCRIPTORS(session->parent());
+    EchoDescriptorFrames(*session, 400, [](int i) { return NumberedFrame(i); });
+    EXPECT_TRUE(session->CloseAndExitsCleanly());
+  }
+  EXPECT_EQ(CountOpenFds(), before);
+}
+
+// Several MiB per frame: many writes, ring wraps, partial sends.
+TEST_P(TransportConformanceTest, LargeFramesWithDescriptors) {
+  std::unique_ptr<Session> session =
+      Session::Start(transport_, DescriptorEchoLoop);
+  ASSERT_NE(session, nullptr);
+  SKIP_WITHOUT_DESCRIPTORS(session->parent());
+  EchoDescriptorFrames(*session, 8, [](int i) {
+    return i % 2 == 1 ? Pattern((size_t{6} << 20) + i, i) : NumberedFrame(i);
+  });
+  EXPECT_TRUE(session->CloseAndExitsCleanly());
+}
+
+TEST_P(TransportConformanceTest, MaxDescriptorsPerFrame) {
+  constexpr size_t kMax = Channel::kMaxDescriptorsPerFrame;
+  std::unique_ptr<Session> session = Session::Start(
+      transport_, [](Channel& channel) {
+        // The child's side refuses one too many without harm, too.
+        UniqueFd fd = MakeMemfd("x");
+        const std::vector<int> too_many(kMax + 1, fd.get());
+        absl::Status s = channel.SendBlockingPartsWithDescriptors(
+            {absl::string_view("refused")}, too_many);
+        if (!absl::IsInvalidArgument(s)) return ChildFailure(1, s.ToString());
+        const int bad = -1;
+        s = channel.SendBlockingPartsWithDescriptors(
+            {absl::string_view("refused")}, {bad});
+        if (!absl::IsInvalidArgument(s)) return ChildFailure(2, s.ToString());
+        return DescriptorEchoLoop(channel);
+      });
+  ASSERT_NE(session, nullptr);
+  SKIP_WITHOUT_DESCRIPTORS(session->parent());
+  UniqueFd fd = MakeMemfd("shared by all");
+  const std::vector<int> max(kMax, fd.get());
+  const std::vector<int> too_many(kMax + 1, fd.get());
+  const std::string frame = DescriptorFrame(kMax, "max");
+  absl::Status refused =
+      session->driver().SendPartsWithDescriptors({frame}, nullptr, too_many);
+  EXPECT_TRUE(absl::IsInvalidArgument(refused)) << refused;
+  CONFORMANCE_ASSERT_OK(
+      session->driver().SendPartsWithDescriptors({frame}, nullptr, max));
+  const int bad = -1;
+  EXPECT_TRUE(absl::IsInvalidArgument(session->driver().SendPartsWithDescriptors(
+      {frame}, nullptr, {bad})));
+  CONFORMANCE_ASSERT_OK(session->driver().Send(DescriptorFrame(0, "after")));
+  CONFORMANCE_ASSERT_OK(session->driver().PumpUntilFrames(2, kTimeout));
+  EXPECT_EQ(session->frames()[0], frame);
+  EXPECT_EQ(session->frames()[1], DescriptorFrame(0, "after"));
+  absl::StatusOr<std::vector<UniqueFd>> fds =
+      session->parent().TakeDescriptors(kMax + 1);
+  EXPECT_TRUE(absl::IsDataLoss(fds.status())) << fds.status();
+  fds = session->parent().TakeDescriptors(kMax);
+  ASSERT_TRUE(fds.ok()) << fds.status();
+  for (const UniqueFd& got : *fds) {
+    EXPECT_EQ(ReadFile(got.get()), "shared by all");
+  }
+  EXPECT_TRUE(session->CloseAndExitsCleanly());
+}
+
+// Descriptors nobody took are closed with the channel, on both sides; so are
+// those of a frame cut short when its sender dies.
+TEST_P(TransportConformanceTest, UntakenDescriptorsDoNotLeak) {
+  const int before = CountOpenFds();
+  {
+    absl::StatusOr<ChannelPair> pair = transport_->CreatePair();
+    ASSERT_TRUE(pair.ok()) << pair.status();
+    if (!pair->parent->CarriesDescriptors()) {
+      pair->parent.reset();
+      CloseEndpoint(&pair->child);
+      GTEST_SKIP() << GetParam() << " channels do not carry descriptors";
+    }
+    const ChildEndpoint endpoint = pair->child;
+    Transport* transport = transport_;
+    SignalPipe done;
+    absl::StatusOr<ForkedChild> child = ForkedChild::Start(
+        [transport, &endpoint, &done]() {
+          const int child_before = CountOpenFds();
+          {
+            absl::StatusOr<std::unique_ptr<Channel>> channel =
+                transport->OpenChild(endpoint);
+            if (!channel.ok()) {
+              return ChildFailure(kChildOpenFailed,
+                                  channel.status().ToString());
+            }
+            // Three frames with descriptors, none taken; then some back.
+            for (int i = 0; i < 3; ++i) {
+              absl::StatusOr<std::string> frame = (*channel)->ReceiveBlocking();
+              if (!frame.ok()) return ChildFailure(1, frame.status().ToString());
+            }
+            UniqueFd fd = MakeMemfd("from the child");
+            const int raw[3] = {fd.get(), fd.get(), fd.get()};
+            for (int i = 0; i < 3; ++i) {
+              absl::Status s = (*channel)->SendBlockingPartsWithDescriptors(
+                  {absl::string_view("back")}, raw);
+              if (!s.ok()) return ChildFailure(2, s.ToString());
+            }
+            absl::StatusOr<std::string> end = (*channel)->ReceiveBlocking();
+            if (end.ok()) return ChildFailure(3, "a frame after the last");
+          }
+          const int want =
+              child_before - static_cast<int>(endpoint.fds.size());
+          if (CountOpenFds() != want) {
+            return ChildFailure(4, absl::StrCat("child has ", CountOpenFds(),
+                                                " descriptors, want ", want));
+          }
+          return 0;
+        },
+        endpoint.fds);
+    CloseEndpoint(&pair->child);
+    ASSERT_TRUE(child.ok()) << child.status();
+    {
+      ChannelDriver driver(pair->parent.get());
+      UniqueFd fd = MakeMemfd("from the parent");
+      const int raw[2] = {fd.get(), fd.get()};
+      for (int i = 0; i < 3; ++i) {
+        CONFORMANCE_ASSERT_OK(
+            driver.SendPartsWithDescriptors({"x"}, nullptr, raw));
+      }
+      CONFORMANCE_ASSERT_OK(driver.PumpUntilFrames(3, kTimeout));
+    }
+    pair->parent.reset();  // 9 descriptors untaken
+    EXPECT_TRUE(ExitsCleanly(*child, kTimeout));
+  }
+  EXPECT_EQ(CountOpenFds(), before);
+
+  // The child dies in the middle of a large frame that carries descriptors,
+  // after frames with descriptors that the parent does not take.
+  {
+    ScopedDefaultSigpipe sigpipe;
+    SignalPipe started;
+    std::unique_ptr<Session> session = Session::Start(
+        transport_,
+        [&started](Channel& channel) {
+          UniqueFd fd = MakeMemfd("doomed");
+          const int raw[4] = {fd.get(), fd.get(), fd.get(), fd.get()};
+          for (int i = 0; i < 2; ++i) {
+            absl::Status s = channel.SendBlockingPartsWithDescriptors(
+                {absl::string_view("small")}, raw);
+            if (!s.ok()) return ChildFailure(4, s.ToString());
+          }
+          started.Signal();
+          const std::string large = Pattern(kLargeFrame, 5);
+          (void)channel.SendBlockingPartsWithDescriptors(
+              {absl::string_view(large)}, raw);
+          pause();
+          return 0;
+        },
+        {started.write_fd()});
+    ASSERT_NE(session, nullptr);
+    ASSERT_TRUE(started.Await(kTimeout));
+    absl::SleepFor(absl::Milliseconds(50));  // let part of the large frame out
+    session->child().Kill();
+    const absl::Status status = session->driver().PumpUntilError(kTimeout);
+    EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+    ASSERT_GE(session->frames().size(), 2u);
+    absl::StatusOr<std::vector<UniqueFd>> first =
+        session->parent().TakeDescriptors(4);
+    ASSERT_TRUE(first.ok()) << first.status();
+    EXPECT_EQ(ReadFile((*first)[3].get()), "doomed");
+  }
+  EXPECT_EQ(CountOpenFds(), before);
 }
 
 }  // namespace

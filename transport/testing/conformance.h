@@ -22,6 +22,15 @@
 // through the non-blocking API with epoll, every wait bounded. The whole suite
 // takes a few seconds for a healthy transport.
 //
+// Descriptors with frames (where CarriesDescriptors(); skipped elsewhere,
+// where the calls must be kUnimplemented): a memfd crosses both ways and
+// names the same file (same inode, shared writes); frames with and without
+// descriptors stay in order with TakeDescriptors() matching; frames of
+// several MiB carry them too; kMaxDescriptorsPerFrame works and one more is
+// kInvalidArgument on both sides without harm; taking more than came is
+// kDataLoss; descriptors never taken, or of a frame cut short by the
+// sender's death, leak in neither process.
+//
 // Children are made with fork() (no exec): the child closes every descriptor
 // except its endpoint's, then calls Transport::OpenChild(). A transport
 // therefore must not need anything from the parent's Channel object in the

@@ -213,6 +213,15 @@ absl::Status ChannelDriver::SendParts(std::vector<absl::string_view> parts,
   return s;
 }
 
+absl::Status ChannelDriver::SendPartsWithDescriptors(
+    std::vector<absl::string_view> parts, std::shared_ptr<const void> owner,
+    absl::Span<const int> fds) {
+  absl::Status s = channel_->SendPartsWithDescriptors(std::move(parts),
+                                                      std::move(owner), fds);
+  UpdateEvents();
+  return s;
+}
+
 absl::Status ChannelDriver::PumpOnce() {
   absl::Status s = channel_->Pump(&frames_);
   UpdateEvents();

@@ -26,6 +26,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "common/unique_fd.h"
 #include "gtest/gtest.h"
 #include "transport/transport.h"
@@ -120,6 +122,12 @@ class ChannelDriver {
   // channel->SendParts(parts, owner), then re-reads PollEvents().
   absl::Status SendParts(std::vector<absl::string_view> parts,
                          std::shared_ptr<const void> owner);
+
+  // channel->SendPartsWithDescriptors(parts, owner, fds), then re-reads
+  // PollEvents().
+  absl::Status SendPartsWithDescriptors(std::vector<absl::string_view> parts,
+                                        std::shared_ptr<const void> owner,
+                                        absl::Span<const int> fds);
 
   // One Pump() into frames(), then re-reads PollEvents().
   absl::Status PumpOnce();

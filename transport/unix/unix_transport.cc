@@ -27,7 +27,8 @@ namespace {
 
 // The frames' header (frame_header.h) and its errors.
 constexpr FrameFormat kUnixFrameFormat = {kUnixFrameMagic, kUnixMaxFrameLength,
-                                          "unix transport", "stream"};
+                                          "unix transport", "stream",
+                                          /*descriptors=*/true};
 static_assert(kUnixFrameHeaderSize == kFrameHeaderSize);
 
 class UnixTransport final : public Transport {

@@ -12,10 +12,24 @@
 // Wire format, both directions: every frame is a 16-byte header followed by
 // the payload.
 //   bytes 0..3   magic "PPU1" (procpool, unix transport, version 1)
-//   bytes 4..7   flags, reserved: must be zero
+//   bytes 4..7   flags: bits 0..7 the number of descriptors that travel with
+//                the frame (0..64), the rest reserved: must be zero
 //   bytes 8..15  payload length, unsigned 64-bit little-endian
-// A header with another magic, non-zero flags or a length above
-// kUnixMaxFrameLength is kDataLoss. A reader never allocates more than about
+// A header with another magic, unknown flags, more than 64 descriptors or a
+// length above kUnixMaxFrameLength is kDataLoss.
+//
+// Descriptors (Channel::CarriesDescriptors() is true): a frame's descriptors
+// travel as SCM_RIGHTS on the sendmsg() that writes the frame's first byte
+// (a frame that carries some always starts a sendmsg() of its own; the
+// parent's side keeps duplicates until then, so the caller may close its
+// own at once). Every read is a recvmsg() with room for SCM_MAX_FD
+// descriptors and MSG_CMSG_CLOEXEC; what arrives is queued in order and
+// checked against the headers: a header whose descriptors did not come with
+// its first byte, descriptors no header announced, or MSG_CTRUNC is
+// kDataLoss (all queued descriptors are closed then). A frame that carries
+// none costs what it did before (one recvmsg() instead of a recv()).
+// Descriptors not taken are closed with the channel, or at once when the
+// frame they came with was cut short. A reader never allocates more than about
 // twice the bytes that really arrived, so a corrupt length cannot make it
 // allocate a huge buffer up front.
 //

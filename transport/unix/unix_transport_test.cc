@@ -1,7 +1,9 @@
 #include "transport/unix/unix_transport.h"
 
 #include <fcntl.h>
+#include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -69,6 +71,27 @@ struct RawPair {
   // Writes `bytes` into the child's socket: the parent reads them as frames.
   bool Write(absl::string_view bytes) const {
     return WriteFully(raw, bytes.data(), bytes.size()).ok();
+  }
+  // Writes `bytes` in one sendmsg() that carries `fds` as SCM_RIGHTS.
+  bool WriteWithDescriptors(absl::string_view bytes,
+                            const std::vector<int>& fds) const {
+    struct iovec iov = {const_cast<char*>(bytes.data()), bytes.size()};
+    union {
+      struct cmsghdr align;
+      char bytes[CMSG_SPACE(sizeof(int) * 100)];
+    } control;
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.bytes;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
+    return sendmsg(raw, &msg, MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(bytes.size());
   }
 
   std::unique_ptr<Channel> parent;
@@ -154,11 +177,56 @@ TEST(UnixTransportTest, FramesBeforeCorruptionAreDelivered) {
 }
 
 TEST(UnixTransportTest, UnknownFlagsAreDataLoss) {
-  RawPair pair;
-  ASSERT_TRUE(pair.Write(Header(1, /*flags=*/4) + "x"));
-  ChannelDriver driver(pair.parent.get());
-  const absl::Status status = driver.PumpUntilError(kTimeout);
-  EXPECT_TRUE(absl::IsDataLoss(status)) << status;
+  // 0x100: a reserved bit; 65: more descriptors than a frame may carry.
+  for (uint32_t flags : {0x100u, 65u}) {
+    RawPair pair;
+    ASSERT_TRUE(pair.Write(Header(1, flags) + "x"));
+    ChannelDriver driver(pair.parent.get());
+    const absl::Status status = driver.PumpUntilError(kTimeout);
+    EXPECT_TRUE(absl::IsDataLoss(status)) << flags << ": " << status;
+  }
+}
+
+// A lying peer: descriptors a header announced that did not come with its
+// first byte, or descriptors no header announced, are kDataLoss; frames
+// before are delivered; nothing leaks.
+TEST(UnixTransportTest, DescriptorsThatDoNotMatchTheirHeadersAreDataLoss) {
+  const int before = transport_testing::CountOpenFds();
+  {
+    RawPair pair;  // announced 2, none came
+    ASSERT_TRUE(pair.Write(Header(2) + "ok" + Header(1, /*flags=*/2) + "x"));
+    ChannelDriver driver(pair.parent.get());
+    const absl::Status status = driver.PumpUntilError(kTimeout);
+    EXPECT_TRUE(absl::IsDataLoss(status)) << status;
+    EXPECT_TRUE(absl::StrContains(status.message(), "did not come")) << status;
+    EXPECT_EQ(driver.frames()[0], "ok");
+  }
+  {
+    RawPair pair;  // 3 came, none announced
+    ASSERT_TRUE(pair.WriteWithDescriptors(Header(2) + "ok", {0, 1, 2}));
+    ChannelDriver driver(pair.parent.get());
+    const absl::Status status = driver.PumpUntilError(kTimeout);
+    EXPECT_TRUE(absl::IsDataLoss(status)) << status;
+    EXPECT_TRUE(absl::StrContains(status.message(), "no frame header"))
+        << status;
+    EXPECT_TRUE(absl::IsDataLoss(pair.parent->TakeDescriptors(1).status()));
+  }
+  {
+    RawPair pair;  // announced 1, 2 came
+    ASSERT_TRUE(pair.WriteWithDescriptors(Header(1, /*flags=*/1) + "x", {0, 1}));
+    ChannelDriver driver(pair.parent.get());
+    EXPECT_TRUE(absl::IsDataLoss(driver.PumpUntilError(kTimeout)));
+  }
+  {
+    RawPair pair;  // what came with a frame cut short closes at once
+    ASSERT_TRUE(pair.WriteWithDescriptors(Header(10, /*flags=*/2) + "x", {0, 1}));
+    pair.CloseRaw();
+    ChannelDriver driver(pair.parent.get());
+    EXPECT_TRUE(absl::IsUnavailable(driver.PumpUntilError(kTimeout)));
+    // The channel's socket and the driver's epoll only.
+    EXPECT_EQ(transport_testing::CountOpenFds(), before + 2);
+  }
+  EXPECT_EQ(transport_testing::CountOpenFds(), before);
 }
 
 TEST(UnixTransportTest, ImpossibleLengthIsDataLoss) {

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
@@ -259,7 +261,9 @@ internal::PoolConfig MakeConfig(const Options& options) {
 }  // namespace
 
 ProcessPoolExecutor::ProcessPoolExecutor(Options options)
-    : pool_(std::make_unique<internal::Pool>(MakeConfig(options))) {}
+    : pool_(std::make_unique<internal::Pool>(MakeConfig(options))),
+      arrays_way_(pool_->ArraysByReference() ? ArrayTransfer::Way::kByReference
+                                             : ArrayTransfer::Way::kByValue) {}
 
 ProcessPoolExecutor::~ProcessPoolExecutor() = default;
 
@@ -267,6 +271,11 @@ const internal::TaskInfo& ProcessPoolExecutor::FindTaskOrThrow(const void* fn) {
   const internal::TaskInfo* task = internal::FindTaskByFunction(fn);
   if (task == nullptr) throw Error(internal::NotRegisteredMessage());
   return *task;
+}
+
+void ProcessPoolExecutor::ThrowIfArraysRefused(ArrayTransfer& arrays) {
+  const absl::Status refused = arrays.TakeArrayError();
+  if (!refused.ok()) throw std::invalid_argument(std::string(refused.message()));
 }
 
 void ProcessPoolExecutor::SubmitItem(internal::WorkItem item) {

@@ -47,6 +47,9 @@
 #include "executor/map_results.h"
 #include "executor/options.h"
 #include "executor/wait.h"
+#include "shared_array/shared_array.h"
+#include "shared_array/shared_array_codec.h"
+#include "shared_array/transfer.h"
 #include "worker/init.h"
 
 namespace procpool {
@@ -82,7 +85,13 @@ class ProcessPoolExecutor {
     auto state = std::make_shared<internal::State<R>>();
     internal::WorkItem item;
     item.task = task.name;
-    item.args.push_back(internal::EncodeArgs(fn, std::forward<A>(args)...));
+    {
+      ArrayTransfer arrays(arrays_way_);
+      ArrayTransferScope scope(&arrays);
+      item.args.push_back(internal::EncodeArgs(fn, std::forward<A>(args)...));
+      item.arrays = arrays.TakeOutgoing();
+      ThrowIfArraysRefused(arrays);
+    }
     item.state = state;
     item.timeout = options.timeout;
     SubmitItem(std::move(item));
@@ -135,9 +144,16 @@ class ProcessPoolExecutor {
   class Source;
 
   static const internal::TaskInfo& FindTaskOrThrow(const void* fn);
+  // std::invalid_argument if the codec refused a shared array of the
+  // arguments it just encoded (ArrayTransfer::TakeArrayError).
+  static void ThrowIfArraysRefused(ArrayTransfer& arrays);
   void SubmitItem(internal::WorkItem item);
 
   std::unique_ptr<internal::Pool> pool_;
+  // How shared arrays in arguments travel: by reference where every worker's
+  // channel carries descriptors (unix, shm), else by value (capnp, remote
+  // workers). Constant after construction.
+  const ArrayTransfer::Way arrays_way_;
 };
 
 // Reads a Map's input chunk by chunk and submits each chunk.
@@ -168,6 +184,9 @@ class ProcessPoolExecutor::Source final : public internal::ChunkSource<R> {
   std::optional<Chunk> Next() override {
     internal::WorkItem item;
     item.packed_args.ends.reserve(static_cast<size_t>(chunksize_));
+    // The chunk's shared arrays, indexed across all its elements.
+    ArrayTransfer arrays(executor_->arrays_way_);
+    ArrayTransferScope scope(&arrays);
     if constexpr (kLoneString) {
       for (int i = 0; i < chunksize_ && it_ != end_; ++i, ++it_) {
         internal::AddElement(&item, Encode(*it_));
@@ -194,6 +213,8 @@ class ProcessPoolExecutor::Source final : public internal::ChunkSource<R> {
       }
       if (packed) item.packed_args.bytes = w.Release();
     }
+    item.arrays = arrays.TakeOutgoing();
+    ProcessPoolExecutor::ThrowIfArraysRefused(arrays);
     const size_t n = item.size();
     if (n == 0) return std::nullopt;
     last_chunk_bytes_ = item.packed_args.bytes.size();

@@ -94,7 +94,9 @@ class ArrayTransfer {
   // used (a forged or stale handle, another element type, a descriptor that
   // is not its memfd, no memory to map it), as the codec noted it; such an
   // error fails the one task that was given the array, not the whole
-  // conversation. Taken: the next call returns OK until another is noted.
+  // conversation. Encoding: an output array that would go by value (its
+  // writes would not come back); the sender refuses the call. Taken: the
+  // next call returns OK until another is noted.
   void NoteArrayError(const absl::Status& status) {
     if (array_error_.ok()) array_error_ = status;
   }

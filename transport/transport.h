@@ -194,6 +194,10 @@ class Transport {
   // The registered name: "shm", "unix", "capnp".
   virtual absl::string_view name() const = 0;
 
+  // Whether the channels this transport makes for local workers carry
+  // descriptors (Channel::CarriesDescriptors); false by default.
+  virtual bool CarriesDescriptors() const { return false; }
+
   // How long a caller waiting for a result polls the channels (Poll) before
   // it sleeps: about one round trip of this transport with an awake worker,
   // so that a result due soon is taken with no wake-up at all (a sleeping

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "shared_array/transfer.h"
 
 namespace procpool {
 namespace internal {
@@ -26,7 +27,24 @@ absl::Status RunCompletion(Completion& c) {
     case Completion::Kind::kOutcomes:
       break;
   }
-  return c.state->Complete(std::move(c.outcomes));
+  // Shared arrays in the values resolve against the descriptors that came
+  // with the Result.
+  const std::shared_ptr<ArrayTransfer> arrays = c.outcomes.arrays;
+  ArrayTransferScope scope(arrays.get());
+  absl::Status completed = c.state->Complete(std::move(c.outcomes));
+  if (!completed.ok() && arrays != nullptr) {
+    // A shared array of the result could not be mapped here (a forged or
+    // stale handle, no descriptor or memory left): that future fails, the
+    // pool goes on.
+    const absl::Status array_error = arrays->TakeArrayError();
+    if (!array_error.ok()) {
+      c.state->TrySetException(std::make_exception_ptr(Error(absl::StrCat(
+          "A shared array in the result of task ", c.task,
+          " could not be used: ", array_error.message()))));
+      return absl::OkStatus();
+    }
+  }
+  return completed;
 }
 
 WorkerCrash UndecodableResultCrash(const Completion& c,

@@ -55,6 +55,8 @@ void RecordHandOut(Worker& w, WorkItem item, uint64_t work_id,
   call.task = item.task;
   call.args = std::move(item.args);
   call.packed_args = std::move(item.packed_args);
+  call.descriptors = static_cast<uint32_t>(item.arrays.size());
+  for (const SharedBuffer& b : item.arrays) out->fds.push_back(b.fd());
   if (wire::HasExternalBlobs(call)) {
     // Sent from the arguments themselves (a 64 MiB argument is not copied
     // into a frame); the transport and the pool share them.

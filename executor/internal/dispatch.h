@@ -76,6 +76,9 @@ struct OutgoingCall {
   std::string frame;
   std::vector<absl::string_view> parts;
   std::shared_ptr<SentCall> sent;
+  // The memfds of the call's shared arrays (WorkItem::arrays, which the
+  // worker's record keeps open), to go beside the frame.
+  std::vector<int> fds;
 };
 
 // Records that `w` takes `item` as work `work_id` (w.assigned, its deadline

@@ -28,6 +28,8 @@
 #include "serialization/packed.h"
 
 namespace procpool {
+
+class ArrayTransfer;  // shared_array/transfer.h
 namespace internal {
 
 class StateBase;
@@ -78,6 +80,10 @@ struct CallOutcomes {
   std::vector<ElementOutcome> elements;
   PackedElements values;
   std::vector<std::pair<size_t, std::exception_ptr>> errors;
+  // The descriptors that came beside the Result, for the shared arrays its
+  // values name by reference (decoded in its scope: completion_queue.cc);
+  // null if none came.
+  std::shared_ptr<ArrayTransfer> arrays;
 
   size_t size() const {
     return elements.empty() ? values.size() : elements.size();

@@ -213,10 +213,23 @@ size_t Pool::HandOut(size_t max_in_flight) {
     Worker* w = out.worker;
     if (state_.broken()) return 0;
     if (w->channel == nullptr) continue;  // failed earlier; its exit follows
-    absl::Status sent =
-        out.sent != nullptr
-            ? w->channel->SendParts(std::move(out.parts), std::move(out.sent))
-            : w->channel->Send(std::move(out.frame));
+    absl::Status sent;
+    if (!out.fds.empty()) {
+      // Shared arrays: their memfds go beside the frame.
+      std::shared_ptr<const void> owner = std::move(out.sent);
+      if (owner == nullptr) {
+        auto frame = std::make_shared<std::string>(std::move(out.frame));
+        out.parts = {*frame};
+        owner = std::move(frame);
+      }
+      sent = w->channel->SendPartsWithDescriptors(std::move(out.parts),
+                                                  std::move(owner), out.fds);
+    } else {
+      sent = out.sent != nullptr
+                 ? w->channel->SendParts(std::move(out.parts),
+                                         std::move(out.sent))
+                 : w->channel->Send(std::move(out.frame));
+    }
     if (!sent.ok()) {
       OnChannelError(*w, sent);
       continue;

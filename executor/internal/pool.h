@@ -177,6 +177,13 @@ class Pool {
   // Pids of the live workers (for tests and statistics).
   std::vector<pid_t> WorkerPids() const;
 
+  // Whether shared arrays can go by reference to every worker of this pool:
+  // local workers over a transport whose channels carry descriptors.
+  bool ArraysByReference() const {
+    return config_.remote_workers.empty() && config_.transport != nullptr &&
+           config_.transport->CarriesDescriptors();
+  }
+
   // A snapshot taken by the manager thread (empty before the first Submit).
   std::vector<WorkerStats> Stats();
 

@@ -5,10 +5,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/big_buffers.h"
+#include "common/unique_fd.h"
 #include "core/exception_registry.h"
 #include "core/task.h"
 #include "executor/internal/pool.h"
 #include "glog/logging.h"
+#include "shared_array/transfer.h"
 
 namespace procpool {
 namespace internal {
@@ -152,6 +154,17 @@ void Pool::HandleResult(Worker& w, wire::Result& result) {
       return;
     }
   }
+  std::shared_ptr<ArrayTransfer> arrays;
+  if (result.descriptors > 0) {
+    absl::StatusOr<std::vector<UniqueFd>> fds =
+        w.channel->TakeDescriptors(result.descriptors);
+    if (!fds.ok()) {
+      OnChannelError(w, fds.status());
+      return;
+    }
+    arrays = std::make_shared<ArrayTransfer>(ArrayTransfer::Way::kByReference);
+    arrays->SetIncoming(*std::move(fds), /*cache=*/nullptr);
+  }
   Assigned done = std::move(w.assigned.front());
   w.assigned.pop_front();
   ++w.tasks_run;
@@ -171,6 +184,7 @@ void Pool::HandleResult(Worker& w, wire::Result& result) {
     return RebuildException(e.type_name, e.message, std::move(info));
   };
   CallOutcomes outcomes;
+  outcomes.arrays = std::move(arrays);
   if (result.outcomes.empty()) {
     // Packed: the values stay in one buffer (CallOutcomes).
     outcomes.values = std::move(result.packed_values);

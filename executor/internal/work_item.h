@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "executor/internal/future_state.h"
 #include "serialization/packed.h"
+#include "shared_array/shared_buffer.h"
 
 namespace procpool {
 namespace internal {
@@ -22,6 +23,10 @@ struct WorkItem {
   // while the work runs, to run it again after a worker death.
   std::vector<std::string> args;
   PackedElements packed_args;
+  // The shared arrays the arguments name by reference, by index: their
+  // memfds go beside the Call (wire::Call::descriptors), and these copies
+  // keep them open while the work may still be sent.
+  std::vector<SharedBuffer> arrays;
   std::shared_ptr<StateBase> state;
   // Per-task timeout (TaskOptions / MapOptions::chunk_timeout).
   absl::Duration timeout = absl::InfiniteDuration();

@@ -55,6 +55,7 @@ class ShmTransport final : public Transport {
   }
 
   absl::string_view name() const override { return kShmTransportName; }
+  bool CarriesDescriptors() const override { return true; }
 
   absl::StatusOr<ChannelPair> CreatePair() override {
     const uint64_t ring_bytes = options_.ring_bytes;

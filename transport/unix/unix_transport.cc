@@ -34,6 +34,7 @@ static_assert(kUnixFrameHeaderSize == kFrameHeaderSize);
 class UnixTransport final : public Transport {
  public:
   absl::string_view name() const override { return kUnixTransportName; }
+  bool CarriesDescriptors() const override { return true; }
 
   absl::StatusOr<ChannelPair> CreatePair() override {
     int sv[2];

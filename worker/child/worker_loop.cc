@@ -7,11 +7,17 @@
 
 #include <string>
 
+#include <vector>
+
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
+#include "common/unique_fd.h"
 #include "core/exception_registry.h"
 #include "core/task.h"
 #include "glog/logging.h"
 #include "serialization/wire.h"
+#include "shared_array/mapping_cache.h"
+#include "shared_array/transfer.h"
 #include "worker/child/crash_reporter.h"
 #include "worker/child/throw_site.h"
 #include "worker/child/worker_hooks.h"
@@ -32,6 +38,13 @@ wire::ExceptionInfo CurrentException(absl::string_view task) {
   return info;
 }
 
+// The shared arrays this worker was sent, mapped once each (bounded; a
+// buffer evicted or not yet seen comes with its descriptor again).
+MappingCache& WorkerArrayCache() {
+  static MappingCache* const cache = new MappingCache();
+  return *cache;
+}
+
 // Options::max_memory_bytes_per_worker as the Config said; 0: none.
 int64_t memory_limit_bytes = 0;
 
@@ -46,6 +59,18 @@ bool RunGuarded(const internal::TaskInfo& task, Run run,
   try {
     absl::Status decoded = run();
     RecordThrowSites(false);
+    ArrayTransfer* arrays = CurrentArrayTransfer();
+    absl::Status array_error =
+        arrays != nullptr ? arrays->TakeArrayError() : absl::OkStatus();
+    if (!decoded.ok() && !array_error.ok()) {
+      // A shared array it was given could not be used: this task fails,
+      // the worker goes on.
+      exception->type_name = "procpool::Error";
+      exception->message = absl::StrCat(
+          "task ", task.name, " could not use a shared array argument: ",
+          array_error.message());
+      return false;
+    }
     if (!decoded.ok()) {
       *protocol_error = absl::DataLossError(
           absl::StrCat("worker could not decode the arguments of task ",
@@ -322,6 +347,19 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
                    absl::DataLossError(absl::StrCat(
                        "unexpected message: ", wire::MessageKind(*message))));
     }
+    // Shared arrays: those of the arguments came beside the frame; those of
+    // the values go beside the Result (both by reference where the channel
+    // carries descriptors).
+    ArrayTransfer arrays(channel->CarriesDescriptors()
+                             ? ArrayTransfer::Way::kByReference
+                             : ArrayTransfer::Way::kByValue);
+    if (call->descriptors > 0) {
+      absl::StatusOr<std::vector<UniqueFd>> fds =
+          channel->TakeDescriptors(call->descriptors);
+      if (!fds.ok()) return Fatal(*channel, fds.status());
+      arrays.SetIncoming(*std::move(fds), &WorkerArrayCache());
+    }
+    ArrayTransferScope arrays_scope(&arrays);
     wire::Result result;
     result.work_id = call->work_id;
     const internal::TaskInfo* task = internal::FindTaskByName(call->task);
@@ -336,6 +374,8 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
     }
     call->args.clear();
     call->packed_args.clear();
+    result.descriptors = static_cast<uint32_t>(arrays.outgoing_count());
+    const std::vector<int> fds = arrays.OutgoingFds();
     // Big values go from their own strings into the transport.
     absl::Status sent;
     if (wire::HasExternalBlobs(result)) {
@@ -343,12 +383,18 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
       const std::vector<absl::string_view> parts =
           wire::EncodeMessageParts(result, &header);
       if (hooks != nullptr) hooks->OnResultEncoded(call->task);
-      sent = channel->SendBlockingParts(parts);
+      sent = fds.empty()
+                 ? channel->SendBlockingParts(parts)
+                 : channel->SendBlockingPartsWithDescriptors(parts, fds);
     } else {
       const std::string frame = wire::EncodeMessage(result);
       if (hooks != nullptr) hooks->OnResultEncoded(call->task);
-      sent = channel->SendBlocking(frame);
+      const absl::string_view whole = frame;
+      sent = fds.empty() ? channel->SendBlocking(frame)
+                         : channel->SendBlockingPartsWithDescriptors(
+                               absl::MakeConstSpan(&whole, 1), fds);
     }
+    WorkerArrayCache().Trim();
     if (!sent.ok()) {
       VLOG(1) << "worker " << getpid() << ": send failed: " << sent;
       return 0;

@@ -5,12 +5,14 @@ Reads the JSON lines of tools/bench --json and tools/bench_python.py --json
 ({"system": S, "metric": M, "value": V}) from the files named on the command
 line and prints a Markdown table: one row per metric, one column per system,
 then for each procpool system its ratio against the baseline system
-(cpython-forkserver unless --baseline says otherwise).
+(cpython-forkserver unless --baseline says otherwise), and against the best
+Python system of each row.
 
 A ratio above 1 means procpool is better by that factor:
   throughput (metrics ending in _per_s):         procpool / python
   times (roundtrip_us_*, crash_detect_ms,
-         first_result_ms_*):                     python / procpool
+         first_result_ms_*, array_roundtrip_*,
+         transform_*):                           python / procpool
 
 Usage: bench_compare.py [--baseline=SYSTEM] FILE...
 """
@@ -26,13 +28,18 @@ METRICS = [
     "roundtrip_us_p99",
     "echo_1MiB_MB_per_s",
     "echo_64MiB_MB_per_s",
+    "array_roundtrip_64MiB_us",
+    "array_roundtrip_1GiB_us",
+    "transform_1GiB_ms",
+    "transform_1GiB_threads_ms",
     "crash_detect_ms",
     "first_result_ms_fork",
     "first_result_ms_forkserver",
     "first_result_ms_forkserver_cold",
     "first_result_ms_spawn",
 ]
-PYTHON_SYSTEMS = ["cpython-fork", "cpython-forkserver", "loky", "pebble"]
+PYTHON_SYSTEMS = ["cpython-fork", "cpython-forkserver", "loky", "pebble",
+                  "cpython-shm"]
 
 
 def higher_is_better(metric):
@@ -75,7 +82,8 @@ def main(argv):
     rows = [m for m in METRICS if m in metrics] + [m for m in metrics if m not in METRICS]
 
     header = ["metric"] + ours + theirs + [
-        "%s vs %s" % (s, args.baseline) for s in ours]
+        "%s vs %s" % (s, args.baseline) for s in ours] + [
+        "%s vs best python" % s for s in ours]
     out = ["| " + " | ".join(header) + " |",
            "|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|"]
     for m in rows:
@@ -88,6 +96,17 @@ def main(argv):
             else:
                 ratio = v / base if higher_is_better(m) else base / v
                 cells.append("%.2fx" % ratio)
+        # Against the best of Python's columns for this row (the issues'
+        # "ahead of every Python row").
+        python = [values[(s, m)] for s in theirs
+                  if (s, m) in values and values[(s, m)] > 0]
+        best = (max(python) if higher_is_better(m) else min(python)) if python else None
+        for s in ours:
+            v = values.get((s, m))
+            if v is None or best is None or v <= 0:
+                cells.append("-")
+            else:
+                cells.append("%.2fx" % (v / best if higher_is_better(m) else best / v))
         out.append("| " + " | ".join(cells) + " |")
     print("\n".join(out))
     print("\nRatios: above 1 means procpool is better by that factor "

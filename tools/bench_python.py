@@ -10,6 +10,9 @@ tools/bench/workloads.h and tools/BENCHMARKS.md), measured on:
                       "loky" context: fork+exec, like spawn)
   pebble              pebble.ProcessPool (multiprocessing's default context:
                       fork on Linux with Python 3.11)
+  cpython-shm         the forkserver pool with numpy arrays in
+                      multiprocessing.shared_memory (the arrays workload
+                      only; the systems above pass the arrays pickled)
 
 each with 2 workers. A library that cannot be imported is skipped with a note
 on stderr (Debian: apt-get install python3-joblib python3-pebble; use
@@ -44,8 +47,20 @@ import sys
 import tempfile
 import time
 
-SYSTEMS = ["cpython-fork", "cpython-forkserver", "loky", "pebble"]
-WORKLOADS = ["first_result", "submit", "map", "roundtrip", "echo", "crash"]
+try:
+    # At the top, so that a worker imports it with this module (during the
+    # warm-up), not inside the first timed array task.
+    import numpy as np
+except ImportError:  # only the arrays workload needs it
+    np = None
+
+SYSTEMS = ["cpython-fork", "cpython-forkserver", "loky", "pebble", "cpython-shm"]
+WORKLOADS = ["first_result", "submit", "map", "roundtrip", "echo", "arrays",
+             "crash"]
+# Systems that run only some workloads: cpython-shm is CPython's forkserver
+# pool with numpy arrays in multiprocessing.shared_memory (the arrays
+# workload's other way); the others pass arrays pickled.
+ONLY_WORKLOADS = {"cpython-shm": ["arrays"]}
 FIRST_RESULT_METHODS = ["fork", "forkserver", "spawn"]
 
 # --- The tasks (tools/bench/tasks.h has their C++ twins) ---------------------
@@ -72,6 +87,54 @@ def busy_announce(directory, index, ms):
     open(os.path.join(directory, "%d-%d" % (index, os.getpid())), "w").close()
     time.sleep(ms / 1000.0)
     return os.getpid()
+
+
+# numpy arrays (the arrays workload; tools/bench/array_workloads.h has the
+# C++ twins). Pickled: the array itself is the argument and the result.
+
+
+def echo_array(a):
+    return a
+
+
+def transform_pickled(xs):
+    return _transform(xs)
+
+
+# In multiprocessing.shared_memory: only the block's name travels.
+
+
+def _attach(name, n):
+    """The float64 array of n elements in shared memory block `name`."""
+    from multiprocessing import shared_memory
+
+    # Attaching registers the block with the resource tracker again; under
+    # forkserver the workers share the parent's tracker, so that is a no-op
+    # (unregistering here would drop the parent's registration).
+    shm = shared_memory.SharedMemory(name=name)
+    return shm, np.ndarray((n,), dtype=np.float64, buffer=shm.buf)
+
+
+def echo_shm(name, n):
+    shm, a = _attach(name, n)
+    del a
+    shm.close()
+    return name
+
+
+def transform_shm(xname, yname, n, part, parts):
+    xshm, x = _attach(xname, n)
+    yshm, y = _attach(yname, n)
+    begin, end = n * part // parts, n * (part + 1) // parts
+    y[begin:end] = _transform(x[begin:end])
+    del x, y
+    xshm.close()
+    yshm.close()
+    return end - begin
+
+
+def _transform(xs):
+    return np.sqrt(xs) * 0.5 + 1
 
 
 # --- One adapter per library -------------------------------------------------
@@ -159,6 +222,10 @@ def make_system(name):
         return Loky()
     if name == "pebble":
         return Pebble()
+    if name == "cpython-shm":
+        if np is None:
+            raise ImportError("cpython-shm needs numpy")
+        return CPython("forkserver")
     raise ValueError("unknown system %r (known: %s)" % (name, ", ".join(SYSTEMS)))
 
 
@@ -354,6 +421,100 @@ def run_echo(sysm, pool, args, progress):
     return figures
 
 
+def run_arrays(sysm, pool, args, progress, shared):
+    """array_roundtrip_64MiB_us, array_roundtrip_1GiB_us, transform_1GiB_ms:
+    numpy float64 arrays pickled (shared=False) or in shared memory."""
+    import numpy as np
+    from multiprocessing import shared_memory
+
+    small, big = args.array_small_bytes // 8, args.array_big_bytes // 8
+    blocks = []
+
+    def make(n):
+        if not shared:
+            return None, np.arange(n, dtype=np.float64) % 4096
+        shm = shared_memory.SharedMemory(create=True, size=max(8, n * 8))
+        blocks.append(shm)
+        a = np.ndarray((n,), dtype=np.float64, buffer=shm.buf)
+        a[:] = np.arange(n, dtype=np.float64) % 4096
+        return shm, a
+
+    figures = []
+    done = 0
+    total = 2 * args.array_roundtrip_reps + args.reps + 1
+    try:
+        arrays = {}
+        for metric, n, reps in (("array_roundtrip_64MiB_us", small, args.array_roundtrip_reps),
+                                # Pickled, 1 GiB costs seconds a trip: 3 of them.
+                                ("array_roundtrip_1GiB_us", big,
+                                 args.array_roundtrip_reps if shared
+                                 else min(3, args.array_roundtrip_reps))):
+            shm, a = make(n)
+            arrays[n] = (shm, a)
+            us = []
+            for r in range(reps + 1):  # the first one is a warm-up
+                start = time.perf_counter()
+                if shared:
+                    name = sysm.submit(pool, echo_shm, shm.name, n).result()
+                    back_shm = shared_memory.SharedMemory(name=name)
+                    back = np.ndarray((n,), dtype=np.float64, buffer=back_shm.buf)
+                    ok = back[n // 2] == a[n // 2]
+                    del back
+                    back_shm.close()
+                else:
+                    back = sysm.submit(pool, echo_array, a).result()
+                    ok = back.shape == a.shape and back[n // 2] == a[n // 2]
+                    del back
+                if r > 0:
+                    us.append((time.perf_counter() - start) * 1e6)
+                if not ok:
+                    raise RuntimeError("arrays: the array came back changed")
+                done += 1
+                progress.update(done, total)
+            figures.append((metric, statistics.median(us), "us",
+                            "%s of %d MiB into a task that returns it; median of %d" % (
+                                "numpy array in shared_memory" if shared else "pickled numpy array",
+                                n * 8 >> 20, reps)))
+        xshm, x = arrays[big]
+        parts = args.workers
+        if shared:
+            yshm, y = make(big)
+        ms = []
+        for r in range(args.reps + 1):  # the first one faults pages in
+            start = time.perf_counter()
+            if shared:
+                fs = [sysm.submit(pool, transform_shm, xshm.name, yshm.name, big, p, parts)
+                      for p in range(parts)]
+                for f in fs:
+                    f.result()
+            else:
+                fs = [sysm.submit(pool, transform_pickled,
+                                  x[big * p // parts:big * (p + 1) // parts])
+                      for p in range(parts)]
+                y = np.concatenate([f.result() for f in fs])
+            if r > 0:
+                ms.append((time.perf_counter() - start) * 1e3)
+            done += 1
+            progress.update(done, total)
+        if abs(y[big - 1] - (np.sqrt(x[big - 1]) * 0.5 + 1)) > 1e-9:
+            raise RuntimeError("arrays: wrong transform")
+        figures.append(("transform_1GiB_ms", statistics.median(ms), "ms",
+                        "sqrt(x)*0.5+1 over %d MiB in %d slices, %s; %s" % (
+                            big * 8 >> 20, parts,
+                            "each written into a shared output array" if shared
+                            else "pickled out and back, concatenated",
+                            reps_note(args.reps))))
+        del x, y, arrays
+    finally:
+        for shm in blocks:
+            try:
+                shm.close()
+            except BufferError:
+                pass  # a view still exported: freed with the process
+            shm.unlink()
+    return figures
+
+
 def crash_detect_ms(sysm, args):
     pool = sysm.make_pool(args.workers)
     warm_up(sysm, pool, args)
@@ -410,20 +571,26 @@ def run_crash(sysm, args, progress):
 def run_one_system(name, args):
     """Runs the selected workloads on `name` in this process; returns figures."""
     sysm = make_system(name)
-    selected = [w for w in WORKLOADS if w in args.only]
+    selected = [w for w in WORKLOADS if w in args.only and
+                w in ONLY_WORKLOADS.get(name, WORKLOADS)]
     progress = Progress(name, len(selected))
     figures = []
     if "first_result" in selected:  # first: the cold fork-server figure
         progress.begin("first_result")
         figures += run_first_result(sysm, args, progress)
         progress.end()
-    shared = [w for w in ("submit", "map", "roundtrip", "echo") if w in selected]
+    shared = [w for w in ("submit", "map", "roundtrip", "echo", "arrays")
+              if w in selected]
     if shared:
         pool = sysm.make_pool(args.workers)
         warm_up(sysm, pool, args)
         for w in shared:
             progress.begin(w)
-            figures += globals()["run_" + w](sysm, pool, args, progress)
+            if w == "arrays":
+                figures += run_arrays(sysm, pool, args, progress,
+                                      shared=name == "cpython-shm")
+            else:
+                figures += globals()["run_" + w](sysm, pool, args, progress)
             progress.end()
         sysm.shutdown(pool)
     if "crash" in selected:
@@ -455,6 +622,9 @@ def parse_args(argv):
     p.add_argument("--echo-large-reps", type=int, default=5)
     p.add_argument("--crash-reps", type=int, default=3)
     p.add_argument("--first-result-reps", type=int, default=5)
+    p.add_argument("--array-small-bytes", type=int, default=64 << 20)
+    p.add_argument("--array-big-bytes", type=int, default=1 << 30)
+    p.add_argument("--array-roundtrip-reps", type=int, default=20)
     p.add_argument("--one-system", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -466,6 +636,9 @@ def parse_args(argv):
         args.echo_large_reps = 1
         args.crash_reps = 1
         args.first_result_reps = 1
+        args.array_small_bytes = 1 << 20
+        args.array_big_bytes = 16 << 20
+        args.array_roundtrip_reps = 2
     args.only = [w for w in args.only.split(",") if w]
     for w in args.only:
         if w not in WORKLOADS:

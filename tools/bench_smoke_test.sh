@@ -21,7 +21,8 @@ status=0
 for metric in submit_throughput_tasks_per_s map_chunk256_items_per_s \
   roundtrip_us_p50 roundtrip_us_p99 echo_1MiB_MB_per_s echo_64MiB_MB_per_s \
   crash_detect_ms first_result_ms_fork first_result_ms_forkserver \
-  first_result_ms_spawn; do
+  first_result_ms_spawn array_roundtrip_64MiB_us array_roundtrip_1GiB_us \
+  transform_1GiB_ms transform_1GiB_threads_ms; do
   pattern="^\{\"system\": \"procpool-$TRANSPORT\", \"metric\": \"$metric\", \"value\": [0-9.]+\}$"
   n="$(grep -cE "$pattern" <<<"$out" || true)"
   if [[ "$n" != 1 ]]; then

@@ -31,6 +31,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "executor/process_pool_executor.h"
+#include "tools/bench/array_workloads.h"
 #include "tools/bench/report.h"
 #include "tools/bench/workloads.h"
 #include "transport/transport.h"
@@ -52,14 +53,15 @@ ABSL_FLAG(int, reps, 0,
           "for profiling one workload with perf.");
 ABSL_FLAG(std::string, only, "",
           "Comma-separated subset of the workloads first_result, submit, map, "
-          "roundtrip, echo, crash (empty: all).");
+          "roundtrip, echo, arrays, crash (empty: all).");
 
 namespace procpool {
 namespace bench {
 namespace {
 
 const char* const kWorkloads[] = {"first_result", "submit", "map",
-                                  "roundtrip",    "echo",   "crash"};
+                                  "roundtrip",    "echo",   "arrays",
+                                  "crash"};
 
 StartMethod ParseStartMethodOrDie(const std::string& name) {
   if (name == "fork") return StartMethod::kFork;
@@ -145,6 +147,11 @@ int Main() {
     if (selected.count("echo")) {
       progress.Begin("echo (1 MiB, 64 MiB)");
       append(RunEcho(config, shared_pool(), progress));
+      progress.End();
+    }
+    if (selected.count("arrays")) {
+      progress.Begin("arrays (round trips, split transform)");
+      append(RunArrays(config, shared_pool(), progress));
       progress.End();
     }
   }

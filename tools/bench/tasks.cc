@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -24,11 +26,29 @@ int BusyAnnounce(const std::string& dir, int index, int ms) {
   return getpid();
 }
 
+SharedArray<double> EchoArray(SharedArray<double> xs) { return xs; }
+
+void TransformSlice(const double* x, double* y, size_t n, int64_t part,
+                    int64_t parts) {
+  const size_t begin = n * part / parts, end = n * (part + 1) / parts;
+  for (size_t i = begin; i < end; ++i) y[i] = std::sqrt(x[i]) * 0.5 + 1;
+}
+
+int64_t TransformTask(SharedArray<double> x, SharedArray<double> y,
+                      int64_t part, int64_t parts) {
+  const SharedArray<double>& in = x;
+  TransformSlice(in.data(), y.data(), in.size(), part, parts);
+  return static_cast<int64_t>(in.size() * (part + 1) / parts -
+                              in.size() * part / parts);
+}
+
 PROCPOOL_TASK(Noop);
 PROCPOOL_TASK(Identity);
 PROCPOOL_TASK(Echo);
 PROCPOOL_TASK(GetPid);
 PROCPOOL_TASK(BusyAnnounce);
+PROCPOOL_TASK(EchoArray);
+PROCPOOL_TASK(TransformTask);
 
 }  // namespace bench
 }  // namespace procpool

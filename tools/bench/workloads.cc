@@ -123,6 +123,9 @@ Config Config::Quick(Config base) {
   base.echo_large_reps = 1;
   base.crash_reps = 1;
   base.first_result_reps = 1;
+  base.array_small_bytes = size_t{1} << 20;
+  base.array_big_bytes = size_t{16} << 20;
+  base.array_roundtrip_reps = 2;
   return base;
 }
 

@@ -36,6 +36,10 @@ struct Config {
   int echo_large_reps = 5;     // echo_64MiB_MB_per_s
   int crash_reps = 3;          // crash_detect_ms (median)
   int first_result_reps = 5;   // first_result_ms_* (median)
+  // array_workloads.h: the two array sizes, the round trips per size.
+  size_t array_small_bytes = size_t{64} << 20;
+  size_t array_big_bytes = size_t{1} << 30;
+  int array_roundtrip_reps = 20;
 
   // Every workload shrunk to a smoke run (seconds, not minutes).
   static Config Quick(Config base);

@@ -1,7 +1,8 @@
 // A Channel over a connected stream socket (see stream_channel.h).
 //
 // Data flow inside one channel:
-//   Send()          -> out_ (header + payload, moved in, never copied)
+//   Send()          -> out_ (a StreamWriter, stream_writer.h: header +
+//                      payload, moved in, never copied)
 //                   -> sendmsg(iovec over queued frames, MSG_NOSIGNAL)
 //   recv()          -> in_buf_ (headers and small frames, many per read)
 //                      or straight into the payload being assembled (the
@@ -20,14 +21,11 @@
 //                      caller may close its own at once); the header
 //                      announces how many
 //                   -> SCM_RIGHTS on the sendmsg() that writes the frame's
-//                      first byte; such a frame always starts a sendmsg() of
-//                      its own (a frame without descriptors is gathered as
-//                      before). The kernel attaches them to the first skb of
-//                      that sendmsg(), so they go exactly once, with byte 0
-//                      of the frame, however the write is cut short.
-//   recvmsg()       -> with room for SCM_MAX_FD descriptors, MSG_CMSG_CLOEXEC
-//                      (every read of such a channel: a plain recv() would
-//                      make the kernel drop them) -> fds_in_, in order
+//                      first byte (stream_writer.h says how)
+//   recvmsg()       -> ReceiveWithRights() (scm_rights.h: room for SCM_MAX_FD
+//                      descriptors, MSG_CMSG_CLOEXEC) on every read of such a
+//                      channel (a plain recv() would make the kernel drop
+//                      them) -> fds_in_ (descriptor_queue.h), in order
 //   after each read: every header parsed must have had its descriptors
 //                      (they came with its first byte, so no later), and at
 //                      most one header's worth may be ahead of its header
@@ -37,16 +35,10 @@
 #include "transport/stream_channel.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <deque>
 #include <memory>
 #include <string>
 #include <utility>
@@ -57,15 +49,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "common/big_buffers.h"
 #include "common/posix_error.h"
 #include "common/spin.h"
 #include "common/status_macros.h"
-#include "common/sys.h"
 #include "common/unique_fd.h"
+#include "transport/descriptor_queue.h"
 #include "transport/frame_assembler.h"
 #include "transport/frame_header.h"
-#include "transport/out_frame.h"
+#include "transport/scm_rights.h"
+#include "transport/stream_writer.h"
 #include "transport/transport.h"
 
 namespace procpool {
@@ -78,8 +70,6 @@ constexpr size_t kInBufSize = 256 << 10;
 constexpr size_t kDirectReadMin = 64 << 10;
 // Bytes one Pump() reads at most while the channel is healthy.
 constexpr size_t kMaxReadPerPump = 32 << 20;
-// iovecs per sendmsg(): two per queued frame.
-constexpr int kMaxIov = 128;
 // How long a worker's ReceiveBlocking() polls the socket (recv with
 // MSG_DONTWAIT, ~0.3 us each) before it sleeps in recv(). A sleeping worker
 // costs the next call a wake-up (~15-30 us on a 2-core VM); a worker that
@@ -88,38 +78,6 @@ constexpr int kMaxIov = 128;
 constexpr int64_t kReceiveSpinNs = 20'000;
 
 static_assert(kMaxFrameDescriptors == Channel::kMaxDescriptorsPerFrame);
-// The most descriptors the kernel passes in one message (SCM_MAX_FD, not in
-// the user-space headers): one recvmsg() never brings more.
-constexpr size_t kScmMaxFd = 253;
-
-// Room for the control message of a frame's descriptors (sending).
-union SendControl {
-  struct cmsghdr align;
-  char bytes[CMSG_SPACE(sizeof(int) * kMaxFrameDescriptors)];
-};
-// Room for any SCM_RIGHTS message the kernel may deliver (receiving).
-union ReceiveControl {
-  struct cmsghdr align;
-  char bytes[CMSG_SPACE(sizeof(int) * kScmMaxFd)];
-};
-
-// Puts `fds` (1..kMaxFrameDescriptors) in `msg` as SCM_RIGHTS, in `control`.
-void AttachDescriptors(absl::Span<const int> fds, SendControl* control,
-                       struct msghdr* msg) {
-  msg->msg_control = control->bytes;
-  msg->msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-  struct cmsghdr* cmsg = CMSG_FIRSTHDR(msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-  memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
-}
-
-// `status` with `context` put before its message, code unchanged.
-absl::Status Annotate(const absl::Status& status, absl::string_view context) {
-  return absl::Status(status.code(),
-                      absl::StrCat(context, ": ", status.message()));
-}
 
 class StreamChannelImpl final : public StreamChannel {
  public:
@@ -128,8 +86,10 @@ class StreamChannelImpl final : public StreamChannel {
       : fd_(std::move(fd)),
         format_(format),
         peer_(peer),
+        out_(fd_.get(), format_, peer_),
         in_buf_(new char[kInBufSize]),
-        in_frames_(format_, FrameAssembler::kGrowWithArrival, peer_) {}
+        in_frames_(format_, FrameAssembler::kGrowWithArrival, peer_),
+        fds_in_(format_.name, peer_) {}
 
   StreamChannelImpl(const StreamChannelImpl&) = delete;
   StreamChannelImpl& operator=(const StreamChannelImpl&) = delete;
@@ -158,7 +118,7 @@ class StreamChannelImpl final : public StreamChannel {
     }
     if (!status_.ok()) return status_;
     std::vector<UniqueFd> copies;
-    RETURN_IF_ERROR(DuplicateDescriptors(fds, &copies));
+    RETURN_IF_ERROR(DuplicateDescriptorsToSend(format_.name, fds, &copies));
     return Enqueue(std::move(parts), std::string(), std::move(owner),
                    std::move(copies));
   }
@@ -169,42 +129,19 @@ class StreamChannelImpl final : public StreamChannel {
     if (!format_.descriptors) {
       return Channel::SendBlockingPartsWithDescriptors(parts, fds);
     }
-    RETURN_IF_ERROR(CheckDescriptorCount(fds.size()));
-    // A bad one would fail sendmsg() and with it the channel.
-    for (int fd : fds) {
-      if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            format_.name, ": descriptor ", fd, " to send is not open"));
-      }
-    }
+    RETURN_IF_ERROR(CheckDescriptorsToSend(format_.name, fds));
     return SendBlockingFrame(parts, fds);
   }
 
   absl::StatusOr<std::vector<UniqueFd>> TakeDescriptors(size_t n) override {
     if (!format_.descriptors || n == 0) return Channel::TakeDescriptors(n);
-    const uint64_t owed = fds_handed_out_ - fds_taken_;
-    if (fds_lost_ || n > owed || n > fds_in_.size()) {
-      return absl::DataLossError(absl::StrCat(
-          format_.name, ": ", n, " descriptors asked for, but the frames "
-          "handed out so far brought only ",
-          fds_lost_ ? 0 : std::min<uint64_t>(owed, fds_in_.size()),
-          " more from the ", peer_,
-          fds_lost_ ? " (its descriptors were inconsistent: all dropped)" : ""));
-    }
-    std::vector<UniqueFd> taken;
-    taken.reserve(n);
-    for (size_t i = 0; i < n; ++i) {
-      taken.push_back(std::move(fds_in_.front()));
-      fds_in_.pop_front();
-    }
-    fds_taken_ += n;
-    return taken;
+    return fds_in_.Take(n);
   }
 
   absl::Status Pump(std::vector<std::string>* frames) override {
     TakeReady(frames);
     if (status_.ok() && !out_.empty()) {
-      absl::Status s = Flush();
+      absl::Status s = out_.Flush();
       if (!s.ok()) SetError(s);
     }
     if (!input_done_) ReadAvailable(frames);
@@ -231,7 +168,7 @@ class StreamChannelImpl final : public StreamChannel {
     for (;;) {
       if (ready_next_ < ready_.size()) {
         std::string frame = std::move(ready_[ready_next_]);
-        if (format_.descriptors) fds_handed_out_ += ready_counts_[ready_next_];
+        if (format_.descriptors) fds_in_.HandedOut(ready_counts_[ready_next_]);
         ++ready_next_;
         if (ready_next_ == ready_.size()) {
           ready_.clear();
@@ -255,7 +192,7 @@ class StreamChannelImpl final : public StreamChannel {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
           // A descriptor someone made non-blocking: wait like a blocking one.
-          absl::Status s = WaitFor(POLLIN);
+          absl::Status s = WaitReadable();
           if (!s.ok()) FailInput(s);
           continue;
         }
@@ -271,7 +208,7 @@ class StreamChannelImpl final : public StreamChannel {
               format_.descriptors ? &ready_counts_ : nullptr);
       if (format_.descriptors) {
         for (size_t i = before; i < ready_counts_.size(); ++i) {
-          fds_completed_ += ready_counts_[i];
+          fds_in_.Completed(ready_counts_[i]);
         }
         CheckDescriptors();
       }
@@ -279,99 +216,16 @@ class StreamChannelImpl final : public StreamChannel {
   }
 
  private:
-  // A frame queued by Send (its bytes are `payload`) or SendParts (`parts`,
-  // whose bytes `owner` keeps alive).
-  using OutFrame = procpool::OutFrame<kFrameHeaderSize>;
-
-  absl::Status CheckDescriptorCount(size_t n) const {
-    if (n <= kMaxFrameDescriptors) return absl::OkStatus();
-    return absl::InvalidArgumentError(
-        absl::StrCat(format_.name, ": ", n,
-                     " descriptors for one frame; the limit is ",
-                     kMaxFrameDescriptors));
-  }
-
-  // Close-on-exec duplicates of `fds` in `*copies`; kInvalidArgument for too
-  // many or one that is not open, the dup's error otherwise.
-  absl::Status DuplicateDescriptors(absl::Span<const int> fds,
-                                    std::vector<UniqueFd>* copies) const {
-    RETURN_IF_ERROR(CheckDescriptorCount(fds.size()));
-    copies->reserve(fds.size());
-    for (int fd : fds) {
-      UniqueFd copy(fd < 0 ? -1 : GetSys().DupCloexec(fd, 0));
-      if (!copy.valid()) {
-        const int error_number = fd < 0 ? EBADF : errno;
-        const absl::Status s = PosixError(
-            absl::StrCat(format_.name, ": duplicating descriptor ", fd,
-                         " to send"),
-            error_number);
-        if (error_number == EBADF) {
-          return absl::InvalidArgumentError(s.message());
-        }
-        return s;
-      }
-      copies->push_back(std::move(copy));
-    }
-    return absl::OkStatus();
-  }
-
-  // One sendmsg() gathers the header and the parts (kMaxIov at a time); the
-  // first one carries `fds`.
+  // One sendmsg() gathers the header and the parts (128 at a time); the
+  // first one carries `fds`. Any error fails the channel.
   absl::Status SendBlockingFrame(absl::Span<const absl::string_view> parts,
                                  absl::Span<const int> fds) {
     if (!status_.ok()) return status_;
     size_t size = 0;
     for (absl::string_view part : parts) size += part.size();
     RETURN_IF_ERROR(CheckOutgoingFrameSize(format_, size));
-    // Output queued by Send() goes first, to keep frames in order.
-    while (!out_.empty()) {
-      absl::Status s = Flush();
-      if (!s.ok()) return Fail(s);
-      if (!out_.empty()) RETURN_IF_ERROR(WaitFor(POLLOUT));
-    }
-    char header[kFrameHeaderSize];
-    EncodeFrameHeader(format_, size, header, static_cast<uint32_t>(fds.size()));
-    std::vector<absl::string_view> pieces;
-    pieces.reserve(parts.size() + 1);
-    pieces.emplace_back(header, kFrameHeaderSize);
-    for (absl::string_view part : parts) {
-      if (!part.empty()) pieces.push_back(part);
-    }
-    size_t piece = 0;   // the first piece not wholly sent
-    size_t offset = 0;  // bytes of it sent
-    while (piece < pieces.size()) {
-      struct iovec iov[kMaxIov];
-      int n = 0;
-      for (size_t i = piece; i < pieces.size() && n < kMaxIov; ++i) {
-        const size_t skip = i == piece ? offset : 0;
-        iov[n++] = {const_cast<char*>(pieces[i].data()) + skip,
-                    pieces[i].size() - skip};
-      }
-      struct msghdr msg = {};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = n;
-      SendControl control;
-      if (!fds.empty()) AttachDescriptors(fds, &control, &msg);
-      ssize_t w = sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-          RETURN_IF_ERROR(WaitFor(POLLOUT));
-          continue;
-        }
-        return Fail(WriteError(errno));
-      }
-      fds = {};  // they went with the first byte
-      for (size_t sent = static_cast<size_t>(w); sent > 0;) {
-        const size_t k = std::min(sent, pieces[piece].size() - offset);
-        sent -= k;
-        offset += k;
-        if (offset == pieces[piece].size()) {
-          ++piece;
-          offset = 0;
-        }
-      }
-    }
+    absl::Status s = out_.WriteBlocking(parts, size, fds);
+    if (!s.ok()) return Fail(s);
     return absl::OkStatus();
   }
 
@@ -387,13 +241,11 @@ class StreamChannelImpl final : public StreamChannel {
     if (!status_.ok()) return status_;
     const uint64_t size = OutFrameSize(parts, payload);
     RETURN_IF_ERROR(CheckOutgoingFrameSize(format_, size));
-    OutFrame& f = out_.emplace_back();
-    EncodeFrameHeader(format_, size, f.header,
-                      static_cast<uint32_t>(fds.size()));
-    f.Take(size, std::move(parts), std::move(payload), std::move(owner));
-    f.fds = std::move(fds);
-    if (out_.size() > 1) return absl::OkStatus();
-    absl::Status s = Flush();
+    const bool queued_before = !out_.empty();
+    out_.Push(size, std::move(parts), std::move(payload), std::move(owner),
+              std::move(fds));
+    if (queued_before) return absl::OkStatus();
+    absl::Status s = out_.Flush();
     if (!s.ok()) SetError(s);
     return s;
   }
@@ -406,8 +258,7 @@ class StreamChannelImpl final : public StreamChannel {
   }
   void SetError(const absl::Status& s) {
     if (status_.ok()) status_ = s;
-    out_.clear();
-    out_offset_ = 0;
+    out_.Clear();
   }
 
   // Stops reading: end of stream, a read error or a corrupt stream. Closes
@@ -416,14 +267,13 @@ class StreamChannelImpl final : public StreamChannel {
     input_done_ = true;
     in_frames_.Reset();
     SetError(s);
-    const uint64_t owed = fds_completed_ - fds_taken_;
-    while (fds_in_.size() > owed) fds_in_.pop_back();
+    fds_in_.DropIncomplete();
   }
 
   // After a read of a channel that carries descriptors: checks what came
   // against what the headers parsed so far announced (see the file comment).
   void CheckDescriptors() {
-    if (fds_lost_) return;
+    if (fds_in_.lost()) return;
     const uint64_t announced = in_frames_.descriptors_announced();
     const uint64_t ahead_allowed =
         in_frames_.in_header() ? kMaxFrameDescriptors : 0;
@@ -433,21 +283,20 @@ class StreamChannelImpl final : public StreamChannel {
           format_.name, ": descriptors from the ", peer_,
           " were cut short (MSG_CTRUNC: more than one message may carry, or "
           "this process is out of descriptors)"));
-    } else if (fds_received_ < announced) {
+    } else if (fds_in_.received() < announced) {
       bad = absl::DataLossError(absl::StrCat(
           format_.name, ": frame headers from the ", peer_, " announced ",
-          announced - fds_received_, " descriptors that did not come"));
-    } else if (fds_received_ - announced > ahead_allowed) {
+          announced - fds_in_.received(), " descriptors that did not come"));
+    } else if (fds_in_.received() - announced > ahead_allowed) {
       bad = absl::DataLossError(absl::StrCat(
-          format_.name, ": ", fds_received_ - announced,
+          format_.name, ": ", fds_in_.received() - announced,
           " descriptors came from the ", peer_,
           " that no frame header announced"));
     } else {
       return;
     }
     // Which frame owns which descriptor is unknown now: none is handed out.
-    fds_lost_ = true;
-    fds_in_.clear();
+    fds_in_.Lose();
     if (!input_done_) FailInput(bad);
   }
 
@@ -455,27 +304,12 @@ class StreamChannelImpl final : public StreamChannel {
   // with `descriptors`) of up to `want` bytes into `dst`.
   ssize_t ReadSome(char* dst, size_t want, int flags) {
     if (!format_.descriptors) return recv(fd_.get(), dst, want, flags);
-    struct iovec iov = {dst, want};
-    ReceiveControl control;
-    struct msghdr msg = {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.bytes;
-    msg.msg_controllen = sizeof(control.bytes);
-    const ssize_t n = recvmsg(fd_.get(), &msg, flags | MSG_CMSG_CLOEXEC);
+    int msg_flags;
+    const ssize_t n =
+        ReceiveWithRights(fd_.get(), dst, want, flags, &came_, &msg_flags);
     if (n < 0) return n;
-    if (msg.msg_flags & MSG_CTRUNC) fds_truncated_ = true;
-    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
-         c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; ++i) {
-        int fd;
-        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        fds_in_.emplace_back(fd);
-      }
-      fds_received_ += count;
-    }
+    if (msg_flags & MSG_CTRUNC) fds_truncated_ = true;
+    fds_in_.Add(&came_);
     return n;
   }
 
@@ -494,105 +328,25 @@ class StreamChannelImpl final : public StreamChannel {
     return ReadSome(dst, want, 0);
   }
 
-  absl::Status WriteError(int error_number) const {
-    absl::Status s = PosixError("send", error_number);
-    if (error_number == EPIPE || error_number == ECONNRESET) {
-      return Annotate(s, absl::StrCat(format_.name, ": the ", peer_,
-                                      " closed the channel"));
-    }
-    return Annotate(s, absl::StrCat(format_.name, ": writing to the ", peer_));
-  }
-
   absl::Status ReadError(int error_number) const {
-    absl::Status s = PosixError("recv", error_number);
-    if (error_number == ECONNRESET) {
-      return Annotate(s, absl::StrCat(format_.name, ": the ", peer_,
-                                      " closed the channel"));
-    }
-    return Annotate(s, absl::StrCat(format_.name, ": reading from the ", peer_));
+    const absl::Status s = PosixError("recv", error_number);
+    const std::string context =
+        error_number == ECONNRESET
+            ? absl::StrCat(format_.name, ": the ", peer_, " closed the channel")
+            : absl::StrCat(format_.name, ": reading from the ", peer_);
+    return absl::Status(s.code(), absl::StrCat(context, ": ", s.message()));
   }
 
   // End of stream: what was cut short, if anything.
   absl::Status EofError() const { return in_frames_.EndOfStreamError(); }
 
-  // Waits until fd_ is ready for `events` (POLLIN or POLLOUT).
-  absl::Status WaitFor(short events) {
-    struct pollfd p = {fd_.get(), events, 0};
+  // Waits until fd_ is readable.
+  absl::Status WaitReadable() {
+    struct pollfd p = {fd_.get(), POLLIN, 0};
     while (poll(&p, 1, -1) < 0) {
       if (errno != EINTR) return Fail(PosixError("poll", errno));
     }
     return absl::OkStatus();
-  }
-
-  // Writes queued output until it is all written, the socket is full (EAGAIN
-  // or a short write) or an error.
-  absl::Status Flush() {
-    while (!out_.empty()) {
-      struct iovec iov[kMaxIov];
-      int n = 0;
-      size_t want = 0;
-      size_t offset = out_offset_;  // applies to the front frame only
-      for (auto it = out_.begin(); it != out_.end() && n < kMaxIov; ++it) {
-        // A frame with descriptors starts a sendmsg() of its own.
-        if (it != out_.begin() && !it->fds.empty()) break;
-        if (offset < kFrameHeaderSize) {
-          iov[n++] = {it->header + offset, kFrameHeaderSize - offset};
-          want += kFrameHeaderSize - offset;
-        }
-        // Bytes of the parts to skip (the front frame's, already written).
-        size_t skip =
-            offset > kFrameHeaderSize ? offset - kFrameHeaderSize : 0;
-        for (absl::string_view part : it->Bytes()) {
-          if (n == kMaxIov) break;
-          if (skip >= part.size()) {
-            skip -= part.size();
-            continue;
-          }
-          iov[n++] = {const_cast<char*>(part.data()) + skip,
-                      part.size() - skip};
-          want += part.size() - skip;
-          skip = 0;
-        }
-        offset = 0;
-      }
-      struct msghdr msg = {};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = n;
-      SendControl control;
-      std::vector<int> fds;
-      if (!out_.front().fds.empty()) {
-        // Not a byte of this frame is written yet (its descriptors go with
-        // the first).
-        for (const UniqueFd& fd : out_.front().fds) fds.push_back(fd.get());
-        AttachDescriptors(fds, &control, &msg);
-      }
-      ssize_t w = sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return absl::OkStatus();
-        return WriteError(errno);
-      }
-      out_.front().fds.clear();  // sent: the peer has its own now
-      ConsumeOutput(static_cast<size_t>(w));
-      if (static_cast<size_t>(w) < want) return absl::OkStatus();  // full
-    }
-    return absl::OkStatus();
-  }
-
-  // Drops `written` bytes from the front of out_.
-  void ConsumeOutput(size_t written) {
-    while (written > 0) {
-      const size_t left =
-          kFrameHeaderSize + out_.front().size - out_offset_;
-      if (written < left) {
-        out_offset_ += written;
-        return;
-      }
-      written -= left;
-      RecycleBigBuffer(std::move(out_.front().payload));
-      out_.pop_front();
-      out_offset_ = 0;
-    }
   }
 
   // Reads what the socket holds without blocking (see the file comment for
@@ -621,8 +375,8 @@ class StreamChannelImpl final : public StreamChannel {
       if (format_.descriptors) {
         Deliver(direct, static_cast<size_t>(n), frames, &counts_);
         for (uint32_t c : counts_) {
-          fds_completed_ += c;
-          fds_handed_out_ += c;
+          fds_in_.Completed(c);
+          fds_in_.HandedOut(c);
         }
         counts_.clear();
         CheckDescriptors();
@@ -674,7 +428,7 @@ class StreamChannelImpl final : public StreamChannel {
   void TakeReady(std::vector<std::string>* frames) {
     for (; ready_next_ < ready_.size(); ++ready_next_) {
       frames->push_back(std::move(ready_[ready_next_]));
-      if (format_.descriptors) fds_handed_out_ += ready_counts_[ready_next_];
+      if (format_.descriptors) fds_in_.HandedOut(ready_counts_[ready_next_]);
     }
     ready_.clear();
     ready_counts_.clear();
@@ -695,9 +449,8 @@ class StreamChannelImpl final : public StreamChannel {
   // No more input will be read (end of stream, read error, corrupt stream).
   bool input_done_ = false;
 
-  // Output not yet written; out_offset_ bytes of the front frame are written.
-  std::deque<OutFrame> out_;
-  size_t out_offset_ = 0;
+  // Output not yet written.
+  StreamWriter out_;
 
   // Input: recv() stages headers and small frames in in_buf_ (every byte
   // is fed to in_frames_ at once); the tail of a large payload goes straight
@@ -711,18 +464,13 @@ class StreamChannelImpl final : public StreamChannel {
   std::vector<uint32_t> ready_counts_;
   size_t ready_next_ = 0;
 
-  // Descriptors received (formats with `descriptors`): fds_in_ holds those
-  // not taken yet, in order. Totals since the start: received, of frames
-  // completed (handed out or in ready_), of frames handed out, taken.
-  std::deque<UniqueFd> fds_in_;
-  uint64_t fds_received_ = 0;
-  uint64_t fds_completed_ = 0;
-  uint64_t fds_handed_out_ = 0;
-  uint64_t fds_taken_ = 0;
+  // Descriptors received (formats with `descriptors`); frames completed
+  // count those in ready_ too.
+  DescriptorQueue fds_in_;
   // A recvmsg() reported MSG_CTRUNC.
   bool fds_truncated_ = false;
-  // What came did not match the headers: every descriptor was dropped.
-  bool fds_lost_ = false;
+  // Scratch: the descriptors one read brought.
+  std::vector<UniqueFd> came_;
   // Scratch: the descriptor counts of the frames one read completed.
   std::vector<uint32_t> counts_;
 };

@@ -163,13 +163,15 @@ step() {
 
 if [[ -z "$pattern_given" ]]; then
   # The library packages; examples/ and tools/ run in the normal build only.
-  san_patterns=(//cluster:all //common/... //executor/... //fuzz/... //serialization/...
-    //testing/... //third_party/... //transport/... //worker/...)
+  san_patterns=(//cluster:all //common/... //core/... //executor/... //fuzz/...
+    //serialization/... //shared_array/... //testing/... //third_party/...
+    //transport/... //worker/...)
   # TSan: the unix transport only (time), and .bazelrc's test:tsan filter
   # (repeated here, since this one replaces it): no fork start method, no
   # test whose time bound TSan's slowdown breaks.
-  tsan_patterns=(//common/... //executor/... //fuzz/... //serialization/...
-    //testing/... //third_party/... //transport/unix/... //worker/...)
+  tsan_patterns=(//common/... //core/... //executor/... //fuzz/... //serialization/...
+    //shared_array/... //testing/... //third_party/... //transport/unix/...
+    //worker/...)
   tsan_filter='-*shm*:*capnp*:*_fork:*S14CrashWhileALargePayloadIsInFlight*:*HugeFrameEcho*'
   # ASan: every package, but the executor suite and fault matrix only over
   # the unix transport (all start methods): 9 parameter sets under ASan do

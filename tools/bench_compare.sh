@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs procpool's benchmarks (//tools:bench, -c opt) and the same workloads on
 # Python's pools (tools/bench_python.py: CPython fork + forkserver, loky,
-# pebble) in one go, then prints the figures and ratios side by side
-# (tools/bench_compare.py; see tools/BENCHMARKS.md).
+# pebble; numpy in shared_memory for the arrays) in one go, then prints the
+# figures and ratios side by side (tools/bench_compare.py; see
+# tools/BENCHMARKS.md).
 #
 # Usage:
 #   bash tools/bench_compare.sh [--transport=unix[,shm,...]] [--start_method=M]
 #                               [--quick] [--out=DIR] [--no-install]
+#                               [--only=W,...] [--systems=S,...]
 #
 #   --transport     transports to measure, comma-separated (default: unix); each
 #                   gets a column and a ratio column
@@ -15,6 +17,10 @@
 #   --quick         smoke run: every workload shrunk (figures meaningless)
 #   --out=DIR       keep the raw JSON lines there (default: a temp dir, removed)
 #   --no-install    do not apt-get install python3-joblib / python3-pebble
+#   --only          workloads on both sides (first_result, submit, map,
+#                   roundtrip, echo, arrays, crash; default all)
+#   --systems       Python's systems (cpython-fork, cpython-forkserver, loky,
+#                   pebble, cpython-shm; default all)
 #
 # Environment: PYTHON (default /usr/bin/python3, which sees Debian's
 # python3-joblib and python3-pebble), BAZEL (default bazel), BENCH_BINARY (an
@@ -38,6 +44,11 @@ for arg in "$@"; do
       py_flags+=(--quick)
       ;;
     --out=*) out="${arg#--out=}" ;;
+    --only=*)
+      bench_flags+=("$arg")
+      py_flags+=("$arg")
+      ;;
+    --systems=*) py_flags+=("$arg") ;;
     --no-install) install=0 ;;
     -h | --help)
       sed -n '2,20p' "$0"

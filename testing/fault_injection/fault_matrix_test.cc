@@ -42,6 +42,34 @@ SharedArray<double> Iota() {
 }
 constexpr double kArraySum = kArrayElements * (kArrayElements - 1) / 2.0;
 
+// A call submitted behind the faulty worker's first: the future, or, when the
+// pool broke before the call (a worker that died in its initializer, with
+// the fork start method: before Submit returned), the BrokenProcessPool that
+// Submit threw. Get() and Exception() read either as a future would.
+template <typename T>
+class Submitted {
+ public:
+  template <typename F, typename... Args>
+  Submitted(ProcessPoolExecutor& pool, F fn, Args&&... args) {
+    try {
+      future_.emplace(pool.Submit(fn, std::forward<Args>(args)...));
+    } catch (const BrokenProcessPool&) {
+      refused_ = std::current_exception();
+    }
+  }
+  T Get(absl::Duration timeout) {
+    if (refused_) std::rethrow_exception(refused_);
+    return future_->Get(timeout);
+  }
+  std::exception_ptr Exception(absl::Duration timeout) {
+    return refused_ ? refused_ : future_->Exception(timeout);
+  }
+
+ private:
+  std::optional<Future<T>> future_;
+  std::exception_ptr refused_;
+};
+
 // A file in the test's temporary folder, empty, removed with the object.
 class TempFile {
  public:
@@ -149,6 +177,8 @@ TEST_P(FaultMatrixTest, NothingHangsNothingLeaks) {
   o.start_method = c.pool.start_method;
   o.initializer = fault::ArmFault(spec);
   {
+    // Made before the pool: the calls behind the first follow it at once.
+    const SharedArray<double> xs = Iota();
     auto pool = std::make_unique<ProcessPoolExecutor>(o);
     std::optional<Future<std::string>> big;
     std::optional<Future<int>> first;
@@ -159,8 +189,8 @@ TEST_P(FaultMatrixTest, NothingHangsNothingLeaks) {
     } else {
       first = pool->Submit(tt::Pow, 2, 8);
     }
-    Future<int> behind = pool->Submit(tt::Pow, 3, 3);
-    Future<double> array = pool->Submit(tt::SumArray, Iota());
+    Submitted<int> behind(*pool, tt::Pow, 3, 3);
+    Submitted<double> array(*pool, tt::SumArray, xs);
 
     if (c.point == Point::kExit) {
       // The worker fails only as it exits: the work itself succeeds.
@@ -297,8 +327,8 @@ void ExpectDiedOf(const Case& c, const WorkerDiedError& e) {
 
 // Checks that `f` (a faulty worker's future) gives what `c` must give:
 // `value` or the error of ReplaceOutcome(c).
-template <typename T>
-void ExpectReplaceOutcome(const Case& c, Future<T>& f, const T& value) {
+template <typename F, typename T>
+void ExpectReplaceOutcome(const Case& c, F& f, const T& value) {
   const Expect expect = ReplaceOutcome(c);
   try {
     EXPECT_EQ(f.Get(kWait), value);
@@ -343,6 +373,8 @@ TEST_P(FaultMatrixTest, ReplaceWorkerPoolGoesOn) {
   o.on_worker_death = WorkerDeathPolicy::kReplaceWorker;
   o.heartbeat_timeout = absl::Milliseconds(500);
   {
+    // Made before the pool: the calls behind the first follow it at once.
+    const SharedArray<double> xs = Iota();
     auto pool = std::make_unique<ProcessPoolExecutor>(o);
     std::optional<Future<std::string>> big;
     std::optional<Future<int>> first;
@@ -355,7 +387,7 @@ TEST_P(FaultMatrixTest, ReplaceWorkerPoolGoesOn) {
     }
     // Queued behind it: handed to the faulty worker early (then it shares
     // its fate) or run by the replacement.
-    Future<double> array = pool->Submit(tt::SumArray, Iota());
+    Submitted<double> array(*pool, tt::SumArray, xs);
     if (first) {
       ExpectReplaceOutcome(c, *first,
                            c.point == Point::kMidTask ? 2000 : 256);
@@ -444,30 +476,33 @@ void ExpectLieBreaksPool(LyingFrameTest& test, const Case& c,
   o.start_method = c.pool.start_method;
   o.initializer = fault::ArmFault(spec);
   o.on_worker_death = policy;
-  auto pool = std::make_unique<ProcessPoolExecutor>(o);
-  Future<int> first = c.point == Point::kMidTask
-                          ? pool->Submit(tt::SleepMs, 200)
-                          : pool->Submit(tt::Pow, 2, 8);
-  Future<double> array = pool->Submit(tt::SumArray, Iota());
-  auto expect_named = [&](auto& f, const char* which) {
-    try {
-      f.Get(kWait);
-      ADD_FAILURE() << which << " succeeded after the lie";
-    } catch (const BrokenProcessPool& e) {
-      for (const std::string& words : WhatNamesTheLie(c.mode)) {
-        EXPECT_NE(std::string(e.summary()).find(words), std::string::npos)
-            << which << ": " << e.summary();
+  {
+    const SharedArray<double> xs = Iota();
+    auto pool = std::make_unique<ProcessPoolExecutor>(o);
+    Future<int> first = c.point == Point::kMidTask
+                            ? pool->Submit(tt::SleepMs, 200)
+                            : pool->Submit(tt::Pow, 2, 8);
+    Submitted<double> array(*pool, tt::SumArray, xs);
+    auto expect_named = [&](auto& f, const char* which) {
+      try {
+        f.Get(kWait);
+        ADD_FAILURE() << which << " succeeded after the lie";
+      } catch (const BrokenProcessPool& e) {
+        for (const std::string& words : WhatNamesTheLie(c.mode)) {
+          EXPECT_NE(std::string(e.summary()).find(words), std::string::npos)
+              << which << ": " << e.summary();
+        }
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << which << ": not BrokenProcessPool: " << e.what();
       }
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << which << ": not BrokenProcessPool: " << e.what();
-    }
-  };
-  expect_named(first, "the first future");
-  expect_named(array, "the array's future");
-  EXPECT_THROW(pool->Submit(tt::Noop), BrokenProcessPool);
-  EXPECT_EQ(FaultMatrixTest::Fired(fired), 1u)
-      << "the lie was not sent (or sent again)";
-  test.Bounded([&] { pool.reset(); }, "the destructor");
+    };
+    expect_named(first, "the first future");
+    expect_named(array, "the array's future");
+    EXPECT_THROW(pool->Submit(tt::Noop), BrokenProcessPool);
+    EXPECT_EQ(FaultMatrixTest::Fired(fired), 1u)
+        << "the lie was not sent (or sent again)";
+    test.Bounded([&] { pool.reset(); }, "the destructor");
+  }
   test.ExpectNothingLeft();
 }
 

@@ -49,6 +49,21 @@ std::vector<std::string> WireSeeds() {
       InitFailed{{"std::invalid_argument", "bad", ""}},
       Shutdown{},
       Fatal{{"procpool::ProtocolError", "undecodable call", ""}},
+      // Frames that decode but lie (the fault harness's lying modes,
+      // testing/fault_injection/fault_injection.h; the pool must break on
+      // each, executor/internal/pool_frames.cc): a Hello with another
+      // protocol version, Results for a work id never sent, with no outcome
+      // or more outcomes than the Call's elements, with more descriptors
+      // than a frame may carry, and kinds only the parent sends.
+      Hello{kProtocolVersion + 1, 4242, 0, {}},
+      Hello{0, -1, ~0ULL, {{"Square", "i32(string)"}}},
+      Result{uint64_t{1} << 48, {Outcome{true, "", {}}}},
+      Result{0, {}},
+      Result{7, {Outcome{true, args, {}}, Outcome{true, args, {}}}},
+      Result{7, {Outcome{true, args, {}}}, {}, {}, 65},
+      Config{kProtocolVersion + 1, std::nullopt, -1, 0, -1},
+      Call{~0ULL, "", {}},
+      Call{7, "Square", {args}, {}, 65},
   };
   std::vector<std::string> seeds;
   for (const Message& m : messages) seeds.push_back(EncodeMessage(m));

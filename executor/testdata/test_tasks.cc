@@ -58,6 +58,12 @@ std::string Echo(const std::string& s) { return s; }
 std::tuple<std::string> EchoInTuple(const std::string& s) { return {s}; }
 int64_t Length(const std::string& s) { return static_cast<int64_t>(s.size()); }
 
+double SumArray(SharedArray<double> xs) {
+  double total = 0;
+  for (double x : xs) total += x;
+  return total;
+}
+
 int Throw(const std::string& kind) {
   if (kind == "invalid_argument") throw std::invalid_argument("bad argument");
   if (kind == "out_of_range") throw std::out_of_range("out of range");
@@ -210,6 +216,7 @@ namespace tt = ::procpool::test_tasks;
 PROCPOOL_EXCEPTION(tt::MyError);
 PROCPOOL_TASK(tt::Pow);
 PROCPOOL_TASK(tt::Noop);
+PROCPOOL_TASK(tt::SumArray);
 PROCPOOL_TASK(tt::GetPid);
 PROCPOOL_TASK(tt::SleepMs);
 PROCPOOL_TASK(tt::SleepThenPid);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "executor/process_pool_executor.h"
 #include "serialization/codec.h"
 
 namespace procpool {
@@ -57,6 +58,7 @@ int SleepThenPid(int ms);                // sleeps, returns getpid()
 std::string Echo(const std::string& s);  // returns s
 std::tuple<std::string> EchoInTuple(const std::string& s);  // returns {s}
 int64_t Length(const std::string& s);
+double SumArray(SharedArray<double> xs);  // the sum of its elements
 int Throw(const std::string& kind);      // throws by kind; see .cc
 int DieBy(const std::string& how);       // kills its own process
 int SleepThenDie(int ms, const std::string& how);

@@ -11,11 +11,14 @@
 #include <atomic>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <tuple>
 
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "serialization/wire.h"
 #include "worker/child/worker_hooks.h"
 
 namespace procpool {
@@ -38,6 +41,47 @@ Armed& GetArmed() {
 }
 
 void NoteFired(const Spec& spec);
+
+// A frame that decodes but lies, of `mode`'s kind, to send instead of the
+// worker's `frame`; nullopt if `frame` is not what that lie is made from
+// (kLieOutcomes needs a Result).
+std::optional<std::string> MakeLie(Mode mode, absl::string_view frame) {
+  switch (mode) {
+    case Mode::kLieVersion: {
+      wire::Hello hello;
+      hello.protocol_version = wire::kProtocolVersion + 1;
+      hello.pid = getpid();
+      return wire::EncodeMessage(wire::Message(std::move(hello)));
+    }
+    case Mode::kLieWorkId: {
+      wire::Result result;
+      result.work_id = kLyingWorkId;
+      result.outcomes.push_back(wire::Outcome{true, "", {}});
+      return wire::EncodeMessage(result);
+    }
+    case Mode::kLieOutcomes: {
+      absl::StatusOr<wire::Message> real = wire::DecodeMessage(frame);
+      if (!real.ok()) return std::nullopt;
+      auto* result = std::get_if<wire::Result>(&*real);
+      if (result == nullptr) return std::nullopt;
+      wire::Unpack(result);
+      wire::Outcome extra;
+      if (!result->outcomes.empty()) extra = result->outcomes.back();
+      result->outcomes.push_back(std::move(extra));
+      result->descriptors = 0;  // sent without them
+      return wire::EncodeMessage(*result);
+    }
+    case Mode::kLieKind: {
+      wire::Call call;
+      call.work_id = 1;
+      call.task = "Lie";
+      call.args.push_back("");
+      return wire::EncodeMessage(call);
+    }
+    default:
+      return std::nullopt;
+  }
+}
 
 class FaultChannel;
 // The worker's channel while it exists (a fault fires on it), else null.
@@ -99,6 +143,10 @@ class FaultChannel final : public Channel {
       inner = inner_.get();
     }
     if (inner == nullptr) return Closed();
+    // A lie goes instead, without the descriptors (they close here).
+    if (std::optional<std::string> lie = TakeLie(parts)) {
+      return inner->SendBlocking(*lie);
+    }
     return inner->SendBlockingPartsWithDescriptors(parts, fds);
   }
   absl::StatusOr<std::vector<UniqueFd>> TakeDescriptors(size_t n) override {
@@ -112,9 +160,29 @@ class FaultChannel final : public Channel {
   void Drop(const Spec& spec) { Act(Action::kDrop, spec); }
   // Sends a frame that no decoder accepts (noted as Drop's is).
   void SendGarbage(const Spec& spec) { Act(Action::kGarbage, spec); }
+  // Replaces the next frame sent with a lie of `spec.mode`'s kind (noted as
+  // fired when the lie is sent).
+  void Lie(const Spec& spec) { Act(Action::kLie, spec); }
 
  private:
-  enum class Action { kNone, kDrop, kGarbage };
+  enum class Action { kNone, kDrop, kGarbage, kLie };
+
+  // The lie to send instead of the frame made of `parts` if one is due (then
+  // noted as fired), else nullopt. Worker thread only.
+  std::optional<std::string> TakeLie(
+      absl::Span<const absl::string_view> parts) {
+    Spec spec;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!lie_due_) return std::nullopt;
+      lie_due_ = false;
+      spec = lie_spec_;
+    }
+    std::optional<std::string> lie =
+        MakeLie(spec.mode, absl::StrJoin(parts, ""));
+    if (lie) NoteFired(spec);
+    return lie;
+  }
 
   // A channel belongs to the worker's thread (the capnp transport's event
   // loop cannot be touched from another): from another thread (a mid-task
@@ -134,6 +202,11 @@ class FaultChannel final : public Channel {
   void ApplyPendingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Action action = pending_;
     pending_ = Action::kNone;
+    if (action == Action::kLie) {
+      lie_due_ = true;  // noted as fired when it is sent (TakeLie)
+      lie_spec_ = pending_spec_;
+      return;
+    }
     if (action != Action::kNone) NoteFired(pending_spec_);
     if (action == Action::kDrop) inner_.reset();
     if (action == Action::kGarbage && inner_) {
@@ -148,6 +221,8 @@ class FaultChannel final : public Channel {
   std::unique_ptr<Channel> inner_ ABSL_GUARDED_BY(mu_);
   Action pending_ ABSL_GUARDED_BY(mu_) = Action::kNone;
   Spec pending_spec_ ABSL_GUARDED_BY(mu_);
+  bool lie_due_ ABSL_GUARDED_BY(mu_) = false;  // replace the next frame sent
+  Spec lie_spec_ ABSL_GUARDED_BY(mu_);
   const std::thread::id owner_ = std::this_thread::get_id();
 };
 
@@ -181,7 +256,8 @@ namespace {
 
 void Fire(const Spec& spec) {
   // (The channel's faults note themselves when they take effect.)
-  if (spec.mode != Mode::kCloseChannel && spec.mode != Mode::kCorruptFrame) {
+  if (spec.mode != Mode::kCloseChannel && spec.mode != Mode::kCorruptFrame &&
+      !IsLie(spec.mode)) {
     NoteFired(spec);
   }
   switch (spec.mode) {
@@ -207,6 +283,12 @@ void Fire(const Spec& spec) {
       break;
     case Mode::kStop:
       raise(SIGSTOP);
+      break;
+    case Mode::kLieVersion:
+    case Mode::kLieWorkId:
+    case Mode::kLieOutcomes:
+    case Mode::kLieKind:
+      if (current_channel) current_channel->Lie(spec);
       break;
   }
 }
@@ -252,6 +334,15 @@ bool Park(pthread_t sender) {
 
 absl::Status FaultChannel::SendBlocking(absl::string_view frame) {
   ApplyPending();
+  if (std::optional<std::string> lie = TakeLie(absl::MakeConstSpan(&frame, 1))) {
+    Channel* inner;
+    {
+      absl::MutexLock lock(&mu_);
+      inner = inner_.get();
+    }
+    if (inner == nullptr) return Closed();
+    return inner->SendBlocking(*lie);
+  }
   Armed& a = GetArmed();
   // Set while a mid-send fault is due: whichever comes first, the timer
   // (the send is still going) or the end of the send (it was faster than the
@@ -375,6 +466,10 @@ const char* ModeName(Mode mode) {
     case Mode::kCloseChannel: return "CloseChannel";
     case Mode::kCorruptFrame: return "CorruptFrame";
     case Mode::kStop: return "Stop";
+    case Mode::kLieVersion: return "LieVersion";
+    case Mode::kLieWorkId: return "LieWorkId";
+    case Mode::kLieOutcomes: return "LieOutcomes";
+    case Mode::kLieKind: return "LieKind";
   }
   return "?";
 }
@@ -390,9 +485,19 @@ std::vector<Mode> AllModes() {
           Mode::kCloseChannel, Mode::kCorruptFrame, Mode::kStop};
 }
 
+std::vector<Mode> LyingModes() {
+  return {Mode::kLieVersion, Mode::kLieWorkId, Mode::kLieOutcomes,
+          Mode::kLieKind};
+}
+
+bool IsLie(Mode mode) {
+  return mode == Mode::kLieVersion || mode == Mode::kLieWorkId ||
+         mode == Mode::kLieOutcomes || mode == Mode::kLieKind;
+}
+
 bool Applies(Point point, Mode mode) {
-  const bool channel_mode =
-      mode == Mode::kCloseChannel || mode == Mode::kCorruptFrame;
+  const bool channel_mode = mode == Mode::kCloseChannel ||
+                            mode == Mode::kCorruptFrame || IsLie(mode);
   return !(channel_mode &&
            (point == Point::kMidSend || point == Point::kExit));
 }

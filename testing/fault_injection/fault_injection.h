@@ -17,6 +17,7 @@
 #ifndef PROCPOOL_TESTING_FAULT_INJECTION_FAULT_INJECTION_H_
 #define PROCPOOL_TESTING_FAULT_INJECTION_FAULT_INJECTION_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -45,7 +46,17 @@ enum class Mode {
   kCloseChannel,  // drops its channel (closing its descriptors) and goes on
   kCorruptFrame,  // sends a frame that is not a valid message, and goes on
   kStop,          // SIGSTOP: hangs without dying
+  // Frames that decode but lie (LyingModes(); not in AllModes()): the next
+  // frame the worker sends once the fault fired is replaced by
+  kLieVersion,     // a Hello with another protocol version
+  kLieWorkId,      // a Result for a work id never sent (kLyingWorkId)
+  kLieOutcomes,    // its Result with one outcome more than the Call's elements
+  kLieKind,        // a Call: a kind of message only the parent sends
 };
+
+// The work id of kLieWorkId's Result: the pool counts its work ids up from 1
+// and never gets this far.
+inline constexpr uint64_t kLyingWorkId = uint64_t{1} << 48;
 
 struct Spec {
   Point point = Point::kTaskStart;
@@ -73,18 +84,30 @@ std::vector<int64_t> ReadFiredTimes(const std::string& path);
 const char* PointName(Point point);
 const char* ModeName(Mode mode);
 std::vector<Point> AllPoints();
+// The modes of a process that fails. (The chaos tool's --dense catalogue
+// is AllPoints() x AllModes(), where Applies().)
 std::vector<Mode> AllModes();
+// The modes of a worker that stays alive and lies in a frame that decodes
+// (kLieVersion...). Kept out of AllModes(): a lie is a protocol error with
+// one outcome whatever the timing (the pool breaks, under every
+// WorkerDeathPolicy), which the fault matrix's LyingFrameTest asserts; the
+// chaos tool's catalogue and its measured tables stay as they are.
+std::vector<Mode> LyingModes();
+// Whether `mode` is one of LyingModes().
+bool IsLie(Mode mode);
 
 // Whether a fault at `point` in `mode` can be made: a frame cannot be
-// corrupted or the channel dropped from another thread in the middle of a
-// send (kMidSend with kCloseChannel or kCorruptFrame), nor once the worker
-// is exiting (kExit: its channel is gone by then).
+// corrupted, replaced by a lie or the channel dropped from another thread in
+// the middle of a send (kMidSend with kCloseChannel, kCorruptFrame or a
+// lying mode), nor once the worker is exiting (kExit: its channel is gone by
+// then).
 bool Applies(Point point, Mode mode);
 
 // An initializer (Options::initializer) that arms `spec` in every worker.
 Call ArmFault(const Spec& spec);
 
-// The signal a mode kills with (0 for kExit, kCloseChannel, kCorruptFrame).
+// The signal a mode kills with (0 for kExit, kCloseChannel, kCorruptFrame
+// and the lying modes).
 int SignalOf(Mode mode);
 
 }  // namespace fault

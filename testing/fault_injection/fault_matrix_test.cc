@@ -1,14 +1,26 @@
 // The fault matrix: every point x every mode x every transport x every start
 // method. Each case asserts S5/S13/S14/S15 (docs/SEMANTICS.md): the futures
 // fail with BrokenProcessPool (or, where the worker only dies after its work,
-// succeed), nothing hangs (every wait is bounded), and nothing leaks.
+// succeed), nothing hangs (every wait is bounded), and nothing leaks; and
+// that the fault fired (its fired_file holds one record), so that a fault
+// that no longer fires fails the case instead of passing as "no harm done".
+// A task with a shared array rides along in every case: its memfd, sent
+// beside the Call, must not leak through the fault either.
+//
+// LyingFrameTest: a worker that stays alive and sends a frame that decodes
+// but lies (fault::LyingModes()) breaks the pool, under either
+// WorkerDeathPolicy, with an error that names the lie.
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <future>
 #include <string>
 #include <tuple>
 
+#include "absl/strings/str_cat.h"
 #include "executor/testdata/executor_test_base.h"
+#include "serialization/wire.h"
 #include "testing/fault_injection/fault_injection.h"
 
 namespace procpool {
@@ -20,6 +32,65 @@ using fault::Mode;
 using fault::Point;
 
 std::string Repeat(int n) { return std::string(static_cast<size_t>(n), 'r'); }
+
+// The array every case sends along, and the sum SumArray gives for it.
+constexpr size_t kArrayElements = 4096;
+SharedArray<double> Iota() {
+  SharedArray<double> a(kArrayElements);
+  for (size_t i = 0; i < kArrayElements; ++i) a[i] = static_cast<double>(i);
+  return a;
+}
+constexpr double kArraySum = kArrayElements * (kArrayElements - 1) / 2.0;
+
+// A call submitted behind the faulty worker's first: the future, or, when the
+// pool broke before the call (a worker that died in its initializer, with
+// the fork start method: before Submit returned), the BrokenProcessPool that
+// Submit threw. Get() and Exception() read either as a future would.
+template <typename T>
+class Submitted {
+ public:
+  template <typename F, typename... Args>
+  Submitted(ProcessPoolExecutor& pool, F fn, Args&&... args) {
+    try {
+      future_.emplace(pool.Submit(fn, std::forward<Args>(args)...));
+    } catch (const BrokenProcessPool&) {
+      refused_ = std::current_exception();
+    }
+  }
+  T Get(absl::Duration timeout) {
+    if (refused_) std::rethrow_exception(refused_);
+    return future_->Get(timeout);
+  }
+  std::exception_ptr Exception(absl::Duration timeout) {
+    return refused_ ? refused_ : future_->Exception(timeout);
+  }
+
+ private:
+  std::optional<Future<T>> future_;
+  std::exception_ptr refused_;
+};
+
+// A file in the test's temporary folder, empty, removed with the object.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& name) {
+    const char* dir = getenv("TEST_TMPDIR");
+    path_ = std::string(dir ? dir : "/tmp") + "/" + name + "_" +
+            std::to_string(getpid());
+    unlink(path_.c_str());
+  }
+  ~TempFile() { unlink(path_.c_str()); }
+  // Creates it, empty (a fired_file must exist: the worker only appends).
+  void Create() const {
+    int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    EXPECT_GE(fd, 0) << path_;
+    if (fd >= 0) close(fd);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 struct Case {
   Point point;
@@ -50,7 +121,7 @@ std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
 }
 
 class FaultMatrixTest : public ::testing::TestWithParam<Case> {
- protected:
+ public:
   void SetUp() override {
     {  // the fork server is started once per process: not a leak
       Options o;
@@ -83,21 +154,31 @@ class FaultMatrixTest : public ::testing::TestWithParam<Case> {
     }
   }
 
+  // How many times the fault fired (records in its fired_file).
+  static size_t Fired(const TempFile& fired) {
+    return fault::ReadFiredTimes(fired.path()).size();
+  }
+
   int fds_before_ = 0;
   int maps_before_ = 0;
 };
 
 TEST_P(FaultMatrixTest, NothingHangsNothingLeaks) {
   const Case& c = GetParam();
+  TempFile fired("fault_fired");
+  fired.Create();
   fault::Spec spec;
   spec.point = c.point;
   spec.mode = c.mode;
+  spec.fired_file = fired.path();
   Options o;
   o.max_workers = 1;
   o.transport = c.pool.transport;
   o.start_method = c.pool.start_method;
   o.initializer = fault::ArmFault(spec);
   {
+    // Made before the pool: the calls behind the first follow it at once.
+    const SharedArray<double> xs = Iota();
     auto pool = std::make_unique<ProcessPoolExecutor>(o);
     std::optional<Future<std::string>> big;
     std::optional<Future<int>> first;
@@ -108,12 +189,15 @@ TEST_P(FaultMatrixTest, NothingHangsNothingLeaks) {
     } else {
       first = pool->Submit(tt::Pow, 2, 8);
     }
-    Future<int> behind = pool->Submit(tt::Pow, 3, 3);
+    Submitted<int> behind(*pool, tt::Pow, 3, 3);
+    Submitted<double> array(*pool, tt::SumArray, xs);
 
     if (c.point == Point::kExit) {
       // The worker fails only as it exits: the work itself succeeds.
       EXPECT_EQ(first->Get(kWait), 256);
       EXPECT_EQ(behind.Get(kWait), 27);
+      EXPECT_EQ(array.Get(kWait), kArraySum);
+      EXPECT_EQ(Fired(fired), 0u) << "fired before the worker exited";
       Bounded([&] { pool->Shutdown(/*wait=*/true); }, "Shutdown");
     } else if (c.mode == Mode::kStop) {
       // A stopped worker hangs without dying: nothing completes until the
@@ -129,10 +213,16 @@ TEST_P(FaultMatrixTest, NothingHangsNothingLeaks) {
       if (big) EXPECT_THROW(big->Get(kWait), BrokenProcessPool);
       // Handed out early (then lost with the worker), or still pending (then
       // cancelled by KillWorkers).
-      try {
-        EXPECT_NE(behind.Exception(kWait), nullptr);
-      } catch (const CancelledError&) {
-      }
+      auto lost = [](auto& f) {
+        try {
+          std::exception_ptr e = f.Exception(kWait);
+          ASSERT_NE(e, nullptr);
+          EXPECT_THROW(std::rethrow_exception(e), BrokenProcessPool);
+        } catch (const CancelledError&) {
+        }
+      };
+      lost(behind);
+      lost(array);
     } else if (c.point == Point::kMidSend) {
       // The result may or may not have made it out before the worker died;
       // either way nothing hangs and the pool is broken afterwards.
@@ -140,9 +230,13 @@ TEST_P(FaultMatrixTest, NothingHangsNothingLeaks) {
         EXPECT_EQ(big->Get(kWait).size(), 64u << 20);
       } catch (const BrokenProcessPool&) {
       }
-      // The next call resolves either way (under TSan, _exit from the
+      // The next calls resolve either way (under TSan, _exit from the
       // fault's timer thread can lag behind the worker's next task).
       behind.Exception(kWait);
+      try {
+        EXPECT_EQ(array.Get(kWait), kArraySum);
+      } catch (const BrokenProcessPool&) {
+      }
       EXPECT_TRUE(WaitFor([&] {
         try {
           pool->Submit(tt::Noop).Get(kWait);
@@ -166,29 +260,111 @@ TEST_P(FaultMatrixTest, NothingHangsNothingLeaks) {
         if (c.mode == Mode::kExit) EXPECT_EQ(e.exit_code(), 3) << e.what();
       }
       EXPECT_THROW(behind.Get(kWait), BrokenProcessPool);  // S13
+      EXPECT_THROW(array.Get(kWait), BrokenProcessPool);
       EXPECT_THROW(pool->Submit(tt::Noop), BrokenProcessPool);
     }
     Bounded([&] { pool.reset(); }, "the destructor");
   }
+  EXPECT_EQ(Fired(fired), 1u) << "the fault did not fire (or fired again)";
   ExpectNothingLeft();  // S15
+}
+
+// What a faulty worker's future must give under kReplaceWorker.
+enum class Expect {
+  kValue,        // the fault comes after the work (kExit)
+  kDied,         // WorkerDiedError with the mode's signal or exit code
+  kValueOrDied,  // a race between the work and the fault; if it died, kDied's
+  kBroken,       // BrokenProcessPool: corrupt data breaks even this pool
+};
+
+// kReplaceWorker, worker `c` faults: what its future gives.
+Expect ReplaceOutcome(const Case& c) {
+  if (c.point == Point::kExit) return Expect::kValue;
+  if (c.mode == Mode::kCorruptFrame) return Expect::kBroken;
+  // MidSend: the send can end before the fault's timer (the whole result is
+  // out); Initializer: the worker sends its Hello before it runs its
+  // initializer, and the pool may hand it the first task before it dies or
+  // not (then the replacement runs it).
+  if (c.point == Point::kMidSend || c.point == Point::kInitializer) {
+    return Expect::kValueOrDied;
+  }
+  return Expect::kDied;
+}
+
+// Checks a WorkerDiedError against the fault of `c`: the signal that killed
+// the worker, the exit code, or what the pool saw.
+void ExpectDiedOf(const Case& c, const WorkerDiedError& e) {
+  const std::string what = e.summary();
+  switch (c.mode) {
+    case Mode::kSigkill:
+    case Mode::kSigsegv:
+    case Mode::kAbort:
+      EXPECT_EQ(e.signal(), fault::SignalOf(c.mode)) << what;
+      EXPECT_NE(what.find(SignalName(fault::SignalOf(c.mode))),
+                std::string::npos)
+          << what;
+      break;
+    case Mode::kExit:
+      EXPECT_EQ(e.exit_code(), 3) << what;
+      break;
+    case Mode::kCloseChannel:
+      // Its channel gone, the worker's next send or receive fails and it
+      // exits with 0, with the task unanswered.
+      EXPECT_EQ(e.exit_code(), 0) << what;
+      break;
+    case Mode::kStop:
+      // Stopped, it sends no heartbeat: the pool kills it as hung.
+      EXPECT_EQ(e.signal(), SIGKILL) << what;
+      EXPECT_NE(what.find("stopped responding: no heartbeat"),
+                std::string::npos)
+          << what;
+      break;
+    default:
+      ADD_FAILURE() << "no worker death expected of " << fault::ModeName(c.mode)
+                    << ": " << what;
+  }
+}
+
+// Checks that `f` (a faulty worker's future) gives what `c` must give:
+// `value` or the error of ReplaceOutcome(c).
+template <typename F, typename T>
+void ExpectReplaceOutcome(const Case& c, F& f, const T& value) {
+  const Expect expect = ReplaceOutcome(c);
+  try {
+    EXPECT_EQ(f.Get(kWait), value);
+    EXPECT_TRUE(expect == Expect::kValue || expect == Expect::kValueOrDied)
+        << "the faulty worker's future succeeded";
+  } catch (const WorkerDiedError& e) {
+    EXPECT_TRUE(expect == Expect::kDied || expect == Expect::kValueOrDied)
+        << e.summary();
+    ExpectDiedOf(c, e);
+  } catch (const BrokenProcessPool& e) {
+    EXPECT_EQ(expect, Expect::kBroken) << e.summary();
+    EXPECT_NE(std::string(e.summary())
+                  .find("A worker sent data the pool could not read"),
+              std::string::npos)
+        << e.summary();
+    EXPECT_NE(std::string(e.summary()).find("corrupted data from the worker"),
+              std::string::npos)
+        << e.summary();
+  }
 }
 
 // Issue 6: with WorkerDeathPolicy::kReplaceWorker (and heartbeats for the
 // stopped worker), every fault costs at most the futures of the faulty worker
-// and the pool goes on. The fault fires in the pool's first worker only.
+// and the pool goes on: they fail with WorkerDiedError saying how it died
+// (ExpectDiedOf), and a replacement serves the next call. A corrupt frame is
+// a protocol error, not a death: the pool breaks. The fault fires in the
+// pool's first worker only, exactly once.
 TEST_P(FaultMatrixTest, ReplaceWorkerPoolGoesOn) {
   const Case& c = GetParam();
-  if (c.point == Point::kInitializer && c.mode == Mode::kCorruptFrame) {
-    GTEST_SKIP() << "a corrupt frame is a protocol error: the pool breaks";
-  }
-  const char* dir = getenv("TEST_TMPDIR");
-  std::string once = std::string(dir ? dir : "/tmp") + "/fault_once_" +
-                     std::to_string(getpid());
-  unlink(once.c_str());
+  TempFile once("fault_once"), fired("fault_fired");
+  fired.Create();
   fault::Spec spec;
   spec.point = c.point;
   spec.mode = c.mode;
-  spec.once_file = once;
+  spec.once_file = once.path();
+  spec.fired_file = fired.path();
   Options o;
   o.max_workers = 1;
   o.transport = c.pool.transport;
@@ -197,6 +373,8 @@ TEST_P(FaultMatrixTest, ReplaceWorkerPoolGoesOn) {
   o.on_worker_death = WorkerDeathPolicy::kReplaceWorker;
   o.heartbeat_timeout = absl::Milliseconds(500);
   {
+    // Made before the pool: the calls behind the first follow it at once.
+    const SharedArray<double> xs = Iota();
     auto pool = std::make_unique<ProcessPoolExecutor>(o);
     std::optional<Future<std::string>> big;
     std::optional<Future<int>> first;
@@ -207,28 +385,136 @@ TEST_P(FaultMatrixTest, ReplaceWorkerPoolGoesOn) {
     } else {
       first = pool->Submit(tt::Pow, 2, 8);
     }
-    // The faulty worker's own futures end one way or another, in bounded
-    // time: a value, WorkerDiedError, or (corrupt data) BrokenProcessPool.
-    auto settle = [&](auto& f) {
-      try {
-        f.Get(kWait);
-      } catch (const WorkerDiedError&) {
-      } catch (const BrokenProcessPool&) {
-      }
-    };
-    if (first) settle(*first);
-    if (big) settle(*big);
-    if (c.mode != Mode::kCorruptFrame) {
+    // Queued behind it: handed to the faulty worker early (then it shares
+    // its fate) or run by the replacement.
+    Submitted<double> array(*pool, tt::SumArray, xs);
+    if (first) {
+      ExpectReplaceOutcome(c, *first,
+                           c.point == Point::kMidTask ? 2000 : 256);
+    }
+    if (big) ExpectReplaceOutcome(c, *big, Repeat(64 << 20));
+    ExpectReplaceOutcome(c, array, kArraySum);
+    if (c.point != Point::kExit) {
+      EXPECT_EQ(Fired(fired), 1u) << "the fault did not fire (or fired again)";
+    }
+    if (ReplaceOutcome(c) == Expect::kBroken) {
+      EXPECT_THROW(pool->Submit(tt::Pow, 3, 3), BrokenProcessPool);
+    } else {
       // A replacement runs clean; the pool goes on.
       EXPECT_EQ(pool->Submit(tt::Pow, 3, 3).Get(kWait), 27);
+      EXPECT_EQ(pool->Submit(tt::SumArray, Iota()).Get(kWait), kArraySum);
     }
     Bounded([&] { pool.reset(); }, "the destructor");
   }
-  unlink(once.c_str());
+  // (At Point::kExit the fault fires as the pool shuts its worker down.)
+  EXPECT_EQ(Fired(fired), 1u) << "the fault did not fire (or fired again)";
   ExpectNothingLeft();
 }
 
 INSTANTIATE_TEST_SUITE_P(All, FaultMatrixTest, ::testing::ValuesIn(AllCases()),
+                         CaseName);
+
+// Frames that decode but lie (fault::LyingModes()): every lie at every point
+// where the worker sends a frame after it, over every transport (the start
+// method changes nothing in what the parent reads: the fork server's).
+std::vector<Case> LyingCases() {
+  std::vector<Case> out;
+  for (Point p : fault::AllPoints()) {
+    for (Mode m : fault::LyingModes()) {
+      if (!fault::Applies(p, m)) continue;
+      for (const PoolParam& pool : AllPoolParams()) {
+        if (pool.start_method == StartMethod::kForkServer) {
+          out.push_back({p, m, pool});
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// What the pool's error says about each lie (executor/internal/pool_frames.cc).
+std::vector<std::string> WhatNamesTheLie(Mode mode) {
+  switch (mode) {
+    case Mode::kLieVersion:
+      return {"speaks another procpool protocol",
+              absl::StrCat("protocol version ", wire::kProtocolVersion + 1,
+                           " in the worker, ", wire::kProtocolVersion,
+                           " in this program")};
+    case Mode::kLieWorkId:
+      return {"A worker sent data the pool could not read",
+              absl::StrCat("result for unexpected work id ",
+                           fault::kLyingWorkId)};
+    case Mode::kLieOutcomes:
+      return {"A worker sent data the pool could not read",
+              "result with 2 outcomes for 1 elements (work id "};
+    case Mode::kLieKind:
+      return {"A worker sent data the pool could not read",
+              "unexpected call message from a worker"};
+    default:
+      return {"(not a lie)"};
+  }
+}
+
+using LyingFrameTest = FaultMatrixTest;
+
+// The worker lies once, on its first call: the pool breaks with an error
+// that names the lie, whatever `policy` says (a lie is not a death: there is
+// nothing to replace), the futures queued behind fail the same way, nothing
+// hangs and nothing leaks.
+void ExpectLieBreaksPool(LyingFrameTest& test, const Case& c,
+                         WorkerDeathPolicy policy) {
+  TempFile once("fault_once"), fired("fault_fired");
+  fired.Create();
+  fault::Spec spec;
+  spec.point = c.point;
+  spec.mode = c.mode;
+  spec.once_file = once.path();
+  spec.fired_file = fired.path();
+  Options o;
+  o.max_workers = 1;
+  o.transport = c.pool.transport;
+  o.start_method = c.pool.start_method;
+  o.initializer = fault::ArmFault(spec);
+  o.on_worker_death = policy;
+  {
+    const SharedArray<double> xs = Iota();
+    auto pool = std::make_unique<ProcessPoolExecutor>(o);
+    Future<int> first = c.point == Point::kMidTask
+                            ? pool->Submit(tt::SleepMs, 200)
+                            : pool->Submit(tt::Pow, 2, 8);
+    Submitted<double> array(*pool, tt::SumArray, xs);
+    auto expect_named = [&](auto& f, const char* which) {
+      try {
+        f.Get(kWait);
+        ADD_FAILURE() << which << " succeeded after the lie";
+      } catch (const BrokenProcessPool& e) {
+        for (const std::string& words : WhatNamesTheLie(c.mode)) {
+          EXPECT_NE(std::string(e.summary()).find(words), std::string::npos)
+              << which << ": " << e.summary();
+        }
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << which << ": not BrokenProcessPool: " << e.what();
+      }
+    };
+    expect_named(first, "the first future");
+    expect_named(array, "the array's future");
+    EXPECT_THROW(pool->Submit(tt::Noop), BrokenProcessPool);
+    EXPECT_EQ(FaultMatrixTest::Fired(fired), 1u)
+        << "the lie was not sent (or sent again)";
+    test.Bounded([&] { pool.reset(); }, "the destructor");
+  }
+  test.ExpectNothingLeft();
+}
+
+TEST_P(LyingFrameTest, BreaksThePool) {
+  ExpectLieBreaksPool(*this, GetParam(), WorkerDeathPolicy::kBreakPool);
+}
+
+TEST_P(LyingFrameTest, BreaksEvenAReplacingPool) {
+  ExpectLieBreaksPool(*this, GetParam(), WorkerDeathPolicy::kReplaceWorker);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, LyingFrameTest, ::testing::ValuesIn(LyingCases()),
                          CaseName);
 
 }  // namespace

@@ -73,36 +73,13 @@
 #include "absl/types/span.h"
 #include "common/unique_fd.h"
 #include "core/errors.h"
+#include "serialization/byte_io.h"
 #include "shared_array/handle.h"
 #include "shared_array/shared_buffer.h"
 
 namespace procpool {
 namespace shared_array_internal {
 
-// The codec's names for arithmetic types (serialization/byte_io.h).
-template <typename T>
-constexpr const char* ArithmeticTypeName() {
-  if constexpr (std::is_same<T, bool>::value) {
-    return "bool";
-  } else if constexpr (std::is_same<T, char>::value) {
-    return "char";
-  } else if constexpr (std::is_floating_point<T>::value) {
-    return sizeof(T) == 4 ? "f32" : "f64";
-  } else if constexpr (std::is_signed<T>::value) {
-    return sizeof(T) == 1   ? "i8"
-           : sizeof(T) == 2 ? "i16"
-           : sizeof(T) == 4 ? "i32"
-                            : "i64";
-  } else {
-    return sizeof(T) == 1   ? "u8"
-           : sizeof(T) == 2 ? "u16"
-           : sizeof(T) == 4 ? "u32"
-                            : "u64";
-  }
-}
-
-// `mangled` if it fits a handle's type name, else "h:" and a 64-bit FNV-1a
-// hash of it (stable across processes and builds).
 std::string StableTypeName(const char* mangled);
 
 // Throws procpool::Error for a failed construction.
@@ -114,7 +91,7 @@ std::string StableTypeName(const char* mangled);
 template <typename T>
 std::string SharedArrayTypeName() {
   if constexpr (std::is_arithmetic<T>::value) {
-    return shared_array_internal::ArithmeticTypeName<T>();
+    return internal::ArithmeticName<T>();  // the codec's names
   } else if constexpr (std::is_same<T, std::byte>::value) {
     return "byte";
   } else {

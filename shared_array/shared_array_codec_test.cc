@@ -172,15 +172,29 @@ TEST(SharedArrayCodec, BadInputFailsWithAClearError) {
     EXPECT_THAT(std::string(other.status().message()), HasSubstr("f64"));
   }
   {
-    // A descriptor that is not this array's memfd.
+    // A descriptor that is not this array's memfd, to a receiver that maps
+    // what comes (a worker, through its cache; a parent would find `a`
+    // itself, live here: FindLive).
     const SharedArray<double> c = Iota(4);
     ASSERT_TRUE(c.Seal().ok());
+    MappingCache cache;
     ArrayTransfer received(ArrayTransfer::Way::kByReference);
     std::vector<UniqueFd> wrong;
     wrong.emplace_back(fcntl(c.buffer().fd(), F_DUPFD_CLOEXEC, 0));
-    received.SetIncoming(std::move(wrong), nullptr);
+    received.SetIncoming(std::move(wrong), &cache);
     ArrayTransferScope scope(&received);
     EXPECT_FALSE(DecodeValue<SharedArray<double>>(bytes).ok());
+  }
+  {
+    // Without a cache (the parent), an array held here is that array,
+    // whatever descriptor came with it.
+    ArrayTransfer received(ArrayTransfer::Way::kByReference);
+    received.SetIncoming(Duplicates(sent), nullptr);
+    ArrayTransferScope scope(&received);
+    absl::StatusOr<SharedArray<double>> same =
+        DecodeValue<SharedArray<double>>(bytes);
+    ASSERT_TRUE(same.ok()) << same.status();
+    EXPECT_EQ(same->data(), a.data());
   }
   // By value: a count the bytes cannot hold, a bad tag, a bad mode.
   std::string huge("\x02\x00\xff\xff\xff\xff\x0f", 7);

@@ -270,3 +270,37 @@ TEST(SharedArrayTest, FailuresAreClearAndLeakNothing) {
 
 }  // namespace
 }  // namespace procpool
+
+namespace procpool {
+namespace {
+
+// A buffer that comes back to the process that holds it (a task returns the
+// array it was given) is found as that buffer, with no second mapping; a
+// handle that disagrees with the live buffer is refused.
+TEST(SharedBufferTest, FindLiveIsTheBufferHeldHere) {
+  SharedArray<double> a(1024);
+  a[5] = 2.5;
+  absl::StatusOr<SharedArrayHandle> h = a.Share();
+  ASSERT_TRUE(h.ok()) << h.status();
+  const int maps = shared_array_testing::ArrayMappingCount();
+  absl::StatusOr<SharedBuffer> back = SharedBuffer::FindLive(*h);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->address(), a.data());
+  EXPECT_EQ(shared_array_testing::ArrayMappingCount(), maps);
+  SharedArrayHandle bigger = *h;
+  bigger.byte_size += 8;
+  EXPECT_EQ(SharedBuffer::FindLive(bigger).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  SharedArrayHandle writable = *h;
+  writable.access = SharedAccess::kReadWrite;
+  EXPECT_EQ(SharedBuffer::FindLive(writable).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Once every copy is gone, it is not held here any more.
+  a = SharedArray<double>();
+  *back = SharedBuffer();
+  EXPECT_EQ(SharedBuffer::FindLive(*h).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace procpool

@@ -3,7 +3,10 @@
 #include <limits>
 #include <utility>
 
+#include <memory>
+
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
@@ -34,11 +37,55 @@ struct BufferState {
 
   mutable absl::Mutex mu;
   SharedRegion region ABSL_GUARDED_BY(mu);
+
+  ~BufferState();
 };
+
+namespace {
+
+// Every live buffer of this process by id: a buffer that comes back (a task
+// returns an array it was given, or the parent sends a worker an array that
+// worker made) is the mapping this process already has, not a second one.
+class LiveBuffers {
+ public:
+  static LiveBuffers& Get() {
+    static LiveBuffers* const live = new LiveBuffers();
+    return *live;
+  }
+
+  void Add(const std::shared_ptr<BufferState>& state) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    by_id_[state->id] = Entry{state.get(), state};
+  }
+  // Called by `state`'s destructor.
+  void Remove(const BufferState* state) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    auto it = by_id_.find(state->id);
+    if (it != by_id_.end() && it->second.raw == state) by_id_.erase(it);
+  }
+  std::shared_ptr<BufferState> Find(const BufferId& id) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    auto it = by_id_.find(id);
+    return it == by_id_.end() ? nullptr : it->second.state.lock();
+  }
+
+ private:
+  struct Entry {
+    const BufferState* raw;
+    std::weak_ptr<BufferState> state;
+  };
+  absl::Mutex mu_;
+  absl::flat_hash_map<BufferId, Entry> by_id_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+BufferState::~BufferState() { LiveBuffers::Get().Remove(this); }
 
 }  // namespace shared_array_internal
 
 using shared_array_internal::BufferState;
+using shared_array_internal::LiveBuffers;
 
 absl::StatusOr<SharedBuffer> SharedBuffer::Create(size_t element_count,
                                                   size_t element_size,
@@ -64,8 +111,10 @@ absl::StatusOr<SharedBuffer> SharedBuffer::Create(size_t element_count,
       mode == SharedArrayMode::kOutput ? SharedRegion::CreateOutput(bytes, name)
                                        : SharedRegion::Create(bytes, name);
   if (!region.ok()) return region.status();
-  return SharedBuffer(std::make_shared<BufferState>(
-      id, mode, type_name, element_size, *std::move(region)));
+  auto state = std::make_shared<BufferState>(id, mode, type_name, element_size,
+                                             *std::move(region));
+  LiveBuffers::Get().Add(state);
+  return SharedBuffer(std::move(state));
 }
 
 absl::StatusOr<SharedBuffer> SharedBuffer::Attach(
@@ -76,9 +125,43 @@ absl::StatusOr<SharedBuffer> SharedBuffer::Attach(
   const SharedArrayMode mode = handle.access == SharedAccess::kReadOnly
                                    ? SharedArrayMode::kImmutable
                                    : SharedArrayMode::kOutput;
-  return SharedBuffer(
-      std::make_shared<BufferState>(handle.id, mode, handle.type_name,
-                                    handle.element_size, std::move(region)));
+  auto state = std::make_shared<BufferState>(
+      handle.id, mode, handle.type_name, handle.element_size, std::move(region));
+  LiveBuffers::Get().Add(state);
+  return SharedBuffer(std::move(state));
+}
+
+absl::StatusOr<SharedBuffer> SharedBuffer::FindLive(
+    const SharedArrayHandle& handle) {
+  std::shared_ptr<BufferState> live = LiveBuffers::Get().Find(handle.id);
+  if (live == nullptr) {
+    return absl::NotFoundError(absl::StrCat(
+        "shared array ", handle.id.ToString(), " is not held here"));
+  }
+  const SharedAccess access = live->mode == SharedArrayMode::kImmutable
+                                  ? SharedAccess::kReadOnly
+                                  : SharedAccess::kReadWrite;
+  if (live->byte_size != handle.byte_size ||
+      live->element_size != handle.element_size ||
+      live->type_name != handle.type_name || access != handle.access) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "shared array ", handle.id.ToString(), " is held here as ",
+        live->byte_size, " bytes of ", live->type_name, " (",
+        SharedAccessName(access), "), but the handle says ", handle.byte_size,
+        " bytes of ", handle.type_name, " (", SharedAccessName(handle.access),
+        "): a forged or corrupted handle"));
+  }
+  bool sealed;
+  {
+    absl::MutexLock lock(&live->mu);
+    sealed = live->region.sealed();
+  }
+  if (access == SharedAccess::kReadOnly && !sealed) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("shared array ", handle.id.ToString(),
+                     " came back as read-only but is not sealed here"));
+  }
+  return SharedBuffer(std::move(live));
 }
 
 void* SharedBuffer::address() const {

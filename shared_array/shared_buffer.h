@@ -66,6 +66,13 @@ class SharedBuffer {
   static absl::StatusOr<SharedBuffer> Attach(const SharedArrayHandle& handle,
                                              UniqueFd fd);
 
+  // The buffer `handle` names if this process holds it already (a live copy:
+  // one it made or attached), with no new mapping: so an array that comes
+  // back to the parent (a task returns what it was given) costs no mmap.
+  // kNotFound if none is held; kInvalidArgument if the held one disagrees
+  // with the handle on size, type or access (forged or corrupted).
+  static absl::StatusOr<SharedBuffer> FindLive(const SharedArrayHandle& handle);
+
   // Whether this holds a buffer (false for a default-constructed one).
   explicit operator bool() const { return state_ != nullptr; }
 

@@ -59,7 +59,12 @@ absl::StatusOr<SharedBuffer> ArrayTransfer::Resolve(
       buffer = cache_->Insert(handle, std::move(incoming_[index]));
     }
   } else {
-    buffer = SharedBuffer::Attach(handle, std::move(incoming_[index]));
+    // The parent: an array it holds comes back as that array (the
+    // descriptor that came is closed with the transfer).
+    buffer = SharedBuffer::FindLive(handle);
+    if (absl::IsNotFound(buffer.status())) {
+      buffer = SharedBuffer::Attach(handle, std::move(incoming_[index]));
+    }
   }
   if (buffer.ok()) resolved_[index] = *buffer;
   return buffer;

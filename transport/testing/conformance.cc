@@ -601,9 +601,10 @@ TEST_P(TransportConformanceTest, FrameTakenInDuringSendMakesPollFdReadable) {
   ASSERT_NE(session, nullptr);
   ChannelDriver& driver = session->driver();
   ASSERT_TRUE(sent.Await(kTimeout));
-  // "early" has reached the parent's end (PollFd() says so; nothing is
-  // pumped) before Send() can take it in.
-  ASSERT_TRUE(driver.WaitReadable(kTimeout)) << "\"early\" never arrived";
+  // "early" is in the transport: it has reached the parent's end, and
+  // PollFd() says so (nothing is pumped), before Send() runs.
+  ASSERT_TRUE(driver.WaitReadable(kTimeout))
+      << "\"early\" never made PollFd() readable";
   CONFORMANCE_ASSERT_OK(driver.Send("late"));
   EXPECT_TRUE(driver.WaitReadable(kTimeout))
       << "a frame that arrived before Send() is not signalled";

@@ -3,9 +3,21 @@
 // The same behaviours through a real pool are in process_pool_executor_test.
 #include "executor/future.h"
 
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <string>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "executor/wait.h"
 #include "gtest/gtest.h"
 
@@ -14,6 +26,53 @@ namespace {
 
 using internal::ElementOutcome;
 using internal::State;
+
+// Bound on waiting for another thread to reach a state; a hang fails after it.
+constexpr absl::Duration kTimeout = absl::Seconds(20);
+
+// The scheduler state of thread `tid` of this process ('R', 'S', ...), from
+// /proc/self/task/TID/stat; '?' if it cannot be read.
+char ThreadState(pid_t tid) {
+  std::ifstream in(absl::StrCat("/proc/self/task/", tid, "/stat"));
+  const std::string stat((std::istreambuf_iterator<char>(in)),
+                         std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');  // the name may hold spaces and ')'
+  return close != std::string::npos && close + 2 < stat.size()
+             ? stat[close + 2]
+             : '?';
+}
+
+// Stands in for a pool as the futures' driver, to see a thread come to block
+// on them: Get(), Wait() and AsCompleted() call DriveIoWhileWaiting() when
+// they find nothing done, right before they sleep on the state. It notes the
+// calling thread and returns at once (no pool work to do).
+class WaiterProbe : public internal::Driver {
+ public:
+  void Interrupt(internal::StateBase*) override {}
+  void DriveIoWhileWaiting(const std::function<bool()>&,
+                           absl::Duration) override {
+    tid_.store(static_cast<pid_t>(syscall(SYS_gettid)));
+  }
+
+  // Forget the last waiter (before the next wait to be observed).
+  void Reset() { tid_.store(0); }
+
+  // Waits up to `timeout` until a thread has found nothing done and is
+  // asleep in its wait (interruptible sleep, 'S': nothing else blocks
+  // between DriveIoWhileWaiting() and the wait on the state's mutex).
+  bool AwaitBlockedWaiter(absl::Duration timeout) const {
+    const absl::Time deadline = absl::Now() + timeout;
+    for (;;) {
+      const pid_t tid = tid_.load();
+      if (tid != 0 && ThreadState(tid) == 'S') return true;
+      if (absl::Now() >= deadline) return false;
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+  }
+
+ private:
+  std::atomic<pid_t> tid_{0};
+};
 
 Future<int> NewFuture() { return Future<int>(std::make_shared<State<int>>()); }
 
@@ -174,17 +233,36 @@ TEST(Future, S29CallbacksInOrderAndAfterThrow) {
 }
 
 TEST(Future, S30BlockedGetWakesOnCancelAndResult) {
+  // Cancel and finish only once Get() is asleep on the state: a Get() that
+  // came late would find them done without ever blocking.
+  // A lost wake-up would still return, at Get()'s 30 s timeout: the wake-up
+  // must come well before.
+  auto probe = std::make_shared<WaiterProbe>();
   Future<int> a = NewFuture();
-  std::thread t([&] { EXPECT_THROW(a.Get(absl::Seconds(30)), CancelledError); });
-  absl::SleepFor(absl::Milliseconds(50));
-  a.Cancel();
+  a.state()->SetDriver(probe);
+  absl::Time returned;
+  std::thread t([&] {
+    EXPECT_THROW(a.Get(absl::Seconds(30)), CancelledError);
+    returned = absl::Now();
+  });
+  EXPECT_TRUE(probe->AwaitBlockedWaiter(kTimeout)) << "Get() never blocked";
+  absl::Time completed = absl::Now();
+  EXPECT_TRUE(a.Cancel());
   t.join();
+  EXPECT_LT(returned - completed, absl::Seconds(10)) << "not woken by Cancel";
 
+  probe->Reset();
   Future<int> b = NewFuture();
-  std::thread u([&] { EXPECT_EQ(b.Get(absl::Seconds(30)), 9); });
-  absl::SleepFor(absl::Milliseconds(50));
+  b.state()->SetDriver(probe);
+  std::thread u([&] {
+    EXPECT_EQ(b.Get(absl::Seconds(30)), 9);
+    returned = absl::Now();
+  });
+  EXPECT_TRUE(probe->AwaitBlockedWaiter(kTimeout)) << "Get() never blocked";
+  completed = absl::Now();
   Finish(b, 9);
   u.join();
+  EXPECT_LT(returned - completed, absl::Seconds(10)) << "not woken by Finish";
 }
 
 TEST(Wait, S31Modes) {
@@ -205,23 +283,35 @@ TEST(Wait, S31Modes) {
   r = Wait<int>({done, pending}, absl::Milliseconds(50),
                 ReturnWhen::kFirstException);
   EXPECT_EQ(r.not_done.size(), 1u);
+  // From here the other thread completes a future only once Wait() is
+  // asleep, so that the completion has to wake it.
+  auto probe = std::make_shared<WaiterProbe>();
   Future<int> failed = NewFuture();
+  pending.state()->SetDriver(probe);
+  failed.state()->SetDriver(probe);
+  // (A lost wake-up would return at the 30 s timeout with the same sets:
+  // the wake-up must come well before.)
   std::thread t([&] {
-    absl::SleepFor(absl::Milliseconds(30));
+    EXPECT_TRUE(probe->AwaitBlockedWaiter(kTimeout)) << "Wait() never blocked";
     Fail(failed);
   });
+  absl::Time start = absl::Now();
   r = Wait<int>({done, pending, failed}, absl::Seconds(30),
                 ReturnWhen::kFirstException);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10)) << "not woken by Fail";
   t.join();
   EXPECT_EQ(r.done.size(), 2u);
   EXPECT_EQ(r.not_done.size(), 1u);
 
+  probe->Reset();
   std::thread u([&] {
-    absl::SleepFor(absl::Milliseconds(30));
+    EXPECT_TRUE(probe->AwaitBlockedWaiter(kTimeout)) << "Wait() never blocked";
     Finish(pending, 3);
   });
+  start = absl::Now();
   r = Wait<int>({done, pending, failed}, absl::Seconds(30),
                 ReturnWhen::kAllCompleted);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10)) << "not woken by Finish";
   u.join();
   EXPECT_EQ(r.done.size(), 3u);
   EXPECT_TRUE(r.not_done.empty());
@@ -229,10 +319,16 @@ TEST(Wait, S31Modes) {
 
 TEST(AsCompleted, S32DoneFirstThenCompletionOrderThenTimeout) {
   std::vector<Future<int>> fs;
-  for (int i = 0; i < 4; ++i) fs.push_back(NewFuture());
+  auto probe = std::make_shared<WaiterProbe>();
+  for (int i = 0; i < 4; ++i) {
+    fs.push_back(NewFuture());
+    fs.back().state()->SetDriver(probe);
+  }
   Finish(fs[2], 2);
+  // fs[3] completes while the iteration is asleep waiting for it.
   std::thread t([&] {
-    absl::SleepFor(absl::Milliseconds(20));
+    EXPECT_TRUE(probe->AwaitBlockedWaiter(kTimeout))
+        << "AsCompleted never blocked";
     Finish(fs[3], 3);
   });
   std::vector<int> seen;

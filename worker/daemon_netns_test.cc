@@ -115,8 +115,11 @@ TEST_F(TwoHostTest, KillingTheDaemonBreaksTheChannelWithinTheBound) {
   absl::StatusOr<std::unique_ptr<RemoteSession>> s =
       RemoteSession::Open(Options());
   ASSERT_TRUE(s.ok()) << s.status();
-  ASSERT_TRUE((*s)->Call(1, "DaemonTestSleep", int32_t{20000}).ok());
-  absl::SleepFor(absl::Milliseconds(100));
+  const std::string started = MarkerPath("killing_the_daemon");
+  ASSERT_TRUE(
+      (*s)->Call(1, "DaemonTestMarkAndSleep", started, int32_t{20000}).ok());
+  ASSERT_TRUE(AwaitFile(started)) << "the call never started\n"
+                                  << daemon_->Log();
   const absl::Time start = absl::Now();
   daemon_->SignalAndWait(SIGKILL, kTimeout);
   const absl::Status error = (*s)->AwaitError();

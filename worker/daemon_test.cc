@@ -123,8 +123,11 @@ TEST_F(DaemonTest, KilledChildMidCallBreaksTheChannelNamingTheHost) {
   absl::StatusOr<std::unique_ptr<RemoteSession>> s =
       RemoteSession::Open(Options());
   ASSERT_TRUE(s.ok()) << s.status();
-  ASSERT_TRUE((*s)->Call(1, "DaemonTestSleep", int32_t{20000}).ok());
-  absl::SleepFor(absl::Milliseconds(200));
+  const std::string started = MarkerPath("killed_child_mid_call");
+  ASSERT_TRUE(
+      (*s)->Call(1, "DaemonTestMarkAndSleep", started, int32_t{20000}).ok());
+  ASSERT_TRUE(AwaitFile(started)) << "the call never started\n"
+                                  << daemon_->Log();
   kill((*s)->hello().pid, SIGKILL);
   const absl::Time start = absl::Now();
   const absl::Status error = (*s)->AwaitError();
@@ -174,8 +177,11 @@ TEST_F(DaemonTest, ChildDiesWithItsConnectionEvenMidTask) {
       RemoteSession::Open(Options());
   ASSERT_TRUE(s.ok()) << s.status();
   const pid_t worker = (*s)->hello().pid;
-  ASSERT_TRUE((*s)->Call(1, "DaemonTestSleep", int32_t{20000}).ok());
-  absl::SleepFor(absl::Milliseconds(200));
+  const std::string started = MarkerPath("child_dies_mid_task");
+  ASSERT_TRUE(
+      (*s)->Call(1, "DaemonTestMarkAndSleep", started, int32_t{20000}).ok());
+  ASSERT_TRUE(AwaitFile(started)) << "the task never started\n"
+                                  << daemon_->Log();
   s->reset();  // the parent closes its end
   const absl::Time deadline = absl::Now() + absl::Seconds(3);
   while (IsAlive(worker) && absl::Now() < deadline) {

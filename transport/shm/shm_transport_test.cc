@@ -37,6 +37,7 @@ namespace {
 using shm_internal::RingReader;
 using shm_internal::RingWriter;
 using shm_internal::ShmControl;
+using transport_testing::AwaitAsleep;
 using transport_testing::ChannelDriver;
 using transport_testing::ChildFailure;
 using transport_testing::CloseEndpoint;
@@ -675,13 +676,19 @@ TEST(ShmTransportTest, ParentDeathUnblocksTheChild) {
           CloseEndpoint(&pair->child);
           if (child_sends) {
             if (!ready.Await(kTimeout)) return ChildFailure(3, "not ready");
-            absl::SleepFor(absl::Milliseconds(20));  // let it fill the ring
+            // The ring is full and the child asleep waiting for space.
+            if (!AwaitAsleep(child->pid(), kTimeout)) {
+              return ChildFailure(5, "the child never waited for space");
+            }
           } else {
             // Part of a frame: the rest stays queued here and dies with us.
             if (!pair->parent->Send(Pattern(3 * kSmallRing, 1)).ok()) {
               return ChildFailure(4, "Send failed");
             }
-            absl::SleepFor(absl::Milliseconds(20));  // let it sleep
+            // The child took what the ring holds and sleeps for the rest.
+            if (!AwaitAsleep(child->pid(), kTimeout)) {
+              return ChildFailure(6, "the child never waited for the rest");
+            }
           }
           _exit(0);  // no destructor: the child only sees the hang-up
         },

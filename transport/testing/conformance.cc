@@ -379,7 +379,10 @@ TEST_P(TransportConformanceTest, ChildKilledInTheMiddleOfAFrame) {
   // Never read by the child: the kill leaves unread input on its side too.
   CONFORMANCE_ASSERT_OK(session->driver().Send("never read"));
   ASSERT_TRUE(started.Await(kTimeout));
-  absl::SleepFor(absl::Milliseconds(50));  // let part of the large frame out
+  // The child has sent what fits of the large frame and waits for room (or,
+  // in a transport that buffers it all, sleeps in pause()).
+  ASSERT_TRUE(AwaitAsleep(session->child().pid(), kTimeout))
+      << "the child never blocked in the large frame";
   session->child().Kill();
 
   const absl::Time start = absl::Now();
@@ -598,7 +601,10 @@ TEST_P(TransportConformanceTest, FrameTakenInDuringSendMakesPollFdReadable) {
   ASSERT_NE(session, nullptr);
   ChannelDriver& driver = session->driver();
   ASSERT_TRUE(sent.Await(kTimeout));
-  absl::SleepFor(absl::Milliseconds(20));  // "early" is in the transport
+  // "early" is in the transport: it has reached the parent's end, and
+  // PollFd() says so (nothing is pumped), before Send() runs.
+  ASSERT_TRUE(driver.WaitReadable(kTimeout))
+      << "\"early\" never made PollFd() readable";
   CONFORMANCE_ASSERT_OK(driver.Send("late"));
   EXPECT_TRUE(driver.WaitReadable(kTimeout))
       << "a frame that arrived before Send() is not signalled";
@@ -1016,7 +1022,10 @@ TEST_P(TransportConformanceTest, UntakenDescriptorsDoNotLeak) {
         {started.write_fd()});
     ASSERT_NE(session, nullptr);
     ASSERT_TRUE(started.Await(kTimeout));
-    absl::SleepFor(absl::Milliseconds(50));  // let part of the large frame out
+    // Part of the large frame (and its descriptors) is out: the child waits
+    // for room.
+    ASSERT_TRUE(AwaitAsleep(session->child().pid(), kTimeout))
+        << "the child never blocked in the large frame";
     session->child().Kill();
     const absl::Status status = session->driver().PumpUntilError(kTimeout);
     EXPECT_TRUE(absl::IsUnavailable(status)) << status;

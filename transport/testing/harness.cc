@@ -12,10 +12,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <string>
 #include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "common/posix_error.h"
 
@@ -45,6 +47,43 @@ void CloseAllExcept(const std::vector<int>& keep) {
   }
   closedir(dir);
   for (int fd : doomed) CloseFd(fd);
+}
+
+// The scheduler state ('R', 'S', 'D', 'Z', ...) in the stat file at `path`
+// (/proc/PID/task/TID/stat); 0 if it cannot be read.
+char StatState(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buffer[512];
+  const ssize_t n = read(fd, buffer, sizeof(buffer));
+  close(fd);
+  if (n <= 0) return 0;
+  const absl::string_view stat(buffer, static_cast<size_t>(n));
+  const size_t close_paren = stat.rfind(')');  // the name may hold ')'
+  if (close_paren == absl::string_view::npos ||
+      close_paren + 2 >= stat.size()) {
+    return 0;
+  }
+  return stat[close_paren + 2];
+}
+
+// True if every thread of `pid` is in state 'S' (and there is at least one).
+bool AllThreadsAsleep(pid_t pid) {
+  const std::string task_dir = absl::StrCat("/proc/", pid, "/task");
+  DIR* dir = opendir(task_dir.c_str());
+  if (dir == nullptr) return false;
+  int threads = 0;
+  bool asleep = true;
+  while (struct dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    ++threads;
+    if (StatState(absl::StrCat(task_dir, "/", entry->d_name, "/stat")) != 'S') {
+      asleep = false;
+      break;
+    }
+  }
+  closedir(dir);
+  return asleep && threads > 0;
 }
 
 }  // namespace
@@ -146,6 +185,15 @@ void ForkedChild::Kill() {
   while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
   }
   pid_ = -1;
+}
+
+bool AwaitAsleep(pid_t pid, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    if (AllThreadsAsleep(pid)) return true;
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
 }
 
 std::string DescribeWaitStatus(int wait_status) {

@@ -97,6 +97,17 @@ class ForkedChild {
   pid_t pid_ = -1;  // -1 once reaped
 };
 
+// Waits up to `timeout` until every thread of process `pid` (a child of this
+// process) is in an interruptible sleep, 'S' in /proc/PID/task/*/stat:
+// blocked in a system call (a send to a full socket or ring, a receive,
+// pause()) rather than running or not yet started on what the test waits
+// for. False on timeout, or once `pid` is a zombie or gone.
+//
+// A test that needs "the child has sent all it can of a large frame and now
+// waits for room" waits for this after the child said it is about to send,
+// instead of sleeping and hoping so.
+bool AwaitAsleep(pid_t pid, absl::Duration timeout);
+
 // "exited with status 3", "killed by signal 9 (Killed)".
 std::string DescribeWaitStatus(int wait_status);
 

@@ -47,6 +47,23 @@ std::string WriteKeyFile(const std::string& name, const std::string& key) {
   return path;
 }
 
+std::string MarkerPath(const std::string& name) {
+  static int next = 0;
+  const std::string path =
+      absl::StrCat(TempDir(), "/", name, ".", getpid(), ".", next++);
+  unlink(path.c_str());
+  return path;
+}
+
+bool AwaitFile(const std::string& path, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (access(path.c_str(), F_OK) != 0) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return true;
+}
+
 std::string WorkerBinary() { return "worker/daemon_test_worker"; }
 
 std::string Daemon::Log() const { return ReadFile(log_path); }

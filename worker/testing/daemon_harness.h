@@ -29,6 +29,13 @@ inline constexpr absl::Duration kTimeout = absl::Seconds(10);
 // Writes `key` to a new mode-0600 file under TEST_TMPDIR; returns its path.
 std::string WriteKeyFile(const std::string& name, const std::string& key);
 
+// A path under TEST_TMPDIR, unique in this process and not there yet, for a
+// task to create (DaemonTestMarkAndSleep's `started`).
+std::string MarkerPath(const std::string& name);
+
+// Waits up to `timeout` for `path` to exist.
+bool AwaitFile(const std::string& path, absl::Duration timeout = kTimeout);
+
 // The daemon tests' worker binary (a procpool_worker_binary), in the runfiles.
 std::string WorkerBinary();
 

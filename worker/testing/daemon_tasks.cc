@@ -1,5 +1,6 @@
 // Tasks served by the daemon tests' worker binary (daemon_test_worker): they
 // tell the test where and as whom they ran.
+#include <fcntl.h>
 #include <limits.h>
 #include <unistd.h>
 
@@ -40,6 +41,17 @@ int32_t DaemonTestSleep(int32_t ms) {
   return ms;
 }
 PROCPOOL_TASK(DaemonTestSleep);
+
+// DaemonTestSleep that first creates the empty file `started` (a path the
+// test chose): the test waits for it to know that the worker is running the
+// task, instead of sleeping and hoping so. -1 if the file cannot be made.
+int32_t DaemonTestMarkAndSleep(const std::string& started, int32_t ms) {
+  const int fd = open(started.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  close(fd);
+  return DaemonTestSleep(ms);
+}
+PROCPOOL_TASK(DaemonTestMarkAndSleep);
 
 }  // namespace daemon_testing
 }  // namespace procpool

@@ -60,7 +60,7 @@ absl::Status NoteArrayError(absl::Status error) {
 
 absl::Status DecodeByValueHeader(Reader& r, size_t element_size,
                                  SharedArrayMode* mode, size_t* count) {
-  uint8_t m;
+  uint8_t m = 0;
   RETURN_IF_ERROR(r.ReadFixed(&m));
   if (m != static_cast<uint8_t>(SharedArrayMode::kImmutable) &&
       m != static_cast<uint8_t>(SharedArrayMode::kOutput)) {

@@ -76,7 +76,7 @@ struct Codec<SharedArray<T>> {
 
   static absl::Status Decode(Reader& r, SharedArray<T>* a) {
     using namespace shared_array_internal;  // NOLINT: the tags
-    uint8_t tag;
+    uint8_t tag = 0;
     RETURN_IF_ERROR(r.ReadFixed(&tag));
     switch (tag) {
       case kEmpty:

@@ -273,9 +273,9 @@ const internal::TaskInfo& ProcessPoolExecutor::FindTaskOrThrow(const void* fn) {
   return *task;
 }
 
-void ProcessPoolExecutor::ThrowIfArraysRefused(ArrayTransfer& arrays) {
-  const absl::Status refused = arrays.TakeArrayError();
-  if (!refused.ok()) throw std::invalid_argument(std::string(refused.message()));
+void ProcessPoolExecutor::ThrowOutputArrayRefused() {
+  throw std::invalid_argument(
+      std::string(ArrayTransfer::OutputByValueError().message()));
 }
 
 void ProcessPoolExecutor::SubmitItem(internal::WorkItem item) {

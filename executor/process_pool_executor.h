@@ -90,7 +90,7 @@ class ProcessPoolExecutor {
       ArrayTransferScope scope(&arrays);
       item.args.push_back(internal::EncodeArgs(fn, std::forward<A>(args)...));
       item.arrays = arrays.TakeOutgoing();
-      ThrowIfArraysRefused(arrays);
+      if (arrays.output_by_value()) ThrowOutputArrayRefused();
     }
     item.state = state;
     item.timeout = options.timeout;
@@ -144,9 +144,9 @@ class ProcessPoolExecutor {
   class Source;
 
   static const internal::TaskInfo& FindTaskOrThrow(const void* fn);
-  // std::invalid_argument if the codec refused a shared array of the
-  // arguments it just encoded (ArrayTransfer::TakeArrayError).
-  static void ThrowIfArraysRefused(ArrayTransfer& arrays);
+  // Throws std::invalid_argument: the arguments just encoded hold an output
+  // array that would go by value (ArrayTransfer::OutputByValueError).
+  [[noreturn]] static void ThrowOutputArrayRefused();
   void SubmitItem(internal::WorkItem item);
 
   std::unique_ptr<internal::Pool> pool_;
@@ -214,7 +214,9 @@ class ProcessPoolExecutor::Source final : public internal::ChunkSource<R> {
       if (packed) item.packed_args.bytes = w.Release();
     }
     item.arrays = arrays.TakeOutgoing();
-    ProcessPoolExecutor::ThrowIfArraysRefused(arrays);
+    if (arrays.output_by_value()) {
+      ProcessPoolExecutor::ThrowOutputArrayRefused();
+    }
     const size_t n = item.size();
     if (n == 0) return std::nullopt;
     last_chunk_bytes_ = item.packed_args.bytes.size();

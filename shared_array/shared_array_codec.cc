@@ -14,15 +14,8 @@ bool EncodeByReference(Writer& w, const SharedBuffer& buffer) {
   ArrayTransfer* transfer = CurrentArrayTransfer();
   if (transfer == nullptr) return false;
   if (transfer->way() != ArrayTransfer::Way::kByReference) {
-    if (buffer.mode() == SharedArrayMode::kOutput) {
-      // The tasks' writes would stay in their copies.
-      transfer->NoteArrayError(absl::FailedPreconditionError(
-          "an output SharedArray (SharedArrayMode::kOutput) cannot be passed "
-          "to a pool whose workers get copies of shared arrays (the capnp "
-          "transport, remote workers): the tasks' writes would not come back. "
-          "Use --procpool_transport=shm or unix, or return the slices as "
-          "results"));
-    }
+    // A copy's writes would stay where it goes.
+    if (buffer.mode() == SharedArrayMode::kOutput) transfer->NoteOutputByValue();
     return false;
   }
   absl::StatusOr<SharedArrayHandle> handle = buffer.Share();

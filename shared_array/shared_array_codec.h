@@ -15,8 +15,9 @@
 // write rules); if it cannot be (no descriptor left to reopen it read-only),
 // it goes by value. By value, the receiver gets a new array of the same type,
 // mode and elements (a copy; writes to a kOutput copy do not come back, so a
-// kOutput array encoded by value under a by-value transfer is noted as an
-// error there: the pool refuses to send it, transfer.h).
+// kOutput array encoded by value under a by-value transfer is noted there,
+// ArrayTransfer::NoteOutputByValue: the pool refuses to send it as an
+// argument).
 //
 // Decoding checks what it is given: a forged, stale or mismatched handle, a
 // descriptor index that did not come with the frame, another element type,

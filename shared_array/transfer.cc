@@ -70,6 +70,14 @@ absl::StatusOr<SharedBuffer> ArrayTransfer::Resolve(
   return buffer;
 }
 
+absl::Status ArrayTransfer::OutputByValueError() {
+  return absl::FailedPreconditionError(
+      "an output SharedArray (SharedArrayMode::kOutput) cannot be passed to a "
+      "pool whose workers get copies of shared arrays (the capnp transport, "
+      "remote workers): the tasks' writes would not come back. Use "
+      "--procpool_transport=shm or unix, or return the slices as results");
+}
+
 ArrayTransfer* CurrentArrayTransfer() { return current_transfer; }
 
 ArrayTransferScope::ArrayTransferScope(ArrayTransfer* transfer)

@@ -90,13 +90,19 @@ class ArrayTransfer {
   absl::StatusOr<SharedBuffer> Resolve(const SharedArrayHandle& handle,
                                        size_t index);
 
+  // Encoding by value: an output array (kOutput) went into the frame as a
+  // copy, whose writes would not come back. Whoever sends arguments refuses
+  // the call then (the pool's Submit and Map); a result may go so.
+  void NoteOutputByValue() { output_by_value_ = true; }
+  bool output_by_value() const { return output_by_value_; }
+  // Why such a call is refused, and what to do.
+  static absl::Status OutputByValueError();
+
   // Decoding: why a shared array the frame names by reference could not be
   // used (a forged or stale handle, another element type, a descriptor that
   // is not its memfd, no memory to map it), as the codec noted it; such an
   // error fails the one task that was given the array, not the whole
-  // conversation. Encoding: an output array that would go by value (its
-  // writes would not come back); the sender refuses the call. Taken: the
-  // next call returns OK until another is noted.
+  // conversation. Taken: the next call returns OK until another is noted.
   void NoteArrayError(const absl::Status& status) {
     if (array_error_.ok()) array_error_ = status;
   }
@@ -115,6 +121,7 @@ class ArrayTransfer {
   std::vector<std::optional<SharedBuffer>> resolved_;
   MappingCache* cache_ = nullptr;
   absl::Status array_error_;
+  bool output_by_value_ = false;
 };
 
 // The transfer of the frame this thread is encoding or decoding, or null.

@@ -59,19 +59,19 @@ bool RunGuarded(const internal::TaskInfo& task, Run run,
   try {
     absl::Status decoded = run();
     RecordThrowSites(false);
-    ArrayTransfer* arrays = CurrentArrayTransfer();
-    absl::Status array_error =
-        arrays != nullptr ? arrays->TakeArrayError() : absl::OkStatus();
-    if (!decoded.ok() && !array_error.ok()) {
+    if (!decoded.ok()) {
       // A shared array it was given could not be used: this task fails,
       // the worker goes on.
-      exception->type_name = "procpool::Error";
-      exception->message = absl::StrCat(
-          "task ", task.name, " could not use a shared array argument: ",
-          array_error.message());
-      return false;
-    }
-    if (!decoded.ok()) {
+      ArrayTransfer* arrays = CurrentArrayTransfer();
+      const absl::Status array_error =
+          arrays != nullptr ? arrays->TakeArrayError() : absl::OkStatus();
+      if (!array_error.ok()) {
+        exception->type_name = "procpool::Error";
+        exception->message = absl::StrCat(
+            "task ", task.name, " could not use a shared array argument: ",
+            array_error.message());
+        return false;
+      }
       *protocol_error = absl::DataLossError(
           absl::StrCat("worker could not decode the arguments of task ",
                        task.name, ": ", decoded.message()));
@@ -328,7 +328,20 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
 
   const int64_t max_tasks = config->max_tasks;
   int64_t tasks_done = 0;
+  // Shared arrays: those of the arguments come beside the frame; those of
+  // the values go beside the Result (both by reference where the channel
+  // carries descriptors).
+  const ArrayTransfer::Way arrays_way = channel->CarriesDescriptors()
+                                            ? ArrayTransfer::Way::kByReference
+                                            : ArrayTransfer::Way::kByValue;
+  bool arrays_came = false;
   while (max_tasks <= 0 || tasks_done < max_tasks) {
+    if (arrays_came) {
+      // The last call's arrays are let go (its transfer is gone): the cache
+      // can evict what they pinned past its bounds.
+      WorkerArrayCache().Trim();
+      arrays_came = false;
+    }
     SetWorkerPhase(WorkerPhase::kWaiting);
     frame = channel->ReceiveBlocking();
     SetWorkerPhase(WorkerPhase::kOther);
@@ -347,13 +360,9 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
                    absl::DataLossError(absl::StrCat(
                        "unexpected message: ", wire::MessageKind(*message))));
     }
-    // Shared arrays: those of the arguments came beside the frame; those of
-    // the values go beside the Result (both by reference where the channel
-    // carries descriptors).
-    ArrayTransfer arrays(channel->CarriesDescriptors()
-                             ? ArrayTransfer::Way::kByReference
-                             : ArrayTransfer::Way::kByValue);
+    ArrayTransfer arrays(arrays_way);
     if (call->descriptors > 0) {
+      arrays_came = true;
       absl::StatusOr<std::vector<UniqueFd>> fds =
           channel->TakeDescriptors(call->descriptors);
       if (!fds.ok()) return Fatal(*channel, fds.status());
@@ -394,7 +403,6 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
                          : channel->SendBlockingPartsWithDescriptors(
                                absl::MakeConstSpan(&whole, 1), fds);
     }
-    WorkerArrayCache().Trim();
     if (!sent.ok()) {
       VLOG(1) << "worker " << getpid() << ": send failed: " << sent;
       return 0;

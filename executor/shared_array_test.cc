@@ -9,11 +9,14 @@
 
 #include <cstdint>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "executor/testdata/executor_test_base.h"
+#include "shared_array/mapping_cache.h"
+#include "worker/child/worker_loop.h"
 
 namespace procpool {
 namespace sa_tasks {
@@ -62,10 +65,19 @@ double WriteInto(SharedArray<double> xs) {
   return xs[0];
 }
 
+// The worker's arrays: (memfds that came to it so far, entries its cache
+// holds now).
+std::tuple<int64_t, int64_t> CacheState() {
+  return {static_cast<int64_t>(WorkerDescriptorsReceived()),
+          static_cast<int64_t>(WorkerArrayCache().entries())};
+}
+SharedArray<double> Echo(SharedArray<double> xs) { return xs; }
 }  // namespace sa_tasks
 }  // namespace procpool
 
 PROCPOOL_TASK(procpool::sa_tasks::Sum);
+PROCPOOL_TASK(procpool::sa_tasks::CacheState);
+PROCPOOL_TASK(procpool::sa_tasks::Echo);
 PROCPOOL_TASK(procpool::sa_tasks::Scale);
 PROCPOOL_TASK(procpool::sa_tasks::TwiceSlice);
 PROCPOOL_TASK(procpool::sa_tasks::WhereMapped);
@@ -179,6 +191,34 @@ TEST_P(SharedArrayTest, AWorkerMapsAnArrayOnceAndCannotWriteIt) {
   Future<double> w = pool.Submit(sa::WriteInto, a);
   EXPECT_THROW(w.Get(kWait), BrokenProcessPool);
   EXPECT_EQ(a[0], 0.0);
+}
+
+TEST_P(SharedArrayTest, ADescriptorCrossesOncePerWorkerUntilTheParentLetsGo) {
+  if (!ByReference()) GTEST_SKIP() << "capnp copies the bytes";
+  ProcessPoolExecutor pool(MakeOptions(/*max_workers=*/1));
+  std::optional<SharedArray<double>> a = Iota(1 << 12);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(pool.Submit(sa::Sum, *a).Get(kWait), 4096.0 * 4095 / 2);
+  }
+  EXPECT_EQ(pool.Submit(sa::CacheState).Get(kWait),
+            (std::tuple<int64_t, int64_t>{1, 1}))
+      << "five calls, one descriptor";
+  // Back to the parent without a descriptor: the parent's own array.
+  const int fds = FdCount();
+  SharedArray<double> echoed = pool.Submit(sa::Echo, *a).Get(kWait);
+  EXPECT_EQ(echoed.data(), a->data());
+  EXPECT_EQ(FdCount(), fds);
+  // A second array, then both let go: the worker drops them at its next call.
+  SharedArray<double> b = Iota(10);
+  EXPECT_EQ(pool.Submit(sa::Sum, b).Get(kWait), 45.0);
+  const pid_t worker = static_cast<pid_t>(
+      std::get<1>(pool.Submit(sa::WhereMapped, b).Get(kWait)));
+  EXPECT_EQ(ArrayMappings(worker), 2);
+  a.reset();
+  echoed = SharedArray<double>();
+  EXPECT_EQ(pool.Submit(sa::CacheState).Get(kWait),
+            (std::tuple<int64_t, int64_t>{2, 1}));
+  EXPECT_EQ(ArrayMappings(worker), 1);
 }
 
 TEST_P(SharedArrayTest, NothingLeaksInTheParent) {

@@ -64,6 +64,9 @@ std::vector<std::string> WireSeeds() {
       Config{kProtocolVersion + 1, std::nullopt, -1, 0, -1},
       Call{~0ULL, "", {}},
       Call{7, "Square", {args}, {}, 65},
+      // Protocol 5: arrays that come without a descriptor, and ones to drop.
+      Call{7, "Sum", {args}, {}, 1, {0, 2, 9}, {ArrayId{1, 2, 3}}},
+      Result{7, {Outcome{true, args, {}}}, {}, {}, 0, {0, 1}},
   };
   std::vector<std::string> seeds;
   for (const Message& m : messages) seeds.push_back(EncodeMessage(m));

@@ -35,8 +35,8 @@ namespace wire {
 static_assert(std::variant_size_v<Message> == 7, "compare the new message");
 static_assert(sizeof(Config) == 112, "compare Config's new field");
 static_assert(sizeof(Hello) == 40, "compare Hello's new field");
-static_assert(sizeof(Call) == 128, "compare Call's new field");
-static_assert(sizeof(Result) == 120 && sizeof(Outcome) == 136 &&
+static_assert(sizeof(Call) == 176, "compare Call's new field");
+static_assert(sizeof(Result) == 144 && sizeof(Outcome) == 136 &&
                   sizeof(Failure) == 104,
               "compare Result's, Outcome's or Failure's new field");
 static_assert(sizeof(ExceptionInfo) == 96 && sizeof(TaskSignature) == 64 &&
@@ -70,7 +70,8 @@ bool operator==(const Call& a, const Call& b) {
   Unpack(&ua);
   Unpack(&ub);
   return a.work_id == b.work_id && a.task == b.task && ua.args == ub.args &&
-         a.descriptors == b.descriptors;
+         a.descriptors == b.descriptors && a.held_arrays == b.held_arrays &&
+         a.forget_arrays == b.forget_arrays;
 }
 bool operator==(const ExceptionInfo& a, const ExceptionInfo& b) {
   return a.type_name == b.type_name &&
@@ -84,8 +85,8 @@ bool operator==(const Result& a, const Result& b) {
   Result ua = a, ub = b;
   Unpack(&ua);
   Unpack(&ub);
-  return std::tie(ua.work_id, ua.outcomes, ua.descriptors) ==
-         std::tie(ub.work_id, ub.outcomes, ub.descriptors);
+  return std::tie(ua.work_id, ua.outcomes, ua.descriptors, ua.held_arrays) ==
+         std::tie(ub.work_id, ub.outcomes, ub.descriptors, ub.held_arrays);
 }
 bool operator==(const InitFailed& a, const InitFailed& b) {
   return a.exception == b.exception;

@@ -59,6 +59,19 @@ struct Call {
   descriptors @5 :UInt32;
   # Protocol 4: how many descriptors came beside the frame (the memfds of the
   # shared arrays in the arguments, by index; shared_array/transfer.h).
+  heldArrays @6 :List(UInt32);
+  # Protocol 5: the indices (increasing) of the arrays whose memfd did not
+  # come because the receiver holds them already; the descriptors are the
+  # other arrays', in index order.
+  forgetArrays @7 :List(ArrayId);
+  # Protocol 5: arrays the worker drops from its cache before this call (the
+  # parent let them go, or the worker's cache is over its bounds).
+}
+
+struct ArrayId {
+  pid @0 :UInt32;
+  serial @1 :UInt64;
+  nonce @2 :UInt64;
 }
 
 struct ExceptionInfo {
@@ -92,6 +105,8 @@ struct Result {
   # When packed: the failed elements, by increasing index.
   descriptors @5 :UInt32;
   # As Call's: the memfds of the shared arrays in the values.
+  heldArrays @6 :List(UInt32);
+  # As Call's: arrays the parent holds already (the Call brought them).
 }
 
 struct Message {

@@ -89,12 +89,33 @@ size_t PackedWords(const PackedElements& p) {
   return p.bytes.size() / 8 + p.size() / 2 + 4;
 }
 
+// Protocol 5's array lists (Call/Result::held_arrays, Call::forget_arrays).
+template <typename Init>
+void SetHeldArrays(const std::vector<uint32_t>& held, Init init) {
+  if (held.empty()) return;
+  auto list = init(static_cast<unsigned>(held.size()));
+  for (unsigned i = 0; i < held.size(); ++i) list.set(i, held[i]);
+}
+void ReadHeldArrays(capnp::List<uint32_t>::Reader list,
+                    std::vector<uint32_t>* held) {
+  held->reserve(list.size());
+  for (uint32_t index : list) {
+    KJ_REQUIRE(held->empty() || index > held->back(),
+               "held array indices must increase", index);
+    held->push_back(index);
+  }
+}
+size_t ArrayListWords(const Call& c) {
+  return c.held_arrays.size() / 2 + 3 * c.forget_arrays.size() + 4;
+}
+
 size_t FirstSegmentWords(const Call& c) {
   if (c.args.empty()) {
     return 32 + c.task.size() / 8 + PackedWords(c.packed_args) +
+           ArrayListWords(c) +
            (PackedFits(c.packed_args) ? 0 : 2 * c.packed_args.size());
   }
-  size_t n = 32 + c.task.size() / 8 + c.args.size();
+  size_t n = 32 + c.task.size() / 8 + c.args.size() + ArrayListWords(c);
   for (const auto& a : c.args) n += BlobWords(a);
   return n;
 }
@@ -104,12 +125,12 @@ size_t ExceptionWords(const ExceptionInfo& e) {
 }
 size_t FirstSegmentWords(const Result& r) {
   if (r.outcomes.empty()) {
-    size_t n = 32 + PackedWords(r.packed_values) +
+    size_t n = 32 + r.held_arrays.size() / 2 + PackedWords(r.packed_values) +
                (PackedFits(r.packed_values) ? 0 : 4 * r.packed_values.size());
     for (const Failure& f : r.failures) n += 2 + ExceptionWords(f.exception);
     return n;
   }
-  size_t n = 32 + 2 * r.outcomes.size();
+  size_t n = 32 + r.held_arrays.size() / 2 + 2 * r.outcomes.size();
   for (const auto& o : r.outcomes) {
     n += o.ok ? BlobWords(o.value) : ExceptionWords(o.exception);
   }
@@ -157,6 +178,16 @@ struct Builder {
     b.setWorkId(c.work_id);
     b.setTask(AsText(c.task));
     b.setDescriptors(c.descriptors);
+    SetHeldArrays(c.held_arrays, [&](unsigned n) { return b.initHeldArrays(n); });
+    if (!c.forget_arrays.empty()) {
+      auto forget =
+          b.initForgetArrays(static_cast<unsigned>(c.forget_arrays.size()));
+      for (unsigned i = 0; i < c.forget_arrays.size(); ++i) {
+        forget[i].setPid(c.forget_arrays[i].pid);
+        forget[i].setSerial(c.forget_arrays[i].serial);
+        forget[i].setNonce(c.forget_arrays[i].nonce);
+      }
+    }
     if (c.args.empty()) {
       const PackedElements& p = c.packed_args;
       const unsigned n = static_cast<unsigned>(p.size());
@@ -190,6 +221,7 @@ struct Builder {
     auto b = root.initResult();
     b.setWorkId(r.work_id);
     b.setDescriptors(r.descriptors);
+    SetHeldArrays(r.held_arrays, [&](unsigned n) { return b.initHeldArrays(n); });
     if (r.outcomes.empty()) {
       const PackedElements& p = r.packed_values;
       const unsigned n = static_cast<unsigned>(p.size());
@@ -317,6 +349,11 @@ void Read(s::Message::Reader root, BlobReader& blobs, Message* out) {
       c.work_id = r.getWorkId();
       c.task = ToString(r.getTask());
       c.descriptors = r.getDescriptors();
+      ReadHeldArrays(r.getHeldArrays(), &c.held_arrays);
+      for (auto id : r.getForgetArrays()) {
+        c.forget_arrays.push_back(
+            ArrayId{id.getPid(), id.getSerial(), id.getNonce()});
+      }
       if (r.hasArgEnds()) {
         KJ_REQUIRE(r.getArgs().size() == 0, "packed call also has args");
         ReadPackedInto(r.getPackedArgs(), r.getArgEnds(), &c.packed_args);
@@ -332,6 +369,7 @@ void Read(s::Message::Reader root, BlobReader& blobs, Message* out) {
       Result& res = out->emplace<Result>();
       res.work_id = r.getWorkId();
       res.descriptors = r.getDescriptors();
+      ReadHeldArrays(r.getHeldArrays(), &res.held_arrays);
       if (r.hasValueEnds()) {
         KJ_REQUIRE(r.getOutcomes().size() == 0, "packed result also has outcomes");
         PackedElements& values = res.packed_values;

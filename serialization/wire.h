@@ -65,7 +65,20 @@ namespace wire {
 // prefix (task_value.h's DecodeTaskValue).
 // 4: a shared array goes by reference where the channel carries
 // descriptors: its memfd travels beside the frame (Call/Result::descriptors).
-inline constexpr uint32_t kProtocolVersion = 4;
+// 5: a memfd travels once per worker: Call/Result::held_arrays name the
+// arrays that come without one, Call::forget_arrays what the worker drops.
+inline constexpr uint32_t kProtocolVersion = 5;
+
+// A shared array's identity as it crosses the wire (shared_array/handle.h's
+// BufferId).
+struct ArrayId {
+  uint32_t pid = 0;
+  uint64_t serial = 0;
+  uint64_t nonce = 0;
+  friend bool operator==(const ArrayId& a, const ArrayId& b) {
+    return a.pid == b.pid && a.serial == b.serial && a.nonce == b.nonce;
+  }
+};
 
 // One task as a worker knows it (Hello::tasks).
 struct TaskSignature {
@@ -116,6 +129,14 @@ struct Call {
   // SendPartsWithDescriptors): the memfds of the shared arrays that the
   // arguments name by index (shared_array/transfer.h).
   uint32_t descriptors = 0;
+  // The indices, increasing, of the arrays that come without their memfd:
+  // the worker holds them from an earlier call. The descriptors are the
+  // other arrays', in index order.
+  std::vector<uint32_t> held_arrays;
+  // The arrays the worker drops from its cache before this call's arguments
+  // are decoded (the parent's picture of that cache: shared_array/
+  // peer_arrays.h).
+  std::vector<ArrayId> forget_arrays;
 
   // The number of elements.
   size_t size() const { return args.empty() ? packed_args.size() : args.size(); }
@@ -152,6 +173,9 @@ struct Result {
   PackedElements packed_values;
   std::vector<Failure> failures;
   uint32_t descriptors = 0;  // as Call's, for the shared arrays in the values
+  // As Call's: the arrays whose memfd does not come because the parent holds
+  // them (the Call brought them).
+  std::vector<uint32_t> held_arrays;
 
   // The number of elements.
   size_t size() const {

@@ -105,6 +105,25 @@ TEST(Wire, DescriptorCountsRoundTrip) {
   EXPECT_EQ(RoundTrip(r).descriptors, 1u);
 }
 
+TEST(Wire, HeldAndForgottenArraysRoundTrip) {
+  Call c{3, "Sum", {"handle"}};
+  c.descriptors = 1;
+  c.held_arrays = {0, 2, 7};
+  c.forget_arrays = {ArrayId{12, 3, 0xfeedface}, ArrayId{1, 2, 3}};
+  const Call back = RoundTrip(c);
+  EXPECT_EQ(back.descriptors, 1u);
+  EXPECT_EQ(back.held_arrays, (std::vector<uint32_t>{0, 2, 7}));
+  EXPECT_EQ(back.forget_arrays, c.forget_arrays);
+  Result r;
+  r.work_id = 3;
+  r.outcomes.push_back(Outcome{true, "v", {}});
+  r.held_arrays = {1};
+  EXPECT_EQ(RoundTrip(r).held_arrays, (std::vector<uint32_t>{1}));
+  // Indices that do not increase are a corrupt frame.
+  c.held_arrays = {2, 2};
+  EXPECT_FALSE(DecodeMessage(EncodeMessage(c)).ok());
+}
+
 TEST(Wire, InitFailedAndShutdown) {
   InitFailed f{{"std::runtime_error", "boom", ""}};
   EXPECT_EQ(RoundTrip(f).exception.message, "boom");

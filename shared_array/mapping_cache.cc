@@ -50,6 +50,7 @@ absl::StatusOr<SharedBuffer> MappingCache::Insert(
   } else {
     it->second.buffer = *attached;
     bytes_ += attached->byte_size();
+    ++attached_;
   }
   it->second.last_use = ++clock_;
   SharedBuffer result = it->second.buffer;
@@ -96,6 +97,27 @@ void MappingCache::TrimLocked() {
     dropped_.push_back(victim->first);
     entries_.erase(victim);  // unmaps and closes: the last copy
   }
+}
+
+void MappingCache::Forget(absl::Span<const BufferId> ids) {
+  std::vector<Entry> gone;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const BufferId& id : ids) {
+      auto it = entries_.find(id);
+      if (it == entries_.end()) continue;
+      bytes_ -= it->second.buffer.byte_size();
+      dropped_.push_back(id);
+      gone.push_back(std::move(it->second));
+      entries_.erase(it);
+    }
+  }
+  // `gone` unmaps here, outside the lock.
+}
+
+uint64_t MappingCache::attached() const {
+  absl::MutexLock lock(&mu_);
+  return attached_;
 }
 
 std::vector<BufferId> MappingCache::TakeDropped() {

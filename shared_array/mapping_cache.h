@@ -3,13 +3,19 @@
 // call. The sender passes a buffer's memfd once per worker (Insert); later
 // calls carry only the handle (Lookup).
 //
+// Two ways to bound it: by its own Limits (evicting on Insert, Lookup and
+// Trim), or by the sender: a worker's cache has no limits of its own and
+// drops entries only when a Call says so (Forget), because the parent keeps
+// the picture of it that decides which descriptors to send again
+// (peer_arrays.h, with the same default bounds).
+//
 // Example (in a worker, per shared array argument):
 //   ASSIGN_OR_RETURN(SharedArrayHandle h, DecodeHandle(bytes));
 //   absl::StatusOr<SharedBuffer> b = received_fd.valid()
 //       ? cache.Insert(h, std::move(received_fd))
 //       : cache.Lookup(h);
 //   ... run the task with SharedArray<T>::FromBuffer(*b) ...
-//   // after the task: cache.Trim(); report cache.TakeDropped() to the sender
+//   // before the next call: cache.Forget(call.forget_arrays)
 //
 // Policy:
 //   * Pins: an entry is in use while any SharedBuffer or SharedArray copy of
@@ -43,6 +49,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "common/unique_fd.h"
 #include "shared_array/handle.h"
 #include "shared_array/shared_buffer.h"
@@ -78,6 +85,10 @@ class MappingCache {
   // Evicts unpinned entries, least recently used first, until within bounds.
   void Trim() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Drops the entries of `ids` (those it has), pinned or not: a pinned
+  // mapping goes with its last holder. Unknown ids are ignored.
+  void Forget(absl::Span<const BufferId> ids) ABSL_LOCKS_EXCLUDED(mu_);
+
   // The ids evicted or cleared since the last call, oldest first.
   std::vector<BufferId> TakeDropped() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -88,6 +99,8 @@ class MappingCache {
   size_t bytes() const ABSL_LOCKS_EXCLUDED(mu_);
   // Entries in use outside the cache.
   size_t pinned() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Buffers attached from a descriptor so far (Insert of one not cached).
+  uint64_t attached() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Entry {
@@ -107,6 +120,7 @@ class MappingCache {
   size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t clock_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<BufferId> dropped_ ABSL_GUARDED_BY(mu_);
+  uint64_t attached_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace procpool

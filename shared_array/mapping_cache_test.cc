@@ -181,6 +181,31 @@ TEST(MappingCacheTest, ClearUnmapsEverythingAndLeaksNothing) {
   EXPECT_EQ(ArrayMappingCount(), 0);
 }
 
+TEST(MappingCacheTest, ForgetDropsWhatTheSenderSaysAndNothingElse) {
+  MappingCache cache;
+  Sent a(100), b(100);
+  const int maps = ArrayMappingCount();
+  ASSERT_TRUE(cache.Insert(a.handle, a.fd()).ok());
+  absl::StatusOr<SharedBuffer> pinned = cache.Insert(b.handle, b.fd());
+  ASSERT_TRUE(pinned.ok());
+  EXPECT_EQ(cache.attached(), 2u);
+  EXPECT_EQ(ArrayMappingCount(), maps + 2);
+  const int fds = FdCount();
+  cache.Forget({a.handle.id, b.handle.id, BufferId::Next()});
+  EXPECT_EQ(cache.entries(), 0u);
+  EXPECT_EQ(cache.bytes(), 0u);
+  // a is unmapped and closed now; b goes with its last holder.
+  EXPECT_EQ(FdCount(), fds - 1);
+  EXPECT_EQ(ArrayMappingCount(), maps + 1);
+  EXPECT_EQ(cache.Lookup(a.handle).status().code(), absl::StatusCode::kNotFound);
+  pinned = absl::StatusOr<SharedBuffer>(absl::CancelledError());
+  EXPECT_EQ(ArrayMappingCount(), maps);
+  EXPECT_EQ(FdCount(), fds - 2);
+  // Sent again: attached afresh.
+  ASSERT_TRUE(cache.Insert(a.handle, a.fd()).ok());
+  EXPECT_EQ(cache.attached(), 3u);
+}
+
 TEST(MappingCacheTest, ThreadSafe) {
   MappingCache cache({/*max_entries=*/4, /*max_bytes=*/1 << 20});
   std::vector<std::unique_ptr<Sent>> sent;

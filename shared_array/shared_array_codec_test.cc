@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -100,7 +101,7 @@ TEST(SharedArrayCodec, ByReferenceSharesTheMemoryAndSendsEachBufferOnce) {
 
     MappingCache cache;
     ArrayTransfer received(ArrayTransfer::Way::kByReference);
-    received.SetIncoming(Duplicates(sent), &cache);
+    received.SetIncoming(Duplicates(sent), {}, &cache);
     ArrayTransferScope scope(&received);
     auto back = DecodeValue<std::tuple<SharedArray<double>, SharedArray<double>,
                                        SharedArray<double>>>(bytes);
@@ -118,6 +119,97 @@ TEST(SharedArrayCodec, ByReferenceSharesTheMemoryAndSendsEachBufferOnce) {
   EXPECT_EQ(ArrayMappingCount(), 0);
 }
 
+// Descriptors of `sent`'s arrays other than those at `held` (what the pool
+// sends when the receiver holds those already).
+std::vector<UniqueFd> DuplicatesBut(const ArrayTransfer& sent,
+                                    const std::vector<uint32_t>& held) {
+  std::vector<UniqueFd> all = Duplicates(sent), fds;
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (!std::binary_search(held.begin(), held.end(), i)) {
+      fds.push_back(std::move(all[i]));
+    }
+  }
+  return fds;
+}
+
+TEST(SharedArrayCodec, HeldArraysComeWithoutADescriptorAndGoBackSo) {
+  const SharedArray<double> a = Iota(100), b = Iota(200);
+  MappingCache cache;
+  // First frame: a with its descriptor; the receiver caches it.
+  {
+    ArrayTransfer sent(ArrayTransfer::Way::kByReference);
+    std::string bytes;
+    {
+      ArrayTransferScope scope(&sent);
+      bytes = EncodeValue(a);
+    }
+    ArrayTransfer received(ArrayTransfer::Way::kByReference);
+    received.SetIncoming(Duplicates(sent), {}, &cache);
+    ArrayTransferScope scope(&received);
+    ASSERT_TRUE(DecodeValue<SharedArray<double>>(bytes).ok());
+  }
+  ASSERT_EQ(cache.attached(), 1u);
+  // Second frame (b, a): a (index 1) held, only b's descriptor comes.
+  ArrayTransfer sent(ArrayTransfer::Way::kByReference);
+  std::string bytes;
+  {
+    ArrayTransferScope scope(&sent);
+    bytes = EncodeValue(std::make_tuple(b, a));
+  }
+  ArrayTransfer received(ArrayTransfer::Way::kByReference);
+  received.SetIncoming(DuplicatesBut(sent, {1}), {1}, &cache);
+  std::string answer;
+  {
+    ArrayTransferScope scope(&received);
+    auto back =
+        DecodeValue<std::tuple<SharedArray<double>, SharedArray<double>>>(
+            bytes);
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(std::get<0>(*back)[199], 0.5 * 199);
+    EXPECT_EQ(std::get<1>(*back)[99], 0.5 * 99);
+    EXPECT_EQ(cache.attached(), 2u);
+    // The answer: a new array and a, which came in this frame: a goes back
+    // as held (the sender holds what it sent until the answer is read).
+    SharedArray<double> fresh = Iota(5);
+    answer = EncodeValue(std::make_tuple(fresh, std::get<1>(*back)));
+  }
+  EXPECT_EQ(received.outgoing_count(), 2u);
+  EXPECT_EQ(received.held_outgoing(), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(received.OutgoingFds().size(), 1u);
+  // The sender reads it: a is its own, found without a descriptor.
+  ArrayTransfer back(ArrayTransfer::Way::kByReference);
+  back.SetIncoming(DuplicatesBut(received, {1}), {1}, nullptr);
+  ArrayTransferScope scope(&back);
+  auto values =
+      DecodeValue<std::tuple<SharedArray<double>, SharedArray<double>>>(answer);
+  ASSERT_TRUE(values.ok()) << values.status();
+  // (In one process the cache's mapping of a is the live one it finds.)
+  EXPECT_TRUE(std::get<1>(*values).buffer().id() == a.buffer().id());
+  EXPECT_EQ(std::get<1>(*values)[99], 0.5 * 99);
+  EXPECT_EQ(std::get<0>(*values)[4], 2.0);
+}
+
+TEST(SharedArrayCodec, AHeldArrayTheReceiverDoesNotHoldFailsThatValue) {
+  const SharedArray<double> a = Iota(10);
+  ArrayTransfer sent(ArrayTransfer::Way::kByReference);
+  std::string bytes;
+  {
+    ArrayTransferScope scope(&sent);
+    bytes = EncodeValue(a);
+  }
+  MappingCache cache;  // empty: the frame lies
+  ArrayTransfer received(ArrayTransfer::Way::kByReference);
+  received.SetIncoming({}, {0}, &cache);
+  ArrayTransferScope scope(&received);
+  absl::StatusOr<SharedArray<double>> back =
+      DecodeValue<SharedArray<double>>(bytes);
+  ASSERT_FALSE(back.ok());
+  const absl::Status noted = received.TakeArrayError();
+  EXPECT_EQ(noted.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(noted.message()),
+              HasSubstr("came without its descriptor"));
+}
+
 TEST(SharedArrayCodec, AnOutputArrayIsWritableThroughTheReceiversMapping) {
   SharedArray<int32_t> out(4, SharedArrayMode::kOutput);
   ArrayTransfer sent(ArrayTransfer::Way::kByReference);
@@ -127,7 +219,7 @@ TEST(SharedArrayCodec, AnOutputArrayIsWritableThroughTheReceiversMapping) {
     bytes = EncodeValue(out);
   }
   ArrayTransfer received(ArrayTransfer::Way::kByReference);
-  received.SetIncoming(Duplicates(sent), nullptr);
+  received.SetIncoming(Duplicates(sent), {}, nullptr);
   ArrayTransferScope scope(&received);
   absl::StatusOr<SharedArray<int32_t>> back =
       DecodeValue<SharedArray<int32_t>>(bytes);
@@ -153,18 +245,18 @@ TEST(SharedArrayCodec, BadInputFailsWithAClearError) {
               HasSubstr("no descriptors came"));
   {
     ArrayTransfer received(ArrayTransfer::Way::kByReference);
-    received.SetIncoming({}, nullptr);
+    received.SetIncoming({}, {}, nullptr);
     ArrayTransferScope scope(&received);
     absl::StatusOr<SharedArray<double>> missing =
         DecodeValue<SharedArray<double>>(bytes);
     EXPECT_EQ(missing.status().code(), absl::StatusCode::kDataLoss);
     EXPECT_THAT(std::string(missing.status().message()),
-                HasSubstr("names descriptor 0 of its frame, but 0 came"));
+                HasSubstr("needs descriptor 0, but 0 came"));
   }
   {
     // Another element type.
     ArrayTransfer received(ArrayTransfer::Way::kByReference);
-    received.SetIncoming(Duplicates(sent), nullptr);
+    received.SetIncoming(Duplicates(sent), {}, nullptr);
     ArrayTransferScope scope(&received);
     absl::StatusOr<SharedArray<int64_t>> other =
         DecodeValue<SharedArray<int64_t>>(bytes);
@@ -181,7 +273,7 @@ TEST(SharedArrayCodec, BadInputFailsWithAClearError) {
     ArrayTransfer received(ArrayTransfer::Way::kByReference);
     std::vector<UniqueFd> wrong;
     wrong.emplace_back(fcntl(c.buffer().fd(), F_DUPFD_CLOEXEC, 0));
-    received.SetIncoming(std::move(wrong), &cache);
+    received.SetIncoming(std::move(wrong), {}, &cache);
     ArrayTransferScope scope(&received);
     EXPECT_FALSE(DecodeValue<SharedArray<double>>(bytes).ok());
   }
@@ -189,7 +281,7 @@ TEST(SharedArrayCodec, BadInputFailsWithAClearError) {
     // Without a cache (the parent), an array held here is that array,
     // whatever descriptor came with it.
     ArrayTransfer received(ArrayTransfer::Way::kByReference);
-    received.SetIncoming(Duplicates(sent), nullptr);
+    received.SetIncoming(Duplicates(sent), {}, nullptr);
     ArrayTransferScope scope(&received);
     absl::StatusOr<SharedArray<double>> same =
         DecodeValue<SharedArray<double>>(bytes);

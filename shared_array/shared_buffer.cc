@@ -61,7 +61,23 @@ class LiveBuffers {
   void Remove(const BufferState* state) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     auto it = by_id_.find(state->id);
-    if (it != by_id_.end() && it->second.raw == state) by_id_.erase(it);
+    if (it == by_id_.end() || it->second.raw != state) return;
+    by_id_.erase(it);
+    released_[released_count_ % kReleaseLog] = state->id;
+    ++released_count_;
+  }
+  bool ReleasedSince(uint64_t* cursor, std::vector<BufferId>* out)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    const uint64_t from = *cursor;
+    *cursor = released_count_;
+    if (released_count_ - from > kReleaseLog) return false;
+    if (out != nullptr) {
+      for (uint64_t i = from; i < released_count_; ++i) {
+        out->push_back(released_[i % kReleaseLog]);
+      }
+    }
+    return true;
   }
   std::shared_ptr<BufferState> Find(const BufferId& id) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
@@ -74,8 +90,13 @@ class LiveBuffers {
     const BufferState* raw;
     std::weak_ptr<BufferState> state;
   };
+  static constexpr uint64_t kReleaseLog = 1024;
+
   absl::Mutex mu_;
   absl::flat_hash_map<BufferId, Entry> by_id_ ABSL_GUARDED_BY(mu_);
+  // The ids erased from by_id_, a ring of the last kReleaseLog.
+  BufferId released_[kReleaseLog] ABSL_GUARDED_BY(mu_);
+  uint64_t released_count_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace
@@ -129,6 +150,15 @@ absl::StatusOr<SharedBuffer> SharedBuffer::Attach(
       handle.id, mode, handle.type_name, handle.element_size, std::move(region));
   LiveBuffers::Get().Add(state);
   return SharedBuffer(std::move(state));
+}
+
+bool SharedBuffer::IsLive(const BufferId& id) {
+  return LiveBuffers::Get().Find(id) != nullptr;
+}
+
+bool SharedBuffer::ReleasedSince(uint64_t* cursor,
+                                 std::vector<BufferId>* out) {
+  return LiveBuffers::Get().ReleasedSince(cursor, out);
 }
 
 absl::StatusOr<SharedBuffer> SharedBuffer::FindLive(

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -72,6 +73,16 @@ class SharedBuffer {
   // kNotFound if none is held; kInvalidArgument if the held one disagrees
   // with the handle on size, type or access (forged or corrupted).
   static absl::StatusOr<SharedBuffer> FindLive(const SharedArrayHandle& handle);
+
+  // Whether this process holds buffer `id` (a live copy).
+  static bool IsLive(const BufferId& id);
+
+  // The buffers this process stopped holding (their last copy went), for a
+  // sender's picture of what its receivers hold (peer_arrays.h): appends to
+  // `out` (if not null) the ids released since `*cursor` (start at 0), and
+  // moves the cursor past them. False if the log no longer has all of them
+  // (it keeps the last 1024): the caller asks IsLive() instead.
+  static bool ReleasedSince(uint64_t* cursor, std::vector<BufferId>* out);
 
   // Whether this holds a buffer (false for a default-constructed one).
   explicit operator bool() const { return state_ != nullptr; }

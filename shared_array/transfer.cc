@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <utility>
 
 #include "absl/status/status.h"
@@ -19,54 +21,89 @@ size_t ArrayTransfer::Add(const SharedBuffer& buffer) {
   for (size_t i = 0; i < outgoing_.size(); ++i) {
     if (outgoing_[i].id() == buffer.id()) return i;
   }
+  for (const BufferId& id : came_) {
+    if (id == buffer.id()) {
+      held_outgoing_.push_back(static_cast<uint32_t>(outgoing_.size()));
+      break;
+    }
+  }
   outgoing_.push_back(buffer);
   return outgoing_.size() - 1;
 }
 
 std::vector<int> ArrayTransfer::OutgoingFds() const {
   std::vector<int> fds;
-  fds.reserve(outgoing_.size());
-  for (const SharedBuffer& b : outgoing_) fds.push_back(b.fd());
+  fds.reserve(outgoing_.size() - held_outgoing_.size());
+  size_t next_held = 0;
+  for (size_t i = 0; i < outgoing_.size(); ++i) {
+    if (next_held < held_outgoing_.size() && held_outgoing_[next_held] == i) {
+      ++next_held;
+      continue;
+    }
+    fds.push_back(outgoing_[i].fd());
+  }
   return fds;
 }
 
 void ArrayTransfer::SetIncoming(std::vector<UniqueFd> fds,
+                                std::vector<uint32_t> held,
                                 MappingCache* cache) {
   incoming_ = std::move(fds);
   resolved_.assign(incoming_.size(), std::nullopt);
+  held_incoming_ = std::move(held);
   cache_ = cache;
 }
 
 absl::StatusOr<SharedBuffer> ArrayTransfer::Resolve(
     const SharedArrayHandle& handle, size_t index) {
-  if (index >= incoming_.size()) {
-    return absl::DataLossError(absl::StrCat(
-        "a shared array names descriptor ", index, " of its frame, but ",
-        incoming_.size(), " came with it"));
-  }
-  if (resolved_[index].has_value()) {
-    if (!(resolved_[index]->id() == handle.id)) {
+  // Arrays before `index` that came without a descriptor.
+  const auto held_before = std::lower_bound(
+      held_incoming_.begin(), held_incoming_.end(), index);
+  if (held_before != held_incoming_.end() && *held_before == index) {
+    absl::StatusOr<SharedBuffer> held = cache_ != nullptr
+                                            ? cache_->Lookup(handle)
+                                            : SharedBuffer::FindLive(handle);
+    if (absl::IsNotFound(held.status())) {
       return absl::DataLossError(absl::StrCat(
-          "descriptor ", index, " of the frame is shared array ",
-          resolved_[index]->id().ToString(), ", not ", handle.id.ToString()));
+          "shared array ", handle.id.ToString(),
+          " came without its descriptor, as one this process holds, but it "
+          "holds no such array (a stale or forged frame)"));
     }
-    return *resolved_[index];
+    if (held.ok()) came_.push_back(handle.id);
+    return held;
+  }
+  const size_t slot = index - (held_before - held_incoming_.begin());
+  if (slot >= incoming_.size()) {
+    return absl::DataLossError(absl::StrCat(
+        "shared array ", index, " of its frame needs descriptor ", slot,
+        ", but ", incoming_.size(), " came with it"));
+  }
+  if (resolved_[slot].has_value()) {
+    if (!(resolved_[slot]->id() == handle.id)) {
+      return absl::DataLossError(absl::StrCat(
+          "descriptor ", slot, " of the frame is shared array ",
+          resolved_[slot]->id().ToString(), ", not ", handle.id.ToString()));
+    }
+    return *resolved_[slot];
   }
   absl::StatusOr<SharedBuffer> buffer;
   if (cache_ != nullptr) {
     buffer = cache_->Lookup(handle);
     if (absl::IsNotFound(buffer.status())) {
-      buffer = cache_->Insert(handle, std::move(incoming_[index]));
+      buffer = cache_->Insert(handle, std::move(incoming_[slot]));
     }
   } else {
     // The parent: an array it holds comes back as that array (the
     // descriptor that came is closed with the transfer).
     buffer = SharedBuffer::FindLive(handle);
     if (absl::IsNotFound(buffer.status())) {
-      buffer = SharedBuffer::Attach(handle, std::move(incoming_[index]));
+      buffer = SharedBuffer::Attach(handle, std::move(incoming_[slot]));
     }
   }
-  if (buffer.ok()) resolved_[index] = *buffer;
+  if (buffer.ok()) {
+    resolved_[slot] = *buffer;
+    came_.push_back(handle.id);
+  }
   return buffer;
 }
 

@@ -25,10 +25,18 @@
 //   channel->SendPartsWithDescriptors({blob}, owner, transfer.OutgoingFds());
 //   // keep `transfer` (it holds the buffers) until the frame is sent
 //
+// A descriptor crosses once per receiver: the arrays a receiver holds
+// already go as a handle only, and the frame lists their indices
+// (Call/Result::held_arrays); the descriptors beside it are the other
+// arrays', in index order. The pool decides that per worker when it hands a
+// call out (peer_arrays.h); a worker sends an array that came in the same
+// call back without its descriptor (the parent holds the call's arrays
+// until the result is decoded: Keep()).
+//
 // Example (the receiving side, a worker):
 //   ArrayTransfer transfer(ArrayTransfer::Way::kByReference);
 //   ASSIGN_OR_RETURN(auto fds, channel->TakeDescriptors(call.descriptors));
-//   transfer.SetIncoming(std::move(fds), &worker_cache);
+//   transfer.SetIncoming(std::move(fds), call.held_arrays, &worker_cache);
 //   ArrayTransferScope scope(&transfer);
 //   ASSIGN_OR_RETURN(auto args, DecodeValue<Args>(blob));
 //
@@ -38,6 +46,7 @@
 #define PROCPOOL_SHARED_ARRAY_TRANSFER_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <vector>
 
@@ -66,9 +75,13 @@ class ArrayTransfer {
   // keeps its index. The transfer holds a copy of each buffer, so their
   // descriptors stay open until it is destroyed.
   size_t Add(const SharedBuffer& buffer);
-  // The descriptors to send, in index order (the buffers' own: a channel
-  // sends duplicates).
+  // The descriptors to send, in index order, of the recorded buffers that
+  // are not held_outgoing() (the buffers' own: a channel sends duplicates).
   std::vector<int> OutgoingFds() const;
+  // The indices (increasing) of the recorded buffers that go without their
+  // descriptor: they came in with this frame's incoming ones (Resolve), so
+  // the other side holds them.
+  const std::vector<uint32_t>& held_outgoing() const { return held_outgoing_; }
   size_t outgoing_count() const { return outgoing_.size(); }
   // The recorded buffers, in index order, taken out of the transfer (whose
   // owner then keeps them open until the frame is sent).
@@ -78,15 +91,24 @@ class ArrayTransfer {
     return out;
   }
 
-  // Receiving. The descriptors that came with the frame, in index order, and
-  // the receiver's mapping cache (a worker's), or null to map each buffer
-  // afresh (the parent).
-  void SetIncoming(std::vector<UniqueFd> fds, MappingCache* cache);
+  // Receiving. The descriptors that came with the frame, in index order;
+  // the indices (increasing) of the frame's arrays that came without one
+  // (the frame's held_arrays); and the receiver's mapping cache (a
+  // worker's), or null to map each buffer afresh (the parent).
+  void SetIncoming(std::vector<UniqueFd> fds, std::vector<uint32_t> held,
+                   MappingCache* cache);
 
-  // The buffer that `handle` names, whose memfd is incoming descriptor
-  // `index`. kDataLoss if no such descriptor came; what SharedBuffer::Attach
-  // or MappingCache::Insert say of a forged, stale or mismatched handle. With
-  // a cache, a buffer it holds is taken from it without the descriptor.
+  // Keeps `buffers` open until the transfer goes (the parent: the call's
+  // arrays, which its result may name as held).
+  void Keep(std::vector<SharedBuffer> buffers) { kept_ = std::move(buffers); }
+
+  // The buffer that `handle` names, the frame's array `index`. Held (no
+  // descriptor came): the cache's entry, or, without a cache, the live
+  // buffer of this process; kDataLoss if there is none. Else its memfd is
+  // the next incoming descriptor: kDataLoss if none came; what
+  // SharedBuffer::Attach or MappingCache::Insert say of a forged, stale or
+  // mismatched handle. With a cache, a buffer it holds is taken from it
+  // without the descriptor.
   absl::StatusOr<SharedBuffer> Resolve(const SharedArrayHandle& handle,
                                        size_t index);
 
@@ -119,6 +141,12 @@ class ArrayTransfer {
   // The buffer each incoming descriptor became (without a cache, so that the
   // same array twice in a frame is mapped once).
   std::vector<std::optional<SharedBuffer>> resolved_;
+  std::vector<uint32_t> held_incoming_;  // SetIncoming's `held`
+  // The ids Resolve gave out: the other side holds them while this frame is
+  // answered, so Add() records them as held.
+  std::vector<BufferId> came_;
+  std::vector<uint32_t> held_outgoing_;
+  std::vector<SharedBuffer> kept_;
   MappingCache* cache_ = nullptr;
   absl::Status array_error_;
   bool output_by_value_ = false;

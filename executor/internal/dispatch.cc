@@ -55,8 +55,18 @@ void RecordHandOut(Worker& w, WorkItem item, uint64_t work_id,
   call.task = item.task;
   call.args = std::move(item.args);
   call.packed_args = std::move(item.packed_args);
-  call.descriptors = static_cast<uint32_t>(item.arrays.size());
-  for (const SharedBuffer& b : item.arrays) out->fds.push_back(b.fd());
+  if (!item.arrays.empty() || w.arrays.entries() > 0) {
+    // Shared arrays: a memfd goes to a worker once (PeerArrays).
+    PeerArrays::Plan plan;
+    w.arrays.PlanFrame(item.arrays, &plan);
+    call.descriptors = static_cast<uint32_t>(plan.fds.size());
+    call.held_arrays = std::move(plan.held);
+    call.forget_arrays.reserve(plan.forget.size());
+    for (const BufferId& id : plan.forget) {
+      call.forget_arrays.push_back(wire::ArrayId{id.pid, id.serial, id.nonce});
+    }
+    out->fds = std::move(plan.fds);
+  }
   if (wire::HasExternalBlobs(call)) {
     // Sent from the arguments themselves (a 64 MiB argument is not copied
     // into a frame); the transport and the pool share them.

@@ -155,15 +155,22 @@ void Pool::HandleResult(Worker& w, wire::Result& result) {
     }
   }
   std::shared_ptr<ArrayTransfer> arrays;
-  if (result.descriptors > 0) {
-    absl::StatusOr<std::vector<UniqueFd>> fds =
-        w.channel->TakeDescriptors(result.descriptors);
-    if (!fds.ok()) {
-      OnChannelError(w, fds.status());
-      return;
+  if (result.descriptors > 0 || !result.held_arrays.empty()) {
+    std::vector<UniqueFd> fds;
+    if (result.descriptors > 0) {
+      absl::StatusOr<std::vector<UniqueFd>> taken =
+          w.channel->TakeDescriptors(result.descriptors);
+      if (!taken.ok()) {
+        OnChannelError(w, taken.status());
+        return;
+      }
+      fds = *std::move(taken);
     }
     arrays = std::make_shared<ArrayTransfer>(ArrayTransfer::Way::kByReference);
-    arrays->SetIncoming(*std::move(fds), /*cache=*/nullptr);
+    arrays->SetIncoming(std::move(fds), std::move(result.held_arrays),
+                        /*cache=*/nullptr);
+    // The arrays the result names as held: the call's own.
+    arrays->Keep(std::move(w.assigned.front().item.arrays));
   }
   Assigned done = std::move(w.assigned.front());
   w.assigned.pop_front();

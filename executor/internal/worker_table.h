@@ -46,6 +46,7 @@
 #include "core/errors.h"
 #include "executor/internal/work_item.h"
 #include "serialization/wire.h"
+#include "shared_array/peer_arrays.h"
 #include "transport/transport.h"
 #include "worker/parent/launcher.h"
 
@@ -141,6 +142,8 @@ struct Worker {
 
   int64_t tasks_assigned = 0;
   std::deque<Assigned> assigned;  // in flight, in the order sent
+  // The shared arrays its cache holds, as sent: their memfds go to it once.
+  PeerArrays arrays;
   UniqueFd crash_fd;  // read end of the worker's crash-report pipe
   std::string crash_report;  // what arrived on it (heartbeats removed)
   absl::Time last_heartbeat = absl::InfiniteFuture();

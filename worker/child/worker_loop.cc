@@ -23,6 +23,25 @@
 #include "worker/child/worker_hooks.h"
 
 namespace procpool {
+
+MappingCache& WorkerArrayCache() {
+  // No bounds of its own: the parent's picture of it bounds it and says what
+  // to drop (Call::forget_arrays; shared_array/peer_arrays.h).
+  static MappingCache* const cache = new MappingCache(
+      MappingCache::Limits{std::numeric_limits<size_t>::max(),
+                           std::numeric_limits<size_t>::max()});
+  return *cache;
+}
+
+namespace {
+
+// Memfds that came beside Calls (WorkerDescriptorsReceived).
+std::atomic<uint64_t> descriptors_received{0};
+
+}  // namespace
+
+uint64_t WorkerDescriptorsReceived() { return descriptors_received.load(); }
+
 namespace {
 
 // Describes the exception being handled; call only inside a catch block.
@@ -38,12 +57,6 @@ wire::ExceptionInfo CurrentException(absl::string_view task) {
   return info;
 }
 
-// The shared arrays this worker was sent, mapped once each (bounded; a
-// buffer evicted or not yet seen comes with its descriptor again).
-MappingCache& WorkerArrayCache() {
-  static MappingCache* const cache = new MappingCache();
-  return *cache;
-}
 
 // Options::max_memory_bytes_per_worker as the Config said; 0: none.
 int64_t memory_limit_bytes = 0;
@@ -334,14 +347,7 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
   const ArrayTransfer::Way arrays_way = channel->CarriesDescriptors()
                                             ? ArrayTransfer::Way::kByReference
                                             : ArrayTransfer::Way::kByValue;
-  bool arrays_came = false;
   while (max_tasks <= 0 || tasks_done < max_tasks) {
-    if (arrays_came) {
-      // The last call's arrays are let go (its transfer is gone): the cache
-      // can evict what they pinned past its bounds.
-      WorkerArrayCache().Trim();
-      arrays_came = false;
-    }
     SetWorkerPhase(WorkerPhase::kWaiting);
     frame = channel->ReceiveBlocking();
     SetWorkerPhase(WorkerPhase::kOther);
@@ -360,13 +366,27 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
                    absl::DataLossError(absl::StrCat(
                        "unexpected message: ", wire::MessageKind(*message))));
     }
+    if (!call->forget_arrays.empty()) {
+      // The parent's picture of the cache says these go (peer_arrays.h).
+      std::vector<BufferId> forget;
+      forget.reserve(call->forget_arrays.size());
+      for (const wire::ArrayId& id : call->forget_arrays) {
+        forget.push_back(BufferId{id.pid, id.serial, id.nonce});
+      }
+      WorkerArrayCache().Forget(forget);
+    }
     ArrayTransfer arrays(arrays_way);
-    if (call->descriptors > 0) {
-      arrays_came = true;
-      absl::StatusOr<std::vector<UniqueFd>> fds =
-          channel->TakeDescriptors(call->descriptors);
-      if (!fds.ok()) return Fatal(*channel, fds.status());
-      arrays.SetIncoming(*std::move(fds), &WorkerArrayCache());
+    if (call->descriptors > 0 || !call->held_arrays.empty()) {
+      std::vector<UniqueFd> fds;
+      if (call->descriptors > 0) {
+        absl::StatusOr<std::vector<UniqueFd>> taken =
+            channel->TakeDescriptors(call->descriptors);
+        if (!taken.ok()) return Fatal(*channel, taken.status());
+        fds = *std::move(taken);
+        descriptors_received.fetch_add(fds.size(), std::memory_order_relaxed);
+      }
+      arrays.SetIncoming(std::move(fds), std::move(call->held_arrays),
+                         &WorkerArrayCache());
     }
     ArrayTransferScope arrays_scope(&arrays);
     wire::Result result;
@@ -383,8 +403,9 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
     }
     call->args.clear();
     call->packed_args.clear();
-    result.descriptors = static_cast<uint32_t>(arrays.outgoing_count());
     const std::vector<int> fds = arrays.OutgoingFds();
+    result.descriptors = static_cast<uint32_t>(fds.size());
+    result.held_arrays = arrays.held_outgoing();
     // Big values go from their own strings into the transport.
     absl::Status sent;
     if (wire::HasExternalBlobs(result)) {

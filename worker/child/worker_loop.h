@@ -11,11 +11,14 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 
 #include "transport/transport.h"
 
 namespace procpool {
+
+class MappingCache;  // shared_array/mapping_cache.h
 
 // Makes this process die with its parent and ignore SIGINT. `parent` is the
 // pid that started it: if that parent is already gone, exits at once.
@@ -25,6 +28,13 @@ void BecomeWorkerProcess(pid_t parent);
 // Shutdown, max_tasks or the parent closing its end; 1 after a failed
 // initializer; 2 after a protocol error.
 int RunWorker(std::unique_ptr<Channel> channel);
+
+// The shared arrays this worker holds, mapped once each: what the parent
+// sent with their memfds and has not told it to forget (shared_array/
+// peer_arrays.h). For tests and tools that look inside a worker.
+MappingCache& WorkerArrayCache();
+// How many shared arrays' memfds came to this worker beside its Calls.
+uint64_t WorkerDescriptorsReceived();
 
 }  // namespace procpool
 

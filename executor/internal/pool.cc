@@ -465,10 +465,10 @@ void Pool::ManagerLoop() {
     // Channels callers left disarmed and stopped polling.
     std::vector<std::string> frames;
     for (auto& [id, w] : workers_) {
-      if (!w.disarmed || now < w.last_poll + kRearmAfter) continue;
-      w.disarmed = false;
-      if (w.channel == nullptr) continue;
+      if (!WantsRearm(w, now)) continue;
       if (!PollWorker(w, /*stay=*/false, absl::InfinitePast(), frames)) break;
+      // A result waited for it: callers went away with work in flight.
+      if (!frames.empty()) w.rearm_after = kRearmAfter;
     }
     if (!state_.broken()) HandOutQueued(/*may_start=*/true);
     if (!state_.broken()) RetireIdleWorkers();

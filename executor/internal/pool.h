@@ -140,12 +140,7 @@ struct PoolConfig {
 // down, or it was sent a signal, before it is killed (again) with SIGKILL.
 inline constexpr absl::Duration kExitGrace = absl::Seconds(5);
 
-// How long channels a caller left disarmed (Channel::Poll with stay) stay so
-// once nobody polls: results that arrive meanwhile wait at most this long
-// for the manager. A caller that goes to sleep on a future re-arms at once;
-// this only covers callers that polled and went on (Submit, a Get that was
-// answered).
-inline constexpr absl::Duration kRearmAfter = absl::Microseconds(200);
+// kRearmAfter and kRearmAfterMax: worker_table.h.
 
 // Resident memory of `pid` in bytes (0 if unknown).
 int64_t ResidentBytes(pid_t pid);
@@ -318,6 +313,11 @@ class Pool {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // The earliest timer the manager must wake for.
   absl::Time NextDeadline() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // The manager at `now`: whether to re-arm w's channel (a caller left it
+  // disarmed and stopped polling), disarmed cleared if so; keeps w's re-arm
+  // interval (worker_table.h, kRearmAfter).
+  bool WantsRearm(Worker& w, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
 
   // --- pool_health.cc: heartbeats, idle workers, memory ---
 

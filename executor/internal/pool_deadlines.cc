@@ -31,10 +31,37 @@ bool Pool::KillIfOverran(Worker& w, absl::Time now) {
   return true;
 }
 
+bool Pool::WantsRearm(Worker& w, absl::Time now) {
+  if (!w.disarmed) {
+    // Nobody polled it for a whole interval since the manager re-armed it:
+    // the callers' stretch is over, the next one starts short.
+    if (now >= w.rearm_due) {
+      w.rearm_due = absl::InfiniteFuture();
+      w.rearm_after = kRearmAfter;
+    }
+    return false;
+  }
+  if (now < w.last_poll + w.rearm_after) {
+    // Woken for it, but a caller polled meanwhile: look again later, and
+    // less often (worker_table.h, kRearmAfter).
+    if (now >= w.rearm_due) {
+      w.rearm_after = std::min(2 * w.rearm_after, kRearmAfterMax);
+    }
+    w.rearm_due = w.last_poll + w.rearm_after;
+    return false;
+  }
+  w.disarmed = false;
+  // Keep looking for one more interval: a caller that polls again meanwhile
+  // then finds the manager's wake-up already due, and need not wake it.
+  w.rearm_due = now + w.rearm_after;
+  return w.channel != nullptr;
+}
+
 absl::Time Pool::NextDeadline() const {
   absl::Time next = absl::InfiniteFuture();
   for (const auto& [id, w] : workers_) {
-    if (w.disarmed) next = std::min(next, w.last_poll + kRearmAfter);
+    next = std::min(next, w.disarmed ? w.last_poll + w.rearm_after
+                                     : w.rearm_due);
     next = std::min(next, w.kill_deadline);
     if (!w.assigned.empty() && !w.killed()) {
       next = std::min(next, w.assigned.front().deadline);

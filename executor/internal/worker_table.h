@@ -53,6 +53,22 @@
 namespace procpool {
 namespace internal {
 
+// How long a channel a caller left disarmed (Channel::Poll with stay) stays
+// so once nobody polls: a result that arrives meanwhile waits at most this
+// long for the manager. A caller that goes to sleep on a future re-arms at
+// once; this only covers callers that polled and went on (Submit, a Get that
+// was answered).
+//
+// While callers keep polling (a loop of Submit(...).Get()), the manager woke
+// every kRearmAfter only to find the channel polled again; on 2 CPUs each
+// such wake-up preempted the caller or the spinning worker, and the round
+// trip in flight took 30-130 us instead of 3-5 (the p99; tools/
+// BENCHMARKS.md, "The tail"). So each wasted wake-up doubles the worker's
+// interval, up to kRearmAfterMax, and a re-arm resets it: a result nobody
+// polls for after such a stretch waits at most kRearmAfterMax.
+inline constexpr absl::Duration kRearmAfter = absl::Microseconds(200);
+inline constexpr absl::Duration kRearmAfterMax = absl::Microseconds(3200);
+
 // A Call sent as parts (Channel::SendParts): its big arguments are not copied
 // into a frame; the transport holds it until written, the pool to run the
 // work again elsewhere.
@@ -128,10 +144,17 @@ struct Worker {
   uint32_t registered_events = 0;  // events the channel fd is armed with
   bool epoll_armed = false;
   // A caller polled with `stay` (Channel::Poll), last at last_poll: the
-  // channel may be disarmed until the manager re-arms it, kRearmAfter after
-  // the last poll.
+  // channel may be disarmed until the manager re-arms it, rearm_after after
+  // the last poll. rearm_after starts at kRearmAfter and doubles (up to
+  // kRearmAfterMax) each time the manager woke at rearm_due to find that a
+  // caller had polled meanwhile; it is short again once a re-arm finds a
+  // result waiting or nobody polls for a whole interval (kRearmAfter says
+  // why). rearm_due: when the manager looks at it next (also for one
+  // interval after a re-arm).
   bool disarmed = false;
   absl::Time last_poll;
+  absl::Duration rearm_after = kRearmAfter;
+  absl::Time rearm_due = absl::InfiniteFuture();
 
   int signal_sent = 0;  // the last signal sent to it; 0: none (killed())
   absl::Time kill_deadline = absl::InfiniteFuture();

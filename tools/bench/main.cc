@@ -51,6 +51,11 @@ ABSL_FLAG(int, workers, 2, "Workers per pool.");
 ABSL_FLAG(int, reps, 0,
           "Repetitions of the throughput workloads (0: the default, 3); more "
           "for profiling one workload with perf.");
+ABSL_FLAG(std::string, latency_log, "",
+          "File for the roundtrip workload's per-call log: start (CLOCK_MONOTONIC "
+          "ns) and duration (ns) of each call; a histogram of the durations "
+          "goes to stderr. For `perf sched record -k mono` (tools/BENCHMARKS.md, "
+          "\"The tail\").");
 ABSL_FLAG(std::string, only, "",
           "Comma-separated subset of the workloads first_result, submit, map, "
           "roundtrip, echo, arrays, crash (empty: all).");
@@ -104,6 +109,7 @@ int Main() {
   config.workers = absl::GetFlag(FLAGS_workers);
   if (absl::GetFlag(FLAGS_quick)) config = Config::Quick(config);
   if (absl::GetFlag(FLAGS_reps) > 0) config.reps = absl::GetFlag(FLAGS_reps);
+  config.latency_log = absl::GetFlag(FLAGS_latency_log);
   const std::set<std::string> selected =
       SelectedWorkloads(absl::GetFlag(FLAGS_only));
   const std::string system = absl::StrCat("procpool-", config.transport);

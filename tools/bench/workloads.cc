@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <iostream>
 #include <numeric>
 #include <set>
 #include <stdexcept>
@@ -265,12 +266,19 @@ std::vector<Figure> RunRoundtrip(const Config& config,
                                  Progress& progress) {
   for (int i = 0; i < 200; ++i) pool.Submit(Noop).Get();  // warm-up
   std::vector<double> us;
+  std::vector<Clock::time_point> starts;
   us.reserve(config.roundtrips);
+  starts.reserve(config.roundtrips);
   for (int i = 0; i < config.roundtrips; ++i) {
     const Clock::time_point start = Clock::now();
     pool.Submit(Noop).Get();
     us.push_back(SecondsSince(start) * 1e6);
+    starts.push_back(start);
     if ((i & 127) == 0) progress.Update(i, config.roundtrips);
+  }
+  if (!config.latency_log.empty()) {
+    WriteLatencyLog(config.latency_log, starts, us);
+    std::cerr << "roundtrip latency histogram (us):\n" << Histogram(us);
   }
   std::sort(us.begin(), us.end());
   const std::string note =

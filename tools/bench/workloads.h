@@ -40,6 +40,10 @@ struct Config {
   size_t array_small_bytes = size_t{64} << 20;
   size_t array_big_bytes = size_t{1} << 30;
   int array_roundtrip_reps = 20;
+  // Where the round trip workload writes each call's start (CLOCK_MONOTONIC
+  // ns, as `perf record -k mono` stamps events) and duration (ns), one call
+  // per line, to line slow calls up with `perf sched timehist`; empty: none.
+  std::string latency_log;
 
   // Every workload shrunk to a smoke run (seconds, not minutes).
   static Config Quick(Config base);

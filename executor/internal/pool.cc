@@ -362,6 +362,19 @@ bool Pool::PollWorkers(bool stay, bool cheap_only, absl::Time now) {
 
 bool Pool::PollWorker(Worker& w, bool stay, absl::Time now,
                       std::vector<std::string>& frames) {
+  if (stay && w.epoll_armed && !w.channel->PollIsCheap() &&
+      (w.registered_events & EPOLLOUT) == 0) {
+    // A socket's registration is what wakes the manager for a result (a
+    // shared-memory channel's Poll(stay) disarms its own wake-up instead):
+    // a caller that polls takes that registration back, once per stretch
+    // of polls. Left armed, the next result woke the manager, which
+    // preempted the polling caller for ~20 us; on unix that made the worker
+    // sleep before the next call, and calls stayed slow in a chain
+    // (tools/BENCHMARKS.md, "The tail").
+    events_.Modify(w.channel->PollFd(), EventKey(w.id, EventKind::kChannel),
+                   EPOLLONESHOT);
+    w.epoll_armed = false;
+  }
   w.disarmed = stay;
   w.last_poll = now;
   frames.clear();

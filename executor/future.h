@@ -21,11 +21,13 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/big_buffers.h"
 #include "core/errors.h"
 #include "executor/internal/future_state.h"
 #include "serialization/codec.h"
@@ -68,6 +70,18 @@ class State : public StateBase {
   // Only after WaitAndRethrow() returned (the state is finished with a value).
   const Stored& value() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return *value_;
+  }
+
+  // A big string result's buffer (most often the received frame's, which it
+  // took over) serves the next big frame instead of going back to the
+  // system, whose fresh pages the kernel would zero again (common/
+  // big_buffers.h).
+  ~State() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if constexpr (std::is_same_v<T, std::string>) {
+      if (value_.has_value() && value_->capacity() >= kMinBigBuffer) {
+        RecycleBigBuffer(std::move(*value_));
+      }
+    }
   }
 
  private:

@@ -16,6 +16,10 @@ constexpr char kZeros[sizeof(capnp::word)] = {};
 void WriteU32(kj::byte* out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out[i] = static_cast<kj::byte>(v >> (8 * i));
 }
+uint32_t ReadU32(const kj::byte* in) {
+  return uint32_t{in[0]} | uint32_t{in[1]} << 8 | uint32_t{in[2]} << 16 |
+         uint32_t{in[3]} << 24;
+}
 
 // The segment table: segment count - 1, each segment's size in words (all
 // uint32 little-endian), padded to a whole word.
@@ -30,12 +34,37 @@ void WriteTable(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments,
   }
 }
 
+// The frame's trailer (capnp_frame.h): the first segment's words, the
+// index of the segment that goes first (kNoneFirst: none), the magic.
+void WriteTrailer(uint64_t first_words, uint32_t first_index, char* out) {
+  auto* t = reinterpret_cast<kj::byte*>(out);
+  for (int i = 0; i < 8; ++i) t[i] = static_cast<kj::byte>(first_words >> (8 * i));
+  WriteU32(t + 8, first_index);
+  WriteU32(t + 12, kFrameMagic);
+}
+
 }  // namespace
+
+int FrameBuilder::BlobFirst(
+    kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) const {
+  int first = -1;
+  size_t best = 0;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    auto it = external_.find(segments[i].begin());
+    if (it == external_.end() || it->second < kStealBlobBytes) continue;
+    if (it->second > best) {
+      best = it->second;
+      first = static_cast<int>(i);
+    }
+  }
+  return first;
+}
 
 std::vector<absl::string_view> FrameBuilder::FinishParts(std::string* storage) {
   kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments =
       builder_.getSegmentsForOutput();
   const size_t table_bytes = (segments.size() / 2 + 1) * sizeof(capnp::word);
+  const int first = BlobFirst(segments);
   // First where each piece is (its bytes in *storage, or a blob), then the
   // views: *storage does not move once complete.
   struct Piece {
@@ -44,7 +73,7 @@ std::vector<absl::string_view> FrameBuilder::FinishParts(std::string* storage) {
     size_t size;
   };
   std::vector<Piece> pieces;
-  size_t stored = table_bytes;
+  size_t stored = table_bytes + kFrameTrailerBytes;
   for (const auto& segment : segments) {
     const size_t words_bytes = segment.size() * sizeof(capnp::word);
     auto it = external_.find(segment.begin());
@@ -56,18 +85,15 @@ std::vector<absl::string_view> FrameBuilder::FinishParts(std::string* storage) {
   }
   storage->clear();
   storage->reserve(stored);
-  storage->resize(table_bytes);
-  WriteTable(segments, &(*storage)[0]);
-  pieces.push_back({nullptr, 0, table_bytes});
   auto store = [&](const char* bytes, size_t n) {
     if (n == 0) return;
-    if (pieces.back().blob != nullptr) {
+    if (pieces.empty() || pieces.back().blob != nullptr) {
       pieces.push_back({nullptr, storage->size(), 0});
     }
     storage->append(bytes, n);
     pieces.back().size += n;
   };
-  for (const auto& segment : segments) {
+  auto segment_out = [&](const kj::ArrayPtr<const capnp::word>& segment) {
     const char* begin = reinterpret_cast<const char*>(segment.begin());
     const size_t words_bytes = segment.size() * sizeof(capnp::word);
     auto it = external_.find(segment.begin());
@@ -77,7 +103,18 @@ std::vector<absl::string_view> FrameBuilder::FinishParts(std::string* storage) {
       pieces.push_back({begin, 0, it->second});
       store(kZeros, words_bytes - it->second);
     }
+  };
+  if (first >= 0) segment_out(segments[first]);
+  std::vector<char> table(table_bytes);
+  WriteTable(segments, table.data());
+  store(table.data(), table_bytes);
+  for (size_t i = 0; i < segments.size(); ++i) {
+    if (static_cast<int>(i) != first) segment_out(segments[i]);
   }
+  char trailer[kFrameTrailerBytes];
+  WriteTrailer(first >= 0 ? segments[first].size() : 0,
+               first >= 0 ? static_cast<uint32_t>(first) : kNoneFirst, trailer);
+  store(trailer, kFrameTrailerBytes);
   std::vector<absl::string_view> parts;
   parts.reserve(pieces.size());
   for (const Piece& p : pieces) {
@@ -90,20 +127,15 @@ std::vector<absl::string_view> FrameBuilder::FinishParts(std::string* storage) {
 std::string FrameBuilder::Finish() {
   kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments =
       builder_.getSegmentsForOutput();
-  // The table: segment count - 1, each segment's size in words (all
-  // uint32 little-endian), padded to a whole word.
-  const size_t table_words = segments.size() / 2 + 1;
-  size_t total_words = table_words;
-  for (const auto& segment : segments) total_words += segment.size();
-  std::string frame;
-  internal::ReserveBig(&frame, total_words * sizeof(capnp::word));
-  std::vector<kj::byte> table(table_words * sizeof(capnp::word), 0);
-  WriteU32(&table[0], static_cast<uint32_t>(segments.size() - 1));
-  for (size_t i = 0; i < segments.size(); ++i) {
-    WriteU32(&table[4 * (i + 1)], static_cast<uint32_t>(segments[i].size()));
-  }
-  frame.append(reinterpret_cast<const char*>(table.data()), table.size());
+  const size_t table_bytes = (segments.size() / 2 + 1) * sizeof(capnp::word);
+  size_t total_bytes = table_bytes + kFrameTrailerBytes;
   for (const auto& segment : segments) {
+    total_bytes += segment.size() * sizeof(capnp::word);
+  }
+  const int first = BlobFirst(segments);
+  std::string frame;
+  internal::ReserveBig(&frame, total_bytes);
+  auto segment_out = [&](const kj::ArrayPtr<const capnp::word>& segment) {
     const char* begin = reinterpret_cast<const char*>(segment.begin());
     const size_t words_bytes = segment.size() * sizeof(capnp::word);
     auto it = external_.find(segment.begin());
@@ -115,15 +147,90 @@ std::string FrameBuilder::Finish() {
       frame.append(begin, it->second);
       frame.append(kZeros, words_bytes - it->second);
     }
+  };
+  if (first >= 0) segment_out(segments[first]);
+  std::vector<char> table(table_bytes);
+  WriteTable(segments, table.data());
+  frame.append(table.data(), table_bytes);
+  for (size_t i = 0; i < segments.size(); ++i) {
+    if (static_cast<int>(i) != first) segment_out(segments[i]);
   }
+  char trailer[kFrameTrailerBytes];
+  WriteTrailer(first >= 0 ? segments[first].size() : 0,
+               first >= 0 ? static_cast<uint32_t>(first) : kNoneFirst, trailer);
+  frame.append(trailer, kFrameTrailerBytes);
   return frame;
+}
+
+absl::Status SplitFrame(kj::ArrayPtr<const capnp::word> words,
+                        std::vector<kj::ArrayPtr<const capnp::word>>* out) {
+  constexpr size_t kTrailerWords = kFrameTrailerBytes / sizeof(capnp::word);
+  if (words.size() < kTrailerWords + 1) {
+    return absl::DataLossError(absl::StrCat(
+        "corrupted frame: ", words.size() * sizeof(capnp::word),
+        " bytes cannot hold a segment table and the trailer"));
+  }
+  const kj::byte* trailer =
+      reinterpret_cast<const kj::byte*>(words.end() - kTrailerWords);
+  if (ReadU32(trailer + 12) != kFrameMagic) {
+    return absl::DataLossError(
+        "corrupted frame: it does not end with the frame trailer");
+  }
+  uint64_t first_words = 0;
+  for (int i = 7; i >= 0; --i) first_words = (first_words << 8) | trailer[i];
+  const uint32_t first = ReadU32(trailer + 8);
+  const size_t body = words.size() - kTrailerWords;
+  if ((first == kNoneFirst) != (first_words == 0) || first_words >= body) {
+    return absl::DataLossError(absl::StrCat(
+        "corrupted frame: its trailer puts segment ", first, " of ",
+        first_words, " words first in ", body, " words"));
+  }
+  // The table, after the segment that goes first.
+  const size_t table_at = first == kNoneFirst ? 0 : first_words;
+  const kj::byte* table = reinterpret_cast<const kj::byte*>(words.begin() + table_at);
+  const uint64_t count = uint64_t{ReadU32(table)} + 1;
+  const size_t table_words = count / 2 + 1;
+  if (table_at + table_words > body || (first != kNoneFirst && first >= count)) {
+    return absl::DataLossError(absl::StrCat("corrupted frame: a table of ",
+                                            count, " segments in ",
+                                            body - table_at, " words"));
+  }
+  out->assign(count, kj::ArrayPtr<const capnp::word>());
+  size_t at = table_at + table_words;
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint64_t size = ReadU32(table + 4 * (i + 1));
+    if (i == first) {
+      if (size != first_words) {
+        return absl::DataLossError(absl::StrCat(
+            "corrupted frame: segment ", i, " is ", size,
+            " words in the table, ", first_words, " in the trailer"));
+      }
+      (*out)[i] = words.slice(0, first_words);
+      continue;
+    }
+    if (size > body - at) {
+      return absl::DataLossError(absl::StrCat(
+          "corrupted frame: segment ", i, " of ", size,
+          " words runs past the frame's end"));
+    }
+    (*out)[i] = words.slice(at, at + size);
+    at += size;
+  }
+  if (at != body) {
+    return absl::DataLossError(absl::StrCat(
+        "corrupted frame: ", body - at, " words after its last segment"));
+  }
+  return absl::OkStatus();
 }
 
 void BlobReader::TakeFrame() {
   if (steal_target_ == nullptr) return;
   *steal_target_ = std::move(*frame_);
-  char* data = &(*steal_target_)[0];
-  std::memmove(data, data + steal_offset_, steal_size_);
+  if (steal_offset_ != 0) {
+    // Not first in the frame (FrameBuilder puts the biggest blob first).
+    char* data = &(*steal_target_)[0];
+    std::memmove(data, data + steal_offset_, steal_size_);
+  }
   steal_target_->resize(steal_size_);
 }
 

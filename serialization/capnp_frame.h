@@ -3,10 +3,16 @@
 // strings (Data blobs, packed lists) inside one. What the messages hold is
 // wire.h's business; this is the layer under it, and it knows no schema.
 //
-// A frame is one standard Cap'n Proto message in the flat-array layout: the
-// segment table (segment count - 1, then each segment's size in words, all
-// little-endian uint32s, padded to a whole word), then the segments. Any
-// Cap'n Proto reader decodes it.
+// A frame is one Cap'n Proto message: the segment table (segment count - 1,
+// then each segment's size in words, all little-endian uint32s, padded to a
+// whole word) and the segments, as in the standard flat-array layout, except
+// that the segment of the biggest referenced blob (kStealBlobBytes or more)
+// comes first, before the table; then a 16-byte trailer: that segment's size
+// in words (uint64; 0: none first), its index (uint32; kNoneFirst: none),
+// kFrameMagic (uint32). So a receiver's frame buffer starts with the biggest
+// blob, and the string that takes over the buffer (BlobReader) needs no move
+// of its bytes: a 64 MiB argument or result cost two 64 MiB memmoves per
+// round trip before (tools/BENCHMARKS.md).
 //
 // Building: FrameBuilder copies a byte string smaller than
 // kReferencedBlobBytes into the message; a bigger, word-aligned one is
@@ -66,6 +72,11 @@ inline constexpr size_t kReferencedBlobBytes = size_t{16} << 10;
 
 // A blob at least this big may take over the frame's buffer (BlobReader).
 inline constexpr size_t kStealBlobBytes = size_t{64} << 10;
+
+// The frame trailer (above).
+inline constexpr size_t kFrameTrailerBytes = 16;
+inline constexpr uint32_t kFrameMagic = 0x31465050;  // "PPF1"
+inline constexpr uint32_t kNoneFirst = 0xffffffff;
 
 // All of `s`, NULs included (a const char* would stop at the first NUL).
 inline capnp::Text::Reader AsText(const std::string& s) {
@@ -138,6 +149,11 @@ class FrameBuilder {
   std::vector<absl::string_view> FinishParts(std::string* storage);
 
  private:
+  // The segment that goes first (the biggest referenced blob of
+  // kStealBlobBytes or more), or -1.
+  int BlobFirst(
+      kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) const;
+
   capnp::MallocMessageBuilder builder_;
   // Referenced blobs by where their segment starts: their size in bytes.
   std::unordered_map<const capnp::word*, size_t> external_;
@@ -209,6 +225,11 @@ void SetPacked(const PackedElements& p, capnp::List<uint32_t>::Builder ends,
 void ReadPackedInto(capnp::Data::Reader blob,
                     capnp::List<uint32_t>::Reader ends, PackedElements* out);
 
+// The segments of the frame `words` (trailer included), checked against its
+// table and trailer: kDataLoss saying what is wrong, never a crash.
+absl::Status SplitFrame(kj::ArrayPtr<const capnp::word> words,
+                        std::vector<kj::ArrayPtr<const capnp::word>>* out);
+
 // Reads `frame` as one message whose root is a T: calls
 // `read(T::Reader root, BlobReader& blobs)`, then, if that succeeded,
 // blobs.TakeFrame(). `owned`, when set, holds the bytes of `frame` and may be
@@ -236,11 +257,17 @@ absl::Status ReadFrame(absl::string_view frame, std::string* owned, Fn&& read) {
     std::memcpy(copy.begin(), frame.data(), frame.size());
     words = copy;
   }
+  std::vector<kj::ArrayPtr<const capnp::word>> segments;
+  absl::Status split = SplitFrame(words, &segments);
+  if (!split.ok()) return split;
   capnp::ReaderOptions options;
   options.traversalLimitInWords = words.size() * 2 + 1024;
   BlobReader blobs(words.begin(), owned);
   kj::Maybe<kj::Exception> error = kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(words, options);
+    capnp::SegmentArrayMessageReader reader(
+        kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>(segments.data(),
+                                                            segments.size()),
+        options);
     read(reader.getRoot<T>(), blobs);
   });
   KJ_IF_MAYBE (e, error) {

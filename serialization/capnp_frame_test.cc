@@ -28,19 +28,34 @@ void BuildCall(FrameBuilder& f, const std::vector<std::string>& args) {
   for (unsigned i = 0; i < args.size(); ++i) list.adopt(i, f.Blob(args[i]));
 }
 
-// The segment count a frame's table gives.
-uint32_t Segments(const std::string& frame) {
-  uint32_t n = 0;
-  std::memcpy(&n, frame.data(), 4);
-  return n + 1;
-}
-
-// `frame`'s Call args, read by Cap'n Proto's own reader.
-std::vector<std::string> ArgsOf(const std::string& frame) {
+kj::Array<capnp::word> WordsOf(const std::string& frame) {
   kj::Array<capnp::word> words =
       kj::heapArray<capnp::word>(frame.size() / sizeof(capnp::word));
   std::memcpy(words.begin(), frame.data(), frame.size());
-  capnp::FlatArrayMessageReader reader(words);
+  return words;
+}
+
+// The segments of a frame, as its table and trailer give them.
+std::vector<kj::ArrayPtr<const capnp::word>> SegmentsOf(
+    const kj::Array<capnp::word>& words) {
+  std::vector<kj::ArrayPtr<const capnp::word>> segments;
+  const absl::Status split = SplitFrame(words, &segments);
+  EXPECT_TRUE(split.ok()) << split;
+  return segments;
+}
+
+size_t Segments(const std::string& frame) {
+  return SegmentsOf(WordsOf(frame)).size();
+}
+
+// `frame`'s Call args, read by Cap'n Proto's own reader over its segments.
+std::vector<std::string> ArgsOf(const std::string& frame) {
+  const kj::Array<capnp::word> words = WordsOf(frame);
+  const std::vector<kj::ArrayPtr<const capnp::word>> segments =
+      SegmentsOf(words);
+  capnp::SegmentArrayMessageReader reader(
+      kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>(segments.data(),
+                                                          segments.size()));
   auto call = reader.getRoot<s::Message>().getCall();
   EXPECT_EQ(call.getWorkId(), 7u);
   EXPECT_EQ(ToString(call.getTask()), std::string("T\0ask", 5));
@@ -79,6 +94,47 @@ TEST(FrameBuilder, BigBlobsAreSegmentsOfTheirOwn) {
   const std::string frame = f.Finish();
   EXPECT_EQ(Segments(frame), 3u);
   EXPECT_EQ(ArgsOf(frame), args);
+  // The biggest (1 MiB) goes first: the frame starts with its bytes.
+  EXPECT_EQ(frame.compare(0, args[3].size(), args[3]), 0);
+}
+
+TEST(FrameBuilder, AFrameWithoutABigBlobStartsWithItsTable) {
+  const std::vector<std::string> args = {"a", Pattern(kStealBlobBytes - 1, 'x')};
+  FrameBuilder f(64);
+  BuildCall(f, args);  // referenced: args outlive Finish()
+  const std::string frame = f.Finish();
+  uint32_t count = 0;
+  std::memcpy(&count, frame.data(), 4);
+  EXPECT_EQ(count + 1, Segments(frame));
+  uint32_t magic = 0;
+  std::memcpy(&magic, frame.data() + frame.size() - 4, 4);
+  EXPECT_EQ(magic, kFrameMagic);
+}
+
+TEST(FrameBuilder, ACorruptTrailerOrTableIsDataLoss) {
+  const std::vector<std::string> args = {"a", Pattern(1 << 20, 'y')};
+  FrameBuilder f(64);
+  BuildCall(f, args);
+  const std::string good = f.Finish();
+  std::vector<kj::ArrayPtr<const capnp::word>> segments;
+  auto split = [&](std::string frame) {
+    return SplitFrame(WordsOf(frame), &segments);
+  };
+  ASSERT_TRUE(split(good).ok());
+  const size_t n = good.size();
+  std::string bad = good;
+  bad[n - 1] ^= 1;  // the magic
+  EXPECT_EQ(split(bad).code(), absl::StatusCode::kDataLoss);
+  bad = good;
+  bad[n - 16] ^= 1;  // the first segment's size
+  EXPECT_EQ(split(bad).code(), absl::StatusCode::kDataLoss);
+  bad = good;
+  bad[n - 8] = 7;  // its index, past the table's count
+  EXPECT_EQ(split(bad).code(), absl::StatusCode::kDataLoss);
+  bad = good;
+  bad[n - 12] = 0x7f;  // a first segment as long as the frame
+  EXPECT_EQ(split(bad).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(split(good.substr(0, 8)).code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(FrameBuilder, PartsConcatenateToTheFrameAndViewTheBigBlobs) {

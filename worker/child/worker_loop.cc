@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
+#include "common/big_buffers.h"
 #include "common/unique_fd.h"
 #include "core/exception_registry.h"
 #include "core/task.h"
@@ -37,6 +38,18 @@ namespace {
 
 // Memfds that came beside Calls (WorkerDescriptorsReceived).
 std::atomic<uint64_t> descriptors_received{0};
+
+// Keeps a buffer of kMinBigBuffer or more for the next big frame (common/
+// big_buffers.h): a 64 MiB buffer freed is a fresh mmap next time, and the
+// kernel zeroes every page of it on first touch.
+void RecycleBig(std::string& s) {
+  if (s.capacity() >= kMinBigBuffer) RecycleBigBuffer(std::move(s));
+  s.clear();
+}
+void RecycleBig(std::vector<std::string>& v) {
+  for (std::string& s : v) RecycleBig(s);
+  v.clear();
+}
 
 }  // namespace
 
@@ -401,7 +414,8 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
         return Fatal(*channel, protocol_error);
       }
     }
-    call->args.clear();
+    // The frame's buffer (now the biggest argument) serves the next frame.
+    RecycleBig(call->args);
     call->packed_args.clear();
     const std::vector<int> fds = arrays.OutgoingFds();
     result.descriptors = static_cast<uint32_t>(fds.size());
@@ -428,6 +442,7 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
       VLOG(1) << "worker " << getpid() << ": send failed: " << sent;
       return 0;
     }
+    for (wire::Outcome& o : result.outcomes) RecycleBig(o.value);
     ++tasks_done;
   }
   return 0;

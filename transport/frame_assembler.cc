@@ -76,9 +76,12 @@ bool FrameAssembler::StartPayload(const char* header) {
   descriptors_ = DecodeFrameDescriptors(header);
   descriptors_announced_ += descriptors_;
   have_ = 0;
-  if (growth_ == kReserveFrame) {
+  if (growth_ == kReserveFrame ||
+      (growth_ == kGrowWithArrival && length_ >= kMinBigBuffer)) {
     // A recycled buffer when one fits, else one advised for huge pages: a
-    // page fault per 4 KiB costs more than the copy into it.
+    // page fault per 4 KiB costs more than the copy into it. Address space
+    // only: kGrowWithArrival still sizes it by the bytes that arrive (and
+    // no longer copies it at each doubling).
     try {
       payload_ = TakeBigBuffer(std::min(length_, kEagerReserveLimit));
     } catch (const std::bad_alloc&) {

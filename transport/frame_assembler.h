@@ -10,10 +10,13 @@
 //     pages are touched as bytes arrive), then grows by doubling. Bytes are
 //     appended: nothing is zeroed first. A corrupt length costs at most
 //     kEagerReserveLimit of untouched address space.
-//   kGrowWithArrival (unix): the buffer grows by doubling (at least
+//   kGrowWithArrival (unix): the buffer's size grows by doubling (at least
 //     kMinGrowth) from the bytes that really arrived, never straight to a
-//     length read from the wire, so a corrupt length cannot allocate much. A
-//     reader may receive straight into it: PayloadRoom() / CommitPayload().
+//     length read from the wire, so a corrupt length cannot make it touch
+//     much memory. A frame of kMinBigBuffer or more starts from a reserved
+//     buffer as kReserveFrame does (recycled or advised for huge pages;
+//     address space only), so that the doublings do not copy it. A reader
+//     may receive straight into it: PayloadRoom() / CommitPayload().
 //
 // Example (a socket reader):
 //   FrameAssembler in(kUnixFrameFormat, FrameAssembler::kGrowWithArrival,

@@ -113,6 +113,14 @@ void Pool::HandleHello(Worker& w, const wire::Hello& hello) {
     BreakPool(absl::StrCat(who, " speaks another procpool protocol"), crash);
     return;
   }
+  if (w.greeted()) {
+    // The handshake happens once: a second Hello is a worker that lies or
+    // lost its place in the conversation.
+    OnChannelError(w, absl::DataLossError(
+                          "a second hello from a worker that had already "
+                          "greeted"));
+    return;
+  }
   if (hello.fingerprint != TaskFingerprint()) {
     // Tasks the two sides both have must agree; the worker may have fewer.
     for (const wire::TaskSignature& theirs : hello.tasks) {

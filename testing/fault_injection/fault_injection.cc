@@ -71,6 +71,11 @@ std::optional<std::string> MakeLie(Mode mode, absl::string_view frame) {
       result->descriptors = 0;  // sent without them
       return wire::EncodeMessage(*result);
     }
+    case Mode::kLieHelloAgain: {
+      wire::Hello hello;
+      hello.pid = getpid();
+      return wire::EncodeMessage(wire::Message(std::move(hello)));
+    }
     case Mode::kLieKind: {
       wire::Call call;
       call.work_id = 1;
@@ -288,6 +293,7 @@ void Fire(const Spec& spec) {
     case Mode::kLieWorkId:
     case Mode::kLieOutcomes:
     case Mode::kLieKind:
+    case Mode::kLieHelloAgain:
       if (current_channel) current_channel->Lie(spec);
       break;
   }
@@ -470,6 +476,7 @@ const char* ModeName(Mode mode) {
     case Mode::kLieWorkId: return "LieWorkId";
     case Mode::kLieOutcomes: return "LieOutcomes";
     case Mode::kLieKind: return "LieKind";
+    case Mode::kLieHelloAgain: return "LieHelloAgain";
   }
   return "?";
 }
@@ -487,12 +494,13 @@ std::vector<Mode> AllModes() {
 
 std::vector<Mode> LyingModes() {
   return {Mode::kLieVersion, Mode::kLieWorkId, Mode::kLieOutcomes,
-          Mode::kLieKind};
+          Mode::kLieKind, Mode::kLieHelloAgain};
 }
 
 bool IsLie(Mode mode) {
   return mode == Mode::kLieVersion || mode == Mode::kLieWorkId ||
-         mode == Mode::kLieOutcomes || mode == Mode::kLieKind;
+         mode == Mode::kLieOutcomes || mode == Mode::kLieKind ||
+         mode == Mode::kLieHelloAgain;
 }
 
 bool Applies(Point point, Mode mode) {

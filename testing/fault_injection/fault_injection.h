@@ -52,6 +52,7 @@ enum class Mode {
   kLieWorkId,      // a Result for a work id never sent (kLyingWorkId)
   kLieOutcomes,    // its Result with one outcome more than the Call's elements
   kLieKind,        // a Call: a kind of message only the parent sends
+  kLieHelloAgain,  // a second Hello, with the right protocol version
 };
 
 // The work id of kLieWorkId's Result: the pool counts its work ids up from 1

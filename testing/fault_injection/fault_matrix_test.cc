@@ -460,6 +460,9 @@ std::vector<std::string> WhatNamesTheLie(Mode mode) {
     case Mode::kLieKind:
       return {"A worker sent data the pool could not read",
               "unexpected call message from a worker"};
+    case Mode::kLieHelloAgain:
+      return {"A worker sent data the pool could not read",
+              "a second hello from a worker that had already greeted"};
     default:
       return {"(not a lie)"};
   }

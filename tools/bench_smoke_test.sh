@@ -31,4 +31,25 @@ for metric in submit_throughput_tasks_per_s map_chunk256_items_per_s \
   fi
 done
 [[ "$status" == 0 ]] && echo "PASS: every metric printed"
+
+# --latency_log: one "START_NS DURATION_NS" line per round trip (--quick: 100),
+# and the histogram on stderr.
+log="$(mktemp "${TEST_TMPDIR:-/tmp}/bench_latency.XXXXXX")"
+trap 'rm -f "$errfile" "$log"' EXIT
+"$BENCH" --quick --json --transport="$TRANSPORT" --only=roundtrip \
+  --latency_log="$log" >/dev/null 2>"$errfile" || {
+  echo "bench --latency_log failed:" >&2
+  cat "$errfile" >&2
+  exit 1
+}
+lines="$(grep -cE '^[0-9]+ [0-9]+$' "$log" || true)"
+if [[ "$lines" != 100 || "$(wc -l <"$log")" != 100 ]]; then
+  echo "FAIL: --latency_log wrote $(wc -l <"$log") lines, $lines well-formed (want 100)" >&2
+  status=1
+fi
+if ! grep -q "roundtrip latency histogram" "$errfile"; then
+  echo "FAIL: no latency histogram on stderr" >&2
+  status=1
+fi
+[[ "$status" == 0 ]] && echo "PASS: the latency log and histogram"
 exit "$status"

@@ -60,11 +60,54 @@ int FrameBuilder::BlobFirst(
   return first;
 }
 
-std::vector<absl::string_view> FrameBuilder::FinishParts(std::string* storage) {
+template <typename Emit>
+void FrameBuilder::Lay(Emit&& emit) {
   kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments =
       builder_.getSegmentsForOutput();
-  const size_t table_bytes = (segments.size() / 2 + 1) * sizeof(capnp::word);
   const int first = BlobFirst(segments);
+  auto segment_out = [&](const kj::ArrayPtr<const capnp::word>& segment) {
+    const char* begin = reinterpret_cast<const char*>(segment.begin());
+    const size_t words_bytes = segment.size() * sizeof(capnp::word);
+    auto it = external_.find(segment.begin());
+    if (it == external_.end()) {
+      emit(begin, words_bytes, /*referenced=*/false);
+    } else {
+      // A referenced blob: its bytes, then zeros to the word boundary (the
+      // segment's last word reaches past the blob's end; never read that).
+      emit(begin, it->second, /*referenced=*/true);
+      emit(kZeros, words_bytes - it->second, /*referenced=*/false);
+    }
+  };
+  if (first >= 0) segment_out(segments[first]);
+  std::vector<char> table((segments.size() / 2 + 1) * sizeof(capnp::word));
+  WriteTable(segments, table.data());
+  emit(table.data(), table.size(), /*referenced=*/false);
+  for (size_t i = 0; i < segments.size(); ++i) {
+    if (static_cast<int>(i) != first) segment_out(segments[i]);
+  }
+  char trailer[kFrameTrailerBytes];
+  WriteTrailer(first >= 0 ? segments[first].size() : 0,
+               first >= 0 ? static_cast<uint32_t>(first) : kNoneFirst, trailer);
+  emit(trailer, kFrameTrailerBytes, /*referenced=*/false);
+}
+
+size_t FrameBuilder::FrameBytes(size_t* referenced) {
+  kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments =
+      builder_.getSegmentsForOutput();
+  size_t total = (segments.size() / 2 + 1) * sizeof(capnp::word) +
+                 kFrameTrailerBytes;
+  *referenced = 0;
+  for (const auto& segment : segments) {
+    total += segment.size() * sizeof(capnp::word);
+    auto it = external_.find(segment.begin());
+    if (it != external_.end()) *referenced += it->second;
+  }
+  return total;
+}
+
+std::vector<absl::string_view> FrameBuilder::FinishParts(std::string* storage) {
+  size_t referenced = 0;
+  const size_t total = FrameBytes(&referenced);
   // First where each piece is (its bytes in *storage, or a blob), then the
   // views: *storage does not move once complete.
   struct Piece {
@@ -73,48 +116,20 @@ std::vector<absl::string_view> FrameBuilder::FinishParts(std::string* storage) {
     size_t size;
   };
   std::vector<Piece> pieces;
-  size_t stored = table_bytes + kFrameTrailerBytes;
-  for (const auto& segment : segments) {
-    const size_t words_bytes = segment.size() * sizeof(capnp::word);
-    auto it = external_.find(segment.begin());
-    if (it == external_.end()) {
-      stored += words_bytes;
-    } else {
-      stored += words_bytes - it->second;
-    }
-  }
   storage->clear();
-  storage->reserve(stored);
-  auto store = [&](const char* bytes, size_t n) {
+  storage->reserve(total - referenced);
+  Lay([&](const char* bytes, size_t n, bool is_referenced) {
+    if (is_referenced) {
+      pieces.push_back({bytes, 0, n});
+      return;
+    }
     if (n == 0) return;
     if (pieces.empty() || pieces.back().blob != nullptr) {
       pieces.push_back({nullptr, storage->size(), 0});
     }
     storage->append(bytes, n);
     pieces.back().size += n;
-  };
-  auto segment_out = [&](const kj::ArrayPtr<const capnp::word>& segment) {
-    const char* begin = reinterpret_cast<const char*>(segment.begin());
-    const size_t words_bytes = segment.size() * sizeof(capnp::word);
-    auto it = external_.find(segment.begin());
-    if (it == external_.end()) {
-      store(begin, words_bytes);
-    } else {
-      pieces.push_back({begin, 0, it->second});
-      store(kZeros, words_bytes - it->second);
-    }
-  };
-  if (first >= 0) segment_out(segments[first]);
-  std::vector<char> table(table_bytes);
-  WriteTable(segments, table.data());
-  store(table.data(), table_bytes);
-  for (size_t i = 0; i < segments.size(); ++i) {
-    if (static_cast<int>(i) != first) segment_out(segments[i]);
-  }
-  char trailer[kFrameTrailerBytes];
-  WriteTrailer(first >= 0 ? segments[first].size() : 0,
-               first >= 0 ? static_cast<uint32_t>(first) : kNoneFirst, trailer);
-  store(trailer, kFrameTrailerBytes);
+  });
   std::vector<absl::string_view> parts;
   parts.reserve(pieces.size());
   for (const Piece& p : pieces) {
@@ -125,40 +140,10 @@ std::vector<absl::string_view> FrameBuilder::FinishParts(std::string* storage) {
 }
 
 std::string FrameBuilder::Finish() {
-  kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments =
-      builder_.getSegmentsForOutput();
-  const size_t table_bytes = (segments.size() / 2 + 1) * sizeof(capnp::word);
-  size_t total_bytes = table_bytes + kFrameTrailerBytes;
-  for (const auto& segment : segments) {
-    total_bytes += segment.size() * sizeof(capnp::word);
-  }
-  const int first = BlobFirst(segments);
+  size_t referenced = 0;
   std::string frame;
-  internal::ReserveBig(&frame, total_bytes);
-  auto segment_out = [&](const kj::ArrayPtr<const capnp::word>& segment) {
-    const char* begin = reinterpret_cast<const char*>(segment.begin());
-    const size_t words_bytes = segment.size() * sizeof(capnp::word);
-    auto it = external_.find(segment.begin());
-    if (it == external_.end()) {
-      frame.append(begin, words_bytes);
-    } else {
-      // A referenced blob: its bytes, then zeros to the word boundary (the
-      // segment's last word reaches past the blob's end; never read that).
-      frame.append(begin, it->second);
-      frame.append(kZeros, words_bytes - it->second);
-    }
-  };
-  if (first >= 0) segment_out(segments[first]);
-  std::vector<char> table(table_bytes);
-  WriteTable(segments, table.data());
-  frame.append(table.data(), table_bytes);
-  for (size_t i = 0; i < segments.size(); ++i) {
-    if (static_cast<int>(i) != first) segment_out(segments[i]);
-  }
-  char trailer[kFrameTrailerBytes];
-  WriteTrailer(first >= 0 ? segments[first].size() : 0,
-               first >= 0 ? static_cast<uint32_t>(first) : kNoneFirst, trailer);
-  frame.append(trailer, kFrameTrailerBytes);
+  internal::ReserveBig(&frame, FrameBytes(&referenced));
+  Lay([&](const char* bytes, size_t n, bool) { frame.append(bytes, n); });
   return frame;
 }
 

@@ -153,6 +153,14 @@ class FrameBuilder {
   // kStealBlobBytes or more), or -1.
   int BlobFirst(
       kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) const;
+  // The frame's layout, shared by Finish() and FinishParts(): calls
+  // emit(bytes, n, referenced) for each piece in order (the first segment,
+  // the table, the other segments, the trailer); a referenced blob's bytes
+  // come with referenced = true, its padding after them as zeros.
+  template <typename Emit>
+  void Lay(Emit&& emit);
+  // The frame's size in bytes, and in `*referenced` the referenced blobs'.
+  size_t FrameBytes(size_t* referenced);
 
   capnp::MallocMessageBuilder builder_;
   // Referenced blobs by where their segment starts: their size in bytes.

@@ -6,8 +6,8 @@
 //   uint64_t size = OutFrameSize(parts, payload);
 //   ... check size ...
 //   OutFrame<kHeaderBytes>& f = out_.emplace_back();
-//   EncodeFrameHeader(format, size, f.header);
-//   f.Take(size, std::move(parts), std::move(payload), std::move(owner));
+//   f.Fill(format, size, std::move(parts), std::move(payload),
+//          std::move(owner), std::move(fds));
 //   ... write f.header, then f.Bytes() ...
 //
 // Internal to the transport implementations; not part of the Channel seam.
@@ -25,6 +25,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "common/unique_fd.h"
+#include "transport/frame_header.h"
 
 namespace procpool {
 
@@ -58,6 +59,19 @@ struct OutFrame {
     payload = std::move(frame_payload);
     whole = payload;
     owner = std::move(keep);
+  }
+
+  // Take(), after the header is encoded in `format` (announcing `frame_fds`,
+  // which travel with the frame): what a transport's queue does with a frame.
+  void Fill(const FrameFormat& format, uint64_t frame_size,
+            std::vector<absl::string_view> frame_parts,
+            std::string frame_payload, std::shared_ptr<const void> keep,
+            std::vector<UniqueFd> frame_fds) {
+    EncodeFrameHeader(format, frame_size, header,
+                      static_cast<uint32_t>(frame_fds.size()));
+    Take(frame_size, std::move(frame_parts), std::move(frame_payload),
+         std::move(keep));
+    fds = std::move(frame_fds);
   }
 
   // The frame's bytes (after the header), in order.

@@ -30,11 +30,8 @@ RingSender::RingSender(const FrameFormat& format, RingWriter* ring,
 void RingSender::Push(uint64_t size, std::vector<absl::string_view> parts,
                       std::string payload, std::shared_ptr<const void> owner,
                       std::vector<UniqueFd> fds) {
-  OutFrame& f = out_.emplace_back();
-  EncodeFrameHeader(format_, size, f.header,
-                    static_cast<uint32_t>(fds.size()));
-  f.Take(size, std::move(parts), std::move(payload), std::move(owner));
-  f.fds = std::move(fds);
+  out_.emplace_back().Fill(format_, size, std::move(parts), std::move(payload),
+                          std::move(owner), std::move(fds));
 }
 
 void RingSender::Clear() {

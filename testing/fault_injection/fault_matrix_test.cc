@@ -360,15 +360,10 @@ void ExpectReplaceOutcome(const Case& c, F& f, const T& value) {
   }
 }
 
-// Issue 6: with WorkerDeathPolicy::kReplaceWorker (and heartbeats for the
-// stopped worker), every fault costs at most the futures of the faulty worker
-// and the pool goes on: they fail with WorkerDiedError saying how it died
-// (ExpectDiedOf), and a replacement serves the next call. A corrupt frame is
-// a protocol error, not a death: the pool breaks. The fault fires in the
-// pool's first worker only, exactly once.
-TEST_P(FaultMatrixTest, ReplaceWorkerPoolGoesOn) {
-  const Case& c = GetParam();
-  TempFile once("fault_once"), fired("fault_fired");
+// A pool of one worker whose initializer arms `c`'s fault to fire once
+// (`once`), noting in `fired` when it did (created here, empty).
+Options OneArmedWorker(const Case& c, const TempFile& once,
+                       const TempFile& fired, WorkerDeathPolicy policy) {
   fired.Create();
   fault::Spec spec;
   spec.point = c.point;
@@ -380,7 +375,20 @@ TEST_P(FaultMatrixTest, ReplaceWorkerPoolGoesOn) {
   o.transport = c.pool.transport;
   o.start_method = c.pool.start_method;
   o.initializer = fault::ArmFault(spec);
-  o.on_worker_death = WorkerDeathPolicy::kReplaceWorker;
+  o.on_worker_death = policy;
+  return o;
+}
+
+// Issue 6: with WorkerDeathPolicy::kReplaceWorker (and heartbeats for the
+// stopped worker), every fault costs at most the futures of the faulty worker
+// and the pool goes on: they fail with WorkerDiedError saying how it died
+// (ExpectDiedOf), and a replacement serves the next call. A corrupt frame is
+// a protocol error, not a death: the pool breaks. The fault fires in the
+// pool's first worker only, exactly once.
+TEST_P(FaultMatrixTest, ReplaceWorkerPoolGoesOn) {
+  const Case& c = GetParam();
+  TempFile once("fault_once"), fired("fault_fired");
+  Options o = OneArmedWorker(c, once, fired, WorkerDeathPolicy::kReplaceWorker);
   // Short only where the heartbeat is what finds the fault (a stopped
   // worker): under TSan, with the other shards running, a worker sending its
   // 64 MiB result took more than 500 ms before the middle of the send, was
@@ -482,18 +490,7 @@ using LyingFrameTest = FaultMatrixTest;
 void ExpectLieBreaksPool(LyingFrameTest& test, const Case& c,
                          WorkerDeathPolicy policy) {
   TempFile once("fault_once"), fired("fault_fired");
-  fired.Create();
-  fault::Spec spec;
-  spec.point = c.point;
-  spec.mode = c.mode;
-  spec.once_file = once.path();
-  spec.fired_file = fired.path();
-  Options o;
-  o.max_workers = 1;
-  o.transport = c.pool.transport;
-  o.start_method = c.pool.start_method;
-  o.initializer = fault::ArmFault(spec);
-  o.on_worker_death = policy;
+  const Options o = OneArmedWorker(c, once, fired, policy);
   {
     const SharedArray<double> xs = Iota();
     auto pool = std::make_unique<ProcessPoolExecutor>(o);

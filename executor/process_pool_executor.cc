@@ -273,11 +273,6 @@ const internal::TaskInfo& ProcessPoolExecutor::FindTaskOrThrow(const void* fn) {
   return *task;
 }
 
-void ProcessPoolExecutor::ThrowOutputArrayRefused() {
-  throw std::invalid_argument(
-      std::string(ArrayTransfer::OutputByValueError().message()));
-}
-
 void ProcessPoolExecutor::SubmitItem(internal::WorkItem item) {
   pool_->Submit(std::move(item));
 }

@@ -87,10 +87,11 @@ class ProcessPoolExecutor {
     item.task = task.name;
     {
       ArrayTransfer arrays(arrays_way_);
+      arrays.CopyOutputsBack();
       ArrayTransferScope scope(&arrays);
       item.args.push_back(internal::EncodeArgs(fn, std::forward<A>(args)...));
       item.arrays = arrays.TakeOutgoing();
-      if (arrays.output_by_value()) ThrowOutputArrayRefused();
+      item.output_copies = arrays.TakeOutputCopies();
     }
     item.state = state;
     item.timeout = options.timeout;
@@ -144,15 +145,13 @@ class ProcessPoolExecutor {
   class Source;
 
   static const internal::TaskInfo& FindTaskOrThrow(const void* fn);
-  // Throws std::invalid_argument: the arguments just encoded hold an output
-  // array that would go by value (ArrayTransfer::OutputByValueError).
-  [[noreturn]] static void ThrowOutputArrayRefused();
   void SubmitItem(internal::WorkItem item);
 
   std::unique_ptr<internal::Pool> pool_;
   // How shared arrays in arguments travel: by reference where every worker's
   // channel carries descriptors (unix, shm), else by value (capnp, remote
-  // workers). Constant after construction.
+  // workers; an output array's changes come back with the result).
+  // Constant after construction.
   const ArrayTransfer::Way arrays_way_;
 };
 
@@ -186,6 +185,7 @@ class ProcessPoolExecutor::Source final : public internal::ChunkSource<R> {
     item.packed_args.ends.reserve(static_cast<size_t>(chunksize_));
     // The chunk's shared arrays, indexed across all its elements.
     ArrayTransfer arrays(executor_->arrays_way_);
+    arrays.CopyOutputsBack();
     ArrayTransferScope scope(&arrays);
     if constexpr (kLoneString) {
       for (int i = 0; i < chunksize_ && it_ != end_; ++i, ++it_) {
@@ -214,9 +214,7 @@ class ProcessPoolExecutor::Source final : public internal::ChunkSource<R> {
       if (packed) item.packed_args.bytes = w.Release();
     }
     item.arrays = arrays.TakeOutgoing();
-    if (arrays.output_by_value()) {
-      ProcessPoolExecutor::ThrowOutputArrayRefused();
-    }
+    item.output_copies = arrays.TakeOutputCopies();
     const size_t n = item.size();
     if (n == 0) return std::nullopt;
     last_chunk_bytes_ = item.packed_args.bytes.size();

@@ -86,6 +86,27 @@ TEST_F(RemotePoolTest, TasksRunInTheDaemonsChildren) {
             size_t{3} << 20);
 }
 
+// The same shared-array code as with local workers: arrays go by value, and
+// what the tasks write into an output array comes back before the futures
+// are done.
+TEST_F(RemotePoolTest, SharedArraysAndOutputArraysWorkRemotely) {
+  ProcessPoolExecutor pool(RemoteOptions());
+  SharedArray<double> xs(1000);
+  for (size_t j = 0; j < xs.size(); ++j) xs[j] = 1.5;
+  EXPECT_EQ(pool.Submit(tt::SumArray, xs).Get(kWait), 1500.0);
+  SharedArray<double> out(4099, SharedArrayMode::kOutput);
+  std::vector<Future<int64_t>> parts;
+  for (int64_t p = 0; p < 5; ++p) {
+    parts.push_back(pool.Submit(tt::SquaresInto, out, p, int64_t{5}));
+  }
+  int64_t written = 0;
+  for (auto& f : parts) written += f.Get(kWait);
+  EXPECT_EQ(written, 4099);
+  for (size_t j = 0; j < out.size(); ++j) {
+    ASSERT_EQ(out[j], static_cast<double>(j) * j) << j;
+  }
+}
+
 TEST_F(RemotePoolTest, ExceptionsComeBackAsForLocalWorkers) {
   ProcessPoolExecutor pool(RemoteOptions(1));
   Future<int> f = pool.Submit(tt::Throw, std::string("runtime_error"));

@@ -67,6 +67,14 @@ std::vector<std::string> WireSeeds() {
       // Protocol 5: arrays that come without a descriptor, and ones to drop.
       Call{7, "Sum", {args}, {}, 1, {0, 2, 9}, {ArrayId{1, 2, 3}}},
       Result{7, {Outcome{true, args, {}}}, {}, {}, 0, {0, 1}},
+      // Protocol 6: the bytes a task changed in an output array's copy.
+      Result{7,
+             {Outcome{true, args, {}}},
+             {},
+             {},
+             0,
+             {},
+             std::string("\x00\x10\x00\x01\x07\x00\x00", 7)},
   };
   std::vector<std::string> seeds;
   for (const Message& m : messages) seeds.push_back(EncodeMessage(m));
@@ -118,6 +126,11 @@ std::vector<std::string> HandleSeeds() {
   h.byte_size = 36;
   h.type_name = "N8procpool5PointE";
   seeds.push_back(EncodeHandle(h));
+  // The same target reads output arrays' changes (shared_array/
+  // output_writes.h) for two arrays of 16 and 64 bytes: runs in each.
+  seeds.push_back(std::string("\x00\x10\x00\x01\x07\x03\x02\x08\x09\x00\x00"
+                              "\x01\x40\x3f\x01\x05\x00\x00",
+                              18));
   return seeds;
 }
 

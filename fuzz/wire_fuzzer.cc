@@ -36,7 +36,7 @@ static_assert(std::variant_size_v<Message> == 7, "compare the new message");
 static_assert(sizeof(Config) == 112, "compare Config's new field");
 static_assert(sizeof(Hello) == 40, "compare Hello's new field");
 static_assert(sizeof(Call) == 176, "compare Call's new field");
-static_assert(sizeof(Result) == 144 && sizeof(Outcome) == 136 &&
+static_assert(sizeof(Result) == 176 && sizeof(Outcome) == 136 &&
                   sizeof(Failure) == 104,
               "compare Result's, Outcome's or Failure's new field");
 static_assert(sizeof(ExceptionInfo) == 96 && sizeof(TaskSignature) == 64 &&
@@ -85,8 +85,10 @@ bool operator==(const Result& a, const Result& b) {
   Result ua = a, ub = b;
   Unpack(&ua);
   Unpack(&ub);
-  return std::tie(ua.work_id, ua.outcomes, ua.descriptors, ua.held_arrays) ==
-         std::tie(ub.work_id, ub.outcomes, ub.descriptors, ub.held_arrays);
+  return std::tie(ua.work_id, ua.outcomes, ua.descriptors, ua.held_arrays,
+                  ua.output_writes) ==
+         std::tie(ub.work_id, ub.outcomes, ub.descriptors, ub.held_arrays,
+                  ub.output_writes);
 }
 bool operator==(const InitFailed& a, const InitFailed& b) {
   return a.exception == b.exception;

@@ -107,6 +107,9 @@ struct Result {
   # As Call's: the memfds of the shared arrays in the values.
   heldArrays @6 :List(UInt32);
   # As Call's: arrays the parent holds already (the Call brought them).
+  outputWrites @7 :Data;
+  # Protocol 6: the bytes the call's tasks changed in the copies of output
+  # arrays that came by value (shared_array/output_writes.h's encoding).
 }
 
 struct Message {

@@ -125,12 +125,14 @@ size_t ExceptionWords(const ExceptionInfo& e) {
 }
 size_t FirstSegmentWords(const Result& r) {
   if (r.outcomes.empty()) {
-    size_t n = 32 + r.held_arrays.size() / 2 + PackedWords(r.packed_values) +
+    size_t n = 32 + r.held_arrays.size() / 2 + BlobWords(r.output_writes) +
+               PackedWords(r.packed_values) +
                (PackedFits(r.packed_values) ? 0 : 4 * r.packed_values.size());
     for (const Failure& f : r.failures) n += 2 + ExceptionWords(f.exception);
     return n;
   }
-  size_t n = 32 + r.held_arrays.size() / 2 + 2 * r.outcomes.size();
+  size_t n = 32 + r.held_arrays.size() / 2 + BlobWords(r.output_writes) +
+             2 * r.outcomes.size();
   for (const auto& o : r.outcomes) {
     n += o.ok ? BlobWords(o.value) : ExceptionWords(o.exception);
   }
@@ -222,6 +224,7 @@ struct Builder {
     b.setWorkId(r.work_id);
     b.setDescriptors(r.descriptors);
     SetHeldArrays(r.held_arrays, [&](unsigned n) { return b.initHeldArrays(n); });
+    if (!r.output_writes.empty()) b.adoptOutputWrites(f.Blob(r.output_writes));
     if (r.outcomes.empty()) {
       const PackedElements& p = r.packed_values;
       const unsigned n = static_cast<unsigned>(p.size());
@@ -370,6 +373,7 @@ void Read(s::Message::Reader root, BlobReader& blobs, Message* out) {
       res.work_id = r.getWorkId();
       res.descriptors = r.getDescriptors();
       ReadHeldArrays(r.getHeldArrays(), &res.held_arrays);
+      if (r.hasOutputWrites()) blobs.Read(r.getOutputWrites(), &res.output_writes);
       if (r.hasValueEnds()) {
         KJ_REQUIRE(r.getOutcomes().size() == 0, "packed result also has outcomes");
         PackedElements& values = res.packed_values;

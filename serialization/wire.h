@@ -67,7 +67,9 @@ namespace wire {
 // descriptors: its memfd travels beside the frame (Call/Result::descriptors).
 // 5: a memfd travels once per worker: Call/Result::held_arrays name the
 // arrays that come without one, Call::forget_arrays what the worker drops.
-inline constexpr uint32_t kProtocolVersion = 5;
+// 6: an output array that went by value comes back as the bytes its tasks
+// changed (Result::output_writes).
+inline constexpr uint32_t kProtocolVersion = 6;
 
 // A shared array's identity as it crosses the wire (shared_array/handle.h's
 // BufferId).
@@ -176,6 +178,9 @@ struct Result {
   // As Call's: the arrays whose memfd does not come because the parent holds
   // them (the Call brought them).
   std::vector<uint32_t> held_arrays;
+  // The bytes the tasks changed in the copies of output arrays that came by
+  // value (shared_array/output_writes.h; opaque here); empty if none.
+  std::string output_writes;
 
   // The number of elements.
   size_t size() const {

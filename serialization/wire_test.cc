@@ -119,6 +119,16 @@ TEST(Wire, HeldAndForgottenArraysRoundTrip) {
   r.outcomes.push_back(Outcome{true, "v", {}});
   r.held_arrays = {1};
   EXPECT_EQ(RoundTrip(r).held_arrays, (std::vector<uint32_t>{1}));
+  r.output_writes = std::string("\x00\x10\x00\x01\x07\x00\x00", 7);
+  EXPECT_EQ(RoundTrip(r).output_writes, r.output_writes);
+  // Big enough to be referenced where it is, and packed values beside it.
+  r.output_writes.assign(size_t{1} << 20, 'w');
+  r.outcomes.clear();
+  r.packed_values.bytes = "ab";
+  r.packed_values.ends = {1, 2};
+  const Result big = RoundTrip(r);
+  EXPECT_EQ(big.output_writes, r.output_writes);
+  EXPECT_EQ(big.size(), 2u);
   // Indices that do not increase are a corrupt frame.
   c.held_arrays = {2, 2};
   EXPECT_FALSE(DecodeMessage(EncodeMessage(c)).ok());

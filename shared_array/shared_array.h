@@ -38,7 +38,10 @@
 //     slice while its task runs, see unspecified values: a data race between
 //     processes, as with Python's multiprocessing.shared_memory, which has no
 //     other rule. A task handed an output array can write all of it: use
-//     kImmutable for what tasks must not change.
+//     kImmutable for what tasks must not change. Where workers get copies
+//     (capnp, remote workers), a task writes a copy of the array as it was at
+//     Submit, and exactly the bytes it changed are written into the array
+//     before its future completes (output_writes.h): the same rules hold.
 //
 // Lifetime: copies share one mapping (reference-counted like a shared_ptr);
 // it is unmapped and its memfd closed when the last copy in this process

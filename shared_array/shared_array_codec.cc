@@ -13,11 +13,7 @@ namespace shared_array_internal {
 bool EncodeByReference(Writer& w, const SharedBuffer& buffer) {
   ArrayTransfer* transfer = CurrentArrayTransfer();
   if (transfer == nullptr) return false;
-  if (transfer->way() != ArrayTransfer::Way::kByReference) {
-    // A copy's writes would stay where it goes.
-    if (buffer.mode() == SharedArrayMode::kOutput) transfer->NoteOutputByValue();
-    return false;
-  }
+  if (transfer->way() != ArrayTransfer::Way::kByReference) return false;
   absl::StatusOr<SharedArrayHandle> handle = buffer.Share();
   if (!handle.ok()) return false;  // by value: same values, one more copy
   w.WriteFixed(static_cast<uint8_t>(kByReference));
@@ -26,6 +22,54 @@ bool EncodeByReference(Writer& w, const SharedBuffer& buffer) {
   w.WriteVarint(bytes.size());
   w.WriteBytes(bytes.data(), bytes.size());
   return true;
+}
+
+bool EncodeOutputCopy(Writer& w, const SharedBuffer& buffer) {
+  ArrayTransfer* transfer = CurrentArrayTransfer();
+  if (transfer == nullptr || !transfer->copies_outputs_back() ||
+      buffer.mode() != SharedArrayMode::kOutput) {
+    return false;
+  }
+  bool first = false;
+  const size_t index = transfer->AddOutputCopy(buffer, &first);
+  w.WriteFixed(static_cast<uint8_t>(kOutputCopy));
+  w.WriteVarint(index);
+  w.WriteFixed(static_cast<uint8_t>(first ? 1 : 0));
+  if (first) {
+    w.WriteVarint(buffer.byte_size() / buffer.element_size());
+    w.WriteBytes(buffer.address(), buffer.byte_size());
+  }
+  return true;
+}
+
+absl::StatusOr<SharedBuffer> DecodeOutputCopy(Reader& r, size_t element_size,
+                                              const std::string& type_name) {
+  uint64_t index;
+  RETURN_IF_ERROR(r.ReadVarint(&index));
+  bool first = false;
+  RETURN_IF_ERROR(r.ReadFixed(&first));
+  ArrayTransfer* transfer = CurrentArrayTransfer();
+  if (!first) {
+    if (transfer == nullptr) {
+      return absl::DataLossError(absl::StrCat(
+          "output array ", index, " is named again outside a frame"));
+    }
+    return transfer->OutputCopy(index);
+  }
+  uint64_t count;
+  RETURN_IF_ERROR(r.ReadVarint(&count));
+  if (element_size == 0 || count > r.remaining() / element_size) {
+    return absl::DataLossError(absl::StrCat(
+        "truncated: an output array of ", count, " elements of ",
+        element_size, " bytes, ", r.remaining(), " bytes left"));
+  }
+  absl::StatusOr<SharedBuffer> copy = SharedBuffer::Create(
+      count, element_size, type_name, SharedArrayMode::kOutput);
+  if (!copy.ok()) return copy.status();
+  RETURN_IF_ERROR(
+      r.ReadBytes(copy->address(), count * element_size, "output array"));
+  if (transfer != nullptr) transfer->KeepOutputCopy(index, *copy);
+  return copy;
 }
 
 absl::StatusOr<SharedBuffer> DecodeByReference(Reader& r) {

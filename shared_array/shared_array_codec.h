@@ -10,14 +10,18 @@
 //                             descriptors beside the frame (transfer.h)
 //   u8 2, u8 mode, varint count, count * sizeof(T) bytes
 //                             by value: the elements as they are in memory
+//   u8 3, varint index, u8 first, (if first) varint count, the bytes
+//                             an output array by value whose writes come
+//                             back (ArrayTransfer::CopyOutputsBack): its
+//                             index among the frame's output arrays; its
+//                             bytes at its first mention in the frame
 // Which one the encoder writes is CurrentArrayTransfer()'s way. By reference,
 // the array is shared first (an immutable array is sealed: shared_array.h's
 // write rules); if it cannot be (no descriptor left to reopen it read-only),
 // it goes by value. By value, the receiver gets a new array of the same type,
-// mode and elements (a copy; writes to a kOutput copy do not come back, so a
-// kOutput array encoded by value under a by-value transfer is noted there,
-// ArrayTransfer::NoteOutputByValue: the pool refuses to send it as an
-// argument).
+// mode and elements (a copy). An output array sent by value as an argument
+// (tag 3) is one copy per frame in the receiver, whatever the times it is
+// named, and the transfer keeps it to send its changes back.
 //
 // Decoding checks what it is given: a forged, stale or mismatched handle, a
 // descriptor index that did not come with the frame, another element type,
@@ -40,11 +44,23 @@ namespace procpool {
 
 namespace shared_array_internal {
 
-enum WireTag : uint8_t { kEmpty = 0, kByReference = 1, kByValue = 2 };
+enum WireTag : uint8_t {
+  kEmpty = 0,
+  kByReference = 1,
+  kByValue = 2,
+  kOutputCopy = 3,
+};
 
 // By reference if the current transfer says so and the buffer can be
 // shared: writes tag 1 and returns true.
 bool EncodeByReference(Writer& w, const SharedBuffer& buffer);
+// An output array whose writes come back, if the current transfer says so
+// (by value, CopyOutputsBack): writes tag 3 and returns true.
+bool EncodeOutputCopy(Writer& w, const SharedBuffer& buffer);
+// Decodes tag 3: the receiver's copy of the frame's output array (made and
+// kept at its first mention; without a transfer, a plain copy).
+absl::StatusOr<SharedBuffer> DecodeOutputCopy(Reader& r, size_t element_size,
+                                              const std::string& type_name);
 // Decodes tag 1's index and handle and resolves them through the current
 // transfer.
 absl::StatusOr<SharedBuffer> DecodeByReference(Reader& r);
@@ -69,6 +85,7 @@ struct Codec<SharedArray<T>> {
       return;
     }
     if (EncodeByReference(w, a.buffer())) return;
+    if (EncodeOutputCopy(w, a.buffer())) return;
     w.WriteFixed(static_cast<uint8_t>(kByValue));
     w.WriteFixed(static_cast<uint8_t>(a.mode()));
     w.WriteVarint(a.size());
@@ -83,8 +100,12 @@ struct Codec<SharedArray<T>> {
       case kEmpty:
         *a = SharedArray<T>();
         return absl::OkStatus();
-      case kByReference: {
-        absl::StatusOr<SharedBuffer> buffer = DecodeByReference(r);
+      case kByReference:
+      case kOutputCopy: {
+        absl::StatusOr<SharedBuffer> buffer =
+            tag == kByReference
+                ? DecodeByReference(r)
+                : DecodeOutputCopy(r, sizeof(T), SharedArrayTypeName<T>());
         absl::StatusOr<SharedArray<T>> array =
             buffer.ok() ? SharedArray<T>::FromBuffer(*std::move(buffer))
                         : absl::StatusOr<SharedArray<T>>(buffer.status());

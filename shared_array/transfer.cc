@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "shared_array/mapping_cache.h"
+#include "shared_array/output_writes.h"
 
 namespace procpool {
 namespace {
@@ -107,12 +108,51 @@ absl::StatusOr<SharedBuffer> ArrayTransfer::Resolve(
   return buffer;
 }
 
-absl::Status ArrayTransfer::OutputByValueError() {
-  return absl::FailedPreconditionError(
-      "an output SharedArray (SharedArrayMode::kOutput) cannot be passed to a "
-      "pool whose workers get copies of shared arrays (the capnp transport, "
-      "remote workers): the tasks' writes would not come back. Use "
-      "--procpool_transport=shm or unix, or return the slices as results");
+size_t ArrayTransfer::AddOutputCopy(const SharedBuffer& buffer, bool* first) {
+  for (size_t i = 0; i < output_copies_.size(); ++i) {
+    if (output_copies_[i].id() == buffer.id()) {
+      *first = false;
+      return i;
+    }
+  }
+  *first = true;
+  output_copies_.push_back(buffer);
+  return output_copies_.size() - 1;
+}
+
+void ArrayTransfer::KeepOutputCopy(size_t index, SharedBuffer copy) {
+  std::string original;
+  if (copy.byte_size() > 0) {
+    original.assign(static_cast<const char*>(copy.address()),
+                    copy.byte_size());
+  }
+  kept_copies_.push_back({index, std::move(copy), std::move(original)});
+}
+
+absl::StatusOr<SharedBuffer> ArrayTransfer::OutputCopy(size_t index) const {
+  for (const KeptCopy& k : kept_copies_) {
+    if (k.index == index) return k.copy;
+  }
+  return absl::DataLossError(absl::StrCat(
+      "output array ", index,
+      " of the frame is named before its bytes came (a forged frame)"));
+}
+
+std::string ArrayTransfer::TakeOutputWrites() {
+  OutputWrites writes;
+  for (const KeptCopy& k : kept_copies_) {
+    writes.AddChanges(static_cast<uint32_t>(k.index), k.original,
+                      k.copy.address());
+  }
+  kept_copies_.clear();
+  return writes.Release();
+}
+
+absl::Status ArrayTransfer::ApplyOutputWrites() {
+  const std::string writes = std::move(output_writes_);
+  output_writes_.clear();
+  if (writes.empty()) return absl::OkStatus();
+  return OutputWrites::Apply(writes, output_copies_);
 }
 
 ArrayTransfer* CurrentArrayTransfer() { return current_transfer; }

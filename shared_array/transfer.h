@@ -8,7 +8,8 @@
 // (SCM_RIGHTS). Elsewhere (capnp, to another host), or with no transfer in
 // scope (a value encoded outside the pool), it goes by value: its bytes are
 // in the frame and the receiver makes a new array of them, so task code is
-// the same everywhere.
+// the same everywhere; what a task writes into an output array's copy comes
+// back with its result (CopyOutputsBack, below).
 //
 // The codec (shared_array_codec.h) asks CurrentArrayTransfer() because the
 // value codec's Encode/Decode take no context; whoever encodes or decodes a
@@ -48,6 +49,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -112,13 +114,44 @@ class ArrayTransfer {
   absl::StatusOr<SharedBuffer> Resolve(const SharedArrayHandle& handle,
                                        size_t index);
 
-  // Encoding by value: an output array (kOutput) went into the frame as a
-  // copy, whose writes would not come back. Whoever sends arguments refuses
-  // the call then (the pool's Submit and Map); a result may go so.
-  void NoteOutputByValue() { output_by_value_ = true; }
-  bool output_by_value() const { return output_by_value_; }
-  // Why such a call is refused, and what to do.
-  static absl::Status OutputByValueError();
+  // Output arrays by value (a pool whose workers get copies: the capnp
+  // transport, remote workers). With CopyOutputsBack() (the pool's Submit
+  // and Map), an output array (kOutput) encoded by value goes with its index
+  // among the frame's output arrays (AddOutputCopy); the receiver keeps its
+  // copy (KeepOutputCopy) and sends back the bytes its task changed
+  // (TakeOutputWrites, output_writes.h), which the sender writes into the
+  // array itself before the call's futures complete (SetOutputWrites, then
+  // ApplyOutputWrites). Without it (a task's result), such an array goes as
+  // a plain copy.
+  void CopyOutputsBack() { copy_outputs_back_ = true; }
+  bool copies_outputs_back() const { return copy_outputs_back_; }
+  // Sending: records output array `buffer` and returns its index; `*first`
+  // says whether it is new to this frame (then its bytes go with it; the same
+  // array again is its index alone).
+  size_t AddOutputCopy(const SharedBuffer& buffer, bool* first);
+  // The recorded output arrays, by index, taken out of the transfer: the
+  // targets of the writes that come back.
+  std::vector<SharedBuffer> TakeOutputCopies() {
+    std::vector<SharedBuffer> out;
+    out.swap(output_copies_);
+    return out;
+  }
+  // Receiving: `copy` is the frame's output array `index`, as it came (its
+  // bytes now are what its changes are measured against); OutputCopy(index)
+  // is it again for a later mention in the frame (kDataLoss if it never
+  // came). TakeOutputWrites: the encoded changes to every kept copy
+  // (OutputWrites; empty if none), and the copies are let go.
+  void KeepOutputCopy(size_t index, SharedBuffer copy);
+  absl::StatusOr<SharedBuffer> OutputCopy(size_t index) const;
+  std::string TakeOutputWrites();
+  // Receiving the answer: `writes` (its TakeOutputWrites) for `targets`
+  // (the sender's TakeOutputCopies), applied by ApplyOutputWrites (once:
+  // what OutputWrites::Apply says; OK when there were none).
+  void SetOutputWrites(std::string writes, std::vector<SharedBuffer> targets) {
+    output_writes_ = std::move(writes);
+    output_copies_ = std::move(targets);
+  }
+  absl::Status ApplyOutputWrites();
 
   // Decoding: why a shared array the frame names by reference could not be
   // used (a forged or stale handle, another element type, a descriptor that
@@ -149,7 +182,17 @@ class ArrayTransfer {
   std::vector<SharedBuffer> kept_;
   MappingCache* cache_ = nullptr;
   absl::Status array_error_;
-  bool output_by_value_ = false;
+  bool copy_outputs_back_ = false;
+  // Sending, and receiving the answer: the output arrays by index.
+  std::vector<SharedBuffer> output_copies_;
+  std::string output_writes_;
+  // Receiving: the copies and the bytes each came with.
+  struct KeptCopy {
+    size_t index;
+    SharedBuffer copy;
+    std::string original;
+  };
+  std::vector<KeptCopy> kept_copies_;
 };
 
 // The transfer of the frame this thread is encoding or decoding, or null.

@@ -92,7 +92,7 @@ cxxflags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link
   "${san[@]}" -Wall -Wno-sign-compare -I"$workspace" -I"$out/gen")
 libs=()
 read -r -a libs <<<"$(pkg-config --libs capnp kj absl_status absl_statusor \
-  absl_str_format absl_strings absl_synchronization absl_time libglog libcrypto)" || build_failed "pkg-config --libs capnp kj absl_... libglog libcrypto failed (bash tools/setup.sh)"
+  absl_str_format absl_strings absl_synchronization absl_time absl_symbolize absl_hash absl_raw_hash_set libglog libcrypto)" || build_failed "pkg-config --libs capnp kj absl_... libglog libcrypto failed (bash tools/setup.sh)"
 
 # The schema, as //serialization:wire_capnp_gen generates it.
 schema=serialization/wire.capnp
@@ -129,6 +129,14 @@ sources=(
   fuzz/wire_fuzzer.cc
   fuzz/handshake_fuzzer.cc
   shared_array/handle.cc
+  shared_array/shared_region.cc
+  shared_array/shared_buffer.cc
+  shared_array/shared_array.cc
+  shared_array/output_writes.cc
+  common/sys.cc
+  common/unique_fd.cc
+  core/errors.cc
+  core/crash_stack.cc
   fuzz/handle_fuzzer.cc
   fuzz/seeds.cc
   fuzz/write_seeds.cc
@@ -180,7 +188,9 @@ link() {
 link wire_fuzzer fuzzer wire_fuzzer wire capnp_frame wire.capnp byte_io big_buffers
 link codec_fuzzer fuzzer codec_fuzzer codec_core codec_std byte_io big_buffers
 link handshake_fuzzer fuzzer handshake_fuzzer handshake hmac posix_error
-link handle_fuzzer fuzzer handle_fuzzer handle
+link handle_fuzzer fuzzer handle_fuzzer handle output_writes shared_array \
+  shared_buffer shared_region sys unique_fd errors crash_stack posix_error \
+  byte_io big_buffers
 link write_seeds plain write_seeds seeds codec_core codec_std byte_io wire capnp_frame wire.capnp big_buffers handle
 
 for t in "${targets[@]}"; do

@@ -30,6 +30,18 @@ absl::Status RunCompletion(Completion& c) {
   // Shared arrays in the values resolve against the descriptors that came
   // with the Result.
   const std::shared_ptr<ArrayTransfer> arrays = c.outcomes.arrays;
+  if (arrays != nullptr) {
+    // What the tasks wrote into their copies of output arrays lands before
+    // anyone sees the futures done.
+    const absl::Status applied = arrays->ApplyOutputWrites();
+    if (!applied.ok()) {
+      c.state->TrySetException(std::make_exception_ptr(Error(absl::StrCat(
+          "The writes of task ", c.task,
+          " to its output arrays could not be applied: ",
+          applied.message()))));
+      return absl::OkStatus();
+    }
+  }
   ArrayTransferScope scope(arrays.get());
   absl::Status completed = c.state->Complete(std::move(c.outcomes));
   if (!completed.ok() && arrays != nullptr) {

@@ -4,6 +4,9 @@
 
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "shared_array/output_writes.h"
+#include "shared_array/shared_array.h"
+#include "shared_array/transfer.h"
 
 namespace procpool {
 namespace internal {
@@ -102,6 +105,42 @@ TEST(CompletionQueueTest, UndecodableOutcomesLeaveTheStateAndDescribeTheCrash) {
   EXPECT_EQ(crash.task_name, "Square");
   EXPECT_EQ(crash.work_id, 17);
   EXPECT_EQ(crash.cause, "could not decode the result: truncated value");
+}
+
+// The changes a worker sent for the call's output arrays land before the
+// future completes; changes that do not fit fail that future (with
+// procpool::Error naming the task), write nothing, and are no crash.
+TEST(CompletionQueueTest, OutputWritesLandBeforeTheFutureOrFailIt) {
+  SharedArray<uint8_t> out(8, SharedArrayMode::kOutput);
+  const std::string before(8, '\0');
+  std::string now = before;
+  now[5] = 42;
+  OutputWrites writes;
+  writes.AddChanges(0, before, now.data());
+  const std::string good = writes.Release();
+
+  auto state = Running();
+  Completion c{Completion::Kind::kOutcomes, state};
+  c.task = "Fill";
+  c.outcomes.arrays = std::make_shared<ArrayTransfer>(ArrayTransfer::Way::kByValue);
+  c.outcomes.arrays->SetOutputWrites(good, {out.buffer()});
+  ASSERT_TRUE(RunCompletion(c).ok());
+  EXPECT_EQ(state->completed_with, 0u);
+  EXPECT_TRUE(state->done());
+  EXPECT_FALSE(state->failed());
+  EXPECT_EQ(out[5], 42);
+
+  out[5] = 0;
+  auto lied = Running();
+  Completion d{Completion::Kind::kOutcomes, lied};
+  d.task = "Fill";
+  d.outcomes.arrays = std::make_shared<ArrayTransfer>(ArrayTransfer::Way::kByValue);
+  // Changes for an array the call did not send.
+  d.outcomes.arrays->SetOutputWrites(good, {});
+  ASSERT_TRUE(RunCompletion(d).ok());
+  EXPECT_TRUE(lied->done());
+  EXPECT_TRUE(lied->failed());
+  EXPECT_EQ(out[5], 0);
 }
 
 }  // namespace

@@ -180,6 +180,15 @@ void Pool::HandleResult(Worker& w, wire::Result& result) {
     // The arrays the result names as held: the call's own.
     arrays->Keep(std::move(w.assigned.front().item.arrays));
   }
+  if (!result.output_writes.empty()) {
+    // Written into the call's output arrays before its futures complete
+    // (RunCompletion), off this thread.
+    if (arrays == nullptr) {
+      arrays = std::make_shared<ArrayTransfer>(ArrayTransfer::Way::kByValue);
+    }
+    arrays->SetOutputWrites(std::move(result.output_writes),
+                            std::move(w.assigned.front().item.output_copies));
+  }
   Assigned done = std::move(w.assigned.front());
   w.assigned.pop_front();
   ++w.tasks_run;

@@ -27,6 +27,11 @@ struct WorkItem {
   // memfds go beside the Call (wire::Call::descriptors), and these copies
   // keep them open while the work may still be sent.
   std::vector<SharedBuffer> arrays;
+  // The output arrays the arguments carry by value (a pool whose workers get
+  // copies), by index: what the tasks changed in their copies comes back
+  // (wire::Result::output_writes) and is written into these before the
+  // futures complete (ArrayTransfer::ApplyOutputWrites).
+  std::vector<SharedBuffer> output_copies;
   std::shared_ptr<StateBase> state;
   // Per-task timeout (TaskOptions / MapOptions::chunk_timeout).
   absl::Duration timeout = absl::InfiniteDuration();

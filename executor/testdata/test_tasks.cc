@@ -64,6 +64,13 @@ double SumArray(SharedArray<double> xs) {
   return total;
 }
 
+int64_t SquaresInto(SharedArray<double> out, int64_t part, int64_t parts) {
+  const size_t n = out.size();
+  const size_t begin = n * part / parts, end = n * (part + 1) / parts;
+  for (size_t j = begin; j < end; ++j) out[j] = static_cast<double>(j) * j;
+  return static_cast<int64_t>(end - begin);
+}
+
 int Throw(const std::string& kind) {
   if (kind == "invalid_argument") throw std::invalid_argument("bad argument");
   if (kind == "out_of_range") throw std::out_of_range("out of range");
@@ -217,6 +224,7 @@ PROCPOOL_EXCEPTION(tt::MyError);
 PROCPOOL_TASK(tt::Pow);
 PROCPOOL_TASK(tt::Noop);
 PROCPOOL_TASK(tt::SumArray);
+PROCPOOL_TASK(tt::SquaresInto);
 PROCPOOL_TASK(tt::GetPid);
 PROCPOOL_TASK(tt::SleepMs);
 PROCPOOL_TASK(tt::SleepThenPid);

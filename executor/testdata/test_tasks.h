@@ -59,6 +59,9 @@ std::string Echo(const std::string& s);  // returns s
 std::tuple<std::string> EchoInTuple(const std::string& s);  // returns {s}
 int64_t Length(const std::string& s);
 double SumArray(SharedArray<double> xs);  // the sum of its elements
+// out[j] = j * j for j in slice `part` of `parts` (an output array); returns
+// how many it wrote.
+int64_t SquaresInto(SharedArray<double> out, int64_t part, int64_t parts);
 int Throw(const std::string& kind);      // throws by kind; see .cc
 int DieBy(const std::string& how);       // kills its own process
 int SleepThenDie(int ms, const std::string& how);

@@ -417,6 +417,9 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
     // The frame's buffer (now the biggest argument) serves the next frame.
     RecycleBig(call->args);
     call->packed_args.clear();
+    // What the tasks changed in the copies of output arrays that came by
+    // value goes back with the result.
+    result.output_writes = arrays.TakeOutputWrites();
     const std::vector<int> fds = arrays.OutgoingFds();
     result.descriptors = static_cast<uint32_t>(fds.size());
     result.held_arrays = arrays.held_outgoing();

@@ -1,9 +1,9 @@
 #include "shared_array/shared_buffer.h"
 
+#include <atomic>
 #include <limits>
-#include <utility>
-
 #include <memory>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -65,9 +65,15 @@ class LiveBuffers {
     by_id_.erase(it);
     released_[released_count_ % kReleaseLog] = state->id;
     ++released_count_;
+    released_total_.store(released_count_, std::memory_order_release);
   }
   bool ReleasedSince(uint64_t* cursor, std::vector<BufferId>* out)
       ABSL_LOCKS_EXCLUDED(mu_) {
+    // Nothing released since: no lock (every hand-out to a worker that
+    // ever held arrays asks; peer_arrays.cc).
+    if (released_total_.load(std::memory_order_acquire) == *cursor) {
+      return true;
+    }
     absl::MutexLock lock(&mu_);
     const uint64_t from = *cursor;
     *cursor = released_count_;
@@ -97,6 +103,8 @@ class LiveBuffers {
   // The ids erased from by_id_, a ring of the last kReleaseLog.
   BufferId released_[kReleaseLog] ABSL_GUARDED_BY(mu_);
   uint64_t released_count_ ABSL_GUARDED_BY(mu_) = 0;
+  // released_count_, for reading without mu_ (it only grows).
+  std::atomic<uint64_t> released_total_{0};
 };
 
 }  // namespace

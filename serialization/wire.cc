@@ -10,6 +10,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "common/big_buffers.h"
 #include "common/status_macros.h"
 #include "serialization/capnp_frame.h"
@@ -510,6 +511,14 @@ const char* MessageKind(const Message& message) {
                                            "result", "init_failed", "shutdown",
                                            "fatal"};
   return kNames[message.index()];
+}
+
+std::string OverBlobLimitMessage(absl::string_view what, size_t bytes) {
+  return absl::StrCat(
+      what, " is ", bytes, " bytes encoded, over the ", kMaxBlobBytes,
+      " bytes (512 MiB) one message can carry; pass big data as a "
+      "procpool::SharedArray (by reference over shm and unix), or split it "
+      "into several calls");
 }
 
 }  // namespace wire

@@ -223,6 +223,14 @@ std::string EncodeMessage(const Result& result);
 // into its message (each becomes a segment of its own; capnp_frame.h).
 inline constexpr size_t kExternalBlobBytes = size_t{16} << 10;
 
+// The most bytes one byte string of a message may have (an element's
+// encoded arguments, a value, Result::output_writes): a Cap'n Proto Data
+// blob counts its bytes in 29 bits. The encoders do not check it (a bigger
+// one is a kj exception): the senders refuse such a string first (the
+// executor at Submit and Map, the worker loop for values), and say so.
+inline constexpr size_t kMaxBlobBytes = (size_t{1} << 29) - 1;
+std::string OverBlobLimitMessage(absl::string_view what, size_t bytes);
+
 // EncodeMessage's frame as parts whose concatenation it is, for
 // Channel::SendBlockingParts and SendParts: each value or argument of
 // kExternalBlobBytes or more is a view of its own bytes in the message (not

@@ -39,10 +39,25 @@ namespace {
 // Memfds that came beside Calls (WorkerDescriptorsReceived).
 std::atomic<uint64_t> descriptors_received{0};
 
+// Whether big buffers go to common/big_buffers.h's cache when done with:
+// not when the worker keeps its freed memory in its heap (KeepFreedMemory,
+// Config::keep_freed_memory), which serves the next big frame and the
+// task's own allocations alike. The cache there kept the values a task
+// returned (exactly the user's size), which then fitted no frame (a frame is
+// a little bigger) and were lost to the heap: every 64 MiB echo faulted in
+// fresh pages for the frame and for the task's copy (perf: clear_page_erms
+// in the worker's memmoves).
+bool recycle_big_buffers = true;
+
 // Keeps a buffer of kMinBigBuffer or more for the next big frame (common/
 // big_buffers.h): a 64 MiB buffer freed is a fresh mmap next time, and the
-// kernel zeroes every page of it on first touch.
+// kernel zeroes every page of it on first touch. With the heap keeping
+// freed memory, frees it there instead (recycle_big_buffers).
 void RecycleBig(std::string& s) {
+  if (!recycle_big_buffers) {
+    std::string().swap(s);
+    return;
+  }
   if (s.capacity() >= kMinBigBuffer) RecycleBigBuffer(std::move(s));
   s.clear();
 }
@@ -346,7 +361,10 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
     }
     memory_limit_bytes = config->memory_limit_bytes;
   }
-  if (config->keep_freed_memory) KeepFreedMemory();
+  if (config->keep_freed_memory) {
+    KeepFreedMemory();
+    recycle_big_buffers = false;
+  }
   StartHeartbeat(static_cast<int>(config->heartbeat_interval_ms));
   wire::Hello hello;
   hello.pid = getpid();

@@ -14,7 +14,6 @@
 #include "common/auth/key_file.h"
 #include "core/cluster.h"
 #include "executor/internal/pool.h"
-#include "serialization/wire.h"
 #include "transport/transport.h"
 
 ABSL_FLAG(std::string, procpool_transport, "shm",
@@ -275,18 +274,6 @@ const internal::TaskInfo& ProcessPoolExecutor::FindTaskOrThrow(const void* fn) {
 }
 
 void ProcessPoolExecutor::SubmitItem(internal::WorkItem item) {
-  // A message carries at most wire::kMaxBlobBytes per element: refused here,
-  // where the caller can hear it (the encoder would throw on the thread that
-  // hands the work out).
-  for (size_t i = 0; i < item.args.size(); ++i) {
-    if (item.args[i].size() > wire::kMaxBlobBytes) {
-      throw std::invalid_argument(wire::OverBlobLimitMessage(
-          absl::StrCat("The arguments of task ", item.task,
-                       item.args.size() > 1 ? absl::StrCat(" (element ", i, ")")
-                                            : std::string()),
-          item.args[i].size()));
-    }
-  }
   pool_->Submit(std::move(item));
 }
 

@@ -157,37 +157,28 @@ TEST_P(SubmitTest, LargePayloadsRoundTrip) {
   EXPECT_EQ(pool.Submit(tt::Echo, big).Get(kWait), big);
 }
 
-// One message carries at most 512 MiB per argument tuple or value
-// (wire::kMaxBlobBytes). Over it, an argument is refused at Submit and a
-// value fails its future, with what to do instead; the pool goes on. (It was
-// a kj exception on the manager thread: the parent process died.) The check
-// comes before any transport: one of them is enough.
-TEST_P(SubmitTest, ArgumentsAndValuesOverAMessagesLimitFailClearly) {
+// An argument and a value longer than one Cap'n Proto Data holds (~512 MiB)
+// go as pieces (wire protocol 7). They once made the manager thread's
+// encoder throw and the parent die. The pieces are the wire's, before any
+// transport: one of them is enough. (Named so that the TSan run, which
+// filters *HugeFrameEcho*, leaves its gigabytes out.)
+TEST_P(SubmitTest, HugeFrameEchoOverHalfAGigabyte) {
   if (GetParam().transport != "unix" ||
       GetParam().start_method != StartMethod::kForkServer) {
-    GTEST_SKIP() << "checked before the transport";
+    GTEST_SKIP() << "the wire's pieces, before the transport";
   }
   ProcessPoolExecutor pool(MakeOptions(1));
-  const size_t over = size_t{512} << 20;
-  try {
-    pool.Submit(tt::Length, std::string(over, 'x'));
-    ADD_FAILURE() << "an argument over the limit was taken";
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("SharedArray"), std::string::npos)
-        << e.what();
+  const size_t big = (size_t{512} << 20) + 4099;
+  {
+    std::string arg(big, 'x');
+    arg[big - 1] = 'y';
+    EXPECT_EQ(pool.Submit(tt::Length, arg).Get(kWait),
+              static_cast<int64_t>(big));
   }
-  Future<std::string> big = pool.Submit(tt::Filler, static_cast<int>(over));
-  try {
-    big.Get(kWait);
-    ADD_FAILURE() << "a value over the limit came back";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("The result of task"),
-              std::string::npos)
-        << e.what();
+  {
+    Future<std::string> value = pool.Submit(tt::Filler, static_cast<int>(big));
+    EXPECT_EQ(value.Get(kWait).size(), big);
   }
-  // Just under it, both ways.
-  EXPECT_EQ(pool.Submit(tt::Length, std::string(over - 64, 'x')).Get(kWait),
-            static_cast<int64_t>(over - 64));
   EXPECT_EQ(pool.Submit(tt::Pow, 3, 2).Get(kWait), 9);
 }
 

@@ -78,6 +78,13 @@ std::vector<std::string> WireSeeds() {
   };
   std::vector<std::string> seeds;
   for (const Message& m : messages) seeds.push_back(EncodeMessage(m));
+  // Protocol 7: strings in pieces (tails), with 16-byte pieces here.
+  SetPieceBytesForTesting(16);
+  Result pieces{7, {Outcome{true, std::string(40, 'v'), {}}}};
+  pieces.output_writes = std::string(20, 'w');
+  seeds.push_back(EncodeMessage(pieces));
+  seeds.push_back(EncodeMessage(Call{7, "Square", {std::string(33, 'a'), "b"}}));
+  SetPieceBytesForTesting(0);
   return seeds;
 }
 

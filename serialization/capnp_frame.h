@@ -127,6 +127,11 @@ class FrameBuilder {
   // must outlive Finish(), FinishParts() and their parts, unchanged), copied
   // otherwise.
   capnp::Orphan<capnp::Data> Blob(const std::string& bytes) {
+    return Blob(absl::string_view(bytes));
+  }
+  // The same for a part of a string (a piece of one too big for one Data:
+  // wire.h's kMaxPieceBytes).
+  capnp::Orphan<capnp::Data> Blob(absl::string_view bytes) {
     capnp::Orphanage orphanage = builder_.getOrphanage();
     if (bytes.size() < kReferencedBlobBytes ||
         reinterpret_cast<uintptr_t>(bytes.data()) % sizeof(capnp::word) != 0) {

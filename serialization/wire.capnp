@@ -66,6 +66,18 @@ struct Call {
   forgetArrays @7 :List(ArrayId);
   # Protocol 5: arrays the worker drops from its cache before this call (the
   # parent let them go, or the worker's cache is over its bounds).
+  argTails @8 :List(Tail);
+  # Protocol 7: the rest of each element's arguments too big for one Data
+  # (args holds their first piece; see Tail).
+}
+
+struct Tail {
+  # The bytes of one string after its first piece, for a string longer than
+  # one Data can hold (2^29 - 1 bytes; wire.h's kMaxPieceBytes): its first
+  # piece is where the string belongs, the rest follow here in order.
+  index @0 :UInt32;
+  # Which string: the element's index (Call.args, Result.outcomes).
+  pieces @1 :List(Data);
 }
 
 struct ArrayId {
@@ -110,6 +122,11 @@ struct Result {
   outputWrites @7 :Data;
   # Protocol 6: the bytes the call's tasks changed in the copies of output
   # arrays that came by value (shared_array/output_writes.h's encoding).
+  valueTails @8 :List(Tail);
+  # Protocol 7: the rest of each value too big for one Data (outcomes[index]
+  # holds its first piece).
+  outputWritesTail @9 :List(Data);
+  # Protocol 7: the rest of outputWrites, when too big for one Data.
 }
 
 struct Message {

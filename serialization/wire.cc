@@ -24,6 +24,95 @@ namespace s = ::procpool::wire::schema;
 
 static_assert(kExternalBlobBytes == kReferencedBlobBytes,
               "wire.h's promise is FrameBuilder::Blob's rule");
+static_assert(kMaxPieceBytes % sizeof(capnp::word) == 0 &&
+                  kMaxPieceBytes < (size_t{1} << 29),
+              "a piece must fit one Data and keep the next one aligned");
+
+// Protocol 7's pieces: a string longer than one Data holds goes as its first
+// piece where it belongs, and the rest in a Tail (wire.capnp).
+size_t piece_bytes_for_testing = 0;
+size_t PieceBytes() {
+  return piece_bytes_for_testing != 0 ? piece_bytes_for_testing
+                                      : kMaxPieceBytes;
+}
+absl::string_view FirstPiece(const std::string& bytes) {
+  return absl::string_view(bytes).substr(0, PieceBytes());
+}
+// Pieces after the first: 0 for a string that fits one.
+unsigned TailPieces(const std::string& bytes) {
+  return bytes.empty() ? 0
+                       : static_cast<unsigned>((bytes.size() - 1) / PieceBytes());
+}
+// Adopts the pieces of `bytes` after the first into `list`
+// (TailPieces(bytes) long).
+void SetTail(FrameBuilder& f, const std::string& bytes,
+             capnp::List<capnp::Data>::Builder list) {
+  const size_t piece = PieceBytes();
+  for (unsigned k = 0; k < list.size(); ++k) {
+    list.adopt(k, f.Blob(absl::string_view(bytes).substr((k + 1) * piece,
+                                                          piece)));
+  }
+}
+// The Tails of the strings of `strings` (by index) that need one.
+template <typename Strings, typename Get, typename Init>
+void SetTails(FrameBuilder& f, const Strings& strings, Get get, Init init) {
+  unsigned n = 0;
+  for (const auto& x : strings) n += TailPieces(get(x)) > 0;
+  if (n == 0) return;
+  auto tails = init(n);
+  unsigned k = 0;
+  for (unsigned i = 0; i < strings.size(); ++i) {
+    const std::string& bytes = get(strings[i]);
+    const unsigned pieces = TailPieces(bytes);
+    if (pieces == 0) continue;
+    tails[k].setIndex(i);
+    SetTail(f, bytes, tails[k].initPieces(pieces));
+    ++k;
+  }
+}
+// Words in the first segment for the Tails of `strings`.
+template <typename Strings, typename Get>
+size_t TailWords(const Strings& strings, Get get) {
+  size_t n = 0;
+  for (const auto& x : strings) {
+    const unsigned pieces = TailPieces(get(x));
+    if (pieces > 0) n += 4 + 5 * pieces;
+  }
+  return n;
+}
+// `*out` becomes `first` and then `rest` (a Tail's pieces) one after the
+// other: a copy, never the frame taken over. Without `rest`, blobs.Read.
+void ReadPieces(BlobReader& blobs, capnp::Data::Reader first,
+                capnp::List<capnp::Data>::Reader rest, std::string* out) {
+  if (rest.size() == 0) {
+    blobs.Read(first, out);
+    return;
+  }
+  size_t total = first.size();
+  for (auto piece : rest) total += piece.size();
+  ::procpool::internal::ReserveBig(out, total);
+  out->assign(reinterpret_cast<const char*>(first.begin()), first.size());
+  for (auto piece : rest) {
+    out->append(reinterpret_cast<const char*>(piece.begin()), piece.size());
+  }
+}
+// The Tails of a message by the index they name, checked: increasing, each
+// below `count`.
+std::vector<capnp::List<capnp::Data>::Reader> TailsByIndex(
+    capnp::List<s::Tail>::Reader tails, size_t count) {
+  std::vector<capnp::List<capnp::Data>::Reader> out(count);
+  int64_t last = -1;
+  for (auto t : tails) {
+    KJ_REQUIRE(t.getIndex() < count, "a tail for no element", t.getIndex());
+    KJ_REQUIRE(static_cast<int64_t>(t.getIndex()) > last,
+               "tails out of order", t.getIndex());
+    last = t.getIndex();
+    out[t.getIndex()] = t.getPieces();
+  }
+  return out;
+}
+const std::string& Self(const std::string& x) { return x; }
+const std::string& ValueOf(const Outcome& o) { return o.value; }
 
 void SetException(FrameBuilder& f, s::ExceptionInfo::Builder b,
                   const ExceptionInfo& e) {
@@ -116,7 +205,8 @@ size_t FirstSegmentWords(const Call& c) {
            ArrayListWords(c) +
            (PackedFits(c.packed_args) ? 0 : 2 * c.packed_args.size());
   }
-  size_t n = 32 + c.task.size() / 8 + c.args.size() + ArrayListWords(c);
+  size_t n = 32 + c.task.size() / 8 + c.args.size() + ArrayListWords(c) +
+             TailWords(c.args, Self);
   for (const auto& a : c.args) n += BlobWords(a);
   return n;
 }
@@ -133,7 +223,8 @@ size_t FirstSegmentWords(const Result& r) {
     return n;
   }
   size_t n = 32 + r.held_arrays.size() / 2 + BlobWords(r.output_writes) +
-             2 * r.outcomes.size();
+             2 * r.outcomes.size() + TailWords(r.outcomes, ValueOf) +
+             5 * TailPieces(r.output_writes);
   for (const auto& o : r.outcomes) {
     n += o.ok ? BlobWords(o.value) : ExceptionWords(o.exception);
   }
@@ -218,14 +309,22 @@ struct Builder {
       return;
     }
     auto args = b.initArgs(c.args.size());
-    for (size_t i = 0; i < c.args.size(); ++i) args.adopt(i, f.Blob(c.args[i]));
+    for (size_t i = 0; i < c.args.size(); ++i) {
+      args.adopt(i, f.Blob(FirstPiece(c.args[i])));
+    }
+    SetTails(f, c.args, Self, [&](unsigned n) { return b.initArgTails(n); });
   }
   void operator()(const Result& r) {
     auto b = root.initResult();
     b.setWorkId(r.work_id);
     b.setDescriptors(r.descriptors);
     SetHeldArrays(r.held_arrays, [&](unsigned n) { return b.initHeldArrays(n); });
-    if (!r.output_writes.empty()) b.adoptOutputWrites(f.Blob(r.output_writes));
+    if (!r.output_writes.empty()) {
+      b.adoptOutputWrites(f.Blob(FirstPiece(r.output_writes)));
+      if (const unsigned pieces = TailPieces(r.output_writes)) {
+        SetTail(f, r.output_writes, b.initOutputWritesTail(pieces));
+      }
+    }
     if (r.outcomes.empty()) {
       const PackedElements& p = r.packed_values;
       const unsigned n = static_cast<unsigned>(p.size());
@@ -279,11 +378,13 @@ struct Builder {
     for (size_t i = 0; i < r.outcomes.size(); ++i) {
       const Outcome& o = r.outcomes[i];
       if (o.ok) {
-        outcomes[i].adoptValue(f.Blob(o.value));
+        outcomes[i].adoptValue(f.Blob(FirstPiece(o.value)));
       } else {
         SetException(f, outcomes[i].initException(), o.exception);
       }
     }
+    SetTails(f, r.outcomes, ValueOf,
+             [&](unsigned n) { return b.initValueTails(n); });
   }
   void operator()(const InitFailed& e) {
     SetException(f, root.initInitFailed(), e.exception);
@@ -360,12 +461,16 @@ void Read(s::Message::Reader root, BlobReader& blobs, Message* out) {
       }
       if (r.hasArgEnds()) {
         KJ_REQUIRE(r.getArgs().size() == 0, "packed call also has args");
+        KJ_REQUIRE(!r.hasArgTails(), "packed call has tails");
         ReadPackedInto(r.getPackedArgs(), r.getArgEnds(), &c.packed_args);
         return;
       }
       auto args = r.getArgs();
       c.args.resize(args.size());
-      for (unsigned i = 0; i < args.size(); ++i) blobs.Read(args[i], &c.args[i]);
+      const auto tails = TailsByIndex(r.getArgTails(), args.size());
+      for (unsigned i = 0; i < args.size(); ++i) {
+        ReadPieces(blobs, args[i], tails[i], &c.args[i]);
+      }
       return;
     }
     case s::Message::RESULT: {
@@ -374,9 +479,15 @@ void Read(s::Message::Reader root, BlobReader& blobs, Message* out) {
       res.work_id = r.getWorkId();
       res.descriptors = r.getDescriptors();
       ReadHeldArrays(r.getHeldArrays(), &res.held_arrays);
-      if (r.hasOutputWrites()) blobs.Read(r.getOutputWrites(), &res.output_writes);
+      if (r.hasOutputWrites()) {
+        ReadPieces(blobs, r.getOutputWrites(), r.getOutputWritesTail(),
+                   &res.output_writes);
+      } else {
+        KJ_REQUIRE(!r.hasOutputWritesTail(), "a tail without its first piece");
+      }
       if (r.hasValueEnds()) {
         KJ_REQUIRE(r.getOutcomes().size() == 0, "packed result also has outcomes");
+        KJ_REQUIRE(!r.hasValueTails(), "packed result has tails");
         PackedElements& values = res.packed_values;
         ReadPackedInto(r.getPackedValues(), r.getValueEnds(), &values);
         auto failures = r.getFailures();
@@ -395,12 +506,14 @@ void Read(s::Message::Reader root, BlobReader& blobs, Message* out) {
       }
       auto outcomes = r.getOutcomes();
       res.outcomes.resize(outcomes.size());
+      const auto tails = TailsByIndex(r.getValueTails(), outcomes.size());
       for (unsigned i = 0; i < outcomes.size(); ++i) {
         auto o = outcomes[i];
         Outcome& dst = res.outcomes[i];
         if (o.isValue()) {
-          blobs.Read(o.getValue(), &dst.value);
+          ReadPieces(blobs, o.getValue(), tails[i], &dst.value);
         } else {
+          KJ_REQUIRE(tails[i].size() == 0, "a tail for an exception", i);
           dst.ok = false;
           GetException(blobs, o.getException(), &dst.exception);
         }
@@ -513,12 +626,8 @@ const char* MessageKind(const Message& message) {
   return kNames[message.index()];
 }
 
-std::string OverBlobLimitMessage(absl::string_view what, size_t bytes) {
-  return absl::StrCat(
-      what, " is ", bytes, " bytes encoded, over the ", kMaxBlobBytes,
-      " bytes (512 MiB) one message can carry; pass big data as a "
-      "procpool::SharedArray (by reference over shm and unix), or split it "
-      "into several calls");
+void SetPieceBytesForTesting(size_t bytes) {
+  piece_bytes_for_testing = bytes;
 }
 
 }  // namespace wire

@@ -34,7 +34,10 @@
 //     (outcomes: a value or an exception). A blob of kExternalBlobBytes or
 //     more is referenced by the encoder, not copied into its builder (a
 //     segment of its own), so its bytes are copied once, into the frame, or
-//     not at all (EncodeMessageParts).
+//     not at all (EncodeMessageParts). A string longer than one Data holds
+//     (kMaxPieceBytes) goes as its first piece there and the rest in a Tail
+//     (argTails, valueTails, outputWritesTail; protocol 7), which the
+//     decoder appends (one copy).
 // Either form of the structs (a string per element, or PackedElements)
 // encodes to either layout; the frame does not say which form it came from.
 //
@@ -69,7 +72,9 @@ namespace wire {
 // arrays that come without one, Call::forget_arrays what the worker drops.
 // 6: an output array that went by value comes back as the bytes its tasks
 // changed (Result::output_writes).
-inline constexpr uint32_t kProtocolVersion = 6;
+// 7: an argument tuple, a value or output_writes longer than kMaxPieceBytes
+// goes as pieces (Call.argTails, Result.valueTails, outputWritesTail).
+inline constexpr uint32_t kProtocolVersion = 7;
 
 // A shared array's identity as it crosses the wire (shared_array/handle.h's
 // BufferId).
@@ -223,13 +228,17 @@ std::string EncodeMessage(const Result& result);
 // into its message (each becomes a segment of its own; capnp_frame.h).
 inline constexpr size_t kExternalBlobBytes = size_t{16} << 10;
 
-// The most bytes one byte string of a message may have (an element's
-// encoded arguments, a value, Result::output_writes): a Cap'n Proto Data
-// blob counts its bytes in 29 bits. The encoders do not check it (a bigger
-// one is a kj exception): the senders refuse such a string first (the
-// executor at Submit and Map, the worker loop for values), and say so.
-inline constexpr size_t kMaxBlobBytes = (size_t{1} << 29) - 1;
-std::string OverBlobLimitMessage(absl::string_view what, size_t bytes);
+// The most bytes of a string one Cap'n Proto Data carries (it counts its
+// bytes in 29 bits), less a word so that the next piece starts aligned: an
+// element's encoded arguments, a value or Result::output_writes that is
+// longer goes as pieces of this size (protocol 7), reassembled (one copy) by
+// the decoder. No bound of its own beyond the transports' frame limits.
+inline constexpr size_t kMaxPieceBytes = (size_t{1} << 29) - 8;
+
+// For tests: pieces of `bytes` instead of kMaxPieceBytes (a multiple of 8;
+// 0 restores it), so that a test need not build half a gigabyte. Not
+// thread-safe: set it before encoding.
+void SetPieceBytesForTesting(size_t bytes);
 
 // EncodeMessage's frame as parts whose concatenation it is, for
 // Channel::SendBlockingParts and SendParts: each value or argument of

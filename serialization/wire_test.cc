@@ -233,6 +233,60 @@ TEST(Wire, ResultPartsViewTheBigValues) {
             EncodeMessage(Result{3, {}}));
 }
 
+// Protocol 7: strings longer than one Data holds go as pieces (here 64 KiB
+// pieces instead of ~512 MiB: SetPieceBytesForTesting), by every encoder and
+// both decoders, with the small strings beside them untouched.
+TEST(Wire, LongStringsGoAsPieces) {
+  struct Restore {
+    ~Restore() { SetPieceBytesForTesting(0); }
+  } restore;
+  SetPieceBytesForTesting(size_t{64} << 10);
+  std::mt19937 rng(5);
+  auto bytes = [&](size_t n) {
+    std::string out(n, '\0');
+    for (char& c : out) c = static_cast<char>(rng());
+    return out;
+  };
+  Call c{21, "Long", {bytes(200000), "small", bytes(65536), bytes(65537)}};
+  Result r;
+  r.work_id = 21;
+  r.outcomes.push_back(Outcome{true, bytes(300001), {}});
+  r.outcomes.push_back(Outcome{false, "", {"E", "message", "tb"}});
+  r.outcomes.push_back(Outcome{true, "v", {}});
+  r.outcomes.push_back(Outcome{true, bytes(131072 + 8), {}});
+  r.output_writes = bytes(150000);
+  for (bool owned : {false, true}) {
+    for (bool parts : {false, true}) {
+      std::string call_frame, result_frame;
+      if (parts) {
+        std::string storage;
+        call_frame = absl::StrJoin(EncodeMessageParts(c, &storage), "");
+        std::string storage2;
+        result_frame = absl::StrJoin(EncodeMessageParts(r, &storage2), "");
+      } else {
+        call_frame = EncodeMessage(c);
+        result_frame = EncodeMessage(r);
+      }
+      absl::StatusOr<Message> call = owned ? DecodeOwnedMessage(call_frame)
+                                           : DecodeMessage(call_frame);
+      ASSERT_TRUE(call.ok()) << call.status();
+      EXPECT_TRUE(std::get<Call>(*call).args == c.args) << owned << parts;
+      absl::StatusOr<Message> result = owned
+                                           ? DecodeOwnedMessage(result_frame)
+                                           : DecodeMessage(result_frame);
+      ASSERT_TRUE(result.ok()) << result.status();
+      const Result& back = std::get<Result>(*result);
+      ASSERT_EQ(back.outcomes.size(), 4u);
+      EXPECT_TRUE(back.outcomes[0].value == r.outcomes[0].value);
+      EXPECT_FALSE(back.outcomes[1].ok);
+      EXPECT_EQ(back.outcomes[1].exception.message, "message");
+      EXPECT_EQ(back.outcomes[2].value, "v");
+      EXPECT_TRUE(back.outcomes[3].value == r.outcomes[3].value);
+      EXPECT_TRUE(back.output_writes == r.output_writes);
+    }
+  }
+}
+
 TEST(Wire, ManyBigArgs) {
   Call c{7, "F", {}};
   for (int i = 0; i < 1500; ++i) c.args.push_back(std::string(17000 + i, 'a' + i % 26));
@@ -492,6 +546,22 @@ TEST(Wire, PackedCallWithCorruptEndsIsDataLoss) {
     Patch(&f, {77, 132}, {77, 100});
     ExpectDataLoss(f, "longer than its elements");
   }
+}
+
+// A frame whose pieces lie is refused, not read: a tail for an element the
+// call does not have.
+TEST(Wire, ATailForNoElementIsDataLoss) {
+  struct Restore {
+    ~Restore() { SetPieceBytesForTesting(0); }
+  } restore;
+  SetPieceBytesForTesting(size_t{64} << 10);
+  // The long element's index (0x2222) is the word the patch finds.
+  Call c{1, "F", std::vector<std::string>(0x2222, "x")};
+  c.args.push_back(std::string(100000, 'L'));
+  std::string frame = EncodeMessage(c);
+  ASSERT_TRUE(DecodeMessage(frame).ok());
+  Patch(&frame, {0x2222, 0}, {0x3333, 0});
+  ExpectDataLoss(frame, "a tail for no element");
 }
 
 TEST(Wire, PackedResultWithCorruptEndsOrFailuresIsDataLoss) {

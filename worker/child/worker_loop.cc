@@ -259,33 +259,6 @@ bool RunCall(const internal::TaskInfo& task, wire::Call& call,
   return protocol_error->ok();
 }
 
-// A message carries at most wire::kMaxBlobBytes per string: a value (or the
-// call's output arrays' changes) over it fails its element(s) with
-// procpool::Error instead (the encoder would throw, and the worker die).
-void RefuseOverLimit(absl::string_view task, wire::Result* result) {
-  auto refused = [&](absl::string_view what, size_t bytes) {
-    wire::Outcome out;
-    out.ok = false;
-    out.exception.type_name = "procpool::Error";
-    out.exception.message = wire::OverBlobLimitMessage(
-        absl::StrCat(what, " of task ", task), bytes);
-    return out;
-  };
-  if (result->output_writes.size() > wire::kMaxBlobBytes) {
-    const size_t bytes = result->output_writes.size();
-    wire::Unpack(result);
-    for (wire::Outcome& o : result->outcomes) {
-      o = refused("The changes to output arrays", bytes);
-    }
-    result->output_writes.clear();
-  }
-  for (wire::Outcome& o : result->outcomes) {
-    if (o.ok && o.value.size() > wire::kMaxBlobBytes) {
-      o = refused("The result", o.value.size());
-    }
-  }
-}
-
 wire::Outcome UnknownTask(absl::string_view name) {
   wire::Outcome out;
   out.ok = false;
@@ -465,7 +438,6 @@ int Serve(std::unique_ptr<Channel> channel, WorkerHooks* hooks) {
     // What the tasks changed in the copies of output arrays that came by
     // value goes back with the result.
     result.output_writes = arrays.TakeOutputWrites();
-    RefuseOverLimit(call->task, &result);
     const std::vector<int> fds = arrays.OutgoingFds();
     result.descriptors = static_cast<uint32_t>(fds.size());
     result.held_arrays = arrays.held_outgoing();

@@ -14,6 +14,7 @@
 #include "common/big_buffers.h"
 #include "common/status_macros.h"
 #include "serialization/capnp_frame.h"
+#include "serialization/wire_pieces.h"
 #include "serialization/wire.capnp.h"
 
 namespace procpool {
@@ -27,90 +28,17 @@ static_assert(kExternalBlobBytes == kReferencedBlobBytes,
 static_assert(kMaxPieceBytes % sizeof(capnp::word) == 0 &&
                   kMaxPieceBytes < (size_t{1} << 29),
               "a piece must fit one Data and keep the next one aligned");
-
-// Protocol 7's pieces: a string longer than one Data holds goes as its first
-// piece where it belongs, and the rest in a Tail (wire.capnp).
+// SetPieceBytesForTesting's; 0: kMaxPieceBytes (pieces::PieceBytes).
 size_t piece_bytes_for_testing = 0;
-size_t PieceBytes() {
-  return piece_bytes_for_testing != 0 ? piece_bytes_for_testing
-                                      : kMaxPieceBytes;
-}
-absl::string_view FirstPiece(const std::string& bytes) {
-  return absl::string_view(bytes).substr(0, PieceBytes());
-}
-// Pieces after the first: 0 for a string that fits one.
-unsigned TailPieces(const std::string& bytes) {
-  return bytes.empty() ? 0
-                       : static_cast<unsigned>((bytes.size() - 1) / PieceBytes());
-}
-// Adopts the pieces of `bytes` after the first into `list`
-// (TailPieces(bytes) long).
-void SetTail(FrameBuilder& f, const std::string& bytes,
-             capnp::List<capnp::Data>::Builder list) {
-  const size_t piece = PieceBytes();
-  for (unsigned k = 0; k < list.size(); ++k) {
-    list.adopt(k, f.Blob(absl::string_view(bytes).substr((k + 1) * piece,
-                                                          piece)));
-  }
-}
-// The Tails of the strings of `strings` (by index) that need one.
-template <typename Strings, typename Get, typename Init>
-void SetTails(FrameBuilder& f, const Strings& strings, Get get, Init init) {
-  unsigned n = 0;
-  for (const auto& x : strings) n += TailPieces(get(x)) > 0;
-  if (n == 0) return;
-  auto tails = init(n);
-  unsigned k = 0;
-  for (unsigned i = 0; i < strings.size(); ++i) {
-    const std::string& bytes = get(strings[i]);
-    const unsigned pieces = TailPieces(bytes);
-    if (pieces == 0) continue;
-    tails[k].setIndex(i);
-    SetTail(f, bytes, tails[k].initPieces(pieces));
-    ++k;
-  }
-}
-// Words in the first segment for the Tails of `strings`.
-template <typename Strings, typename Get>
-size_t TailWords(const Strings& strings, Get get) {
-  size_t n = 0;
-  for (const auto& x : strings) {
-    const unsigned pieces = TailPieces(get(x));
-    if (pieces > 0) n += 4 + 5 * pieces;
-  }
-  return n;
-}
-// `*out` becomes `first` and then `rest` (a Tail's pieces) one after the
-// other: a copy, never the frame taken over. Without `rest`, blobs.Read.
-void ReadPieces(BlobReader& blobs, capnp::Data::Reader first,
-                capnp::List<capnp::Data>::Reader rest, std::string* out) {
-  if (rest.size() == 0) {
-    blobs.Read(first, out);
-    return;
-  }
-  size_t total = first.size();
-  for (auto piece : rest) total += piece.size();
-  ::procpool::internal::ReserveBig(out, total);
-  out->assign(reinterpret_cast<const char*>(first.begin()), first.size());
-  for (auto piece : rest) {
-    out->append(reinterpret_cast<const char*>(piece.begin()), piece.size());
-  }
-}
-// The Tails of a message by the index they name, checked: increasing, each
-// below `count`.
-std::vector<capnp::List<capnp::Data>::Reader> TailsByIndex(
-    capnp::List<s::Tail>::Reader tails, size_t count) {
-  std::vector<capnp::List<capnp::Data>::Reader> out(count);
-  int64_t last = -1;
-  for (auto t : tails) {
-    KJ_REQUIRE(t.getIndex() < count, "a tail for no element", t.getIndex());
-    KJ_REQUIRE(static_cast<int64_t>(t.getIndex()) > last,
-               "tails out of order", t.getIndex());
-    last = t.getIndex();
-    out[t.getIndex()] = t.getPieces();
-  }
-  return out;
-}
+
+using pieces::FirstPiece;
+using pieces::ReadPieces;
+using pieces::SetTail;
+using pieces::SetTails;
+using pieces::TailPieces;
+using pieces::TailsByIndex;
+using pieces::TailWords;
+
 const std::string& Self(const std::string& x) { return x; }
 const std::string& ValueOf(const Outcome& o) { return o.value; }
 
@@ -626,8 +554,11 @@ const char* MessageKind(const Message& message) {
   return kNames[message.index()];
 }
 
-void SetPieceBytesForTesting(size_t bytes) {
-  piece_bytes_for_testing = bytes;
+void SetPieceBytesForTesting(size_t bytes) { piece_bytes_for_testing = bytes; }
+
+size_t pieces::PieceBytes() {
+  return piece_bytes_for_testing != 0 ? piece_bytes_for_testing
+                                      : kMaxPieceBytes;
 }
 
 }  // namespace wire

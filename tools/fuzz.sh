@@ -121,6 +121,7 @@ sources=(
   serialization/codec_std.cc
   serialization/capnp_frame.cc
   serialization/wire.cc
+  serialization/wire_pieces.cc
   common/auth/handshake.cc
   common/auth/hmac.cc
   common/posix_error.cc
@@ -185,13 +186,13 @@ link() {
   "$cxx" "$sanitizers" "${objs[@]}" -o "$bin" "${libs[@]}" -lpthread ||
     build_failed "linking $bin (is libclang-rt-14-dev installed? bash tools/setup.sh)"
 }
-link wire_fuzzer fuzzer wire_fuzzer wire capnp_frame wire.capnp byte_io big_buffers
+link wire_fuzzer fuzzer wire_fuzzer wire wire_pieces capnp_frame wire.capnp byte_io big_buffers
 link codec_fuzzer fuzzer codec_fuzzer codec_core codec_std byte_io big_buffers
 link handshake_fuzzer fuzzer handshake_fuzzer handshake hmac posix_error
 link handle_fuzzer fuzzer handle_fuzzer handle output_writes shared_array \
   shared_buffer shared_region sys unique_fd errors crash_stack posix_error \
   byte_io big_buffers
-link write_seeds plain write_seeds seeds codec_core codec_std byte_io wire capnp_frame wire.capnp big_buffers handle
+link write_seeds plain write_seeds seeds codec_core codec_std byte_io wire wire_pieces capnp_frame wire.capnp big_buffers handle
 
 for t in "${targets[@]}"; do
   rm -rf "$out/seeds/$t"

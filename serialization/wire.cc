@@ -10,7 +10,6 @@
 #include <cstring>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "common/big_buffers.h"
 #include "common/status_macros.h"
 #include "serialization/capnp_frame.h"

@@ -139,6 +139,8 @@ absl::StatusOr<SharedBuffer> ArrayTransfer::OutputCopy(size_t index) const {
 }
 
 std::string ArrayTransfer::TakeOutputWrites() {
+  // The worker asks after every call; most carry no output array.
+  if (kept_copies_.empty()) return std::string();
   OutputWrites writes;
   for (const KeptCopy& k : kept_copies_) {
     writes.AddChanges(static_cast<uint32_t>(k.index), k.original,

@@ -43,6 +43,11 @@ class UnixTransport final : public Transport {
     }
     UniqueFd parent(sv[0]);
     UniqueFd child(sv[1]);
+    // Best effort: the kernel caps it at net.core.wmem_max (and doubles it).
+    for (int fd : sv) {
+      const int bytes = kUnixSocketBufferBytes;
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+    }
     const int flags = fcntl(parent.get(), F_GETFL);
     if (flags < 0 || fcntl(parent.get(), F_SETFL, flags | O_NONBLOCK) < 0) {
       return PosixError("unix transport: fcntl(O_NONBLOCK)", errno);

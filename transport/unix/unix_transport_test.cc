@@ -1,12 +1,14 @@
 #include "transport/unix/unix_transport.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -110,6 +112,24 @@ TEST(UnixTransportTest, ParentEndNonBlockingChildEndBlocking) {
   RawPair pair;
   EXPECT_NE(fcntl(pair.parent->PollFd(), F_GETFL) & O_NONBLOCK, 0);
   EXPECT_EQ(fcntl(pair.raw, F_GETFL) & O_NONBLOCK, 0);
+}
+
+// Both ends ask for kUnixSocketBufferBytes of send buffer; the kernel caps
+// the request at net.core.wmem_max and doubles it.
+TEST(UnixTransportTest, SocketsAskForBigSendBuffers) {
+  RawPair pair;
+  int64_t cap = kUnixSocketBufferBytes;
+  if (FILE* f = fopen("/proc/sys/net/core/wmem_max", "r")) {
+    long long max = 0;
+    if (fscanf(f, "%lld", &max) == 1) cap = std::min<int64_t>(cap, max);
+    fclose(f);
+  }
+  for (int fd : {pair.parent->PollFd(), pair.raw}) {
+    int bytes = 0;
+    socklen_t len = sizeof bytes;
+    ASSERT_EQ(getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, &len), 0);
+    EXPECT_EQ(bytes, 2 * cap) << "fd " << fd;
+  }
 }
 
 TEST(UnixTransportTest, WireFormat) {

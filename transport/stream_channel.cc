@@ -35,10 +35,13 @@
 #include "transport/stream_channel.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -72,10 +75,17 @@ constexpr size_t kDirectReadMin = 64 << 10;
 constexpr size_t kMaxReadPerPump = 32 << 20;
 // How long a worker's ReceiveBlocking() polls the socket (recv with
 // MSG_DONTWAIT, ~0.3 us each) before it sleeps in recv(). A sleeping worker
-// costs the next call a wake-up (~15-30 us on a 2-core VM); a worker that
-// is sent its next call within this window costs none. Bounded, so an idle
-// worker stops taking CPU after this long.
+// costs the next call a wake-up (~15-45 us on a 2-core VM); a worker that
+// is sent its next call within this window costs none. The window counts
+// from when the peer took the last frame this end sent (SIOCOUTQ: bytes
+// sent and not yet read), not from the send: a parent that was delayed
+// before it read a result (preempted, a timer interrupt) could not have
+// sent the next call yet, and a worker that slept meanwhile made that next
+// call slow too (the slow calls of the unix round trip came in such pairs:
+// tools/BENCHMARKS.md, "The tail"). Bounded by kReceiveSpinMaxNs from the
+// start, so a worker whose peer does not read stops taking CPU after that.
 constexpr int64_t kReceiveSpinNs = 20'000;
+constexpr int64_t kReceiveSpinMaxNs = 200'000;
 
 static_assert(kMaxFrameDescriptors == Channel::kMaxDescriptorsPerFrame);
 
@@ -315,17 +325,33 @@ class StreamChannelImpl final : public StreamChannel {
 
   // ReadSome() that first polls for up to kReceiveSpinNs.
   ssize_t SpinThenRead(char* dst, size_t want) {
-    const int64_t deadline = MonotonicNanos() + kReceiveSpinNs;
+    const int64_t start = MonotonicNanos();
+    const int64_t limit = start + kReceiveSpinMaxNs;
+    int64_t deadline = start + kReceiveSpinNs;
     for (int i = 1;; ++i) {
       const ssize_t n = ReadSome(dst, want, MSG_DONTWAIT);
       if (n >= 0 ||
           (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
         return n;
       }
-      if (i % 4 == 0 && MonotonicNanos() >= deadline) break;
+      if (i % 4 == 0) {
+        const int64_t now = MonotonicNanos();
+        if (now >= deadline) {
+          // Our last frame still unread: the window starts when it is.
+          if (now >= limit || !PeerHasUnread()) break;
+          deadline = std::min(now + kReceiveSpinNs, limit);
+        }
+      }
       CpuRelax();
     }
     return ReadSome(dst, want, 0);
+  }
+
+  // Bytes this end sent that the peer has not read yet (SIOCOUTQ); false
+  // where the socket cannot tell.
+  bool PeerHasUnread() const {
+    int unread = 0;
+    return ioctl(fd_.get(), SIOCOUTQ, &unread) == 0 && unread > 0;
   }
 
   absl::Status ReadError(int error_number) const {

@@ -2,10 +2,13 @@
 // death, interrupting running work, memory caps and recycling, idle
 // timeouts, hung-worker detection, statistics and Map progress.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <fstream>
+#include <string>
 
 #include "executor/testdata/executor_test_base.h"
 
@@ -243,6 +246,39 @@ TEST_P(BeyondTest, HungWorkerIsDetectedByHeartbeats) {
       EXPECT_EQ(pool.Submit(tt::Pow, 2, 4).Get(kWait), 16);
     }
   }
+}
+
+// A worker that never says hello (stuck in a static initializer; a fork child
+// that inherited a lock held at fork time) is killed after
+// Options::worker_start_timeout, and the pool breaks saying why instead of
+// waiting for ever. Here the worker binary only sleeps.
+TEST_P(BeyondTest, WorkerThatNeverSaysHelloIsKilledAfterTheStartTimeout) {
+  if (GetParam().start_method != StartMethod::kSpawn) {
+    GTEST_SKIP() << "the sleeping worker binary is exec'd as a worker only "
+                    "by kSpawn (kForkServer would exec it as its server)";
+  }
+  const std::string script = TempPath("sleeper.sh");
+  {
+    std::ofstream out(script);
+    out << "#!/bin/sh\nexec sleep 60\n";
+  }
+  ASSERT_EQ(chmod(script.c_str(), 0755), 0);
+  Options o = MakeOptions(1);
+  o.worker_binary = script;
+  o.worker_start_timeout = absl::Milliseconds(300);
+  ProcessPoolExecutor pool(o);
+  Future<int> f = pool.Submit(tt::GetPid);
+  try {
+    f.Get(kWait);
+    ADD_FAILURE() << "a worker that never started ran a task";
+  } catch (const BrokenProcessPool& e) {
+    EXPECT_NE(std::string(e.what()).find("Options::worker_start_timeout"),
+              std::string::npos)
+        << e.what();
+  }
+  pool.Shutdown();
+  EXPECT_TRUE(pool.WorkerPids().empty());
+  unlink(script.c_str());
 }
 
 TEST_P(BeyondTest, LongTasksKeepBeating) {

@@ -96,6 +96,14 @@ struct Options {
   // stuck outside a task) is treated as dead: killed, and then handled as
   // on_worker_death says. Workers beat every heartbeat_timeout / 4.
   absl::Duration heartbeat_timeout = absl::InfiniteDuration();
+  // A local worker that has not said hello this long after it was started
+  // (stuck in a static initializer, or a fork child that inherited a lock
+  // held at fork time) is killed, and the pool treats it as a worker that
+  // died starting: it breaks, or with kReplaceWorker starts another. The
+  // initializer runs after the hello and is not bounded by this. Infinite:
+  // wait for ever (CPython's behaviour). <= 0: std::invalid_argument.
+  // (Remote workers: remote_connect_timeout.)
+  absl::Duration worker_start_timeout = absl::Seconds(60);
   // Caps each worker's address space (RLIMIT_AS): an allocation past it
   // fails, and the task fails with MemoryLimitError. 0: no cap.
   int64_t max_memory_bytes_per_worker = 0;

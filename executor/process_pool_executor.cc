@@ -235,6 +235,7 @@ internal::PoolConfig MakeConfig(const Options& options) {
   };
   positive(options.idle_timeout, "idle_timeout");
   positive(options.heartbeat_timeout, "heartbeat_timeout");
+  positive(options.worker_start_timeout, "worker_start_timeout");
   if (options.max_memory_bytes_per_worker < 0 ||
       options.max_rss_growth_bytes < 0) {
     throw std::invalid_argument(
@@ -244,6 +245,7 @@ internal::PoolConfig MakeConfig(const Options& options) {
   config.max_retries = options.max_retries;
   config.idle_timeout = options.idle_timeout;
   config.heartbeat_timeout = options.heartbeat_timeout;
+  config.start_timeout = options.worker_start_timeout;
   config.max_memory_bytes_per_worker = options.max_memory_bytes_per_worker;
   config.max_rss_growth_bytes = options.max_rss_growth_bytes;
   // A leak guard wants resident memory to mean live memory (options.h).

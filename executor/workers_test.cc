@@ -184,6 +184,9 @@ TEST_P(WorkersTest, S11BadOptionsAreInvalidArgument) {
   o = MakeOptions();
   o.initializer = Call{"NoSuchTask", ""};
   expect_invalid(o, "not a registered task");
+  o = MakeOptions();
+  o.worker_start_timeout = absl::ZeroDuration();
+  expect_invalid(o, "worker_start_timeout must be positive");
   if (GetTransport("capnp").ok()) {
     o = MakeOptions();
     o.transport = "capnp";

@@ -120,6 +120,7 @@ struct PoolConfig {
   int max_retries = 0;
   absl::Duration idle_timeout = absl::InfiniteDuration();
   absl::Duration heartbeat_timeout = absl::InfiniteDuration();
+  absl::Duration start_timeout = absl::InfiniteDuration();  // local workers
   int64_t max_memory_bytes_per_worker = 0;
   int64_t max_rss_growth_bytes = 0;
   bool keep_freed_memory = false;
@@ -326,6 +327,10 @@ class Pool {
   // Kills `w` (as hung) if it sent no heartbeat for heartbeat_timeout; true
   // if so.
   bool KillIfHung(Worker& w, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // Kills `w` (as never started) if it is a local worker that has not said
+  // hello by its start_deadline; true if so.
+  bool KillIfNeverStarted(Worker& w, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // Retires `w` if it has been idle for idle_timeout.
   void RetireIfIdle(Worker& w, absl::Time now)

@@ -17,6 +17,7 @@ void Pool::CheckDeadlines() {
     if (w.killed()) continue;
     if (KillIfOverran(w, now)) continue;
     if (KillIfHung(w, now)) continue;  // pool_health.cc
+    if (KillIfNeverStarted(w, now)) continue;
     RetireIfIdle(w, now);              // pool_health.cc
   }
 }
@@ -63,6 +64,7 @@ absl::Time Pool::NextDeadline() const {
     next = std::min(next, w.disarmed ? w.last_poll + w.rearm_after
                                      : w.rearm_due);
     next = std::min(next, w.kill_deadline);
+    if (!w.greeted() && !w.killed()) next = std::min(next, w.start_deadline);
     if (!w.assigned.empty() && !w.killed()) {
       next = std::min(next, w.assigned.front().deadline);
     }

@@ -1,5 +1,6 @@
 // Worker health: heartbeats (a worker that stops sending them is killed as
-// hung), idle workers (retired after Options::idle_timeout) and memory
+// hung), workers that never say hello (killed after the start timeout), idle
+// workers (retired after Options::idle_timeout) and memory
 // (a worker whose resident memory grew past Options::max_rss_growth_bytes is
 // recycled).
 #include <signal.h>
@@ -32,6 +33,17 @@ bool Pool::KillIfHung(Worker& w, absl::Time now) {
                << absl::FormatDuration(now - w.last_heartbeat)
                << "; treating it as dead";
   w.hung = true;
+  KillWorker(w, SIGKILL);
+  return true;
+}
+
+bool Pool::KillIfNeverStarted(Worker& w, absl::Time now) {
+  if (w.greeted() || w.killed() || now < w.start_deadline) return false;
+  LOG(WARNING) << "procpool: worker pid " << w.process.pid
+               << " did not say hello within "
+               << absl::FormatDuration(config_.start_timeout)
+               << " of its start; killing it";
+  w.never_started = true;
   KillWorker(w, SIGKILL);
   return true;
 }

@@ -111,6 +111,9 @@ void Pool::StartWorker() {
   w.process = std::move(launched.process);
   w.channel = std::move(launched.channel);
   w.crash_fd = std::move(launched.crash_fd);
+  if (config_.start_timeout != absl::InfiniteDuration()) {
+    w.start_deadline = absl::Now() + config_.start_timeout;
+  }
   VLOG(1) << "procpool: started worker pid " << w.process.pid << " ("
           << StartMethodName(config_.start_method) << ", "
           << config_.transport->name() << ")";
@@ -282,6 +285,15 @@ void Pool::AfterWorkerGone(int id, WorkerCrash crash) {
     crash.cause = absl::StrCat("stopped responding: no heartbeat for ",
                                absl::FormatDuration(config_.heartbeat_timeout),
                                " (Options::heartbeat_timeout)");
+  }
+  if (w.never_started) {
+    crash.cause = absl::StrCat(
+        "never started: no hello within ",
+        absl::FormatDuration(config_.start_timeout),
+        " of its launch (Options::worker_start_timeout): a static "
+        "initializer that blocks, or a fork child that inherited a lock held "
+        "at fork time; raise the timeout if starting takes longer");
+    crash.idle = false;  // it never was a worker: "while idle" would mislead
   }
   if (!expected && !state_.broken() && SettleDeadWorker(w, crash)) {
     workers_.Erase(id);

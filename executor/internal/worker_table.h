@@ -162,6 +162,10 @@ struct Worker {
   uint64_t timed_out_work_id = 0;     // that task overran its timeout
   std::vector<uint64_t> interrupted;  // work ids to end cancelled
   bool hung = false;                  // it stopped sending heartbeats
+  bool never_started = false;         // no hello by start_deadline
+  // A local worker not yet greeted is killed at this time
+  // (PoolConfig::start_timeout; infinite once it said hello).
+  absl::Time start_deadline = absl::InfiniteFuture();
 
   int64_t tasks_assigned = 0;
   std::deque<Assigned> assigned;  // in flight, in the order sent

@@ -196,12 +196,19 @@ class Pool {
                            absl::Duration timeout);
   void Interrupt(StateBase* state);
   void WakeManager();
-  // Polls every worker's channel once (with `cheap_only`, only those whose
-  // Poll() makes no system call) and handles what arrived; then hands out
-  // queued work. With `stay`, the channels may be left disarmed
-  // (Worker::disarmed). Returns true if some channel was polled.
-  // `now`, if given, is the time (saves reading the clock again).
-  bool PollWorkers(bool stay, bool cheap_only = false,
+  // Which channels PollWorkers() looks at. A channel whose Poll() makes a
+  // system call (a socket's recv(), ~0.5 us) is looked at only where a frame
+  // is due; one that makes none (shared memory) always.
+  enum class Look {
+    kAll,       // every channel
+    kExpected,  // sockets with work in flight or a hello to come
+    kResults,   // sockets with work in flight (Submit: frees workers)
+  };
+  // Polls the workers' channels (`look` says which) once and handles what
+  // arrived; then hands out queued work. With `stay`, the channels may be
+  // left disarmed (Worker::disarmed). Returns true if some channel was
+  // polled. `now`, if given, is the time (saves reading the clock again).
+  bool PollWorkers(bool stay, Look look = Look::kAll,
                    absl::Time now = absl::InfinitePast())
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // Polls w's channel once (PollWorkers, the manager's re-arm) and handles

@@ -16,7 +16,8 @@
 //   absl::Status s = peer.Wait(
 //       [&] { return in.Available() > 0 || in.corrupt(); },
 //       [&] { in.ArmSleeping(); }, [&] { in.DisarmSleeping(); },
-//       [&] { return assembler.EndOfStreamError(); });
+//       [&] { return assembler.EndOfStreamError(); },
+//       [&] { return out.Free(out.size()) < out.size(); });
 //   ...
 //   peer.CloseMine();  // in the channel's destructor
 //
@@ -27,6 +28,7 @@
 #include <errno.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -97,10 +99,21 @@ class PeerLink {
   // Blocks until `ready()`: OK; the peer is gone (then gone() is set): what
   // `gone_error()` says; garbage(): GarbageError(); a poll() error. `arm()`
   // and `disarm()` set and clear the ring flag that makes the peer wake this
-  // end (RingReader::ArmSleeping, RingWriter::ArmWaiting).
-  template <typename Ready, typename Arm, typename Disarm, typename GoneError>
+  // end (RingReader::ArmSleeping, RingWriter::ArmWaiting). The spin lasts
+  // spin_ns from the later of its start and the moment `unread()` turned
+  // false, and at most kSpinMaxNs in all: `unread()` says whether the peer
+  // has still to read what this end sent (a worker's last result). A peer
+  // that has not read it yet cannot have sent the next call; a worker that
+  // slept meanwhile made that call pay its wake-up (the unix transport's
+  // receive spin does the same with SIOCOUTQ; tools/BENCHMARKS.md, "The
+  // tail").
+  template <typename Ready, typename Arm, typename Disarm, typename GoneError,
+            typename Unread>
   absl::Status Wait(const Ready& ready, const Arm& arm, const Disarm& disarm,
-                    const GoneError& gone_error);
+                    const GoneError& gone_error, const Unread& unread);
+
+  // The most one Wait() spins while the peer has not read what it was sent.
+  static constexpr int64_t kSpinMaxNs = 200'000;
 
  private:
   // Spin iterations between two reads of the clock.
@@ -120,16 +133,18 @@ class PeerLink {
   bool garbage_ = false;
 };
 
-template <typename Ready, typename Arm, typename Disarm, typename GoneError>
+template <typename Ready, typename Arm, typename Disarm, typename GoneError,
+          typename Unread>
 absl::Status PeerLink::Wait(const Ready& ready, const Arm& arm,
-                            const Disarm& disarm,
-                            const GoneError& gone_error) {
+                            const Disarm& disarm, const GoneError& gone_error,
+                            const Unread& unread) {
   // Spin: the common case when the peer answers within a few microseconds
   // (and a CPU is to spare: SpinGate).
   if (spin_ns_ > 0 && !ready()) {
     int64_t now = MonotonicNanos();
     if (spin_gate_.Allowed(now)) {
-      const int64_t deadline = now + spin_ns_;
+      const int64_t limit = now + kSpinMaxNs;
+      int64_t deadline = now + spin_ns_;
       for (int i = 1;; ++i) {
         if (ready()) return absl::OkStatus();
         if (i % kSpinsPerClockRead == 0) {
@@ -139,7 +154,11 @@ absl::Status PeerLink::Wait(const Ready& ready, const Arm& arm,
             spin_gate_.Preempted(now);
             break;
           }
-          if (PeerClosed() || now >= deadline) break;
+          if (PeerClosed()) break;
+          if (now >= deadline) {
+            if (now >= limit || !unread()) break;
+            deadline = std::min(now + spin_ns_, limit);
+          }
         }
         CpuRelax();
       }

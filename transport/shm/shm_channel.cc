@@ -428,7 +428,8 @@ class ShmChannel final : public Channel {
     return peer_.Wait([this] { return in_.Available() > 0 || in_.corrupt(); },
                       [this] { in_.ArmSleeping(); },
                       [this] { in_.DisarmSleeping(); },
-                      [this] { return EofError(); });
+                      [this] { return EofError(); },
+                      [this] { return out_.Free(out_.size()) < out_.size(); });
   }
 
   // Blocks until the out ring has space (or the peer is gone: then fails the
@@ -438,7 +439,8 @@ class ShmChannel final : public Channel {
         peer_.Wait([this] { return out_.Free(1) > 0 || out_.corrupt(); },
                    [this] { out_.ArmWaiting(); },
                    [this] { out_.DisarmWaiting(); },
-                   [this] { return peer_.ClosedError(); });
+                   [this] { return peer_.ClosedError(); },
+                   [] { return false; });
     if (!s.ok()) return Fail(s);
     if (out_.corrupt()) return Fail(peer_.CorruptRingError("tail"));
     return s;

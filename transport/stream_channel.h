@@ -12,7 +12,9 @@
 //   * blocking (a worker): SendBlocking() writes the whole frame with one
 //     sendmsg() per 128 pieces; ReceiveBlocking() polls the socket for
 //     ~20 us (recv with MSG_DONTWAIT) before it sleeps in recv(), so that a
-//     worker sent its next call within that window costs no wake-up.
+//     worker sent its next call within that window costs no wake-up; the
+//     window counts from when the peer read this end's last frame
+//     (SIOCOUTQ), up to 200 us after the receive began.
 // Writes use MSG_NOSIGNAL: a dead peer is kUnavailable ("<format.name>: the
 // <peer> closed the channel"), never SIGPIPE. A corrupt header is kDataLoss;
 // a reader never allocates much more than the bytes that really arrived.

@@ -138,7 +138,9 @@
 //     cannot starve the others; if it stops early it writes its own eventfd
 //     to stay readable.
 //   * The child (single-threaded) spins for up to spin_ns (default
-//     kShmDefaultSpinNs) with a pause instruction, then arms its flag and
+//     kShmDefaultSpinNs; counted from when the parent read the child's last
+//     frame, if that came later, up to PeerLink::kSpinMaxNs in all) with a
+//     pause instruction, then arms its flag and
 //     sleeps in poll() on its eventfd and its socket. It spins only when a
 //     CPU is to spare: the kernel counts at most one runnable thread more
 //     than CPUs (/proc/loadavg, sampled at most every 2 ms; the extra one is

@@ -1,6 +1,8 @@
 // S1-S5 of docs/SEMANTICS.md: Submit, results, exceptions.
 #include <unistd.h>
 
+#include <atomic>
+
 #include "executor/testdata/executor_test_base.h"
 
 namespace procpool {
@@ -157,6 +159,28 @@ TEST_P(SubmitTest, S5WorkerSideDecodeFailureBreaksThePool) {
         << e.what();
   }
   EXPECT_THROW(pool.Submit(tt::Pow, 1, 1), BrokenProcessPool);
+}
+
+// A result nobody waits for still arrives after a stretch of calls whose
+// callers polled for their results (and left channels disarmed): a socket
+// channel is re-armed by the hand-out made while nobody polls, or by the last
+// caller to stop polling; a shared-memory one by the manager's timer.
+TEST_P(SubmitTest, ResultsNobodyWaitsForArriveAfterAStretchOfPolling) {
+  ProcessPoolExecutor pool(MakeOptions(2));
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(pool.Submit(tt::Pow, 2, 3).Get(kWait), 8);
+  }
+  std::atomic<int> fired{0};
+  // Handed out while no caller polls.
+  Future<int> alone = pool.Submit(tt::SleepMs, 1);
+  alone.AddDoneCallback([&](const Future<int>&) { ++fired; });
+  EXPECT_TRUE(WaitFor([&] { return fired.load() == 1; }, kWait));
+  // In flight on one worker while a caller polls for another's result, then
+  // left behind.
+  Future<int> slow = pool.Submit(tt::SleepMs, 100);
+  slow.AddDoneCallback([&](const Future<int>&) { ++fired; });
+  ASSERT_EQ(pool.Submit(tt::Pow, 2, 4).Get(kWait), 16);
+  EXPECT_TRUE(WaitFor([&] { return fired.load() == 2; }, kWait));
 }
 
 TEST_P(SubmitTest, LargePayloadsRoundTrip) {

@@ -119,6 +119,9 @@ class StreamChannelImpl final : public StreamChannel {
 
   bool CarriesDescriptors() const override { return format_.descriptors; }
 
+  // Poll() is Pump(): who is woken is the caller's registration of fd_.
+  bool StayIsStateless() const override { return true; }
+
   absl::Status SendPartsWithDescriptors(std::vector<absl::string_view> parts,
                                         std::shared_ptr<const void> owner,
                                         absl::Span<const int> fds) override {

@@ -94,6 +94,12 @@ class Channel {
   // so that a caller may poll on every Submit. false by default.
   virtual bool PollIsCheap() const { return false; }
 
+  // Whether Poll(frames, true) leaves nothing disarmed inside the channel:
+  // what wakes a waiter is PollFd()'s readiness alone (a socket). Then a
+  // poller that stops needs no Poll(frames, false) to restore the wake-up:
+  // the waiter's own registration of PollFd() decides. false by default.
+  virtual bool StayIsStateless() const { return false; }
+
   // The descriptor to wait on for readability: it becomes readable whenever
   // Pump() may make progress (input arrived, the peer hung up, or output space
   // became free), and is not readable once Pump() has done all there is to do

@@ -234,6 +234,14 @@ size_t Pool::HandOut(size_t max_in_flight) {
       OnChannelError(*w, sent);
       continue;
     }
+    if (w->disarmed && CallersRearm(*w) &&
+        pollers_.load(std::memory_order_acquire) == 0) {
+      // A socket a caller left disarmed, now with work and nobody polling:
+      // the manager must see its result (pollers_ says why not by a timer).
+      // Its registration is all (at once: the sooner after the send, the
+      // less likely the result beats the submitter's own look).
+      w->disarmed = false;
+    }
     UpdateEvents(*w);
   }
   return still_pending;
@@ -300,6 +308,7 @@ void Pool::Interrupt(StateBase* state) {
 void Pool::DriveIoWhileWaiting(const std::function<bool()>& done,
                                absl::Duration timeout) {
   const absl::Duration budget = std::min(timeout, waiter_poll_budget_);
+  pollers_.fetch_add(1, std::memory_order_acq_rel);
   absl::Time now = absl::Now();
   const absl::Time deadline = now + budget;
   bool polled = false;
@@ -330,6 +339,7 @@ void Pool::DriveIoWhileWaiting(const std::function<bool()>& done,
     // it. Sleeping lets the scheduler place the two apart again.
     if (now - polled_until > kPreempted) break;
   }
+  const bool last = pollers_.fetch_sub(1, std::memory_order_acq_rel) == 1;
   if (polled && !done()) {
     // This thread goes to sleep: re-arm every channel now rather than in
     // kRearmAfter, so that the manager sees the result at once.
@@ -337,10 +347,21 @@ void Pool::DriveIoWhileWaiting(const std::function<bool()>& done,
     const absl::Time seen = manager_deadline_;
     if (!state_.broken()) PollWorkers(/*stay=*/false);
     ReleaseIo(seen);
+  } else if (last) {
+    // The last caller to leave re-arms the sockets that still expect a
+    // frame (any caller may have disarmed them, not only this one): while
+    // callers poll, the manager keeps no timer for sockets.
+    io_mu_.Lock();
+    const absl::Time seen = manager_deadline_;
+    RearmWaitingSockets();
+    ReleaseIo(seen);
   }
 }
 
 bool Pool::PollWorkers(bool stay, Look look, absl::Time now) {
+  // Submit (kResults) is no poller: it leaves no socket disarmed
+  // (CallersRearm).
+  const bool stay_on_sockets = stay && look != Look::kResults;
   bool polled = false;
   std::vector<std::string> frames;
   if (!stay) {
@@ -356,7 +377,11 @@ bool Pool::PollWorkers(bool stay, Look look, absl::Time now) {
       if (!results_due && !(look == Look::kExpected && hello_due)) continue;
     }
     polled = true;
-    if (!PollWorker(w, stay, now, frames)) return polled;
+    const bool stay_here = CallersRearm(w) ? stay_on_sockets : stay;
+    if (!PollWorker(w, stay_here, stay_here ? now : absl::InfinitePast(),
+                    frames)) {
+      return polled;
+    }
   }
   if (!state_.broken()) HandOutQueued();
   return polled;

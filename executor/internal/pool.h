@@ -321,9 +321,21 @@ class Pool {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // The earliest timer the manager must wake for.
   absl::Time NextDeadline() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
-  // The manager at `now`: whether to re-arm w's channel (a caller left it
-  // disarmed and stopped polling), disarmed cleared if so; keeps w's re-arm
-  // interval (worker_table.h, kRearmAfter).
+  // Whether w's channel is a socket whose wake-up is its registration alone
+  // (Channel::StayIsStateless): the callers re-arm it (pollers_), the
+  // manager keeps no re-arm timer for it. Otherwise (shared memory, capnp's
+  // local channels) the manager's timer does (WantsRearm).
+  static bool CallersRearm(const Worker& w) {
+    return w.channel != nullptr && w.channel->StayIsStateless();
+  }
+  // The last caller to stop polling: re-arms every socket channel left
+  // disarmed that still expects a frame (work in flight, or a hello), then
+  // hands out what their frames freed.
+  void RearmWaitingSockets() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+  // The manager at `now`: whether to re-arm w's channel (a caller left a
+  // shared-memory channel disarmed and stopped polling), disarmed cleared if
+  // so; keeps w's re-arm interval (worker_table.h, kRearmAfter). Never for
+  // a socket: callers re-arm those (pollers_).
   bool WantsRearm(Worker& w, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
 
@@ -382,6 +394,15 @@ class Pool {
   // Threads running completions they queued under io_mu_ (the manager must
   // not exit, ending Shutdown(wait), before they are done).
   std::atomic<int> completing_{0};
+  // Callers inside DriveIoWhileWaiting(). A socket channel (CallersRearm)
+  // is left disarmed only while some poll: the last one out re-arms those
+  // that expect a frame (RearmWaitingSockets), a hand-out while none polls
+  // re-arms its channel, and Submit's look leaves sockets armed. So the
+  // manager needs no re-arm timer for sockets: its periodic look every
+  // kRearmAfterMax woke it during every stretch of polls, and each such
+  // wake-up (a timer and a switch, both VM exits on the 2-core VM) made one
+  // round trip slow (tools/BENCHMARKS.md, "The tail").
+  std::atomic<int> pollers_{0};
 
   // I/O state.
   mutable absl::Mutex io_mu_;

@@ -1,9 +1,12 @@
 // Deadlines: per-task timeouts (the worker running an overrunning task is
 // killed and the future fails with TimeoutError), the order in which the
-// manager checks a worker's timers, and the earliest timer it must wake for.
+// manager checks a worker's timers, the earliest timer it must wake for, and
+// the re-arming of channels that callers left disarmed.
 #include <signal.h>
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include "executor/internal/pool.h"
 #include "glog/logging.h"
@@ -33,6 +36,9 @@ bool Pool::KillIfOverran(Worker& w, absl::Time now) {
 }
 
 bool Pool::WantsRearm(Worker& w, absl::Time now) {
+  // A socket is re-armed by the callers (the last to stop polling, or the
+  // hand-out when none polls): no timer.
+  if (CallersRearm(w)) return false;
   if (!w.disarmed) {
     // Nobody polled it for a whole interval since the manager re-armed it:
     // the callers' stretch is over, the next one starts short.
@@ -58,11 +64,26 @@ bool Pool::WantsRearm(Worker& w, absl::Time now) {
   return w.channel != nullptr;
 }
 
+void Pool::RearmWaitingSockets() {
+  std::vector<std::string> frames;
+  for (auto& [id, w] : workers_) {
+    if (state_.broken()) return;
+    if (!CallersRearm(w) || !w.disarmed ||
+        (w.assigned.empty() && w.greeted())) {
+      continue;
+    }
+    if (!PollWorker(w, /*stay=*/false, absl::InfinitePast(), frames)) return;
+  }
+  if (!state_.broken()) HandOutQueued();
+}
+
 absl::Time Pool::NextDeadline() const {
   absl::Time next = absl::InfiniteFuture();
   for (const auto& [id, w] : workers_) {
-    next = std::min(next, w.disarmed ? w.last_poll + w.rearm_after
-                                     : w.rearm_due);
+    if (!CallersRearm(w)) {
+      next = std::min(next, w.disarmed ? w.last_poll + w.rearm_after
+                                       : w.rearm_due);
+    }
     next = std::min(next, w.kill_deadline);
     if (!w.greeted() && !w.killed()) next = std::min(next, w.start_deadline);
     if (!w.assigned.empty() && !w.killed()) {

@@ -53,11 +53,14 @@
 namespace procpool {
 namespace internal {
 
-// How long a channel a caller left disarmed (Channel::Poll with stay) stays
-// so once nobody polls: a result that arrives meanwhile waits at most this
-// long for the manager. A caller that goes to sleep on a future re-arms at
-// once; this only covers callers that polled and went on (Submit, a Get that
-// was answered).
+// How long a shared-memory channel a caller left disarmed (Channel::Poll
+// with stay) stays so once nobody polls: a result that arrives meanwhile
+// waits at most this long for the manager. A caller that goes to sleep on a
+// future re-arms at once; this only covers callers that polled and went on
+// (Submit, a Get that was answered). Sockets need no such timer: the callers
+// re-arm them (Pool::pollers_). Not tried for shared memory: its worker may
+// answer before the submitting caller's first look, and a channel re-armed
+// at its hand-out would then wake the manager.
 //
 // While callers keep polling (a loop of Submit(...).Get()), the manager woke
 // every kRearmAfter only to find the channel polled again; on 2 CPUs each

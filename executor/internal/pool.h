@@ -202,7 +202,9 @@ class Pool {
   enum class Look {
     kAll,       // every channel
     kExpected,  // sockets with work in flight or a hello to come
-    kResults,   // sockets with work in flight (Submit: frees workers)
+    kResults,   // sockets with work in flight (Submit: frees workers);
+                // Submit polls no more, so `stay` leaves sockets armed
+                // (CallersRearm) and applies to shared memory only
   };
   // Polls the workers' channels (`look` says which) once and handles what
   // arrived; then hands out queued work. With `stay`, the channels may be
@@ -329,8 +331,8 @@ class Pool {
     return w.channel != nullptr && w.channel->StayIsStateless();
   }
   // The last caller to stop polling: re-arms every socket channel left
-  // disarmed that still expects a frame (work in flight, or a hello), then
-  // hands out what their frames freed.
+  // disarmed that still expects a frame (work in flight, or a hello), then,
+  // if it re-armed any, hands out what their frames freed.
   void RearmWaitingSockets() ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
   // The manager at `now`: whether to re-arm w's channel (a caller left a
   // shared-memory channel disarmed and stopped polling), disarmed cleared if

@@ -66,15 +66,19 @@ bool Pool::WantsRearm(Worker& w, absl::Time now) {
 
 void Pool::RearmWaitingSockets() {
   std::vector<std::string> frames;
+  bool polled = false;
   for (auto& [id, w] : workers_) {
     if (state_.broken()) return;
     if (!CallersRearm(w) || !w.disarmed ||
         (w.assigned.empty() && w.greeted())) {
       continue;
     }
+    polled = true;
     if (!PollWorker(w, /*stay=*/false, absl::InfinitePast(), frames)) return;
   }
-  if (!state_.broken()) HandOutQueued();
+  // Most often nothing was left waiting (a Get took the only result): then
+  // no hand-out either, which would take mu_ on every Get.
+  if (polled && !state_.broken()) HandOutQueued();
 }
 
 absl::Time Pool::NextDeadline() const {

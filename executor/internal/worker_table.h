@@ -167,7 +167,8 @@ struct Worker {
   bool hung = false;                  // it stopped sending heartbeats
   bool never_started = false;         // no hello by start_deadline
   // A local worker not yet greeted is killed at this time
-  // (PoolConfig::start_timeout; infinite once it said hello).
+  // (PoolConfig::start_timeout; infinite for remote workers; no longer
+  // looked at once it said hello).
   absl::Time start_deadline = absl::InfiniteFuture();
 
   int64_t tasks_assigned = 0;

@@ -1,4 +1,5 @@
 // S1-S5 of docs/SEMANTICS.md: Submit, results, exceptions.
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -181,6 +182,36 @@ TEST_P(SubmitTest, ResultsNobodyWaitsForArriveAfterAStretchOfPolling) {
   slow.AddDoneCallback([&](const Future<int>&) { ++fired; });
   ASSERT_EQ(pool.Submit(tt::Pow, 2, 4).Get(kWait), 16);
   EXPECT_TRUE(WaitFor([&] { return fired.load() == 2; }, kWait));
+}
+
+// The caller, the manager and the worker all on one CPU (a one-CPU container,
+// an oversubscribed host): every spin-wait of the pool and the transports
+// must let the thread it waits for run (common/spin.h), never wait for a
+// second CPU. (How fast: tools/bench_compare.sh --cpus=0.)
+TEST_P(SubmitTest, RoundTripsWhenCallerAndWorkerShareOneCpu) {
+  cpu_set_t saved;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(saved), &saved), 0);
+  const int cpu = sched_getcpu();
+  ASSERT_GE(cpu, 0);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);  // this thread
+  {
+    // Its manager thread starts from this thread: on `cpu` too.
+    ProcessPoolExecutor pool(MakeOptions(1));
+    ASSERT_EQ(pool.Submit(tt::PinToCpu, cpu).Get(kWait), 1);
+    for (int i = 0; i < 2000; ++i) {
+      ASSERT_EQ(pool.Submit(tt::Pow, 2, i % 16).Get(kWait), 1 << (i % 16));
+    }
+    int64_t sum = 0;
+    for (int v : pool.Map(tt::FailIfThree, std::vector<int>(5000, 4),
+                          {.chunksize = 1})) {
+      sum += v;
+    }
+    EXPECT_EQ(sum, 5000 * 40);
+  }
+  ASSERT_EQ(sched_setaffinity(0, sizeof(saved), &saved), 0);
 }
 
 TEST_P(SubmitTest, LargePayloadsRoundTrip) {

@@ -9,6 +9,7 @@
 #   bash tools/bench_compare.sh [--transport=unix[,shm,...]] [--start_method=M]
 #                               [--quick] [--out=DIR] [--no-install]
 #                               [--only=W,...] [--systems=S,...]
+#                               [--cpus=LIST]
 #
 #   --transport     transports to measure, comma-separated (default: unix); each
 #                   gets a column and a ratio column
@@ -21,6 +22,9 @@
 #                   roundtrip, echo, arrays, crash; default all)
 #   --systems       Python's systems (cpython-fork, cpython-forkserver, loky,
 #                   pebble, cpython-shm; default all)
+#   --cpus          run both sides on these CPUs only (taskset's list, e.g. 0
+#                   or 0-3): a pool on fewer CPUs than its busy threads, as in
+#                   a one-CPU container or an oversubscribed host
 #
 # Environment: PYTHON (default /usr/bin/python3, which sees Debian's
 # python3-joblib and python3-pebble), BAZEL (default bazel), BENCH_BINARY (an
@@ -35,6 +39,7 @@ bench_flags=()
 py_flags=()
 out=""
 install=1
+pin=()
 for arg in "$@"; do
   case "$arg" in
     --transport=*) transports="${arg#--transport=}" ;;
@@ -50,8 +55,9 @@ for arg in "$@"; do
       ;;
     --systems=*) py_flags+=("$arg") ;;
     --no-install) install=0 ;;
+    --cpus=*) pin=(taskset -c "${arg#--cpus=}") ;;
     -h | --help)
-      sed -n '2,20p' "$0"
+      sed -n '2,27p' "$0"
       exit 0
       ;;
     *)
@@ -103,23 +109,23 @@ IFS=, read -r -a transport_list <<<"$transports"
 for t in "${transport_list[@]}"; do
   if [[ -n "${BENCH_BINARY:-}" ]]; then
     log "procpool, transport $t: $BENCH_BINARY --json --transport=$t ${bench_flags[*]}"
-    "$BENCH_BINARY" --json --transport="$t" "${bench_flags[@]}" \
+    ${pin[@]+"${pin[@]}"} "$BENCH_BINARY" --json --transport="$t" "${bench_flags[@]}" \
       | grep '^{' >"$out/procpool-$t.jsonl"
   else
     log "procpool, transport $t: $BAZEL run -c opt //tools:bench -- --json --transport=$t ${bench_flags[*]}"
-    "$BAZEL" run -c opt //tools:bench -- --json --transport="$t" "${bench_flags[@]}" \
+    ${pin[@]+"${pin[@]}"} "$BAZEL" run -c opt //tools:bench -- --json --transport="$t" "${bench_flags[@]}" \
       | grep '^{' >"$out/procpool-$t.jsonl"
   fi
   files+=("$out/procpool-$t.jsonl")
 done
 
 log "python: $PYTHON tools/bench_python.py --json ${py_flags[*]}"
-"$PYTHON" tools/bench_python.py --json "${py_flags[@]}" >"$out/python.jsonl" ||
+${pin[@]+"${pin[@]}"} "$PYTHON" tools/bench_python.py --json "${py_flags[@]}" >"$out/python.jsonl" ||
   log "bench_python.py reported an error; comparing what it printed"
 files+=("$out/python.jsonl")
 
 echo
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr)"
+echo "machine: $(nproc) CPUs${pin[*]:+ (run under ${pin[*]})}, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr)"
 echo "command: bash tools/bench_compare.sh $*"
 echo
 "$PYTHON" tools/bench_compare.py "${files[@]}"

@@ -84,6 +84,8 @@ constexpr size_t kMaxReadPerPump = 32 << 20;
 // call slow too (the slow calls of the unix round trip came in such pairs:
 // tools/BENCHMARKS.md, "The tail"). Bounded by kReceiveSpinMaxNs from the
 // start, so a worker whose peer does not read stops taking CPU after that.
+// While its frame stays unread the worker spins with sched_yield() rather
+// than a pause: the peer may be waiting for this very CPU (common/spin.h).
 constexpr int64_t kReceiveSpinNs = 20'000;
 constexpr int64_t kReceiveSpinMaxNs = 200'000;
 
@@ -331,21 +333,31 @@ class StreamChannelImpl final : public StreamChannel {
     const int64_t start = MonotonicNanos();
     const int64_t limit = start + kReceiveSpinMaxNs;
     int64_t deadline = start + kReceiveSpinNs;
+    // Whether the peer may still have our last frame to read: once it has
+    // read it, it stays read (this thread sends nothing while it spins).
+    bool unread = true;
+    // Our frame unread after kGiveWayAfterNs: the peer is not running, and
+    // may be queued behind this thread on its CPU (common/spin.h).
+    bool give_way = false;
     for (int i = 1;; ++i) {
       const ssize_t n = ReadSome(dst, want, MSG_DONTWAIT);
       if (n >= 0 ||
           (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
         return n;
       }
-      if (i % 4 == 0) {
+      if (give_way || i % 4 == 0) {
         const int64_t now = MonotonicNanos();
+        if (unread && now - start >= kGiveWayAfterNs) {
+          unread = PeerHasUnread();
+        }
         if (now >= deadline) {
           // Our last frame still unread: the window starts when it is.
-          if (now >= limit || !PeerHasUnread()) break;
+          if (now >= limit || !unread) break;
           deadline = std::min(now + kReceiveSpinNs, limit);
         }
+        give_way = unread && now - start >= kGiveWayAfterNs;
       }
-      CpuRelax();
+      SpinPause(give_way);
     }
     return ReadSome(dst, want, 0);
   }

@@ -310,6 +310,7 @@ void Pool::DriveIoWhileWaiting(const std::function<bool()>& done,
   const absl::Duration budget = std::min(timeout, waiter_poll_budget_);
   pollers_.fetch_add(1, std::memory_order_acq_rel);
   absl::Time now = absl::Now();
+  const absl::Time start = now;
   const absl::Time deadline = now + budget;
   bool polled = false;
   while (!done()) {
@@ -328,7 +329,10 @@ void Pool::DriveIoWhileWaiting(const std::function<bool()>& done,
       // that is not time lost to another thread.
       polled_until = absl::Now();
     }
-    CpuRelax();
+    // Past kGiveWayAfterNs without a result, the worker may be queued
+    // behind this thread on its CPU: give way (whether it took the call
+    // would cost a system call per socket to ask).
+    SpinPause(now - start >= absl::Nanoseconds(kGiveWayAfterNs));
     // The clock costs ~25 ns; a polling round with nothing new, ~50 ns (shm)
     // or a system call (sockets).
     now = absl::Now();

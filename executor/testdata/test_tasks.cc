@@ -1,14 +1,18 @@
 #include "executor/testdata/test_tasks.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <limits.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -46,6 +50,16 @@ int Pow(int base, int exp) {
 }
 void Noop() {}
 int GetPid() { return getpid(); }
+int PinToCpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof(set), &set) != 0 ||
+      sched_getaffinity(0, sizeof(set), &set) != 0) {
+    throw std::runtime_error(std::string("PinToCpu: ") + std::strerror(errno));
+  }
+  return CPU_COUNT(&set);
+}
 int SleepMs(int ms) {
   absl::SleepFor(absl::Milliseconds(ms));
   return ms;
@@ -226,6 +240,7 @@ PROCPOOL_TASK(tt::Noop);
 PROCPOOL_TASK(tt::SumArray);
 PROCPOOL_TASK(tt::SquaresInto);
 PROCPOOL_TASK(tt::GetPid);
+PROCPOOL_TASK(tt::PinToCpu);
 PROCPOOL_TASK(tt::SleepMs);
 PROCPOOL_TASK(tt::SleepThenPid);
 PROCPOOL_TASK(tt::Echo);

@@ -53,6 +53,9 @@ class UnregisteredError : public std::runtime_error {
 int Pow(int base, int exp);
 void Noop();
 int GetPid();
+// Binds the worker's task thread to CPU `cpu`; returns how many CPUs it may
+// then run on (1), or throws std::runtime_error saying why it could not.
+int PinToCpu(int cpu);
 int SleepMs(int ms);                     // sleeps, returns ms
 int SleepThenPid(int ms);                // sleeps, returns getpid()
 std::string Echo(const std::string& s);  // returns s

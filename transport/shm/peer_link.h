@@ -106,7 +106,8 @@ class PeerLink {
   // that has not read it yet cannot have sent the next call; a worker that
   // slept meanwhile made that call pay its wake-up (the unix transport's
   // receive spin does the same with SIOCOUTQ; tools/BENCHMARKS.md, "The
-  // tail").
+  // tail"). While `unread()` past kGiveWayAfterNs, the spin yields its CPU
+  // instead of pausing: the peer may be waiting for it (common/spin.h).
   template <typename Ready, typename Arm, typename Disarm, typename GoneError,
             typename Unread>
   absl::Status Wait(const Ready& ready, const Arm& arm, const Disarm& disarm,
@@ -143,11 +144,15 @@ absl::Status PeerLink::Wait(const Ready& ready, const Arm& arm,
   if (spin_ns_ > 0 && !ready()) {
     int64_t now = MonotonicNanos();
     if (spin_gate_.Allowed(now)) {
+      const int64_t start = now;
       const int64_t limit = now + kSpinMaxNs;
       int64_t deadline = now + spin_ns_;
+      // What this end sent still unread after kGiveWayAfterNs: the peer is
+      // not running, and may be queued behind us on this CPU.
+      bool give_way = false;
       for (int i = 1;; ++i) {
         if (ready()) return absl::OkStatus();
-        if (i % kSpinsPerClockRead == 0) {
+        if (give_way || i % kSpinsPerClockRead == 0) {
           const int64_t before = now;
           now = MonotonicNanos();
           if (now - before > SpinGate::kPreemptedNs) {
@@ -159,8 +164,9 @@ absl::Status PeerLink::Wait(const Ready& ready, const Arm& arm,
             if (now >= limit || !unread()) break;
             deadline = std::min(now + spin_ns_, limit);
           }
+          give_way = now - start >= kGiveWayAfterNs && unread();
         }
-        CpuRelax();
+        SpinPause(give_way);
       }
     }
   }

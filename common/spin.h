@@ -2,10 +2,12 @@
 // the pool (shm and unix workers, a caller polling for its result).
 //
 // Example:
+//   const bool may_give_way = MayGiveWay();
 //   const int64_t start = MonotonicNanos(), deadline = start + 20'000;
 //   for (int64_t now = start; !ready() && now < deadline;
 //        now = MonotonicNanos()) {
-//     SpinPause(/*give_way=*/now - start >= kGiveWayAfterNs && !peer_busy());
+//     SpinPause(/*give_way=*/may_give_way && now - start >= kGiveWayAfterNs &&
+//               !peer_took_it());
 //   }
 #ifndef PROCPOOL_COMMON_SPIN_H_
 #define PROCPOOL_COMMON_SPIN_H_
@@ -14,6 +16,7 @@
 #include <time.h>
 
 #include <cstdint>
+#include <climits>
 
 namespace procpool {
 
@@ -33,16 +36,37 @@ inline int64_t MonotonicNanos() {
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-// How long a spin waits with CpuRelax() before it may give its CPU way to
-// the peer it waits for (SpinPause). A peer on a CPU of its own answers, or
-// takes what it was sent, well within this; one that has not may be queued
-// behind the spinner on the spinner's own CPU: the scheduler puts a woken
-// thread on its waker's CPU, and with fewer CPUs than busy threads (a
-// one-CPU container, an oversubscribed host) it has no other. A spinner that
-// keeps its CPU then takes turns with the peer at the scheduler's pace: a
-// round trip of ~75-95 us on one CPU where giving way makes it ~10-18 us
-// (tools/BENCHMARKS.md, "The tail", session 13).
+// How long a spin waits with CpuRelax() before it gives its CPU way to the
+// peer it waits for (SpinPause), where MayGiveWay(). A peer on a CPU of its
+// own answers, or takes what it was sent, well within this; one that has not
+// may be queued behind the spinner on the spinner's own CPU. On one CPU (a
+// one-CPU container, `taskset -c 0`) it always is: a spinner that keeps its
+// CPU there makes every round trip wait for the scheduler to preempt it
+// (~75-230 us where giving way takes ~10-18 us; tools/BENCHMARKS.md, "The
+// tail", session 13).
 constexpr int64_t kGiveWayAfterNs = 1'000;
+
+// How often a thread looks at its affinity mask again (MayGiveWay).
+constexpr int64_t kCpuMaskRefreshNs = 100'000'000;
+
+// Whether spins of the calling thread give way: whether the thread may run on
+// one CPU only (its affinity mask, which a cpuset limits too; looked at again
+// every kCpuMaskRefreshNs). With more CPUs a spinner keeps its CPU: on a host
+// that packs a woken thread onto its waker's CPU, pairs that give way were
+// seen to stay packed, taking turns on one CPU for whole runs (p50 2-4x),
+// where pairs that spin are pulled apart (tools/BENCHMARKS.md).
+inline bool MayGiveWay() {
+  thread_local int64_t checked_at = INT64_MIN / 2;
+  thread_local bool one_cpu = false;
+  const int64_t now = MonotonicNanos();
+  if (now - checked_at >= kCpuMaskRefreshNs) {
+    checked_at = now;
+    cpu_set_t set;
+    one_cpu = sched_getaffinity(0, sizeof(set), &set) == 0 &&
+              CPU_COUNT(&set) == 1;
+  }
+  return one_cpu;
+}
 
 // One pause of a spin: CpuRelax(), or with `give_way` sched_yield(), which
 // returns in ~0.5 us on a CPU with nothing else to run (about one socket

@@ -84,8 +84,9 @@ constexpr size_t kMaxReadPerPump = 32 << 20;
 // call slow too (the slow calls of the unix round trip came in such pairs:
 // tools/BENCHMARKS.md, "The tail"). Bounded by kReceiveSpinMaxNs from the
 // start, so a worker whose peer does not read stops taking CPU after that.
-// While its frame stays unread the worker spins with sched_yield() rather
-// than a pause: the peer may be waiting for this very CPU (common/spin.h).
+// On one CPU, while its frame stays unread the worker spins with
+// sched_yield() rather than a pause: the peer waits for this CPU
+// (common/spin.h).
 constexpr int64_t kReceiveSpinNs = 20'000;
 constexpr int64_t kReceiveSpinMaxNs = 200'000;
 
@@ -336,8 +337,10 @@ class StreamChannelImpl final : public StreamChannel {
     // Whether the peer may still have our last frame to read: once it has
     // read it, it stays read (this thread sends nothing while it spins).
     bool unread = true;
-    // Our frame unread after kGiveWayAfterNs: the peer is not running, and
-    // may be queued behind this thread on its CPU (common/spin.h).
+    // On one CPU, our frame unread after kGiveWayAfterNs: the peer is
+    // queued behind this thread (common/spin.h).
+    const int64_t give_way_at =
+        MayGiveWay() ? start + kGiveWayAfterNs : INT64_MAX;
     bool give_way = false;
     for (int i = 1;; ++i) {
       const ssize_t n = ReadSome(dst, want, MSG_DONTWAIT);
@@ -347,15 +350,13 @@ class StreamChannelImpl final : public StreamChannel {
       }
       if (give_way || i % 4 == 0) {
         const int64_t now = MonotonicNanos();
-        if (unread && now - start >= kGiveWayAfterNs) {
-          unread = PeerHasUnread();
-        }
+        if (unread && now >= give_way_at) unread = PeerHasUnread();
         if (now >= deadline) {
           // Our last frame still unread: the window starts when it is.
           if (now >= limit || !unread) break;
           deadline = std::min(now + kReceiveSpinNs, limit);
         }
-        give_way = unread && now - start >= kGiveWayAfterNs;
+        give_way = unread && now >= give_way_at;
       }
       SpinPause(give_way);
     }

@@ -310,7 +310,9 @@ void Pool::DriveIoWhileWaiting(const std::function<bool()>& done,
   const absl::Duration budget = std::min(timeout, waiter_poll_budget_);
   pollers_.fetch_add(1, std::memory_order_acq_rel);
   absl::Time now = absl::Now();
-  const absl::Time start = now;
+  const absl::Time give_way_at =
+      MayGiveWay() ? now + absl::Nanoseconds(kGiveWayAfterNs)
+                   : absl::InfiniteFuture();
   const absl::Time deadline = now + budget;
   bool polled = false;
   while (!done()) {
@@ -329,10 +331,10 @@ void Pool::DriveIoWhileWaiting(const std::function<bool()>& done,
       // that is not time lost to another thread.
       polled_until = absl::Now();
     }
-    // Past kGiveWayAfterNs without a result, the worker may be queued
-    // behind this thread on its CPU: give way (whether it took the call
-    // would cost a system call per socket to ask).
-    SpinPause(now - start >= absl::Nanoseconds(kGiveWayAfterNs));
+    // On one CPU, past kGiveWayAfterNs without a result, the worker is
+    // queued behind this thread: give way (whether it took the call would
+    // cost a system call per socket to ask).
+    SpinPause(now >= give_way_at);
     // The clock costs ~25 ns; a polling round with nothing new, ~50 ns (shm)
     // or a system call (sockets).
     now = absl::Now();

@@ -106,8 +106,8 @@ class PeerLink {
   // that has not read it yet cannot have sent the next call; a worker that
   // slept meanwhile made that call pay its wake-up (the unix transport's
   // receive spin does the same with SIOCOUTQ; tools/BENCHMARKS.md, "The
-  // tail"). While `unread()` past kGiveWayAfterNs, the spin yields its CPU
-  // instead of pausing: the peer may be waiting for it (common/spin.h).
+  // tail"). On one CPU, while `unread()` past kGiveWayAfterNs, the spin
+  // yields its CPU instead of pausing: the peer waits for it (common/spin.h).
   template <typename Ready, typename Arm, typename Disarm, typename GoneError,
             typename Unread>
   absl::Status Wait(const Ready& ready, const Arm& arm, const Disarm& disarm,
@@ -144,11 +144,12 @@ absl::Status PeerLink::Wait(const Ready& ready, const Arm& arm,
   if (spin_ns_ > 0 && !ready()) {
     int64_t now = MonotonicNanos();
     if (spin_gate_.Allowed(now)) {
-      const int64_t start = now;
       const int64_t limit = now + kSpinMaxNs;
       int64_t deadline = now + spin_ns_;
-      // What this end sent still unread after kGiveWayAfterNs: the peer is
-      // not running, and may be queued behind us on this CPU.
+      // On one CPU, what this end sent still unread after kGiveWayAfterNs:
+      // the peer is queued behind us (common/spin.h).
+      const int64_t give_way_at =
+          MayGiveWay() ? now + kGiveWayAfterNs : INT64_MAX;
       bool give_way = false;
       for (int i = 1;; ++i) {
         if (ready()) return absl::OkStatus();
@@ -164,7 +165,7 @@ absl::Status PeerLink::Wait(const Ready& ready, const Arm& arm,
             if (now >= limit || !unread()) break;
             deadline = std::min(now + spin_ns_, limit);
           }
-          give_way = now - start >= kGiveWayAfterNs && unread();
+          give_way = now >= give_way_at && unread();
         }
         SpinPause(give_way);
       }

@@ -15,8 +15,9 @@
 #include <sched.h>
 #include <time.h>
 
-#include <cstdint>
+#include <algorithm>
 #include <climits>
+#include <cstdint>
 
 namespace procpool {
 
@@ -78,6 +79,64 @@ inline void SpinPause(bool give_way) {
     CpuRelax();
   }
 }
+
+// The pacing of a receive spin: a thread that sent its peer a frame (a
+// worker, its result) and now spins for the peer's next one. The spin lasts
+// `window_ns` from the later of its start and the moment the peer read what
+// this end sent, and at most `max_ns` in all: a peer that has not read it yet
+// cannot have sent the next frame, and a thread that slept meanwhile made that
+// next frame pay its wake-up (the unix and shm transports' slow calls came in
+// such pairs: tools/BENCHMARKS.md, "The tail"). Where MayGiveWay(), while the
+// frame stays unread past kGiveWayAfterNs, the pauses yield the CPU instead.
+//
+// Example (a worker's receive; `unread()` says whether the peer has still to
+// read what this end sent, and is asked only while that can matter):
+//   const int64_t start = MonotonicNanos();
+//   ReceiveSpin spin(start, 20'000, 200'000);
+//   for (int64_t now = start; spin.GoOn(now, unread); now = MonotonicNanos()) {
+//     if (ready()) return;
+//     SpinPause(spin.giving_way());
+//   }
+//   ... sleep until ready ...
+//
+// Thread safety: none; one per spin, on the spinning thread's stack.
+class ReceiveSpin {
+ public:
+  ReceiveSpin(int64_t start, int64_t window_ns, int64_t max_ns)
+      : window_ns_(window_ns),
+        limit_(start + max_ns),
+        deadline_(start + window_ns),
+        give_way_at_(MayGiveWay() ? start + kGiveWayAfterNs : INT64_MAX) {}
+
+  // At the clock reading `now`: whether to spin on. The frame, once read,
+  // stays read (the spinning thread sends nothing), so `unread` is not asked
+  // again after it said false.
+  template <typename Unread>
+  bool GoOn(int64_t now, const Unread& unread) {
+    if (unread_ && (now >= give_way_at_ || now >= deadline_)) {
+      unread_ = unread();
+    }
+    if (now >= deadline_) {
+      if (now >= limit_ || !unread_) return false;
+      deadline_ = std::min(now + window_ns_, limit_);
+    }
+    giving_way_ = unread_ && now >= give_way_at_;
+    return true;
+  }
+
+  // Whether the pauses yield, as of the last GoOn(); while they do, the
+  // spinner calls GoOn() at every pause (a yield costs more than a clock
+  // reading).
+  bool giving_way() const { return giving_way_; }
+
+ private:
+  const int64_t window_ns_;
+  const int64_t limit_;
+  int64_t deadline_;
+  const int64_t give_way_at_;
+  bool unread_ = true;
+  bool giving_way_ = false;
+};
 
 }  // namespace procpool
 

@@ -78,15 +78,9 @@ constexpr size_t kMaxReadPerPump = 32 << 20;
 // costs the next call a wake-up (~15-45 us on a 2-core VM); a worker that
 // is sent its next call within this window costs none. The window counts
 // from when the peer took the last frame this end sent (SIOCOUTQ: bytes
-// sent and not yet read), not from the send: a parent that was delayed
-// before it read a result (preempted, a timer interrupt) could not have
-// sent the next call yet, and a worker that slept meanwhile made that next
-// call slow too (the slow calls of the unix round trip came in such pairs:
-// tools/BENCHMARKS.md, "The tail"). Bounded by kReceiveSpinMaxNs from the
-// start, so a worker whose peer does not read stops taking CPU after that.
-// On one CPU, while its frame stays unread the worker spins with
-// sched_yield() rather than a pause: the peer waits for this CPU
-// (common/spin.h).
+// sent and not yet read), bounded by kReceiveSpinMaxNs from the start, so a
+// worker whose peer does not read stops taking CPU after that (ReceiveSpin,
+// common/spin.h).
 constexpr int64_t kReceiveSpinNs = 20'000;
 constexpr int64_t kReceiveSpinMaxNs = 200'000;
 
@@ -329,36 +323,23 @@ class StreamChannelImpl final : public StreamChannel {
     return n;
   }
 
-  // ReadSome() that first polls for up to kReceiveSpinNs.
+  // ReadSome() that first polls for up to kReceiveSpinNs (ReceiveSpin in
+  // common/spin.h: the window counts from when the peer read our last frame).
   ssize_t SpinThenRead(char* dst, size_t want) {
-    const int64_t start = MonotonicNanos();
-    const int64_t limit = start + kReceiveSpinMaxNs;
-    int64_t deadline = start + kReceiveSpinNs;
-    // Whether the peer may still have our last frame to read: once it has
-    // read it, it stays read (this thread sends nothing while it spins).
-    bool unread = true;
-    // On one CPU, our frame unread after kGiveWayAfterNs: the peer is
-    // queued behind this thread (common/spin.h).
-    const int64_t give_way_at =
-        MayGiveWay() ? start + kGiveWayAfterNs : INT64_MAX;
-    bool give_way = false;
+    int64_t now = MonotonicNanos();
+    ReceiveSpin spin(now, kReceiveSpinNs, kReceiveSpinMaxNs);
+    const auto unread = [this] { return PeerHasUnread(); };
     for (int i = 1;; ++i) {
       const ssize_t n = ReadSome(dst, want, MSG_DONTWAIT);
       if (n >= 0 ||
           (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
         return n;
       }
-      if (give_way || i % 4 == 0) {
-        const int64_t now = MonotonicNanos();
-        if (unread && now >= give_way_at) unread = PeerHasUnread();
-        if (now >= deadline) {
-          // Our last frame still unread: the window starts when it is.
-          if (now >= limit || !unread) break;
-          deadline = std::min(now + kReceiveSpinNs, limit);
-        }
-        give_way = unread && now >= give_way_at;
+      if (spin.giving_way() || i % 4 == 0) {
+        now = MonotonicNanos();
+        if (!spin.GoOn(now, unread)) break;
       }
-      SpinPause(give_way);
+      SpinPause(spin.giving_way());
     }
     return ReadSome(dst, want, 0);
   }

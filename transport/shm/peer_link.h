@@ -99,15 +99,10 @@ class PeerLink {
   // Blocks until `ready()`: OK; the peer is gone (then gone() is set): what
   // `gone_error()` says; garbage(): GarbageError(); a poll() error. `arm()`
   // and `disarm()` set and clear the ring flag that makes the peer wake this
-  // end (RingReader::ArmSleeping, RingWriter::ArmWaiting). The spin lasts
-  // spin_ns from the later of its start and the moment `unread()` turned
-  // false, and at most kSpinMaxNs in all: `unread()` says whether the peer
-  // has still to read what this end sent (a worker's last result). A peer
-  // that has not read it yet cannot have sent the next call; a worker that
-  // slept meanwhile made that call pay its wake-up (the unix transport's
-  // receive spin does the same with SIOCOUTQ; tools/BENCHMARKS.md, "The
-  // tail"). On one CPU, while `unread()` past kGiveWayAfterNs, the spin
-  // yields its CPU instead of pausing: the peer waits for it (common/spin.h).
+  // end (RingReader::ArmSleeping, RingWriter::ArmWaiting). The spin is a
+  // ReceiveSpin (common/spin.h) of spin_ns, at most kSpinMaxNs: `unread()`
+  // says whether the peer has still to read what this end sent (a worker's
+  // last result; the unix transport asks SIOCOUTQ the same).
   template <typename Ready, typename Arm, typename Disarm, typename GoneError,
             typename Unread>
   absl::Status Wait(const Ready& ready, const Arm& arm, const Disarm& disarm,
@@ -144,30 +139,19 @@ absl::Status PeerLink::Wait(const Ready& ready, const Arm& arm,
   if (spin_ns_ > 0 && !ready()) {
     int64_t now = MonotonicNanos();
     if (spin_gate_.Allowed(now)) {
-      const int64_t limit = now + kSpinMaxNs;
-      int64_t deadline = now + spin_ns_;
-      // On one CPU, what this end sent still unread after kGiveWayAfterNs:
-      // the peer is queued behind us (common/spin.h).
-      const int64_t give_way_at =
-          MayGiveWay() ? now + kGiveWayAfterNs : INT64_MAX;
-      bool give_way = false;
+      ReceiveSpin spin(now, spin_ns_, kSpinMaxNs);
       for (int i = 1;; ++i) {
         if (ready()) return absl::OkStatus();
-        if (give_way || i % kSpinsPerClockRead == 0) {
+        if (spin.giving_way() || i % kSpinsPerClockRead == 0) {
           const int64_t before = now;
           now = MonotonicNanos();
           if (now - before > SpinGate::kPreemptedNs) {
             spin_gate_.Preempted(now);
             break;
           }
-          if (PeerClosed()) break;
-          if (now >= deadline) {
-            if (now >= limit || !unread()) break;
-            deadline = std::min(now + spin_ns_, limit);
-          }
-          give_way = now >= give_way_at && unread();
+          if (PeerClosed() || !spin.GoOn(now, unread)) break;
         }
-        SpinPause(give_way);
+        SpinPause(spin.giving_way());
       }
     }
   }

@@ -213,14 +213,22 @@ TEST_P(FaultMatrixTest, NothingHangsNothingLeaks) {
       // 2 ms timer: the result is out before the worker stops.
       const bool big_delivered =
           big && WaitFor([&] { return big->Done(); }, absl::Milliseconds(300));
-      if (first) EXPECT_THROW(first->Get(absl::Milliseconds(300)), TimeoutError);
+      if (first) {
+        EXPECT_THROW(first->Get(absl::Milliseconds(300)), TimeoutError);
+      }
       if (big && !big_delivered) {
         EXPECT_THROW(big->Get(absl::Milliseconds(10)), TimeoutError);
       }
       pool->KillWorkers();
-      if (first) EXPECT_THROW(first->Get(kWait), BrokenProcessPool);
-      if (big && big_delivered) EXPECT_EQ(big->Get(kWait).size(), 64u << 20);
-      if (big && !big_delivered) EXPECT_THROW(big->Get(kWait), BrokenProcessPool);
+      if (first) {
+        EXPECT_THROW(first->Get(kWait), BrokenProcessPool);
+      }
+      if (big && big_delivered) {
+        EXPECT_EQ(big->Get(kWait).size(), 64u << 20);
+      }
+      if (big && !big_delivered) {
+        EXPECT_THROW(big->Get(kWait), BrokenProcessPool);
+      }
       // Handed out early (then lost with the worker), or still pending (then
       // cancelled by KillWorkers).
       auto lost = [](auto& f) {
@@ -267,7 +275,9 @@ TEST_P(FaultMatrixTest, NothingHangsNothingLeaks) {
                     std::string::npos)
               << e.what();
         }
-        if (c.mode == Mode::kExit) EXPECT_EQ(e.exit_code(), 3) << e.what();
+        if (c.mode == Mode::kExit) {
+          EXPECT_EQ(e.exit_code(), 3) << e.what();
+        }
       }
       EXPECT_THROW(behind.Get(kWait), BrokenProcessPool);  // S13
       EXPECT_THROW(array.Get(kWait), BrokenProcessPool);

@@ -52,8 +52,9 @@
 //  * LaunchLocalWorker, FreeRemoteSlot (worker_start.h): starting a worker
 //    without the pool; ReadCrashPipe (crash_pipe.h): heartbeats and crash
 //    reports.
-// Pool's own code is split by concern: pool.cc (Submit, the caller's
-// polling, hand-out, the manager loop, Shutdown, BreakPool), pool_frames.cc
+// Pool's own code is split by concern: pool.cc (Submit, hand-out, the
+// manager loop, Shutdown, BreakPool), pool_polling.cc (the caller's
+// polling: DriveIoWhileWaiting, PollWorkers), pool_frames.cc
 // (what workers send), pool_workers.cc (starting, configuring, retiring,
 // killing, reaping and replacing workers, interrupts), pool_deadlines.cc
 // (task timeouts, the manager's next timer), pool_health.cc (heartbeats,
@@ -186,16 +187,18 @@ class Pool {
  private:
   class DriverImpl;
 
-  // --- pool.cc: the caller's side, hand-out, the manager loop, breaking ---
+  // --- pool.cc: hand-out, the manager loop, breaking ---
 
   void ManagerLoop();
-  // The fast path (see the file comment): a thread about to block until
-  // done() drives the pool's I/O on its own thread for a while
-  // (Driver::DriveIoWhileWaiting).
-  void DriveIoWhileWaiting(const std::function<bool()>& done,
-                           absl::Duration timeout);
   void Interrupt(StateBase* state);
   void WakeManager();
+
+  // --- pool_polling.cc: the caller's side of the fast path ---
+
+  // A thread about to block until done() drives the pool's I/O on its own
+  // thread for a while (Driver::DriveIoWhileWaiting; see the file comment).
+  void DriveIoWhileWaiting(const std::function<bool()>& done,
+                           absl::Duration timeout);
   // Which channels PollWorkers() looks at. A channel whose Poll() makes a
   // system call (a socket's recv(), ~0.5 us) is looked at only where a frame
   // is due; one that makes none (shared memory) always.
@@ -218,6 +221,9 @@ class Pool {
   bool PollWorker(Worker& w, bool stay, absl::Time now,
                   std::vector<std::string>& frames)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(io_mu_);
+
+  // --- pool.cc again: handing out ---
+
   // Hands pending work to workers that can take it (S16: one queued item
   // beyond the running one, once the pool is at full strength) and starts
   // workers for the rest (S6); without `may_start` (a caller's thread) it

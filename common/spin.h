@@ -16,7 +16,6 @@
 #include <time.h>
 
 #include <algorithm>
-#include <climits>
 #include <cstdint>
 
 namespace procpool {
@@ -56,10 +55,10 @@ constexpr int64_t kCpuMaskRefreshNs = 100'000'000;
 // that packs a woken thread onto its waker's CPU, pairs that give way were
 // seen to stay packed, taking turns on one CPU for whole runs (p50 2-4x),
 // where pairs that spin are pulled apart (tools/BENCHMARKS.md).
-inline bool MayGiveWay() {
+// `now`: MonotonicNanos(), where the caller has just read it.
+inline bool MayGiveWay(int64_t now) {
   thread_local int64_t checked_at = INT64_MIN / 2;
   thread_local bool one_cpu = false;
-  const int64_t now = MonotonicNanos();
   if (now - checked_at >= kCpuMaskRefreshNs) {
     checked_at = now;
     cpu_set_t set;
@@ -68,6 +67,7 @@ inline bool MayGiveWay() {
   }
   return one_cpu;
 }
+inline bool MayGiveWay() { return MayGiveWay(MonotonicNanos()); }
 
 // One pause of a spin: CpuRelax(), or with `give_way` sched_yield(), which
 // returns in ~0.5 us on a CPU with nothing else to run (about one socket
@@ -106,7 +106,8 @@ class ReceiveSpin {
       : window_ns_(window_ns),
         limit_(start + max_ns),
         deadline_(start + window_ns),
-        give_way_at_(MayGiveWay() ? start + kGiveWayAfterNs : INT64_MAX) {}
+        give_way_at_(MayGiveWay(start) ? start + kGiveWayAfterNs
+                                       : INT64_MAX) {}
 
   // At the clock reading `now`: whether to spin on. The frame, once read,
   // stays read (the spinning thread sends nothing), so `unread` is not asked

@@ -189,8 +189,13 @@ TEST_P(SubmitTest, ResultsNobodyWaitsForArriveAfterAStretchOfPolling) {
 // must let the thread it waits for run (common/spin.h), never wait for a
 // second CPU. (How fast: tools/bench_compare.sh --cpus=0.)
 TEST_P(SubmitTest, RoundTripsWhenCallerAndWorkerShareOneCpu) {
-  cpu_set_t saved;
-  ASSERT_EQ(sched_getaffinity(0, sizeof(saved), &saved), 0);
+  // This thread's CPUs back at the end, also when an assertion returns early
+  // (the next tests of this binary run on this thread).
+  struct RestoreAffinity {
+    cpu_set_t saved{};  // empty: restoring it fails harmlessly
+    ~RestoreAffinity() { sched_setaffinity(0, sizeof(saved), &saved); }
+  } restore;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(restore.saved), &restore.saved), 0);
   const int cpu = sched_getcpu();
   ASSERT_GE(cpu, 0);
   cpu_set_t one;
@@ -211,7 +216,6 @@ TEST_P(SubmitTest, RoundTripsWhenCallerAndWorkerShareOneCpu) {
     }
     EXPECT_EQ(sum, 5000 * 40);
   }
-  ASSERT_EQ(sched_setaffinity(0, sizeof(saved), &saved), 0);
 }
 
 TEST_P(SubmitTest, LargePayloadsRoundTrip) {
